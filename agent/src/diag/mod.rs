@@ -1,0 +1,1 @@
+//! Diagnostics: background sampling, findings rules and the local report.

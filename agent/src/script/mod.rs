@@ -1,0 +1,1 @@
+//! Repair scripts: catalog verification and the runner.

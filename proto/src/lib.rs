@@ -1,0 +1,17 @@
+//! Everything the relay, the agent and the console must agree on: message
+//! types, their codec and framing, the session code, the end-to-end channel,
+//! the script catalog format and the QUIC/TLS helpers.
+//!
+//! The codec, code parsing, channel crypto and catalog checks are pure
+//! functions over bytes; only `framing` and `tls` touch I/O types.
+#![forbid(unsafe_code)]
+
+pub mod catalog;
+pub mod channel;
+pub mod code;
+pub mod codec;
+pub mod diag_text;
+pub mod framing;
+pub mod message;
+pub mod tls;
+pub mod words;
