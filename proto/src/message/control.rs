@@ -1,0 +1,171 @@
+//! The control stream between a client (agent or console) and the relay.
+//!
+//! Every stream starts with a [`Hello`] naming the protocol version; its
+//! layout never changes, so a peer of any version can read it and be told
+//! plainly that the versions differ. After the hello, the client sends one
+//! [`ClientMsg`] and the relay answers with [`RelayMsg`]s. Once the relay has
+//! sent `Paired` to both sides, the same stream carries the end-to-end session
+//! and the relay only copies bytes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::code::Nameplate;
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Who is on the other end of a stream.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Agent,
+    Console,
+}
+
+/// The first message on every stream. Keep its layout stable forever.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    pub version: u16,
+    pub role: Role,
+}
+
+impl Hello {
+    pub fn new(role: Role) -> Self {
+        Hello {
+            version: PROTOCOL_VERSION,
+            role,
+        }
+    }
+}
+
+/// What a client asks of the relay after its hello.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum ClientMsg {
+    /// An agent asks for a nameplate and waits to be paired.
+    Open,
+    /// A console claims a waiting agent's nameplate.
+    Claim {
+        nameplate: Nameplate,
+        /// The technician's name as typed on the console.
+        technician: String,
+        /// An access token, for relays that only let listed technicians claim.
+        token: Option<String>,
+    },
+}
+
+/// Who the agent has been paired with, as far as the relay can tell.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Technician {
+    pub name: String,
+    /// True when the relay checked the console's token and the name is the
+    /// one the relay has on file; false when it is only what the console said.
+    pub vouched: bool,
+}
+
+impl std::fmt::Display for Technician {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.vouched {
+            write!(f, "{} (vouched for by the relay)", self.name)
+        } else {
+            write!(f, "{} (name not verified)", self.name)
+        }
+    }
+}
+
+/// What the relay tells a client.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum RelayMsg {
+    /// The agent's nameplate, unclaimed for at most `expires_in_secs`.
+    Opened {
+        nameplate: Nameplate,
+        expires_in_secs: u64,
+    },
+    /// The two sides are paired; from now on the stream is spliced.
+    /// The agent learns who claimed; the console gets `None`.
+    Paired { technician: Option<Technician> },
+    /// The request failed; the relay closes the stream after this.
+    Error(ErrorFrame),
+}
+
+/// A refusal with a machine-readable reason and a sentence for people.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ErrorFrame {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ErrorFrame {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorFrame {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    VersionMismatch,
+    UnknownNameplate,
+    ExpiredNameplate,
+    UsedNameplate,
+    WrongRole,
+    ProtocolViolation,
+    RateLimited,
+    TooManyWaiting,
+    Busy,
+    Unauthorized,
+    Timeout,
+    ShuttingDown,
+}
+
+/// The message for a version mismatch, naming both versions.
+pub fn version_mismatch(ours: u16, theirs: u16) -> String {
+    format!(
+        "protocol version mismatch: this side speaks version {ours}, the peer speaks version {theirs}; update the older program"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{decode, encode};
+
+    #[test]
+    fn hello_layout_is_stable() {
+        // version 1 as a varint, then role 0: any future version can still read this.
+        assert_eq!(encode(&Hello::new(Role::Agent)).unwrap(), vec![1, 0]);
+    }
+
+    #[test]
+    fn control_messages_round_trip() {
+        let msgs = [
+            RelayMsg::Opened {
+                nameplate: Nameplate::new(5).unwrap(),
+                expires_in_secs: 600,
+            },
+            RelayMsg::Paired {
+                technician: Some(Technician {
+                    name: "Ana".into(),
+                    vouched: true,
+                }),
+            },
+            RelayMsg::Error(ErrorFrame::new(ErrorCode::UsedNameplate, "used")),
+        ];
+        for m in msgs {
+            assert_eq!(decode::<RelayMsg>(&encode(&m).unwrap()).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn version_mismatch_names_both_versions() {
+        let text = version_mismatch(1, 9);
+        assert!(text.contains("version 1") && text.contains("version 9"));
+    }
+}
