@@ -93,10 +93,7 @@ mod tests {
         // Variant 2 (Bytes) with a declared length of u64::MAX.
         let mut bytes = vec![2, 0xfd];
         bytes.extend_from_slice(&u64::MAX.to_le_bytes());
-        assert!(matches!(
-            decode::<Msg>(&bytes),
-            Err(CodecError::Decode(_))
-        ));
+        assert!(matches!(decode::<Msg>(&bytes), Err(CodecError::Decode(_))));
     }
 
     #[test]

@@ -166,7 +166,10 @@ mod tests {
         let mut bytes = 11u32.to_be_bytes().to_vec();
         bytes.extend_from_slice(&[0; 11]);
         let mut r = FrameReader::with_limit(&bytes[..], 10);
-        assert!(matches!(r.read_frame().await, Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            r.read_frame().await,
+            Err(FrameError::TooLarge { .. })
+        ));
     }
 
     #[tokio::test]

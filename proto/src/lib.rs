@@ -8,10 +8,12 @@
 
 pub mod catalog;
 pub mod channel;
+pub mod client;
 pub mod code;
 pub mod codec;
 pub mod diag_text;
 pub mod framing;
 pub mod message;
+pub mod paths;
 pub mod tls;
 pub mod words;

@@ -1,0 +1,257 @@
+//! QUIC and TLS set-up shared by the three programs: the ALPN, the transport
+//! limits, the relay's server config, and the client config that either pins
+//! the relay by the SHA-256 fingerprint of its certificate or checks it
+//! against the system's roots.
+//!
+//! A pinned client that meets another certificate records the fingerprint it
+//! saw, so the error can show the expected and the received one side by side.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use sha2::{Digest, Sha256};
+
+/// The application protocol we speak on top of QUIC.
+pub const ALPN: &[u8] = b"sprijin/1";
+
+/// How often an idle connection pings, so NATs keep the path open and dead
+/// peers are noticed.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+/// How long a connection may stay silent before it is considered dead.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The SHA-256 fingerprint of a certificate, shown as `sha256:HEX`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint([u8; 32]);
+
+impl Fingerprint {
+    pub fn of(cert_der: &[u8]) -> Self {
+        Fingerprint(Sha256::digest(cert_der).into())
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sha256:{}", hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl FromStr for Fingerprint {
+    type Err = TlsError;
+
+    /// Accepts `sha256:HEX` or bare HEX, in either case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        let hex_part = t
+            .strip_prefix("sha256:")
+            .or_else(|| t.strip_prefix("SHA256:"))
+            .unwrap_or(t);
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(hex_part, &mut out)
+            .map_err(|_| TlsError::BadFingerprint(s.to_string()))?;
+        Ok(Fingerprint(out))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    #[error(
+        "{0:?} is not a relay fingerprint: expected sha256: followed by 64 hex digits, as printed by `sprijin-relay fingerprint`"
+    )]
+    BadFingerprint(String),
+    #[error("tls set-up failed: {0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("quic set-up failed: {0}")]
+    Quic(String),
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn transport() -> quinn::TransportConfig {
+    let mut t = quinn::TransportConfig::default();
+    t.keep_alive_interval(Some(KEEP_ALIVE));
+    // IDLE_TIMEOUT is a small constant, so the conversion cannot fail.
+    t.max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok());
+    t
+}
+
+/// The relay's QUIC server configuration for a certificate and its key.
+pub fn server_config(
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+) -> Result<quinn::ServerConfig, TlsError> {
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|e| TlsError::Quic(e.to_string()))?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    config.transport_config(Arc::new(transport()));
+    Ok(config)
+}
+
+/// What a pinned client saw, for the error message after a refusal.
+#[derive(Clone, Default)]
+pub struct PinReport(Arc<Mutex<Option<Fingerprint>>>);
+
+impl PinReport {
+    /// The fingerprint of the certificate the relay presented, if it was
+    /// refused for not matching the pin.
+    pub fn mismatch(&self) -> Option<Fingerprint> {
+        self.0.lock().ok().and_then(|g| *g)
+    }
+}
+
+/// A client configuration. With a pin, only a relay whose certificate has
+/// that fingerprint is accepted; without one, the system's roots decide.
+pub fn client_config(
+    pin: Option<Fingerprint>,
+) -> Result<(quinn::ClientConfig, PinReport), TlsError> {
+    let provider = provider();
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])?;
+    let report = PinReport::default();
+    let mut tls = match pin {
+        Some(expected) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PinnedVerifier {
+                expected,
+                provider,
+                report: report.clone(),
+            }))
+            .with_no_client_auth(),
+        None => {
+            let mut roots = rustls::RootCertStore::empty();
+            // Unreadable system certificates are skipped; a relay signed by
+            // one of them then fails verification with a clear TLS error.
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+    };
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+        .map_err(|e| TlsError::Quic(e.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(Arc::new(transport()));
+    Ok((config, report))
+}
+
+/// Accepts exactly one certificate, by fingerprint, and still checks that the
+/// server holds its private key (the handshake signature).
+#[derive(Debug)]
+struct PinnedVerifier {
+    expected: Fingerprint,
+    provider: Arc<CryptoProvider>,
+    report: PinReport,
+}
+
+impl fmt::Debug for PinReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PinReport")
+    }
+}
+
+impl ServerCertVerifier for PinnedVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let got = Fingerprint::of(end_entity);
+        if got == self.expected {
+            return Ok(ServerCertVerified::assertion());
+        }
+        if let Ok(mut seen) = self.report.0.lock() {
+            *seen = Some(got);
+        }
+        Err(rustls::Error::General(format!(
+            "relay fingerprint mismatch: expected {}, got {got}",
+            self.expected
+        )))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_parses_with_and_without_prefix() {
+        let fp = Fingerprint::of(b"cert");
+        let shown = fp.to_string();
+        assert!(shown.starts_with("sha256:"));
+        assert_eq!(shown.parse::<Fingerprint>().unwrap(), fp);
+        assert_eq!(
+            shown
+                .trim_start_matches("sha256:")
+                .to_uppercase()
+                .parse::<Fingerprint>()
+                .unwrap(),
+            fp
+        );
+    }
+
+    #[test]
+    fn malformed_fingerprints_are_refused() {
+        for bad in ["", "sha256:", "sha256:abcd", "md5:00", &"g".repeat(64)] {
+            assert!(bad.parse::<Fingerprint>().is_err(), "{bad}");
+        }
+    }
+}

@@ -1,1 +1,66 @@
+//! The relay: a QUIC server that pairs a waiting agent with the console that
+//! claims its nameplate, then copies bytes between them without reading them.
+//!
+//! Data flow: `server` accepts connections and reads each client's hello and
+//! request; agents get a nameplate from `rendezvous` and wait; a console's
+//! claim takes the waiting entry, both sides are told they are paired, and
+//! `splice` copies the session stream both ways until either side ends.
+//! `limits` decides what to refuse, `metrics` counts what happened.
 #![forbid(unsafe_code)]
+
+pub mod config;
+pub mod identity;
+pub mod limits;
+pub mod metrics;
+pub mod rendezvous;
+pub mod server;
+pub mod splice;
+pub mod tokens;
+
+pub use config::RelayConfig;
+pub use server::{Relay, RelayError};
+
+use std::net::SocketAddr;
+
+use tokio::io::AsyncWriteExt;
+
+/// Runs a relay the way the `sprijin-relay` program does: prints the
+/// `listening on HOST:PORT fingerprint sha256:HEX` line first, serves metrics
+/// when asked, and stops cleanly on Ctrl-C or SIGTERM.
+pub async fn serve(
+    config: RelayConfig,
+    metrics_addr: Option<SocketAddr>,
+) -> Result<(), RelayError> {
+    let relay = Relay::bind(config)?;
+    let addr = relay.local_addr()?;
+    if let Some(maddr) = metrics_addr {
+        let listener = metrics::bind(maddr).await.map_err(|e| RelayError::Bind {
+            addr: maddr,
+            reason: e.to_string(),
+        })?;
+        tokio::spawn(metrics::serve(listener, relay.metrics()));
+    }
+    let line = format!("listening on {addr} fingerprint {}\n", relay.fingerprint());
+    let mut stdout = tokio::io::stdout();
+    // Scripts and tests wait for this line, so it must not sit in a buffer.
+    let _ = stdout.write_all(line.as_bytes()).await;
+    let _ = stdout.flush().await;
+    relay.run(shutdown_signal()).await;
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}

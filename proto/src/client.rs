@@ -1,0 +1,115 @@
+//! Connecting to the relay as a client (agent or console): resolve the
+//! address, set up QUIC with the right trust (pin or system roots), open the
+//! control stream and say hello.
+
+use std::net::SocketAddr;
+
+use quinn::{Connection, Endpoint, RecvStream, SendStream};
+
+use crate::framing::{FrameError, FrameReader, FrameWriter};
+use crate::message::control::{Hello, Role};
+use crate::tls::{self, Fingerprint, TlsError};
+
+/// An open control stream to the relay, with the connection that carries it.
+pub struct RelayLink {
+    pub endpoint: Endpoint,
+    pub connection: Connection,
+    pub writer: FrameWriter<SendStream>,
+    pub reader: FrameReader<RecvStream>,
+}
+
+impl RelayLink {
+    /// Connects to `relay` (`HOST:PORT`) and sends our hello.
+    pub async fn connect(
+        relay: &str,
+        pin: Option<Fingerprint>,
+        role: Role,
+    ) -> Result<RelayLink, ConnectError> {
+        let addr = resolve(relay).await?;
+        let host = relay
+            .rsplit_once(':')
+            .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+            .unwrap_or(relay);
+        let (config, pin_report) = tls::client_config(pin)?;
+        let bind: SocketAddr = if addr.is_ipv6() {
+            "[::]:0"
+                .parse()
+                .map_err(|_| ConnectError::Endpoint("bad bind address".into()))?
+        } else {
+            "0.0.0.0:0"
+                .parse()
+                .map_err(|_| ConnectError::Endpoint("bad bind address".into()))?
+        };
+        let mut endpoint =
+            Endpoint::client(bind).map_err(|e| ConnectError::Endpoint(e.to_string()))?;
+        endpoint.set_default_client_config(config);
+        let connecting = endpoint
+            .connect(addr, host)
+            .map_err(|e| ConnectError::Connect {
+                relay: relay.to_string(),
+                reason: e.to_string(),
+            })?;
+        let connection = match connecting.await {
+            Ok(c) => c,
+            Err(e) => {
+                if let (Some(expected), Some(got)) = (pin, pin_report.mismatch()) {
+                    return Err(ConnectError::PinMismatch { expected, got });
+                }
+                return Err(ConnectError::Connect {
+                    relay: relay.to_string(),
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let (send, recv) = connection
+            .open_bi()
+            .await
+            .map_err(|e| ConnectError::Connect {
+                relay: relay.to_string(),
+                reason: e.to_string(),
+            })?;
+        let mut writer = FrameWriter::new(send);
+        writer.write_msg(&Hello::new(role)).await?;
+        Ok(RelayLink {
+            endpoint,
+            connection,
+            writer,
+            reader: FrameReader::new(recv),
+        })
+    }
+}
+
+async fn resolve(relay: &str) -> Result<SocketAddr, ConnectError> {
+    let mut addrs = tokio::net::lookup_host(relay)
+        .await
+        .map_err(|e| ConnectError::Resolve {
+            relay: relay.to_string(),
+            reason: e.to_string(),
+        })?;
+    addrs.next().ok_or_else(|| ConnectError::Resolve {
+        relay: relay.to_string(),
+        reason: "no address found".into(),
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    #[error("cannot resolve relay address {relay:?}: {reason}; give it as HOST:PORT")]
+    Resolve { relay: String, reason: String },
+    #[error(
+        "relay fingerprint mismatch: expected {expected}, got {got}; check --relay-fingerprint with the relay's operator"
+    )]
+    PinMismatch {
+        expected: Fingerprint,
+        got: Fingerprint,
+    },
+    #[error("cannot connect to relay {relay}: {reason}")]
+    Connect { relay: String, reason: String },
+    #[error("cannot open a network endpoint: {0}")]
+    Endpoint(String),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("relay connection failed: {0}")]
+    Frame(#[from] FrameError),
+}

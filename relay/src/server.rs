@@ -1,0 +1,473 @@
+//! The accept loop and the per-connection handlers.
+//!
+//! Each connection opens one stream, says hello and asks for one thing: an
+//! agent to open a nameplate, a console to claim one. Refusals are an error
+//! frame on that stream, then a close. A paired agent's task owns the session
+//! and splices the two streams until it ends.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::{Connection, Endpoint, Incoming};
+use sprijin_proto::framing::{FrameError, FrameReader, FrameWriter};
+use sprijin_proto::message::control::{
+    ClientMsg, ErrorCode, ErrorFrame, Hello, PROTOCOL_VERSION, RelayMsg, Role, Technician,
+    version_mismatch,
+};
+use sprijin_proto::tls::{self, Fingerprint};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::config::RelayConfig;
+use crate::identity::{Identity, IdentityError};
+use crate::limits::ClaimLimiter;
+use crate::metrics::Metrics;
+use crate::rendezvous::{ClaimError, OpenError, Rendezvous};
+use crate::splice::{self, Side, SpliceOptions};
+
+/// How long the relay waits for a refused peer to read the error frame
+/// before it closes the connection.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// How often forgotten nameplates and idle rate-limit entries are swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+type Reader = FrameReader<quinn::RecvStream>;
+type Writer = FrameWriter<quinn::SendStream>;
+
+/// What a claiming console hands to the waiting agent's task.
+struct Claimed {
+    technician: Technician,
+    console: Side,
+    // Keeps the console's connection open for as long as the session lasts.
+    _connection: Connection,
+}
+
+struct Shared {
+    config: RelayConfig,
+    rendezvous: Rendezvous<Claimed>,
+    claims: ClaimLimiter,
+    metrics: Arc<Metrics>,
+}
+
+/// A bound relay, ready to run.
+pub struct Relay {
+    endpoint: Endpoint,
+    fingerprint: Fingerprint,
+    shared: Arc<Shared>,
+}
+
+impl Relay {
+    /// Loads the identity and binds the QUIC endpoint. Needs a tokio runtime.
+    pub fn bind(config: RelayConfig) -> Result<Relay, RelayError> {
+        let identity = Identity::load(&config.identity)?;
+        let fingerprint = identity.fingerprint();
+        let server = tls::server_config(identity.cert, identity.key)
+            .map_err(|e| RelayError::Tls(e.to_string()))?;
+        let endpoint = Endpoint::server(server, config.listen).map_err(|e| RelayError::Bind {
+            addr: config.listen,
+            reason: e.to_string(),
+        })?;
+        let shared = Arc::new(Shared {
+            rendezvous: Rendezvous::new(config.limits.waiting_per_address),
+            claims: ClaimLimiter::new(config.limits.claims_per_minute),
+            metrics: Arc::new(Metrics::default()),
+            config,
+        });
+        Ok(Relay {
+            endpoint,
+            fingerprint,
+            shared,
+        })
+    }
+
+    pub fn local_addr(&self) -> Result<SocketAddr, RelayError> {
+        self.endpoint.local_addr().map_err(|e| RelayError::Bind {
+            addr: self.shared.config.listen,
+            reason: e.to_string(),
+        })
+    }
+
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.fingerprint
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.shared.metrics.clone()
+    }
+
+    /// Serves until `shutdown` completes, then closes every connection and
+    /// waits briefly for peers to be told.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let sweeper = {
+            let shared = self.shared.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(SWEEP_EVERY);
+                loop {
+                    tick.tick().await;
+                    shared.rendezvous.sweep();
+                    shared.claims.sweep();
+                }
+            })
+        };
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                incoming = self.endpoint.accept() => {
+                    let Some(incoming) = incoming else { break };
+                    self.admit(incoming);
+                }
+                () = &mut shutdown => break,
+            }
+        }
+        info!("relay shutting down");
+        sweeper.abort();
+        self.endpoint.close(0u32.into(), b"relay shutting down");
+        let _ = tokio::time::timeout(LINGER, self.endpoint.wait_idle()).await;
+    }
+
+    fn admit(&self, incoming: Incoming) {
+        let limits = &self.shared.config.limits;
+        if self.endpoint.open_connections() >= limits.max_connections {
+            self.shared.metrics.refused(ErrorCode::Busy);
+            incoming.refuse();
+            return;
+        }
+        let shared = self.shared.clone();
+        let peer = incoming.remote_address();
+        tokio::spawn(
+            async move {
+                shared.metrics.connections.inc();
+                shared.metrics.connections_open.inc();
+                let result = handle(incoming, &shared).await;
+                shared.metrics.connections_open.dec();
+                if let Err(e) = result {
+                    debug!("connection ended: {e}");
+                }
+            }
+            .instrument(info_span!("conn", %peer)),
+        );
+    }
+}
+
+async fn handle(incoming: Incoming, shared: &Shared) -> Result<(), RelayError> {
+    let handshake = shared.config.limits.handshake_timeout;
+    let connection = tokio::time::timeout(handshake, incoming)
+        .await
+        .map_err(|_| RelayError::Timeout)?
+        .map_err(|e| RelayError::Peer(e.to_string()))?;
+    let addr = connection.remote_address().ip();
+    let (send, recv) = tokio::time::timeout(handshake, connection.accept_bi())
+        .await
+        .map_err(|_| RelayError::Timeout)?
+        .map_err(|e| RelayError::Peer(e.to_string()))?;
+    let mut reader = FrameReader::new(recv);
+    let writer = FrameWriter::new(send);
+
+    let opening = tokio::time::timeout(handshake, async {
+        let hello: Hello = reader.expect_msg().await?;
+        if hello.version != PROTOCOL_VERSION {
+            return Ok(Err((hello.version, hello.role)));
+        }
+        let request: ClientMsg = reader.expect_msg().await?;
+        Ok::<_, FrameError>(Ok((hello.role, request)))
+    })
+    .await;
+    let (role, request) = match opening {
+        Err(_) => {
+            let frame = ErrorFrame::new(
+                ErrorCode::Timeout,
+                "no request within the handshake time; the relay closed the connection",
+            );
+            return refuse(shared, &connection, writer, frame).await;
+        }
+        Ok(Err(e)) => {
+            let frame = ErrorFrame::new(
+                ErrorCode::ProtocolViolation,
+                format!("the relay could not read the request: {e}"),
+            );
+            return refuse(shared, &connection, writer, frame).await;
+        }
+        Ok(Ok(Err((version, _)))) => {
+            let frame = ErrorFrame::new(
+                ErrorCode::VersionMismatch,
+                version_mismatch(PROTOCOL_VERSION, version),
+            );
+            return refuse(shared, &connection, writer, frame).await;
+        }
+        Ok(Ok(Ok(opening))) => opening,
+    };
+    match (role, request) {
+        (Role::Agent, ClientMsg::Open) => agent(shared, connection, addr, reader, writer).await,
+        (
+            Role::Console,
+            ClientMsg::Claim {
+                nameplate,
+                technician,
+                token,
+            },
+        ) => {
+            console(
+                shared, connection, addr, reader, writer, nameplate, technician, token,
+            )
+            .await
+        }
+        (role, _) => {
+            let frame = ErrorFrame::new(
+                ErrorCode::WrongRole,
+                format!("a {role:?} cannot make that request"),
+            );
+            refuse(shared, &connection, writer, frame).await
+        }
+    }
+}
+
+/// Sends an error frame, finishes the stream, and gives the peer a moment
+/// to read it before the connection closes.
+async fn refuse(
+    shared: &Shared,
+    connection: &Connection,
+    mut writer: Writer,
+    frame: ErrorFrame,
+) -> Result<(), RelayError> {
+    debug!(code = ?frame.code, "refusing: {}", frame.message);
+    shared.metrics.refused(frame.code);
+    let _ = writer.write_msg(&RelayMsg::Error(frame)).await;
+    let _ = writer.get_mut().finish();
+    let _ = tokio::time::timeout(LINGER, connection.closed()).await;
+    connection.close(1u32.into(), b"refused");
+    Ok(())
+}
+
+async fn agent(
+    shared: &Shared,
+    connection: Connection,
+    addr: IpAddr,
+    reader: Reader,
+    mut writer: Writer,
+) -> Result<(), RelayError> {
+    let (nameplate, claimed) = match shared.rendezvous.open(addr) {
+        Ok(opened) => opened,
+        Err(e) => {
+            let code = match e {
+                OpenError::TooManyWaiting(_) => ErrorCode::TooManyWaiting,
+                _ => ErrorCode::Busy,
+            };
+            return refuse(
+                shared,
+                &connection,
+                writer,
+                ErrorFrame::new(code, e.to_string()),
+            )
+            .await;
+        }
+    };
+    let span = info_span!("nameplate", %nameplate);
+    async move {
+        shared.metrics.nameplates_opened.inc();
+        shared.metrics.nameplates_waiting.inc();
+        let ttl = shared.config.limits.nameplate_ttl;
+        let opened = writer
+            .write_msg(&RelayMsg::Opened {
+                nameplate,
+                expires_in_secs: ttl.as_secs(),
+            })
+            .await;
+        let outcome = if opened.is_err() {
+            Err(ClaimError::Left)
+        } else {
+            tokio::select! {
+                claim = claimed => claim.map_err(|_| ClaimError::Left),
+                () = tokio::time::sleep(ttl) => Err(ClaimError::Expired),
+                _ = connection.closed() => Err(ClaimError::Left),
+            }
+        };
+        shared.metrics.nameplates_waiting.dec();
+        let claim = match outcome {
+            Ok(claim) => claim,
+            Err(why) => {
+                shared.rendezvous.retire(nameplate, why);
+                if why == ClaimError::Expired {
+                    info!("nameplate expired unclaimed");
+                    let frame = ErrorFrame::new(
+                        ErrorCode::ExpiredNameplate,
+                        format!(
+                            "the code expired after {} s unclaimed: start sharing again for a new code",
+                            ttl.as_secs()
+                        ),
+                    );
+                    return refuse(shared, &connection, writer, frame).await;
+                }
+                return Ok(());
+            }
+        };
+        writer
+            .write_msg(&RelayMsg::Paired {
+                technician: Some(claim.technician),
+            })
+            .await
+            .map_err(|e| RelayError::Peer(e.to_string()))?;
+        info!("paired");
+        shared.metrics.sessions.inc();
+        shared.metrics.sessions_active.inc();
+        let agent_side = Side {
+            send: writer.into_inner(),
+            recv: reader.into_inner(),
+        };
+        let limits = &shared.config.limits;
+        if let Some(intercept) = &shared.config.interceptor {
+            intercept(agent_side, claim.console).await;
+        } else {
+            let stats = splice::splice(
+                agent_side,
+                claim.console,
+                SpliceOptions {
+                    bytes_per_sec: limits.session_bytes_per_sec,
+                    idle_timeout: limits.session_idle_timeout,
+                    tap: shared.config.tap.clone(),
+                },
+            )
+            .await;
+            shared
+                .metrics
+                .bytes_forwarded
+                .inc_by(stats.agent_to_console + stats.console_to_agent);
+            info!(
+                agent_to_console = stats.agent_to_console,
+                console_to_agent = stats.console_to_agent,
+                idle = stats.idle,
+                "session ended"
+            );
+        }
+        shared.metrics.sessions_active.dec();
+        connection.close(0u32.into(), b"session ended");
+        Ok(())
+    }
+    .instrument(span)
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn console(
+    shared: &Shared,
+    connection: Connection,
+    addr: IpAddr,
+    reader: Reader,
+    mut writer: Writer,
+    nameplate: sprijin_proto::code::Nameplate,
+    claimed_name: String,
+    token: Option<String>,
+) -> Result<(), RelayError> {
+    if !shared.claims.allow(addr) {
+        let frame = ErrorFrame::new(
+            ErrorCode::RateLimited,
+            format!(
+                "too many claims from this address: at most {} a minute; wait a minute and try again",
+                shared.config.limits.claims_per_minute
+            ),
+        );
+        return refuse(shared, &connection, writer, frame).await;
+    }
+    let technician = match (&shared.config.console_tokens, token) {
+        (None, _) => Technician {
+            name: sanitize_name(&claimed_name),
+            vouched: false,
+        },
+        (Some(tokens), Some(token)) => match tokens.name_for(&token) {
+            Some(name) => Technician {
+                name: name.to_string(),
+                vouched: true,
+            },
+            None => {
+                return unauthorized(shared, &connection, writer, "is not on this relay's list")
+                    .await;
+            }
+        },
+        (Some(_), None) => {
+            return unauthorized(shared, &connection, writer, "is missing").await;
+        }
+    };
+    if shared.metrics.sessions_active.get() as usize >= shared.config.limits.max_sessions {
+        let frame = ErrorFrame::new(
+            ErrorCode::Busy,
+            "the relay is at its session limit: try again later",
+        );
+        return refuse(shared, &connection, writer, frame).await;
+    }
+    let handoff = match shared.rendezvous.claim(nameplate) {
+        Ok(handoff) => handoff,
+        Err(e) => {
+            let code = match e {
+                ClaimError::Unknown | ClaimError::Left => ErrorCode::UnknownNameplate,
+                ClaimError::Expired => ErrorCode::ExpiredNameplate,
+                _ => ErrorCode::UsedNameplate,
+            };
+            warn!(%nameplate, "claim refused: {e}");
+            return refuse(
+                shared,
+                &connection,
+                writer,
+                ErrorFrame::new(code, e.to_string()),
+            )
+            .await;
+        }
+    };
+    writer
+        .write_msg(&RelayMsg::Paired { technician: None })
+        .await
+        .map_err(|e| RelayError::Peer(e.to_string()))?;
+    let claim = Claimed {
+        technician,
+        console: Side {
+            send: writer.into_inner(),
+            recv: reader.into_inner(),
+        },
+        _connection: connection,
+    };
+    // If the agent left at this very moment, dropping the claim resets the
+    // console's stream, which it reports as the agent having gone.
+    let _ = handoff.send(claim);
+    Ok(())
+}
+
+async fn unauthorized(
+    shared: &Shared,
+    connection: &Connection,
+    writer: Writer,
+    what: &str,
+) -> Result<(), RelayError> {
+    let frame = ErrorFrame::new(
+        ErrorCode::Unauthorized,
+        format!(
+            "this relay only accepts listed technicians and the console's token {what}: pass --token or set SPRIJIN_TOKEN"
+        ),
+    );
+    refuse(shared, connection, writer, frame).await
+}
+
+/// Keeps a self-declared name printable and short, since it is shown to the
+/// person on their terminal.
+fn sanitize_name(name: &str) -> String {
+    let clean: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+    if clean.trim().is_empty() {
+        "unnamed technician".to_string()
+    } else {
+        clean.trim().to_string()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RelayError {
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error("cannot set up tls: {0}")]
+    Tls(String),
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind { addr: SocketAddr, reason: String },
+    #[error("peer did not finish the handshake in time")]
+    Timeout,
+    #[error("peer connection failed: {0}")]
+    Peer(String),
+}

@@ -1,0 +1,163 @@
+//! Copies the session stream between a paired agent and console, byte for
+//! byte, in both directions, without looking inside (the content is sealed
+//! end to end; the relay could not read it if it tried).
+//!
+//! Each direction ends when its sender finishes; the session ends when both
+//! have, when either side resets, or when nothing moved for the idle timeout.
+//! An optional rate limit paces each direction; an optional tap sees every
+//! chunk (tests use it to prove the relay sees nothing readable).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use quinn::{RecvStream, SendStream};
+use tokio::time::Instant;
+
+/// Which way bytes were going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    AgentToConsole,
+    ConsoleToAgent,
+}
+
+/// Sees every chunk the relay forwards.
+pub type Tap = Arc<dyn Fn(Direction, &[u8]) + Send + Sync>;
+
+/// One side's stream halves.
+pub struct Side {
+    pub send: SendStream,
+    pub recv: RecvStream,
+}
+
+pub struct SpliceOptions {
+    pub bytes_per_sec: Option<u64>,
+    pub idle_timeout: Duration,
+    pub tap: Option<Tap>,
+}
+
+/// What a finished splice moved, and why it ended.
+#[derive(Debug, Clone, Copy)]
+pub struct SpliceStats {
+    pub agent_to_console: u64,
+    pub console_to_agent: u64,
+    pub idle: bool,
+}
+
+/// The largest chunk read at once: big enough for throughput, small enough
+/// that a session never holds much in the relay.
+const CHUNK: usize = 64 * 1024;
+
+/// Splices until the session ends. Never fails: a broken side just ends it.
+pub async fn splice(agent: Side, console: Side, opts: SpliceOptions) -> SpliceStats {
+    let last = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let a2c = pump(
+        agent.recv,
+        console.send,
+        Direction::AgentToConsole,
+        &opts,
+        &last,
+        start,
+    );
+    let c2a = pump(
+        console.recv,
+        agent.send,
+        Direction::ConsoleToAgent,
+        &opts,
+        &last,
+        start,
+    );
+    let watchdog = async {
+        loop {
+            let idle_since = start + Duration::from_millis(last.load(Ordering::Relaxed));
+            let deadline = idle_since + opts.idle_timeout;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    };
+    let both = async { tokio::join!(a2c, c2a) };
+    tokio::select! {
+        (a, c) = both => SpliceStats { agent_to_console: a, console_to_agent: c, idle: false },
+        () = watchdog => SpliceStats { agent_to_console: 0, console_to_agent: 0, idle: true },
+    }
+}
+
+fn pump<'a>(
+    mut from: RecvStream,
+    mut to: SendStream,
+    dir: Direction,
+    opts: &'a SpliceOptions,
+    last: &'a AtomicU64,
+    start: Instant,
+) -> Pin<Box<dyn Future<Output = u64> + Send + 'a>> {
+    Box::pin(async move {
+        let mut moved: u64 = 0;
+        let mut budget = Pacer::new(opts.bytes_per_sec);
+        loop {
+            match from.read_chunk(CHUNK, true).await {
+                Ok(Some(chunk)) => {
+                    if let Some(tap) = &opts.tap {
+                        tap(dir, &chunk.bytes);
+                    }
+                    budget.spend(chunk.bytes.len() as u64).await;
+                    moved += chunk.bytes.len() as u64;
+                    last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+                    if to.write_chunk(chunk.bytes).await.is_err() {
+                        let _ = from.stop(0u32.into());
+                        return moved;
+                    }
+                }
+                Ok(None) => {
+                    let _ = to.finish();
+                    return moved;
+                }
+                Err(_) => {
+                    let _ = to.reset(0u32.into());
+                    return moved;
+                }
+            }
+        }
+    })
+}
+
+/// Paces a byte stream to a rate: a token bucket holding one second's worth.
+struct Pacer {
+    rate: Option<u64>,
+    tokens: f64,
+    at: Instant,
+}
+
+impl Pacer {
+    fn new(rate: Option<u64>) -> Self {
+        Pacer {
+            rate,
+            tokens: rate.unwrap_or(0) as f64,
+            at: Instant::now(),
+        }
+    }
+
+    async fn spend(&mut self, n: u64) {
+        let Some(rate) = self.rate.filter(|r| *r > 0) else {
+            return;
+        };
+        let now = Instant::now();
+        let rate_f = rate as f64;
+        self.tokens =
+            (self.tokens + now.duration_since(self.at).as_secs_f64() * rate_f).min(rate_f);
+        self.at = now;
+        self.tokens -= n as f64;
+        if self.tokens < 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(-self.tokens / rate_f)).await;
+        }
+    }
+}
+
+/// Replaces the splice with something else: only for tests that play a
+/// malicious relay (one that tries to run its own key exchange with each side).
+pub type Interceptor =
+    Arc<dyn Fn(Side, Side) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
