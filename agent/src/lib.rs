@@ -1,8 +1,15 @@
 //! The agent: runs on the machine that needs help. It collects diagnostics,
 //! asks the person for consent, verifies the technician's signed catalog,
 //! runs approved scripts and keeps a hash-chained audit log.
+//!
+//! `session` drives one sharing session; `consent` asks the person; `diag`
+//! samples the machine and draws findings; `script` runs approved scripts;
+//! `audit` records every decision before it takes effect.
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod config;
+pub mod consent;
 pub mod diag;
 pub mod script;
+pub mod session;

@@ -1,5 +1,17 @@
 //! The technician's console: connects to an agent through the relay, shows
 //! diagnostics and findings, runs approved scripts and writes the report.
+//!
+//! `session` holds the connection and routes answers to requests; `command`
+//! parses what the technician types; `driver` runs commands and shows the
+//! results; `report` keeps the session record and writes Markdown;
+//! `connect` and `demo` are the two ways in; `catalog_tool` is the catalog
+//! key and signing tooling.
 #![forbid(unsafe_code)]
 
 pub mod catalog_tool;
+pub mod command;
+pub mod connect;
+pub mod demo;
+pub mod driver;
+pub mod report;
+pub mod session;

@@ -1,1 +1,485 @@
+//! Plain-text renderings of a diagnostics snapshot and its findings, for
+//! people: the agent's `diag` command prints them, the console shows them and
+//! a technician pastes them into a ticket.
+//!
+//! Everything here is a pure function of the message types, so the same
+//! input always gives the same text and each piece is tested alone. Sizes are
+//! binary units ("3.2 GiB"), durations keep their two largest units
+//! ("4d 3h"), and shares are whole percents rounded down, so "90%" never
+//! stands for 89.6.
 
+use std::fmt::Write as _;
+
+use crate::message::diag::{Finding, ProcessInfo, Snapshot};
+
+/// What [`findings`] says when there is nothing to report.
+pub const NO_FINDINGS: &str = "no findings: nothing looks wrong";
+
+/// Widest command line shown in a process table; longer ones are cut.
+const COMMAND_COLUMN_CHARS: usize = 60;
+
+/// A summary of the machine for a ticket: host, OS, uptime, CPU, memory,
+/// swap, disks, network, temperatures and processes, then the findings most
+/// severe first.
+pub fn overview(s: &Snapshot, f: &[Finding]) -> String {
+    let mut out = String::new();
+    let h = &s.host;
+    let _ = writeln!(out, "Host      {}", or_unknown(&h.name));
+    let _ = writeln!(
+        out,
+        "OS        {} {} (kernel {}, {})",
+        or_unknown(&h.os_name),
+        h.os_version,
+        or_unknown(&h.kernel),
+        or_unknown(&h.arch)
+    );
+    let _ = writeln!(out, "Uptime    {}", human_duration(h.uptime_secs));
+    if !s.users.is_empty() {
+        let _ = writeln!(out, "Users     {}", s.users.join(", "));
+    }
+
+    let c = &s.cpu;
+    let cores = match c.physical_cores {
+        Some(p) => format!("{} logical cores ({} physical)", c.logical_cores, p),
+        None => format!("{} logical cores", c.logical_cores),
+    };
+    let _ = writeln!(
+        out,
+        "CPU       {}, {}, {:.1}% busy, load {:.2} {:.2} {:.2}",
+        or_unknown(&c.model),
+        cores,
+        c.usage_percent,
+        c.load_average.one,
+        c.load_average.five,
+        c.load_average.fifteen
+    );
+
+    let m = &s.memory;
+    let _ = writeln!(
+        out,
+        "Memory    {} of {} used ({}), {} available",
+        human_bytes(m.used_bytes),
+        human_bytes(m.total_bytes),
+        whole_percent(m.used_bytes, m.total_bytes),
+        human_bytes(m.available_bytes)
+    );
+    if s.swap.total_bytes == 0 {
+        let _ = writeln!(out, "Swap      none");
+    } else {
+        let _ = writeln!(
+            out,
+            "Swap      {} of {} used ({})",
+            human_bytes(s.swap.used_bytes),
+            human_bytes(s.swap.total_bytes),
+            whole_percent(s.swap.used_bytes, s.swap.total_bytes)
+        );
+    }
+
+    let _ = writeln!(out, "Disks");
+    if s.disks.is_empty() {
+        let _ = writeln!(out, "  none reported");
+    }
+    for d in &s.disks {
+        let used = d.total_bytes.saturating_sub(d.available_bytes);
+        let mut flags = String::new();
+        if d.read_only {
+            flags.push_str(", read-only");
+        }
+        if d.removable {
+            flags.push_str(", removable");
+        }
+        let _ = writeln!(
+            out,
+            "  {:<20} {:<8} {} of {} used ({}), {} free{}",
+            d.mount_point,
+            d.file_system,
+            human_bytes(used),
+            human_bytes(d.total_bytes),
+            whole_percent(used, d.total_bytes),
+            human_bytes(d.available_bytes),
+            flags
+        );
+    }
+
+    let _ = writeln!(out, "Network");
+    if s.networks.is_empty() {
+        let _ = writeln!(out, "  none reported");
+    }
+    for n in &s.networks {
+        let addresses = if n.addresses.is_empty() {
+            "no address".to_string()
+        } else {
+            n.addresses.join(" ")
+        };
+        let _ = writeln!(
+            out,
+            "  {:<12} {}  in {}  out {}  errors {} in / {} out",
+            n.name,
+            addresses,
+            human_bytes(n.bytes_in),
+            human_bytes(n.bytes_out),
+            n.errors_in,
+            n.errors_out
+        );
+    }
+
+    if !s.temperatures.is_empty() {
+        let _ = writeln!(out, "Temperatures");
+        for t in &s.temperatures {
+            match t.critical_celsius {
+                Some(c) => {
+                    let _ = writeln!(
+                        out,
+                        "  {:<24} {:.1} °C (critical {:.1} °C)",
+                        t.label, t.celsius, c
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "  {:<24} {:.1} °C", t.label, t.celsius);
+                }
+            }
+        }
+    }
+
+    let p = &s.processes;
+    let _ = writeln!(out, "Processes {} (zombies: {})", p.count, p.zombies);
+
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Findings");
+    for line in findings(f).lines() {
+        let _ = writeln!(out, "  {line}");
+    }
+    out
+}
+
+/// Two tables, the processes busiest on CPU and those holding the most
+/// memory.
+pub fn processes(s: &Snapshot) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Top by CPU ({} processes, zombies: {})",
+        s.processes.count, s.processes.zombies
+    );
+    process_table(&mut out, &s.processes.top_cpu);
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Top by memory");
+    process_table(&mut out, &s.processes.top_memory);
+    out
+}
+
+fn process_table(out: &mut String, rows: &[ProcessInfo]) {
+    if rows.is_empty() {
+        let _ = writeln!(out, "  none reported");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  {:>7} {:>6} {:>10} {:<10} {:<16} COMMAND",
+        "PID", "CPU%", "MEMORY", "USER", "NAME"
+    );
+    for p in rows {
+        let command = if p.command.is_empty() {
+            p.name.as_str()
+        } else {
+            p.command.as_str()
+        };
+        let _ = writeln!(
+            out,
+            "  {:>7} {:>6.1} {:>10} {:<10} {:<16} {}",
+            p.pid,
+            p.cpu_percent,
+            human_bytes(p.memory_bytes),
+            cut(p.user.as_deref().unwrap_or("?"), 10),
+            cut(&p.name, 16),
+            cut(command, COMMAND_COLUMN_CHARS)
+        );
+    }
+}
+
+/// The findings, most severe first, each with its evidence and the script
+/// suggested for it; [`NO_FINDINGS`] when there are none.
+pub fn findings(f: &[Finding]) -> String {
+    if f.is_empty() {
+        return format!("{NO_FINDINGS}\n");
+    }
+    let mut sorted: Vec<&Finding> = f.iter().collect();
+    // Stable, so findings of equal severity keep the order the rules gave.
+    sorted.sort_by(|a, b| b.severity.cmp(&a.severity));
+    let mut out = String::new();
+    for finding in sorted {
+        let _ = writeln!(
+            out,
+            "[{}] {}",
+            finding.severity.as_str().to_uppercase(),
+            finding.title
+        );
+        for e in &finding.evidence {
+            let _ = writeln!(out, "    {}: {}", e.label, e.value);
+        }
+        if let Some(script) = &finding.script {
+            let _ = writeln!(out, "    suggested script: {script}");
+        }
+    }
+    out
+}
+
+/// A byte count in binary units with one decimal: "512 B", "3.2 GiB".
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    // Moving up at 1023.95 keeps "1024.0 KiB" from ever being printed.
+    while value >= 1023.95 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// A duration in its two largest units: "45s", "12m 5s", "3h 20m", "4d 3h".
+pub fn human_duration(secs: u64) -> String {
+    let days = secs / 86_400;
+    let hours = secs % 86_400 / 3_600;
+    let minutes = secs % 3_600 / 60;
+    let seconds = secs % 60;
+    if days > 0 {
+        format!("{days}d {hours}h")
+    } else if hours > 0 {
+        format!("{hours}h {minutes}m")
+    } else if minutes > 0 {
+        format!("{minutes}m {seconds}s")
+    } else {
+        format!("{seconds}s")
+    }
+}
+
+/// `part` as a share of `whole`, 0 to 100; 0 when `whole` is 0.
+pub fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
+/// `part` of `whole` as a whole percent rounded down: "97%".
+pub fn whole_percent(part: u64, whole: u64) -> String {
+    format!("{}%", percent(part, whole).floor())
+}
+
+fn or_unknown(s: &str) -> &str {
+    if s.is_empty() { "unknown" } else { s }
+}
+
+/// At most `max` characters, ending in "…" when cut.
+fn cut(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut short: String = s.chars().take(max.saturating_sub(1)).collect();
+    short.push('…');
+    short
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::diag::{
+        Cpu, Disk, Evidence, Host, LoadAverage, Memory, NetworkInterface, Processes, Severity,
+        Swap, Temperature,
+    };
+
+    const GIB: u64 = 1 << 30;
+
+    fn snapshot() -> Snapshot {
+        Snapshot {
+            taken_at_ms: 1,
+            host: Host {
+                name: "desk-12".into(),
+                os_name: "Debian GNU/Linux".into(),
+                os_version: "12".into(),
+                kernel: "6.1.0-18-amd64".into(),
+                arch: "x86_64".into(),
+                uptime_secs: 4 * 86_400 + 3 * 3_600 + 59,
+                boot_time_secs: 0,
+            },
+            cpu: Cpu {
+                model: "Example CPU".into(),
+                physical_cores: Some(4),
+                logical_cores: 8,
+                usage_percent: 12.5,
+                per_core_percent: vec![12.5; 8],
+                load_average: LoadAverage {
+                    one: 1.0,
+                    five: 0.5,
+                    fifteen: 0.25,
+                },
+            },
+            memory: Memory {
+                total_bytes: 16 * GIB,
+                used_bytes: 4 * GIB,
+                available_bytes: 12 * GIB,
+            },
+            swap: Swap {
+                total_bytes: 2 * GIB,
+                used_bytes: GIB / 2,
+            },
+            disks: vec![Disk {
+                mount_point: "/".into(),
+                device: "/dev/sda1".into(),
+                file_system: "ext4".into(),
+                total_bytes: 100 * GIB,
+                available_bytes: 2 * GIB,
+                ..Disk::default()
+            }],
+            networks: vec![NetworkInterface {
+                name: "eth0".into(),
+                addresses: vec!["192.168.1.20/24".into()],
+                bytes_in: 3 * GIB,
+                ..NetworkInterface::default()
+            }],
+            processes: Processes {
+                count: 120,
+                zombies: 1,
+                top_cpu: vec![ProcessInfo {
+                    pid: 4242,
+                    name: "spin".into(),
+                    command: "spin --forever".into(),
+                    user: Some("ana".into()),
+                    cpu_percent: 99.5,
+                    memory_bytes: 3 * 1024 * 1024,
+                    start_time_secs: 0,
+                    status: "Runnable".into(),
+                }],
+                top_memory: vec![],
+            },
+            temperatures: vec![Temperature {
+                label: "Package id 0".into(),
+                celsius: 61.0,
+                critical_celsius: Some(100.0),
+            }],
+            users: vec!["ana".into()],
+        }
+    }
+
+    fn finding(id: &str, severity: Severity) -> Finding {
+        Finding {
+            id: id.into(),
+            severity,
+            title: format!("title of {id}"),
+            evidence: vec![Evidence::new("measured", "42%")],
+            subject: None,
+            script: Some(format!("script-for-{id}")),
+        }
+    }
+
+    #[test]
+    fn sizes_use_binary_units() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1024), "1.0 KiB");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 * GIB + GIB / 5), "3.2 GiB");
+        assert_eq!(human_bytes(1024 * 1024 - 1), "1.0 MiB");
+        assert_eq!(human_bytes(u64::MAX), "16.0 EiB");
+    }
+
+    #[test]
+    fn durations_keep_two_units() {
+        assert_eq!(human_duration(0), "0s");
+        assert_eq!(human_duration(45), "45s");
+        assert_eq!(human_duration(12 * 60 + 5), "12m 5s");
+        assert_eq!(human_duration(3 * 3600 + 20 * 60 + 7), "3h 20m");
+        assert_eq!(human_duration(4 * 86_400 + 3 * 3600 + 59), "4d 3h");
+    }
+
+    #[test]
+    fn percents_round_down_and_survive_zero() {
+        assert_eq!(whole_percent(0, 0), "0%");
+        assert_eq!(whole_percent(896, 1000), "89%");
+        assert_eq!(whole_percent(1, 1), "100%");
+    }
+
+    #[test]
+    fn overview_covers_every_section_and_the_findings() {
+        let text = overview(
+            &snapshot(),
+            &[finding("disk-nearly-full", Severity::Warning)],
+        );
+        for expected in [
+            "Host      desk-12",
+            "OS        Debian GNU/Linux 12 (kernel 6.1.0-18-amd64, x86_64)",
+            "Uptime    4d 3h",
+            "Users     ana",
+            "8 logical cores (4 physical), 12.5% busy, load 1.00 0.50 0.25",
+            "Memory    4.0 GiB of 16.0 GiB used (25%), 12.0 GiB available",
+            "Swap      512.0 MiB of 2.0 GiB used (25%)",
+            "98.0 GiB of 100.0 GiB used (98%), 2.0 GiB free",
+            "eth0         192.168.1.20/24  in 3.0 GiB",
+            "Package id 0",
+            "61.0 °C (critical 100.0 °C)",
+            "Processes 120 (zombies: 1)",
+            "[WARNING] title of disk-nearly-full",
+            "suggested script: script-for-disk-nearly-full",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+        let host = text.find("Host").unwrap();
+        let disks = text.find("Disks").unwrap();
+        let findings = text.find("Findings").unwrap();
+        assert!(host < disks && disks < findings);
+    }
+
+    #[test]
+    fn overview_of_an_empty_snapshot_says_unknown_not_blank() {
+        let text = overview(&Snapshot::default(), &[]);
+        assert!(text.contains("Host      unknown"));
+        assert!(text.contains("Swap      none"));
+        assert!(text.contains("none reported"));
+        assert!(text.contains(NO_FINDINGS));
+    }
+
+    #[test]
+    fn findings_list_most_severe_first_with_evidence() {
+        let text = findings(&[
+            finding("long-uptime", Severity::Info),
+            finding("disk-nearly-full", Severity::Critical),
+            finding("cpu-saturated", Severity::Warning),
+        ]);
+        let critical = text.find("[CRITICAL] title of disk-nearly-full").unwrap();
+        let warning = text.find("[WARNING] title of cpu-saturated").unwrap();
+        let info = text.find("[INFO] title of long-uptime").unwrap();
+        assert!(critical < warning && warning < info, "{text}");
+        assert!(text.contains("    measured: 42%"));
+        assert!(text.contains("    suggested script: script-for-long-uptime"));
+    }
+
+    #[test]
+    fn no_findings_says_so() {
+        assert_eq!(findings(&[]), "no findings: nothing looks wrong\n");
+    }
+
+    #[test]
+    fn process_table_shows_both_lists() {
+        let mut s = snapshot();
+        s.processes.top_memory = s.processes.top_cpu.clone();
+        s.processes.top_cpu[0].command = "x".repeat(200);
+        let text = processes(&s);
+        assert!(text.starts_with("Top by CPU (120 processes, zombies: 1)"));
+        assert!(text.contains("Top by memory"));
+        assert!(text.contains("   4242   99.5    3.0 MiB ana        spin"));
+        assert!(text.contains("spin --forever"));
+        assert!(text.contains(&format!("{}…", "x".repeat(COMMAND_COLUMN_CHARS - 1))));
+        assert!(!text.contains(&"x".repeat(COMMAND_COLUMN_CHARS)));
+    }
+
+    #[test]
+    fn empty_process_lists_say_so() {
+        let text = processes(&Snapshot::default());
+        assert_eq!(text.matches("none reported").count(), 2);
+    }
+}

@@ -15,5 +15,6 @@ pub mod diag_text;
 pub mod framing;
 pub mod message;
 pub mod paths;
+pub mod secure;
 pub mod tls;
 pub mod words;

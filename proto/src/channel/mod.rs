@@ -1,1 +1,279 @@
+//! The end-to-end channel between agent and console: a PAKE over the relayed
+//! stream, key confirmation, then every message sealed.
+//!
+//! The session code is `NAMEPLATE-WORD-WORD`. The relay pairs the two sides
+//! by the nameplate; the password (the words) never leaves the two ends. This
+//! module turns that password into keys the relay cannot know, and it does so
+//! as a state machine over byte strings: it never reads or writes a stream,
+//! so the caller carries each byte string to the peer however it likes.
+//!
+//! ```text
+//!  agent                                        console
+//!  Handshake::start(Agent, np, pw) ──pake──▶
+//!                                   ◀──pake──   Handshake::start(Console, np, pw)
+//!  receive(peer pake) → Confirming              receive(peer pake) → Confirming
+//!  confirmation()            ──confirmation──▶
+//!                            ◀──confirmation──  confirmation()
+//!  verify(peer tag) → Channel                   verify(peer tag) → Channel
+//!  split() → (Sealer, Opener)  ◀──sealed──▶     split() → (Sealer, Opener)
+//! ```
+//!
+//! Both PAKE messages may be sent at once, and so may both confirmations.
+//!
+//! 1. **PAKE** (`pake.rs`): SPAKE2 over Ed25519, agent as side A, console as
+//!    side B, with identities that name the role and the nameplate. A relay
+//!    that tampers gets one online guess at the password, and a wrong guess
+//!    ends the session.
+//! 2. **Keys** (`kdf.rs`): HKDF-SHA256 from the SPAKE2 key, one label per
+//!    purpose: a sealing key per direction, a confirmation key per side and
+//!    the seed of the verification words. Each key's type names its purpose.
+//! 3. **Confirmation** (`confirm.rs`): each side sends an HMAC-SHA256 tag over
+//!    the nameplate and both PAKE messages under its own confirmation key. A
+//!    wrong password shows up here, on both sides, as
+//!    [`ChannelError::WrongCode`]. No message is sealed before this passes:
+//!    only [`Confirming::verify`] yields a [`Channel`].
+//! 4. **Sealing** (`aead.rs`): ChaCha20-Poly1305 with counter nonces that are
+//!    never sent, so any frame that is not exactly the next one fails, and
+//!    the [`Opener`] refuses everything after the first failure.
+//! 5. **Verification words** (`verification.rs`): four words both people can
+//!    compare to be sure they share one channel.
+//!
+//! Secrets (the password and every key) never appear in `Debug` output.
 
+mod aead;
+mod confirm;
+mod kdf;
+mod pake;
+mod verification;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+
+pub use aead::{Opener, SEAL_OVERHEAD, Sealer};
+pub use confirm::CONFIRMATION_LEN;
+pub use pake::PAKE_MESSAGE_LEN;
+pub use verification::VERIFICATION_WORD_COUNT;
+
+use confirm::Transcript;
+use kdf::{ConfirmKey, SealKey};
+use pake::Pake;
+
+/// The protocol name that starts every identity, label and transcript.
+const PROTOCOL: &str = "sprijin/1";
+
+/// Which end of the session we are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The user's machine; SPAKE2 side A.
+    Agent,
+    /// The technician; SPAKE2 side B.
+    Console,
+}
+
+impl Side {
+    /// The other end.
+    pub fn peer(self) -> Side {
+        match self {
+            Side::Agent => Side::Console,
+            Side::Console => Side::Agent,
+        }
+    }
+}
+
+/// Why the channel could not be set up or a message could not pass.
+///
+/// Every kind ends the session except [`ChannelError::TooLarge`], which is
+/// our own misuse and leaves the channel usable.
+#[non_exhaustive]
+#[derive(thiserror::Error, Debug)]
+pub enum ChannelError {
+    /// Key confirmation failed: the peer holds other keys, because it used
+    /// another password or another nameplate, or someone in between tried
+    /// to guess the password.
+    #[error("the code was wrong: the other side used a different password; ask for the code again")]
+    WrongCode,
+    /// The peer's PAKE message was not a valid SPAKE2 message for its role.
+    #[error(
+        "the other side sent a malformed key exchange message; end the session and start again with a new code"
+    )]
+    MalformedPake,
+    /// A sealed frame failed to open: it was altered, replayed, reordered or
+    /// truncated, or an earlier frame already failed.
+    #[error(
+        "a sealed message failed to open: it was altered, replayed, reordered or cut short on the way; the session is over, start a new one"
+    )]
+    Tampered,
+    /// The message counter of one direction would wrap.
+    #[error("this session has sealed as many messages as one key allows; start a new session")]
+    Exhausted,
+    /// The plaintext is beyond what ChaCha20-Poly1305 can seal in one message.
+    #[error("a message of {len} bytes is too large to seal; send it in smaller parts")]
+    TooLarge {
+        /// Length of the refused plaintext.
+        len: usize,
+    },
+}
+
+/// The first step: our PAKE message is out, the peer's is awaited.
+pub struct Handshake {
+    side: Side,
+    nameplate: String,
+    pake: Pake,
+    /// Our PAKE message, kept for the transcript.
+    outbound: Vec<u8>,
+}
+
+impl Handshake {
+    /// Starts the handshake and returns the PAKE message to send.
+    ///
+    /// `nameplate` is bound into the identities; `password` is the secret
+    /// words part of the code, already parsed and normalised so that both
+    /// sides pass the same bytes.
+    pub fn start(side: Side, nameplate: &str, password: &str) -> (Handshake, Vec<u8>) {
+        let (pake, outbound) = Pake::start(side, nameplate, password);
+        let handshake = Handshake {
+            side,
+            nameplate: nameplate.to_owned(),
+            pake,
+            outbound: outbound.clone(),
+        };
+        (handshake, outbound)
+    }
+
+    /// Takes the peer's PAKE message and derives the session keys.
+    ///
+    /// A malformed message is [`ChannelError::MalformedPake`]. A wrong
+    /// password is not visible yet; it fails at [`Confirming::verify`].
+    pub fn receive(self, peer_pake: &[u8]) -> Result<Confirming, ChannelError> {
+        let root = self.pake.finish(peer_pake)?;
+        let keys = root.derive();
+        let (agent_message, console_message) = match self.side {
+            Side::Agent => (self.outbound.as_slice(), peer_pake),
+            Side::Console => (peer_pake, self.outbound.as_slice()),
+        };
+        let transcript = Transcript::new(&self.nameplate, agent_message, console_message);
+        let (own_confirm, peer_confirm, send, receive) = match self.side {
+            Side::Agent => (
+                keys.agent_confirm,
+                keys.console_confirm,
+                keys.agent_to_console,
+                keys.console_to_agent,
+            ),
+            Side::Console => (
+                keys.console_confirm,
+                keys.agent_confirm,
+                keys.console_to_agent,
+                keys.agent_to_console,
+            ),
+        };
+        Ok(Confirming {
+            side: self.side,
+            nameplate: self.nameplate,
+            transcript,
+            own_confirm,
+            peer_confirm,
+            send,
+            receive,
+            words: verification::indices(&keys.verification),
+        })
+    }
+}
+
+impl fmt::Debug for Handshake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handshake")
+            .field("side", &self.side)
+            .field("nameplate", &self.nameplate)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The second step: keys are derived but not yet confirmed, so nothing can
+/// be sealed yet.
+pub struct Confirming {
+    side: Side,
+    nameplate: String,
+    transcript: Transcript,
+    own_confirm: ConfirmKey,
+    peer_confirm: ConfirmKey,
+    send: SealKey,
+    receive: SealKey,
+    words: [usize; VERIFICATION_WORD_COUNT],
+}
+
+impl Confirming {
+    /// Our key-confirmation tag ([`CONFIRMATION_LEN`] bytes) to send.
+    pub fn confirmation(&self) -> Vec<u8> {
+        confirm::tag(&self.own_confirm, &self.transcript)
+    }
+
+    /// Checks the peer's tag; on success the channel is open.
+    ///
+    /// A tag that does not match, whatever its length, is
+    /// [`ChannelError::WrongCode`].
+    pub fn verify(self, peer_confirmation: &[u8]) -> Result<Channel, ChannelError> {
+        confirm::verify(&self.peer_confirm, &self.transcript, peer_confirmation)?;
+        Ok(Channel {
+            side: self.side,
+            nameplate: self.nameplate,
+            sealer: Sealer::new(self.send),
+            opener: Opener::new(self.receive),
+            words: self.words,
+        })
+    }
+}
+
+impl fmt::Debug for Confirming {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Confirming")
+            .field("side", &self.side)
+            .field("nameplate", &self.nameplate)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The confirmed channel.
+pub struct Channel {
+    side: Side,
+    nameplate: String,
+    sealer: Sealer,
+    opener: Opener,
+    words: [usize; VERIFICATION_WORD_COUNT],
+}
+
+impl Channel {
+    /// Four words from [`crate::words::WORDS`] joined by `-`, the same on
+    /// both sides, e.g. `otter-lamp-river-maple`.
+    pub fn verification_words(&self) -> String {
+        verification::words(&self.words)
+    }
+
+    /// Which end of the session we are.
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    /// The nameplate the channel was set up under.
+    pub fn nameplate(&self) -> &str {
+        &self.nameplate
+    }
+
+    /// Splits into the half that seals what we send and the half that opens
+    /// what the peer sends, so each can live in its own task.
+    pub fn split(self) -> (Sealer, Opener) {
+        (self.sealer, self.opener)
+    }
+}
+
+impl fmt::Debug for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Channel")
+            .field("side", &self.side)
+            .field("nameplate", &self.nameplate)
+            .field("sealer", &self.sealer)
+            .field("opener", &self.opener)
+            .finish_non_exhaustive()
+    }
+}

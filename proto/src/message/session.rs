@@ -1,1 +1,97 @@
+//! Messages inside the end-to-end session, after the handshake.
+//!
+//! The console asks, the agent answers. Every request carries an id chosen by
+//! the console and every answer names it, so several runs can stream at once
+//! while diagnostics requests are still answered: the agent interleaves
+//! messages of different requests on the one sealed stream.
 
+use serde::{Deserialize, Serialize};
+
+use super::diag::DiagReport;
+use super::script::{OutStream, RunEnd};
+use crate::catalog::SignedCatalog;
+
+/// A request id, chosen by the console, unique within a session.
+pub type RequestId = u32;
+
+/// What the console sends.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub enum ConsoleMsg {
+    Request { id: RequestId, request: Request },
+    /// The technician ends the session.
+    Bye,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub enum Request {
+    /// The latest snapshot and its findings.
+    Diagnostics,
+    /// The organisation's signed catalog, for the agent to verify.
+    Catalog(SignedCatalog),
+    /// Run a catalog script with these parameter values.
+    Run {
+        script: String,
+        params: Vec<(String, String)>,
+    },
+    /// Stop the run started by request `run`.
+    Cancel { run: RequestId },
+}
+
+/// What the agent sends.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub enum AgentMsg {
+    /// The person's answer to letting the technician see this machine; sent
+    /// once, first. Without it granted, the session ends.
+    Welcome { host: String, granted: bool },
+    Diagnostics { id: RequestId, report: DiagReport },
+    CatalogAccepted {
+        id: RequestId,
+        scripts: usize,
+        digest: String,
+    },
+    /// The person approved and the program started.
+    RunStarted {
+        id: RequestId,
+        program: String,
+        args: Vec<String>,
+    },
+    Output {
+        id: RequestId,
+        stream: OutStream,
+        data: Vec<u8>,
+    },
+    /// Output went over the cap; the rest is counted, not sent.
+    Truncated { id: RequestId, cap: u64 },
+    RunEnded { id: RequestId, end: RunEnd },
+    /// The request was refused: the reason says why, for people.
+    Refused { id: RequestId, reason: String },
+    /// The agent ends the session (the person pressed Ctrl-C, or an error).
+    Bye { reason: String },
+}
+
+impl AgentMsg {
+    /// The request this message answers, if any.
+    pub fn request_id(&self) -> Option<RequestId> {
+        match self {
+            AgentMsg::Diagnostics { id, .. }
+            | AgentMsg::CatalogAccepted { id, .. }
+            | AgentMsg::RunStarted { id, .. }
+            | AgentMsg::Output { id, .. }
+            | AgentMsg::Truncated { id, .. }
+            | AgentMsg::RunEnded { id, .. }
+            | AgentMsg::Refused { id, .. } => Some(*id),
+            AgentMsg::Welcome { .. } | AgentMsg::Bye { .. } => None,
+        }
+    }
+
+    /// True when no more messages will follow for its request.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            AgentMsg::Diagnostics { .. }
+                | AgentMsg::CatalogAccepted { .. }
+                | AgentMsg::RunEnded { .. }
+                | AgentMsg::Refused { .. }
+        )
+    }
+}

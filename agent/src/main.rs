@@ -1,0 +1,137 @@
+//! `sprijin-agent`: lets a technician help with this machine, with your
+//! consent for everything they do.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use sprijin_agent::config::AgentConfig;
+use sprijin_agent::consent::Consent;
+use sprijin_proto::tls::Fingerprint;
+
+#[derive(Parser)]
+#[command(version, about = "Sprijin agent: share this machine with a support technician, who sees its state and may run repairs only with your approval")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Get a one-time code to read to your technician, and serve their session.
+    Share {
+        /// The relay, HOST:PORT.
+        #[arg(long, env = "SPRIJIN_RELAY")]
+        relay: String,
+        /// Accept only the relay with this certificate fingerprint (sha256:HEX).
+        #[arg(long, env = "SPRIJIN_RELAY_FINGERPRINT")]
+        relay_fingerprint: Option<Fingerprint>,
+        /// A public key whose signed script catalogs you trust (repeatable). Without one, no script can run.
+        #[arg(long)]
+        trusted_key: Vec<PathBuf>,
+        /// Where the audit log is kept. Default: ~/.local/share/sprijin/agent
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Seconds to wait for your answer to a question before it counts as no.
+        #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
+        consent_timeout: u64,
+        /// Output bytes per run sent to the technician; the rest is counted, not sent.
+        #[arg(long, default_value_t = sprijin_agent::script::runner::DEFAULT_OUTPUT_CAP)]
+        output_cap: u64,
+    },
+    /// Show this machine's state and what looks wrong, without any network.
+    Diag {
+        /// Print the snapshot and findings as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The audit log of sessions and runs on this machine.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check that no line of the audit log was changed or removed.
+    Verify {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn data_dir(dir: Option<PathBuf>) -> PathBuf {
+    dir.unwrap_or_else(|| sprijin_proto::paths::default_data_dir("agent"))
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Share {
+            relay,
+            relay_fingerprint,
+            trusted_key,
+            data_dir: dir,
+            consent_timeout,
+            output_cap,
+        } => {
+            let trusted_keys = trusted_key
+                .iter()
+                .map(|path| sprijin_agent::config::load_trusted_key(path))
+                .collect::<Result<Vec<_>, _>>()?;
+            if trusted_keys.is_empty() {
+                println!("no trusted catalog key is configured (--trusted-key): the technician can look, but no script can run");
+            }
+            let config = AgentConfig {
+                relay,
+                relay_fingerprint,
+                trusted_keys,
+                data_dir: data_dir(dir),
+                consent_timeout: Duration::from_secs(consent_timeout),
+                output_cap,
+                sample_interval: AgentConfig::DEFAULT_SAMPLE_INTERVAL,
+            };
+            let consent = Arc::new(Consent::from_stdin(config.consent_timeout));
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(sprijin_agent::session::share(
+                config,
+                consent,
+                async {
+                    let _ = tokio::signal::ctrl_c().await;
+                },
+                None,
+            ))?;
+            Ok(())
+        }
+        Command::Diag { json } => {
+            print!("{}", sprijin_agent::diag::report::local_report(json)?);
+            Ok(())
+        }
+        Command::Audit {
+            command: AuditCommand::Verify { data_dir: dir },
+        } => {
+            let path = data_dir(dir).join("audit.log");
+            let report = sprijin_agent::audit::verify(&path)?;
+            println!("{}: {report}", path.display());
+            Ok(())
+        }
+    }
+}

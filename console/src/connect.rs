@@ -1,0 +1,121 @@
+//! `connect CODE`: open the session, send the catalog, then run the
+//! technician's commands, from `--exec` or typed one per line.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use sprijin_proto::code::SessionCode;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::command::Command;
+use crate::driver::{Driver, DriverError, Flow, LocalCatalog};
+use crate::report::SessionRecord;
+use crate::session::{ConnectOptions, Session};
+
+pub struct ConnectArgs {
+    pub code: SessionCode,
+    pub options: ConnectOptions,
+    pub catalog: Option<PathBuf>,
+    pub exec: Vec<String>,
+    pub json: bool,
+}
+
+/// Runs a whole session. `Ok(true)` when every command succeeded.
+pub async fn connect(args: ConnectArgs) -> Result<bool, DriverError> {
+    let catalog = args.catalog.as_deref().map(LocalCatalog::load).transpose()?;
+    let session = Session::connect(&args.code, &args.options).await?;
+    let record = SessionRecord {
+        started: SystemTime::now(),
+        technician: args.options.technician.clone(),
+        relay: args.options.relay.clone(),
+        nameplate: args.code.nameplate().to_string(),
+        host: session.host.clone(),
+        verification: session.verification.clone(),
+        catalog: None,
+        latest: None,
+        runs: Vec::new(),
+    };
+    let mut driver = Driver::new(session, record, args.json, catalog);
+    driver.started();
+    let mut ok = true;
+    if let Err(e) = driver.send_catalog().await {
+        driver.report_error(&e);
+        ok = false;
+    }
+    if args.exec.is_empty() {
+        ok &= interactive(&mut driver).await;
+    } else {
+        for line in &args.exec {
+            match run_line(&mut driver, line).await {
+                Some(Flow::Quit) => break,
+                Some(Flow::Continue) => {}
+                None => ok = false,
+            }
+            if driver.session.ended().is_some() {
+                break;
+            }
+        }
+    }
+    if let Some(reason) = driver.session.ended() {
+        driver.report_error(&DriverError::Session(crate::session::SessionError::Ended(reason)));
+        ok = false;
+    }
+    driver.session.close().await;
+    Ok(ok)
+}
+
+/// Parses and runs one line; `None` when it failed (already reported).
+async fn run_line(driver: &mut Driver, line: &str) -> Option<Flow> {
+    let command = match line.parse::<Command>() {
+        Ok(c) => c,
+        Err(e) => {
+            driver.report_error(&DriverError::Refused(e.to_string()));
+            return None;
+        }
+    };
+    match driver.execute(command).await {
+        Ok(flow) => Some(flow),
+        Err(e) => {
+            driver.report_error(&e);
+            None
+        }
+    }
+}
+
+/// Reads commands from standard input, one per line, until `quit`, the end
+/// of input, or the end of the session.
+async fn interactive(driver: &mut Driver) -> bool {
+    let tty = std::io::stdin().is_terminal();
+    if tty {
+        println!("type help for the commands, quit to end");
+    }
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut ok = true;
+    loop {
+        if tty {
+            use std::io::Write;
+            print!("> ");
+            let _ = std::io::stdout().flush();
+        }
+        let line = tokio::select! {
+            line = lines.next_line() => line,
+            _ = driver.session.wait_ended() => return false,
+        };
+        let line = match line {
+            Ok(Some(line)) => line,
+            Ok(None) | Err(_) => return ok,
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        match run_line(driver, &line).await {
+            Some(Flow::Quit) => return ok,
+            Some(Flow::Continue) => {}
+            None => ok = false,
+        }
+        if driver.session.ended().is_some() {
+            return false;
+        }
+    }
+}

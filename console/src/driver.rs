@@ -1,0 +1,321 @@
+//! Runs session commands against an open session and shows the results,
+//! as text for people or as one JSON object per line (`--json`). It keeps the
+//! session record the report is written from.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use sprijin_proto::catalog::{self, Script, ScriptId, SignedCatalog};
+use sprijin_proto::diag_text;
+use sprijin_proto::message::diag::DiagReport;
+use sprijin_proto::message::script::OutStream;
+use sprijin_proto::message::session::{AgentMsg, Request};
+use std::collections::BTreeMap;
+
+use crate::command::{Command, HELP};
+use crate::report::SessionRecord;
+use crate::session::{Session, SessionError};
+
+/// The catalog the console brought, parsed for listing and local checks.
+pub struct LocalCatalog {
+    pub dir: PathBuf,
+    pub signed: SignedCatalog,
+    pub scripts: BTreeMap<ScriptId, Script>,
+}
+
+impl LocalCatalog {
+    pub fn load(dir: &Path) -> Result<LocalCatalog, DriverError> {
+        let signed = crate::catalog_tool::load(dir).map_err(|e| DriverError::Catalog(e.to_string()))?;
+        let scripts = catalog::parse_scripts(&signed.files).map_err(|e| DriverError::Catalog(e.to_string()))?;
+        Ok(LocalCatalog {
+            dir: dir.to_path_buf(),
+            signed,
+            scripts,
+        })
+    }
+}
+
+/// Whether to keep going after a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Quit,
+}
+
+pub struct Driver {
+    pub session: Session,
+    pub record: SessionRecord,
+    json: bool,
+    catalog: Option<LocalCatalog>,
+    catalog_accepted: Option<Result<String, String>>,
+}
+
+impl Driver {
+    pub fn new(session: Session, record: SessionRecord, json: bool, catalog: Option<LocalCatalog>) -> Self {
+        Driver {
+            session,
+            record,
+            json,
+            catalog,
+            catalog_accepted: None,
+        }
+    }
+
+    /// Prints a line of text, or a JSON event.
+    fn emit(&self, text: impl AsRef<str>, event: serde_json::Value) {
+        let mut out = std::io::stdout().lock();
+        if self.json {
+            let _ = writeln!(out, "{event}");
+        } else {
+            let _ = writeln!(out, "{}", text.as_ref());
+        }
+        let _ = out.flush();
+    }
+
+    /// Announces the session.
+    pub fn started(&self) {
+        self.emit(
+            format!(
+                "connected to {} (verification words: {})",
+                self.session.host, self.session.verification
+            ),
+            json!({"event": "session", "host": self.session.host, "verification": self.session.verification}),
+        );
+    }
+
+    /// Sends the catalog, if the console has one, and reports the agent's verdict.
+    pub async fn send_catalog(&mut self) -> Result<(), DriverError> {
+        let Some(cat) = &self.catalog else { return Ok(()) };
+        let (_, mut replies) = self.session.request(Request::Catalog(cat.signed.clone())).await?;
+        let verdict = match replies.recv().await {
+            Some(AgentMsg::CatalogAccepted { scripts, digest, .. }) => {
+                self.emit(
+                    format!("the agent accepted the catalog ({scripts} scripts, digest {})", &digest[..digest.len().min(16)]),
+                    json!({"event": "catalog", "accepted": true, "scripts": scripts, "digest": digest}),
+                );
+                Ok(digest)
+            }
+            Some(AgentMsg::Refused { reason, .. }) => {
+                self.emit(
+                    format!("the agent refused the catalog: {reason}"),
+                    json!({"event": "catalog", "accepted": false, "reason": reason}),
+                );
+                Err(reason)
+            }
+            _ => return Err(self.gone()),
+        };
+        self.record.catalog = Some(match &verdict {
+            Ok(digest) => format!("{} (digest {digest})", cat.dir.display()),
+            Err(reason) => format!("{} (refused: {reason})", cat.dir.display()),
+        });
+        self.catalog_accepted = Some(verdict);
+        Ok(())
+    }
+
+    fn gone(&self) -> DriverError {
+        DriverError::Session(SessionError::Ended(
+            self.session.ended().unwrap_or_else(|| "the agent stopped answering".into()),
+        ))
+    }
+
+    /// Runs one command. An `Err` means the command failed; the session may
+    /// still be usable.
+    pub async fn execute(&mut self, command: Command) -> Result<Flow, DriverError> {
+        match command {
+            Command::Diag => {
+                let report = self.diagnostics().await?;
+                self.emit(
+                    diag_text::overview(&report.snapshot, &report.findings),
+                    json!({"event": "diag", "snapshot": report.snapshot, "findings": report.findings}),
+                );
+            }
+            Command::Findings => {
+                let report = self.diagnostics().await?;
+                self.emit(diag_text::findings(&report.findings), json!({"event": "findings", "findings": report.findings}));
+            }
+            Command::Processes => {
+                let report = self.diagnostics().await?;
+                self.emit(diag_text::processes(&report.snapshot), json!({"event": "processes", "processes": report.snapshot.processes}));
+            }
+            Command::Scripts => self.scripts(),
+            Command::Run { script, params } => self.run(script, params).await?,
+            Command::Cancel { run } => {
+                let (_, mut replies) = self.session.request(Request::Cancel { run }).await?;
+                // An accepted cancel is answered by the run's own end; only a
+                // refusal comes back here, and only if there was no such run.
+                if let Ok(Some(AgentMsg::Refused { reason, .. })) =
+                    tokio::time::timeout(Duration::from_millis(500), replies.recv()).await
+                {
+                    return Err(DriverError::Refused(reason));
+                }
+                self.emit(format!("asked the agent to cancel run {run}"), json!({"event": "cancel", "run": run}));
+            }
+            Command::Report(path) => {
+                let md = self.record.to_markdown();
+                std::fs::write(&path, md).map_err(|e| DriverError::Report(path.display().to_string(), e.to_string()))?;
+                self.emit(
+                    format!("report written to {}", path.display()),
+                    json!({"event": "report", "path": path.display().to_string()}),
+                );
+            }
+            Command::Help => self.emit(HELP, json!({"event": "help", "text": HELP})),
+            Command::Quit => return Ok(Flow::Quit),
+        }
+        Ok(Flow::Continue)
+    }
+
+    async fn diagnostics(&mut self) -> Result<DiagReport, DriverError> {
+        let (_, mut replies) = self.session.request(Request::Diagnostics).await?;
+        match replies.recv().await {
+            Some(AgentMsg::Diagnostics { report, .. }) => {
+                self.record.latest = Some(report.clone());
+                Ok(report)
+            }
+            Some(AgentMsg::Refused { reason, .. }) => Err(DriverError::Refused(reason)),
+            _ => Err(self.gone()),
+        }
+    }
+
+    fn scripts(&self) {
+        let Some(cat) = &self.catalog else {
+            self.emit(
+                "no catalog: start the console with --catalog DIR to run scripts",
+                json!({"event": "scripts", "scripts": [], "reason": "no catalog"}),
+            );
+            return;
+        };
+        let mut text = String::new();
+        if let Some(Err(reason)) = &self.catalog_accepted {
+            text.push_str(&format!("the agent refused this catalog, so none of these can run: {reason}\n"));
+        }
+        let mut list = Vec::new();
+        for (id, s) in &cat.scripts {
+            let params: Vec<&String> = s.params.keys().collect();
+            let usage = params.iter().map(|p| format!(" {p}=...")).collect::<String>();
+            text.push_str(&format!("{:<20} {:<7} {}\n    run {id}{usage}\n", id.as_str(), s.risk.to_string(), s.title));
+            list.push(json!({"id": id.as_str(), "title": s.title, "risk": s.risk.to_string(), "params": params}));
+        }
+        self.emit(text.trim_end(), json!({"event": "scripts", "scripts": list}));
+    }
+
+    async fn run(&mut self, script: String, params: Vec<(String, String)>) -> Result<(), DriverError> {
+        // Check locally first, so a typo never reaches the person's screen.
+        if let Some(cat) = &self.catalog {
+            let Some(s) = cat.scripts.get(&script.parse::<ScriptId>().map_err(|e| DriverError::Refused(e.to_string()))?) else {
+                return Err(DriverError::Refused(format!("there is no script {script:?} in the catalog; type scripts for the list")));
+            };
+            s.bind(&params).map_err(|e| DriverError::Refused(e.to_string()))?;
+        }
+        let (id, mut replies) = self
+            .session
+            .request(Request::Run { script: script.clone(), params: params.clone() })
+            .await?;
+        self.record.runs.push(crate::report::RunRecord::new(id, &script, &params));
+        self.emit(
+            format!("run {id}: asking the person to approve {script}..."),
+            json!({"event": "run_requested", "run": id, "script": script}),
+        );
+        let started = Instant::now();
+        let mut received: u64 = 0;
+        let progress = !self.json && std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let mut ticker = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            let msg = tokio::select! {
+                msg = replies.recv() => msg,
+                _ = ticker.tick(), if progress => {
+                    eprint!("\r  {:.1} s, {} received ", started.elapsed().as_secs_f64(), diag_text::human_bytes(received));
+                    continue;
+                }
+            };
+            match msg {
+                Some(AgentMsg::RunStarted { program, args, .. }) => {
+                    let command = catalog::display_command(&program, &args);
+                    if let Some(r) = self.record.run_mut(id) {
+                        r.command = Some(command.clone());
+                    }
+                    self.emit(format!("run {id}: approved; running {command}"), json!({"event": "run_started", "run": id, "program": program, "args": args}));
+                }
+                Some(AgentMsg::Output { stream, data, .. }) => {
+                    received += data.len() as u64;
+                    if let Some(r) = self.record.run_mut(id) {
+                        r.add_output(&data);
+                    }
+                    if self.json {
+                        let stream = match stream {
+                            OutStream::Stdout => "stdout",
+                            OutStream::Stderr => "stderr",
+                        };
+                        self.emit("", json!({"event": "output", "run": id, "stream": stream, "data": String::from_utf8_lossy(&data)}));
+                    } else {
+                        let mut out = std::io::stdout().lock();
+                        let _ = out.write_all(&data);
+                        let _ = out.flush();
+                    }
+                }
+                Some(AgentMsg::Truncated { cap, .. }) => self.emit(
+                    format!("[run {id}: output over {} — the rest is counted, not shown]", diag_text::human_bytes(cap)),
+                    json!({"event": "truncated", "run": id, "cap": cap}),
+                ),
+                Some(AgentMsg::RunEnded { end, .. }) => {
+                    if progress {
+                        eprint!("\r\x1b[K");
+                    }
+                    let status = end.status.to_string();
+                    if let Some(r) = self.record.run_mut(id) {
+                        r.status = Some(status.clone());
+                        r.success = end.success();
+                        r.duration_ms = end.duration_ms;
+                        r.bytes = end.bytes;
+                        r.dropped = end.dropped;
+                        r.output_sha256 = Some(end.output_sha256.clone());
+                    }
+                    let mut text = format!(
+                        "run {id}: {status} after {:.1} s, {} of output",
+                        end.duration_ms as f64 / 1000.0,
+                        diag_text::human_bytes(end.bytes)
+                    );
+                    if end.dropped > 0 {
+                        text.push_str(&format!(" ({} dropped over the cap)", diag_text::human_bytes(end.dropped)));
+                    }
+                    self.emit(text, json!({"event": "run_end", "run": id, "status": status, "success": end.success(), "duration_ms": end.duration_ms, "bytes": end.bytes, "dropped": end.dropped, "output_sha256": end.output_sha256}));
+                    return if end.success() { Ok(()) } else { Err(DriverError::RunFailed(status)) };
+                }
+                Some(AgentMsg::Refused { reason, .. }) => {
+                    if let Some(r) = self.record.run_mut(id) {
+                        r.refused = Some(reason.clone());
+                    }
+                    return Err(DriverError::Refused(reason));
+                }
+                Some(_) => {}
+                None => return Err(self.gone()),
+            }
+        }
+    }
+
+    /// Reports a failed command the same way in both modes.
+    pub fn report_error(&self, error: &DriverError) {
+        let mut err = std::io::stderr().lock();
+        if self.json {
+            let event = json!({"event": "error", "message": error.to_string()});
+            let _ = writeln!(std::io::stdout().lock(), "{event}");
+        }
+        let _ = writeln!(err, "error: {error}");
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DriverError {
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("the script {0}")]
+    RunFailed(String),
+    #[error("cannot write the report to {0}: {1}")]
+    Report(String, String),
+    #[error("{0}")]
+    Catalog(String),
+}

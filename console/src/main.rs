@@ -1,0 +1,137 @@
+//! `sprijin-console`: the technician's side of a support session.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use sprijin_console::connect::{ConnectArgs, connect};
+use sprijin_console::session::ConnectOptions;
+use sprijin_proto::code::SessionCode;
+use sprijin_proto::tls::Fingerprint;
+
+#[derive(Parser)]
+#[command(version, about = "Sprijin console: connect to a person's machine with the code they read out, see what is wrong, and run approved repairs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Connect to a person's agent with the code they read out (e.g. 7-velvet-harbor).
+    Connect {
+        /// The code, NAMEPLATE-WORD-WORD.
+        code: String,
+        /// The relay, HOST:PORT.
+        #[arg(long, env = "SPRIJIN_RELAY")]
+        relay: String,
+        /// Accept only the relay with this certificate fingerprint (sha256:HEX).
+        #[arg(long, env = "SPRIJIN_RELAY_FINGERPRINT")]
+        relay_fingerprint: Option<Fingerprint>,
+        /// Your name, shown to the person.
+        #[arg(long, env = "SPRIJIN_NAME", default_value = "a technician")]
+        name: String,
+        /// Your access token, for relays that only accept listed technicians.
+        #[arg(long, env = "SPRIJIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// The signed script catalog folder to offer.
+        #[arg(long)]
+        catalog: Option<PathBuf>,
+        /// Run this session command and exit (repeatable, in order): diag, findings, processes, scripts, run ID [KEY=VALUE]..., cancel RUN, report FILE, quit.
+        #[arg(long)]
+        exec: Vec<String>,
+        /// Print one JSON object per line for every result and event.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a relay and an agent on this machine and connect to it: the whole product in one command.
+    Demo {
+        /// Print one JSON object per line for every result and event.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Script catalog tooling: keys and signatures.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// Make an ed25519 key pair: the private key in OUT (owner-only), the public key in OUT.pub.
+    Keygen { out: PathBuf },
+    /// Sign every script in DIR with the private key.
+    Sign {
+        dir: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Check DIR's signature against a public key.
+    Verify {
+        dir: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<bool> {
+    let runtime = || tokio::runtime::Runtime::new().context("cannot start the async runtime");
+    match cli.command {
+        Command::Connect {
+            code,
+            relay,
+            relay_fingerprint,
+            name,
+            token,
+            catalog,
+            exec,
+            json,
+        } => {
+            let code: SessionCode = code.parse()?;
+            let args = ConnectArgs {
+                code,
+                options: ConnectOptions {
+                    relay,
+                    relay_fingerprint,
+                    technician: name,
+                    token,
+                },
+                catalog,
+                exec,
+                json,
+            };
+            Ok(runtime()?.block_on(connect(args))?)
+        }
+        Command::Demo { json } => Ok(runtime()?.block_on(sprijin_console::demo::demo(json))?),
+        Command::Catalog { command } => {
+            use sprijin_console::catalog_tool;
+            match command {
+                CatalogCommand::Keygen { out } => {
+                    let public = catalog_tool::keygen(&out)?;
+                    println!("wrote the private key to {} and the public key to {}", out.display(), public.display());
+                }
+                CatalogCommand::Sign { dir, key } => println!("{}", catalog_tool::sign(&dir, &key)?),
+                CatalogCommand::Verify { dir, key } => println!("{}", catalog_tool::verify(&dir, &key)?),
+            }
+            Ok(true)
+        }
+    }
+}

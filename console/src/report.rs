@@ -1,0 +1,242 @@
+//! The session record and the Markdown report written from it: when and with
+//! whom, the machine, the findings, every run with its approval, status,
+//! duration and the head and tail of its output, and the verification words.
+
+use std::fmt::Write as _;
+use std::time::SystemTime;
+
+use sprijin_proto::diag_text;
+use sprijin_proto::message::diag::DiagReport;
+
+/// How many lines of a run's output the report keeps from each end.
+const HEAD_TAIL_LINES: usize = 10;
+/// How much output per run the record keeps, so a huge run stays cheap.
+const KEEP_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Default)]
+pub struct RunRecord {
+    pub id: u32,
+    pub script: String,
+    pub params: Vec<(String, String)>,
+    pub command: Option<String>,
+    /// `None` while unanswered; the refusal reason when not approved.
+    pub refused: Option<String>,
+    pub status: Option<String>,
+    pub success: bool,
+    pub duration_ms: u64,
+    pub bytes: u64,
+    pub dropped: u64,
+    pub output_sha256: Option<String>,
+    head: Vec<u8>,
+    tail: Vec<u8>,
+}
+
+impl RunRecord {
+    pub fn new(id: u32, script: &str, params: &[(String, String)]) -> Self {
+        RunRecord {
+            id,
+            script: script.to_string(),
+            params: params.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    /// Keeps the first and the last [`KEEP_BYTES`] of output.
+    pub fn add_output(&mut self, data: &[u8]) {
+        let room = KEEP_BYTES.saturating_sub(self.head.len());
+        let (to_head, rest) = data.split_at(room.min(data.len()));
+        self.head.extend_from_slice(to_head);
+        if !rest.is_empty() {
+            self.tail.extend_from_slice(rest);
+            if self.tail.len() > KEEP_BYTES {
+                let cut = self.tail.len() - KEEP_BYTES;
+                self.tail.drain(..cut);
+            }
+        }
+    }
+
+    /// The first and last lines of the output, with a gap marker between.
+    pub fn head_and_tail(&self) -> String {
+        let text = String::from_utf8_lossy(&self.head).into_owned();
+        let mut lines: Vec<&str> = text.lines().collect();
+        if self.tail.is_empty() && lines.len() <= 2 * HEAD_TAIL_LINES {
+            return text;
+        }
+        lines.truncate(HEAD_TAIL_LINES);
+        let tail_text = if self.tail.is_empty() {
+            text.clone()
+        } else {
+            String::from_utf8_lossy(&self.tail).into_owned()
+        };
+        let tail: Vec<&str> = tail_text.lines().collect();
+        let tail = &tail[tail.len().saturating_sub(HEAD_TAIL_LINES)..];
+        format!("{}\n[...]\n{}\n", lines.join("\n"), tail.join("\n"))
+    }
+}
+
+/// Everything the console saw in one session.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub started: SystemTime,
+    pub technician: String,
+    pub relay: String,
+    pub nameplate: String,
+    pub host: String,
+    pub verification: String,
+    pub catalog: Option<String>,
+    pub latest: Option<DiagReport>,
+    pub runs: Vec<RunRecord>,
+}
+
+impl SessionRecord {
+    pub fn run_mut(&mut self, id: u32) -> Option<&mut RunRecord> {
+        self.runs.iter_mut().find(|r| r.id == id)
+    }
+
+    /// The report as Markdown.
+    pub fn to_markdown(&self) -> String {
+        let mut md = String::new();
+        let _ = writeln!(md, "# Support session on {}\n", escape(&self.host));
+        let _ = writeln!(md, "| | |\n|---|---|");
+        let _ = writeln!(md, "| Started | {} |", rfc3339(self.started));
+        let _ = writeln!(md, "| Report written | {} |", rfc3339(SystemTime::now()));
+        let _ = writeln!(md, "| Technician | {} |", escape(&self.technician));
+        let _ = writeln!(md, "| Machine | {} |", escape(&self.host));
+        let _ = writeln!(md, "| Relay | {} (nameplate {}) |", escape(&self.relay), self.nameplate);
+        let _ = writeln!(md, "| Verification words | {} |", escape(&self.verification));
+        let _ = writeln!(
+            md,
+            "| Catalog | {} |",
+            self.catalog.as_deref().map(escape).unwrap_or_else(|| "none".into())
+        );
+        md.push('\n');
+        match &self.latest {
+            Some(report) => {
+                let _ = writeln!(md, "## Machine\n\n```text\n{}```\n", fence_safe(&diag_text::overview(&report.snapshot, &[])));
+                let _ = writeln!(md, "## Findings\n");
+                if report.findings.is_empty() {
+                    let _ = writeln!(md, "No findings: nothing looked wrong.\n");
+                }
+                for f in &report.findings {
+                    let _ = write!(md, "- **{:?}** {}", f.severity, escape(&f.title));
+                    if let Some(script) = &f.script {
+                        let _ = write!(md, " (suggested script: `{script}`)");
+                    }
+                    md.push('\n');
+                    for e in &f.evidence {
+                        let _ = writeln!(md, "  - {}: {}", escape(&e.label), escape(&e.value));
+                    }
+                }
+                md.push('\n');
+            }
+            None => {
+                let _ = writeln!(md, "## Machine\n\nNo diagnostics were taken in this session.\n");
+            }
+        }
+        let _ = writeln!(md, "## Runs\n");
+        if self.runs.is_empty() {
+            let _ = writeln!(md, "No scripts were run.\n");
+        }
+        for run in &self.runs {
+            let _ = writeln!(md, "### Run {}: `{}`\n", run.id, run.script);
+            if let Some(command) = &run.command {
+                let _ = writeln!(md, "- Command: `{}`", command.replace('`', "'"));
+            }
+            match (&run.refused, &run.status) {
+                (Some(reason), _) => {
+                    let _ = writeln!(md, "- Approval: not run: {}", escape(reason));
+                }
+                (None, Some(status)) => {
+                    let _ = writeln!(md, "- Approval: approved by the person");
+                    let _ = writeln!(md, "- Status: {}", escape(status));
+                    let _ = writeln!(md, "- Duration: {:.1} s", run.duration_ms as f64 / 1000.0);
+                    let _ = writeln!(md, "- Output: {} bytes ({} dropped over the cap)", run.bytes, run.dropped);
+                    if let Some(sha) = &run.output_sha256 {
+                        let _ = writeln!(md, "- Output SHA-256: `{sha}`");
+                    }
+                }
+                (None, None) => {
+                    let _ = writeln!(md, "- Status: did not finish while the console watched");
+                }
+            }
+            let out = run.head_and_tail();
+            if !out.is_empty() {
+                let _ = writeln!(md, "\n```text\n{}```", fence_safe(&out));
+            }
+            md.push('\n');
+        }
+        md
+    }
+}
+
+/// Keeps text from breaking out of a fenced block.
+fn fence_safe(text: &str) -> String {
+    let mut t = text.replace("```", "'''");
+    if !t.ends_with('\n') {
+        t.push('\n');
+    }
+    t
+}
+
+/// Escapes characters that would change Markdown structure in table cells
+/// and list items.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '|' | '*' | '_' | '`' | '<' | '>' | '[' | ']' | '#' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' => out.push(' '),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A UTC timestamp like `2026-11-25T15:24:32Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(1_795_620_272)), "2026-11-25T15:24:32Z");
+    }
+
+    #[test]
+    fn long_output_keeps_head_and_tail() {
+        let mut run = RunRecord::new(1, "x", &[]);
+        for i in 0..100 {
+            run.add_output(format!("line {i}\n").as_bytes());
+        }
+        let text = run.head_and_tail();
+        assert!(text.contains("line 0\n") && text.contains("line 99") && text.contains("[...]"));
+        assert!(!text.contains("line 50\n"));
+    }
+
+    #[test]
+    fn markdown_escapes_hostile_text() {
+        let record = SessionRecord {
+            started: UNIX_EPOCH,
+            technician: "Ana | <script>".into(),
+            relay: "r".into(),
+            nameplate: "1".into(),
+            host: "h".into(),
+            verification: "a-b-c-d".into(),
+            catalog: None,
+            latest: None,
+            runs: vec![],
+        };
+        let md = record.to_markdown();
+        assert!(md.contains("Ana \\| \\<script\\>"), "{md}");
+    }
+}

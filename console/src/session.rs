@@ -1,0 +1,206 @@
+//! The console's side of a session: claim the code at the relay, run the
+//! end-to-end handshake, wait for the person's yes, then send requests and
+//! route the agent's answers back to whoever asked.
+//!
+//! A reader task owns the receiving half and delivers each answer to the
+//! channel of the request it names; a writer task owns the sending half. So a
+//! run can stream while a diagnostics request is answered.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use quinn::{Connection, Endpoint};
+use sprijin_proto::client::{ConnectError, RelayLink};
+use sprijin_proto::code::SessionCode;
+use sprijin_proto::framing::FrameError;
+use sprijin_proto::message::control::{ClientMsg, ErrorFrame, RelayMsg, Role};
+use sprijin_proto::message::session::{AgentMsg, ConsoleMsg, Request, RequestId};
+use sprijin_proto::secure::{self, SecureError};
+use sprijin_proto::tls::Fingerprint;
+use tokio::sync::{mpsc, watch};
+
+/// Answers to one request; ends after the final one.
+pub type Replies = mpsc::Receiver<AgentMsg>;
+
+/// How many answers may queue per request before the reader waits.
+const REPLY_QUEUE: usize = 256;
+
+pub struct ConnectOptions {
+    pub relay: String,
+    pub relay_fingerprint: Option<Fingerprint>,
+    pub technician: String,
+    pub token: Option<String>,
+}
+
+/// An established, approved session.
+pub struct Session {
+    pub host: String,
+    pub verification: String,
+    outbox: mpsc::Sender<ConsoleMsg>,
+    pending: Arc<Mutex<HashMap<RequestId, mpsc::Sender<AgentMsg>>>>,
+    ended: watch::Receiver<Option<String>>,
+    next_id: AtomicU32,
+    writer: tokio::task::JoinHandle<()>,
+    // Kept so the connection lives as long as the session.
+    connection: Connection,
+    endpoint: Endpoint,
+}
+
+impl Session {
+    /// Claims `code`, runs the handshake and waits for the person to allow
+    /// the session.
+    pub async fn connect(code: &SessionCode, opts: &ConnectOptions) -> Result<Session, SessionError> {
+        let mut link =
+            RelayLink::connect(&opts.relay, opts.relay_fingerprint, Role::Console).await?;
+        link.writer
+            .write_msg(&ClientMsg::Claim {
+                nameplate: code.nameplate(),
+                technician: opts.technician.clone(),
+                token: opts.token.clone(),
+            })
+            .await?;
+        match link.reader.expect_msg::<RelayMsg>().await {
+            Ok(RelayMsg::Paired { .. }) => {}
+            Ok(RelayMsg::Error(e)) => return Err(SessionError::Relay(e)),
+            Ok(other) => return Err(SessionError::Protocol(format!("unexpected message from the relay: {other:?}"))),
+            Err(e) => return Err(e.into()),
+        }
+        let established = secure::establish(Role::Console, code, link.reader, link.writer)
+            .await
+            .map_err(|e| {
+                if e.is_wrong_code() {
+                    SessionError::WrongCode
+                } else if matches!(e, SecureError::Frame(FrameError::Closed | FrameError::Io(_) | FrameError::Truncated)) {
+                    SessionError::AgentGone
+                } else {
+                    SessionError::Secure(e)
+                }
+            })?;
+        let mut reader = established.reader;
+        let welcome = reader.recv::<AgentMsg>().await.map_err(SessionError::Secure)?;
+        let host = match welcome {
+            Some(AgentMsg::Welcome { host, granted: true }) => host,
+            Some(AgentMsg::Welcome { granted: false, .. }) => return Err(SessionError::Declined),
+            Some(AgentMsg::Bye { reason }) => return Err(SessionError::Ended(reason)),
+            Some(other) => return Err(SessionError::Protocol(format!("expected a welcome, got {other:?}"))),
+            None => return Err(SessionError::AgentGone),
+        };
+
+        let (outbox, mut outbox_rx) = mpsc::channel::<ConsoleMsg>(64);
+        let mut writer = established.writer;
+        let writer = tokio::spawn(async move {
+            while let Some(msg) = outbox_rx.recv().await {
+                if writer.send(&msg).await.is_err() {
+                    break;
+                }
+            }
+            let _ = writer.get_mut().finish();
+        });
+        let pending: Arc<Mutex<HashMap<RequestId, mpsc::Sender<AgentMsg>>>> = Arc::default();
+        let (ended_tx, ended) = watch::channel(None);
+        let routes = pending.clone();
+        tokio::spawn(async move {
+            let reason = loop {
+                match reader.recv::<AgentMsg>().await {
+                    Ok(Some(AgentMsg::Bye { reason })) => break reason,
+                    Ok(Some(msg)) => {
+                        let Some(id) = msg.request_id() else { continue };
+                        let last = msg.is_final();
+                        let route = routes.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned();
+                        if let Some(route) = route {
+                            let _ = route.send(msg).await;
+                        }
+                        if last {
+                            routes.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                        }
+                    }
+                    Ok(None) => break "the agent closed the session".to_string(),
+                    Err(e) => break format!("the session was broken: {e}"),
+                }
+            };
+            // Dropping the routes ends every waiting request.
+            routes.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            let _ = ended_tx.send(Some(reason));
+        });
+        Ok(Session {
+            host,
+            verification: established.verification,
+            outbox,
+            pending,
+            ended,
+            next_id: AtomicU32::new(1),
+            writer,
+            connection: link.connection,
+            endpoint: link.endpoint,
+        })
+    }
+
+    /// Sends a request; its answers arrive on the returned channel.
+    pub async fn request(&self, request: Request) -> Result<(RequestId, Replies), SessionError> {
+        if let Some(reason) = self.ended() {
+            return Err(SessionError::Ended(reason));
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(REPLY_QUEUE);
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, tx);
+        self.outbox
+            .send(ConsoleMsg::Request { id, request })
+            .await
+            .map_err(|_| SessionError::Ended(self.ended().unwrap_or_else(|| "the session is closed".into())))?;
+        Ok((id, rx))
+    }
+
+    /// Why the session ended, once it has.
+    pub fn ended(&self) -> Option<String> {
+        self.ended.borrow().clone()
+    }
+
+    /// Completes when the agent ends the session.
+    pub async fn wait_ended(&mut self) -> String {
+        loop {
+            if let Some(reason) = self.ended.borrow().clone() {
+                return reason;
+            }
+            if self.ended.changed().await.is_err() {
+                return "the session is closed".into();
+            }
+        }
+    }
+
+    /// Says goodbye and closes everything cleanly.
+    pub async fn close(self) {
+        let _ = self.outbox.send(ConsoleMsg::Bye).await;
+        drop(self.outbox);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.writer).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.connection.closed()).await;
+        self.connection.close(0u32.into(), b"bye");
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.endpoint.wait_idle()).await;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("relay refused: {0}")]
+    Relay(ErrorFrame),
+    #[error("relay connection failed: {0}")]
+    Frame(#[from] FrameError),
+    #[error("the code was wrong: the person's agent has a different code, and this one no longer works; ask the person to start again and read out the new code")]
+    WrongCode,
+    #[error("the person declined the session")]
+    Declined,
+    #[error("the agent left before the session started")]
+    AgentGone,
+    #[error("the session ended: {0}")]
+    Ended(String),
+    #[error(transparent)]
+    Secure(SecureError),
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}

@@ -1,0 +1,195 @@
+//! Key derivation: every key the channel uses comes from the SPAKE2 key
+//! through HKDF-SHA256, one expansion per purpose, each under its own label.
+//!
+//! Each derived key is a newtype named for its purpose, and its bytes never
+//! leave this module: a [`SealKey`] can only become an AEAD cipher and a
+//! [`ConfirmKey`] only an HMAC, so one cannot be used in place of the other.
+//! None of them print their bytes in `Debug`.
+
+use std::fmt;
+
+use chacha20poly1305::{ChaCha20Poly1305, KeyInit as _};
+use hkdf::Hkdf;
+use hmac::Hmac;
+use sha2::Sha256;
+
+/// HMAC-SHA256, the key-confirmation MAC.
+pub(super) type HmacSha256 = Hmac<Sha256>;
+
+// One label per purpose, each starting with the protocol name. Changing any
+// of them changes the protocol.
+const LABEL_SEAL_AGENT_TO_CONSOLE: &[u8] = b"sprijin/1 seal agent to console";
+const LABEL_SEAL_CONSOLE_TO_AGENT: &[u8] = b"sprijin/1 seal console to agent";
+const LABEL_CONFIRM_AGENT: &[u8] = b"sprijin/1 confirm agent";
+const LABEL_CONFIRM_CONSOLE: &[u8] = b"sprijin/1 confirm console";
+const LABEL_VERIFICATION_WORDS: &[u8] = b"sprijin/1 verification words";
+
+/// The key SPAKE2 agreed on. It is only ever used as HKDF input.
+pub(super) struct PakeKey(Vec<u8>);
+
+impl PakeKey {
+    pub(super) fn new(bytes: Vec<u8>) -> PakeKey {
+        PakeKey(bytes)
+    }
+
+    /// Derives every key of the session.
+    pub(super) fn derive(&self) -> SessionKeys {
+        let hkdf = Hkdf::<Sha256>::new(None, &self.0);
+        SessionKeys {
+            agent_to_console: SealKey(expand(&hkdf, LABEL_SEAL_AGENT_TO_CONSOLE)),
+            console_to_agent: SealKey(expand(&hkdf, LABEL_SEAL_CONSOLE_TO_AGENT)),
+            agent_confirm: ConfirmKey(expand(&hkdf, LABEL_CONFIRM_AGENT)),
+            console_confirm: ConfirmKey(expand(&hkdf, LABEL_CONFIRM_CONSOLE)),
+            verification: VerificationSeed(expand(&hkdf, LABEL_VERIFICATION_WORDS)),
+        }
+    }
+}
+
+impl fmt::Debug for PakeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PakeKey(..)")
+    }
+}
+
+/// Every key of one session, named by direction and purpose.
+#[derive(Debug)]
+pub(super) struct SessionKeys {
+    pub(super) agent_to_console: SealKey,
+    pub(super) console_to_agent: SealKey,
+    pub(super) agent_confirm: ConfirmKey,
+    pub(super) console_confirm: ConfirmKey,
+    pub(super) verification: VerificationSeed,
+}
+
+/// A ChaCha20-Poly1305 key for one direction of the channel.
+pub(super) struct SealKey([u8; 32]);
+
+impl SealKey {
+    pub(super) fn into_cipher(self) -> ChaCha20Poly1305 {
+        ChaCha20Poly1305::new(&self.0.into())
+    }
+}
+
+impl fmt::Debug for SealKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SealKey(..)")
+    }
+}
+
+/// An HMAC-SHA256 key that one side uses to prove it holds the session key.
+///
+/// It is a full HMAC block (64 bytes) long, so HMAC uses it as it is and
+/// building the MAC cannot fail.
+pub(super) struct ConfirmKey([u8; 64]);
+
+impl ConfirmKey {
+    pub(super) fn mac(&self) -> HmacSha256 {
+        HmacSha256::new(&self.0.into())
+    }
+}
+
+impl fmt::Debug for ConfirmKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ConfirmKey(..)")
+    }
+}
+
+/// Forty bits that pick the four verification words.
+pub(super) struct VerificationSeed([u8; 5]);
+
+impl VerificationSeed {
+    #[cfg(test)]
+    pub(super) fn from_bytes(bytes: [u8; 5]) -> VerificationSeed {
+        VerificationSeed(bytes)
+    }
+
+    /// The seed as a number, first byte most significant.
+    pub(super) fn bits(&self) -> u64 {
+        self.0
+            .iter()
+            .fold(0u64, |acc, byte| (acc << 8) | u64::from(*byte))
+    }
+}
+
+impl fmt::Debug for VerificationSeed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("VerificationSeed(..)")
+    }
+}
+
+/// Expands `N` bytes under `label`.
+fn expand<const N: usize>(hkdf: &Hkdf<Sha256>, label: &[u8]) -> [u8; N] {
+    // HKDF-SHA256 can expand to at most 255 blocks of 32 bytes. Checking the
+    // length at compile time makes the runtime error below impossible.
+    const { assert!(N <= 255 * 32) };
+    let mut out = [0u8; N];
+    if hkdf.expand(label, &mut out).is_err() {
+        unreachable!("hkdf output length is checked at compile time");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> SessionKeys {
+        PakeKey::new(vec![7; 32]).derive()
+    }
+
+    #[test]
+    fn every_purpose_gets_its_own_key() {
+        let keys = keys();
+        let a = keys.agent_to_console.0;
+        let b = keys.console_to_agent.0;
+        let c = keys.agent_confirm.0;
+        let d = keys.console_confirm.0;
+        assert_ne!(a, b);
+        assert_ne!(c, d);
+        assert_ne!(&c[..32], &a[..]);
+        assert_ne!(&c[..32], &b[..]);
+        assert_ne!(&d[..32], &a[..]);
+        assert_ne!(&d[..32], &b[..]);
+    }
+
+    #[test]
+    fn derivation_is_deterministic() {
+        let one = keys();
+        let two = keys();
+        assert_eq!(one.agent_to_console.0, two.agent_to_console.0);
+        assert_eq!(one.verification.0, two.verification.0);
+    }
+
+    #[test]
+    fn labels_are_distinct_and_prefixed() {
+        let labels = [
+            LABEL_SEAL_AGENT_TO_CONSOLE,
+            LABEL_SEAL_CONSOLE_TO_AGENT,
+            LABEL_CONFIRM_AGENT,
+            LABEL_CONFIRM_CONSOLE,
+            LABEL_VERIFICATION_WORDS,
+        ];
+        for (i, a) in labels.iter().enumerate() {
+            let prefix = format!("{} ", super::super::PROTOCOL);
+            assert!(a.starts_with(prefix.as_bytes()));
+            for b in &labels[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+    }
+
+    #[test]
+    fn debug_hides_key_bytes() {
+        let keys = keys();
+        assert_eq!(format!("{:?}", PakeKey::new(vec![7; 32])), "PakeKey(..)");
+        assert_eq!(format!("{:?}", keys.agent_to_console), "SealKey(..)");
+        assert_eq!(format!("{:?}", keys.agent_confirm), "ConfirmKey(..)");
+        assert_eq!(format!("{:?}", keys.verification), "VerificationSeed(..)");
+    }
+
+    #[test]
+    fn seed_bits_are_big_endian() {
+        let seed = VerificationSeed([0x01, 0x02, 0x03, 0x04, 0x05]);
+        assert_eq!(seed.bits(), 0x01_0203_0405);
+    }
+}
