@@ -71,10 +71,11 @@ impl Consent {
     /// Shows `question` and waits for the answer.
     pub async fn ask(&self, question: &str) -> Answer {
         let mut lines = self.lines.lock().await;
-        let mut out = std::io::stdout().lock();
-        let _ = write!(out, "{question}\nallow? [y/N] ");
-        let _ = out.flush();
-        drop(out);
+        {
+            let mut out = std::io::stdout().lock();
+            let _ = write!(out, "{question}\nallow? [y/N] ");
+            let _ = out.flush();
+        }
         let answer = match tokio::time::timeout(self.timeout, lines.recv()).await {
             Err(_) => Answer::NoAnswer,
             Ok(None) => Answer::NoInput,
@@ -96,7 +97,13 @@ mod tests {
     async fn only_yes_approves() {
         let (tx, rx) = mpsc::channel(8);
         let consent = Consent::from_channel(rx, Duration::from_secs(5));
-        for (line, want) in [("y", Answer::Yes), (" YES ", Answer::Yes), ("n", Answer::No), ("sure", Answer::No), ("", Answer::No)] {
+        for (line, want) in [
+            ("y", Answer::Yes),
+            (" YES ", Answer::Yes),
+            ("n", Answer::No),
+            ("sure", Answer::No),
+            ("", Answer::No),
+        ] {
             tx.send(line.to_string()).await.unwrap();
             assert_eq!(consent.ask("q").await, want, "{line:?}");
         }

@@ -14,7 +14,10 @@ use sprijin_agent::consent::Consent;
 use sprijin_proto::tls::Fingerprint;
 
 #[derive(Parser)]
-#[command(version, about = "Sprijin agent: share this machine with a support technician, who sees its state and may run repairs only with your approval")]
+#[command(
+    version,
+    about = "Sprijin agent: share this machine with a support technician, who sees its state and may run repairs only with your approval"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -98,7 +101,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .map(|path| sprijin_agent::config::load_trusted_key(path))
                 .collect::<Result<Vec<_>, _>>()?;
             if trusted_keys.is_empty() {
-                println!("no trusted catalog key is configured (--trusted-key): the technician can look, but no script can run");
+                println!(
+                    "no trusted catalog key is configured (--trusted-key): the technician can look, but no script can run"
+                );
             }
             let config = AgentConfig {
                 relay,
@@ -110,7 +115,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 sample_interval: AgentConfig::DEFAULT_SAMPLE_INTERVAL,
             };
             let consent = Arc::new(Consent::from_stdin(config.consent_timeout));
-            let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             runtime.block_on(sprijin_agent::session::share(
                 config,
                 consent,
@@ -130,7 +136,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let path = data_dir(dir).join("audit.log");
             let report = sprijin_agent::audit::verify(&path)?;
-            println!("{}: {report}", path.display());
+            println!(
+                "{}: the chain of {} lines is intact (head {})",
+                path.display(),
+                report.lines,
+                report.head
+            );
             Ok(())
         }
     }

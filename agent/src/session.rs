@@ -15,17 +15,16 @@ use sprijin_proto::client::{ConnectError, RelayLink};
 use sprijin_proto::code::{Password, SessionCode};
 use sprijin_proto::framing::FrameError;
 use sprijin_proto::message::control::{ClientMsg, ErrorFrame, RelayMsg, Role, Technician};
-use sprijin_proto::message::diag::DiagReport;
 use sprijin_proto::message::session::{AgentMsg, ConsoleMsg, Request, RequestId};
 use sprijin_proto::secure::{self, SecureError};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, info_span, Instrument};
+use tracing::{Instrument, debug, info_span};
 
 use crate::audit::{AuditError, AuditEvent, AuditLog};
 use crate::config::AgentConfig;
 use crate::consent::Consent;
-use crate::diag::findings::{Thresholds, evaluate};
-use crate::diag::sampler::Sampler;
+use crate::diag::Sampler;
+use crate::diag::{Thresholds, report_for};
 use crate::script::runner::{self, RunEvent, RunSpec};
 
 /// How many messages may wait for the writer before producers slow down;
@@ -55,7 +54,7 @@ pub async fn share(
     let audit = Arc::new(Mutex::new(AuditLog::open(&config.audit_path())?));
     // Start sampling now, so the first snapshot is ready by the time a
     // technician asks for it.
-    let sampler = Sampler::start(config.sample_interval);
+    let sampler = Sampler::start(config.sample_interval)?;
 
     let mut link = RelayLink::connect(&config.relay, config.relay_fingerprint, Role::Agent).await?;
     link.writer.write_msg(&ClientMsg::Open).await?;
@@ -77,7 +76,6 @@ pub async fn share(
         expires.div_ceil(60)
     );
 
-    let stop = async move { stop.await };
     tokio::pin!(stop);
     let technician = tokio::select! {
         msg = link.reader.expect_msg::<RelayMsg>() => match msg? {
@@ -127,7 +125,11 @@ pub async fn share(
             question,
             answer: answer.approved(),
         })?;
-        let host = sampler.latest().host.name.clone();
+        let host = sampler
+            .ready()
+            .await
+            .map(|s| s.host.name.clone())
+            .unwrap_or_else(|_| "this machine".to_string());
         let _ = outbox
             .send(AgentMsg::Welcome {
                 host,
@@ -198,40 +200,33 @@ fn record(audit: &Mutex<AuditLog>, event: AuditEvent) -> Result<(), AgentError> 
         .map_err(AgentError::Audit)
 }
 
-fn end(audit: &Mutex<AuditLog>, outbox: &mpsc::Sender<AgentMsg>, reason: &str) -> Result<(), AgentError> {
+fn end(
+    audit: &Mutex<AuditLog>,
+    outbox: &mpsc::Sender<AgentMsg>,
+    reason: &str,
+) -> Result<(), AgentError> {
     let _ = outbox.try_send(AgentMsg::Bye {
         reason: reason.to_string(),
     });
-    record(audit, AuditEvent::SessionEnd {
-        reason: reason.to_string(),
-    })
+    record(
+        audit,
+        AuditEvent::SessionEnd {
+            reason: reason.to_string(),
+        },
+    )
 }
 
-async fn write_loop<W: tokio::io::AsyncWrite + Unpin>(
-    mut writer: secure::SecureWriter<W>,
+async fn write_loop(
+    mut writer: secure::SecureWriter<quinn::SendStream>,
     mut outbox: mpsc::Receiver<AgentMsg>,
-) where
-    W: quinn_finish::Finish,
-{
+) {
     while let Some(msg) = outbox.recv().await {
         if let Err(e) = writer.send(&msg).await {
             debug!("cannot send to the console: {e}");
             break;
         }
     }
-    writer.get_mut().finish_stream();
-}
-
-/// Lets the writer finish the stream it writes to, whatever it is.
-pub mod quinn_finish {
-    pub trait Finish {
-        fn finish_stream(&mut self);
-    }
-    impl Finish for quinn::SendStream {
-        fn finish_stream(&mut self) {
-            let _ = self.finish();
-        }
-    }
+    let _ = writer.get_mut().finish();
 }
 
 struct Ctx {
@@ -267,15 +262,18 @@ impl Ctx {
 async fn handle(ctx: &Arc<Ctx>, id: RequestId, request: Request) {
     match request {
         Request::Diagnostics => {
-            let snapshot = (*ctx.sampler.latest()).clone();
-            let findings = evaluate(&snapshot, &ctx.thresholds);
-            let _ = ctx
-                .outbox
-                .send(AgentMsg::Diagnostics {
-                    id,
-                    report: DiagReport { snapshot, findings },
-                })
-                .await;
+            // Normally ready long before; only the first seconds wait.
+            let snapshot = match ctx.sampler.ready().await {
+                Ok(s) => (*s).clone(),
+                Err(e) => {
+                    return ctx
+                        .refuse(id, format!("diagnostics unavailable: {e}"))
+                        .await;
+                }
+            };
+            let report = report_for(snapshot, &ctx.thresholds);
+            let report = Box::new(report);
+            let _ = ctx.outbox.send(AgentMsg::Diagnostics { id, report }).await;
         }
         Request::Catalog(signed) => accept_catalog(ctx, id, signed).await,
         Request::Run { script, params } => {
@@ -292,7 +290,10 @@ async fn handle(ctx: &Arc<Ctx>, id: RequestId, request: Request) {
                 Some(cancel) => {
                     let _ = cancel.send(());
                 }
-                None => ctx.refuse(id, format!("there is no run {run} in progress to cancel")).await,
+                None => {
+                    ctx.refuse(id, format!("there is no run {run} in progress to cancel"))
+                        .await
+                }
             }
         }
     }
@@ -316,7 +317,12 @@ async fn accept_catalog(ctx: &Ctx, id: RequestId, signed: SignedCatalog) {
         Err(e) => {
             let reason = format!("catalog refused: {e}");
             println!("{reason}; no scripts can run in this session");
-            if let Err(e) = record(&ctx.audit, AuditEvent::CatalogRefused { reason: reason.clone() }) {
+            if let Err(e) = record(
+                &ctx.audit,
+                AuditEvent::CatalogRefused {
+                    reason: reason.clone(),
+                },
+            ) {
                 println!("{e}");
             }
             ctx.refuse(id, reason).await;
@@ -325,64 +331,88 @@ async fn accept_catalog(ctx: &Ctx, id: RequestId, signed: SignedCatalog) {
 }
 
 async fn run_script(ctx: &Ctx, id: RequestId, script_id: String, params: Vec<(String, String)>) {
-    let catalog = ctx.catalog.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let Some(catalog) = catalog else {
-        let reason = if ctx.config.trusted_keys.is_empty() {
-            "no trusted catalog key is configured on this machine, so no scripts can run".to_string()
-        } else {
-            "no verified catalog in this session: the console must send a signed catalog first".to_string()
+    if let Err(reason) = approve_and_run(ctx, id, &script_id, &params).await {
+        let event = AuditEvent::RunRefused {
+            run: u64::from(id),
+            script: script_id,
+            reason: reason.clone(),
         };
-        return ctx.refuse(id, reason).await;
-    };
-    let Some(script) = catalog.get(&script_id) else {
-        return ctx
-            .refuse(id, format!("there is no script {script_id:?} in the signed catalog"))
-            .await;
-    };
-    if !Platform::current().is_some_and(|p| script.runs_on(p)) {
-        return ctx
-            .refuse(id, format!("script {script_id:?} is not made for this platform"))
-            .await;
+        if let Err(e) = record(&ctx.audit, event) {
+            println!("{e}");
+        }
+        ctx.refuse(id, reason).await;
     }
-    let args = match script.bind(&params) {
-        Ok(args) => args,
-        Err(e) => return ctx.refuse(id, format!("refused: {e}")).await,
+}
+
+/// Checks a run request, asks the person, and runs the script. An `Err` is
+/// the reason nothing ran, for the technician and the audit log.
+async fn approve_and_run(
+    ctx: &Ctx,
+    id: RequestId,
+    script_id: &str,
+    params: &[(String, String)],
+) -> Result<(), String> {
+    let catalog = ctx
+        .catalog
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let Some(catalog) = catalog else {
+        return Err(if ctx.config.trusted_keys.is_empty() {
+            "no trusted catalog key is configured on this machine, so no scripts can run"
+                .to_string()
+        } else {
+            "no verified catalog in this session: the console must send a signed catalog first"
+                .to_string()
+        });
     };
-    let command_line = std::iter::once(script.program.as_str())
-        .chain(args.iter().map(String::as_str))
-        .map(|a| format!("{a:?}"))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let script = catalog
+        .get(script_id)
+        .ok_or_else(|| format!("there is no script {script_id:?} in the signed catalog"))?;
+    if !Platform::current().is_some_and(|p| script.runs_on(p)) {
+        return Err(format!(
+            "script {script_id:?} is not made for this platform"
+        ));
+    }
+    let args = script.bind(params).map_err(|e| format!("refused: {e}"))?;
     let question = format!(
-        "the technician asks to run a repair script:\n  {title}\n  {description}\n  risk: {risk}\n  command: {command_line}\n  stops after {timeout} s",
+        "the technician asks to run a repair script:\n  {title}\n  {description}\n  risk: {risk}\n  command: {command}\n  stops after {timeout} s",
         title = script.title,
         description = script.description,
         risk = script.risk,
+        command = catalog::display_command(&script.program, &args),
         timeout = script.timeout_secs,
     );
     let answer = ctx.consent.ask(&question).await;
-    if let Err(e) = record(&ctx.audit, AuditEvent::Consent {
-        question: question.clone(),
-        answer: answer.approved(),
-    }) {
-        return ctx.refuse(id, format!("nothing was run: {e}")).await;
-    }
+    record(
+        &ctx.audit,
+        AuditEvent::Consent {
+            question,
+            answer: answer.approved(),
+        },
+    )
+    .map_err(|e| format!("nothing was run: {e}"))?;
     if !answer.approved() {
-        return ctx
-            .refuse(id, format!("the person {} the run of {script_id}", answer.describe()))
-            .await;
+        return Err(format!(
+            "the person {} the run of {script_id}",
+            answer.describe()
+        ));
     }
-    if let Err(e) = record(&ctx.audit, AuditEvent::RunStart {
-        run: id as u64,
-        script: script_id.clone(),
-        title: script.title.clone(),
-        program: script.program.clone(),
-        args: args.clone(),
-        catalog_digest: catalog.digest.clone(),
-        risk: script.risk.to_string(),
-    }) {
-        return ctx.refuse(id, format!("nothing was run: {e}")).await;
-    }
+    // The run is on disk before it starts: if the agent dies mid-run, the
+    // log still shows what was started and who approved it.
+    record(
+        &ctx.audit,
+        AuditEvent::RunStart {
+            run: u64::from(id),
+            script: script_id.to_string(),
+            title: script.title.clone(),
+            program: script.program.clone(),
+            args: args.clone(),
+            catalog_digest: catalog.digest.clone(),
+            risk: script.risk.to_string(),
+        },
+    )
+    .map_err(|e| format!("nothing was run: {e}"))?;
     let (cancel_tx, cancel_rx) = oneshot::channel();
     ctx.runs
         .lock()
@@ -415,23 +445,23 @@ async fn run_script(ctx: &Ctx, id: RequestId, script_id: String, params: Vec<(St
             }
         }
     };
-    let (end, ()) = tokio::join!(runner::run(spec, events_tx, async move {
+    let cancelled = async move {
         let _ = cancel_rx.await;
-    }), forward);
-    ctx.runs.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+    };
+    let (end, ()) = tokio::join!(runner::run(spec, events_tx, cancelled), forward);
+    ctx.runs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&id);
     println!("{script_id} finished: {}", end.status);
-    if let Err(e) = record(&ctx.audit, AuditEvent::RunEnd {
-        run: id as u64,
-        script: script_id.clone(),
-        status: end.status.to_string(),
-        duration_ms: end.duration_ms,
-        bytes: end.bytes,
-        dropped: end.dropped,
-        output_sha256: end.output_sha256.clone(),
-    }) {
+    if let Err(e) = record(
+        &ctx.audit,
+        AuditEvent::run_end(u64::from(id), script_id, &end),
+    ) {
         println!("{e}");
     }
     let _ = ctx.outbox.send(AgentMsg::RunEnded { id, end }).await;
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -449,6 +479,8 @@ pub enum AgentError {
     Secure(SecureError),
     #[error(transparent)]
     Audit(#[from] AuditError),
+    #[error(transparent)]
+    Diag(#[from] crate::diag::DiagError),
 }
 
 // Kept for callers that show who connected.

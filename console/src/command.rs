@@ -127,18 +127,39 @@ mod tests {
                 params: vec![("word".into(), "a; rm -rf /".into())]
             })
         );
-        assert_eq!("report out.md".parse(), Ok(Command::Report("out.md".into())));
+        assert_eq!(
+            "report out.md".parse(),
+            Ok(Command::Report("out.md".into()))
+        );
         assert_eq!("cancel 3".parse(), Ok(Command::Cancel { run: 3 }));
     }
 
     #[test]
     fn bad_commands_say_why() {
         assert_eq!("".parse::<Command>(), Err(CommandError::Empty));
-        assert!(matches!("dance".parse::<Command>(), Err(CommandError::Unknown(_))));
-        assert!(matches!("diag now".parse::<Command>(), Err(CommandError::ExtraArguments(_))));
-        assert!(matches!("run".parse::<Command>(), Err(CommandError::Usage(_))));
-        assert!(matches!("run x novalue".parse::<Command>(), Err(CommandError::Param(_))));
-        assert!(matches!("run x 'a".parse::<Command>(), Err(CommandError::Quotes(_))));
-        assert!(matches!("cancel x".parse::<Command>(), Err(CommandError::Usage(_))));
+        assert!(matches!(
+            "dance".parse::<Command>(),
+            Err(CommandError::Unknown(_))
+        ));
+        assert!(matches!(
+            "diag now".parse::<Command>(),
+            Err(CommandError::ExtraArguments(_))
+        ));
+        assert!(matches!(
+            "run".parse::<Command>(),
+            Err(CommandError::Usage(_))
+        ));
+        assert!(matches!(
+            "run x novalue".parse::<Command>(),
+            Err(CommandError::Param(_))
+        ));
+        assert!(matches!(
+            "run x 'a".parse::<Command>(),
+            Err(CommandError::Quotes(_))
+        ));
+        assert!(matches!(
+            "cancel x".parse::<Command>(),
+            Err(CommandError::Usage(_))
+        ));
     }
 }

@@ -23,7 +23,11 @@ pub struct ConnectArgs {
 
 /// Runs a whole session. `Ok(true)` when every command succeeded.
 pub async fn connect(args: ConnectArgs) -> Result<bool, DriverError> {
-    let catalog = args.catalog.as_deref().map(LocalCatalog::load).transpose()?;
+    let catalog = args
+        .catalog
+        .as_deref()
+        .map(LocalCatalog::load)
+        .transpose()?;
     let session = Session::connect(&args.code, &args.options).await?;
     let record = SessionRecord {
         started: SystemTime::now(),
@@ -58,7 +62,9 @@ pub async fn connect(args: ConnectArgs) -> Result<bool, DriverError> {
         }
     }
     if let Some(reason) = driver.session.ended() {
-        driver.report_error(&DriverError::Session(crate::session::SessionError::Ended(reason)));
+        driver.report_error(&DriverError::Session(crate::session::SessionError::Ended(
+            reason,
+        )));
         ok = false;
     }
     driver.session.close().await;

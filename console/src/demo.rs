@@ -25,11 +25,14 @@ fn sample_catalog() -> PathBuf {
 
 /// Runs the demo; `Ok(true)` when every step worked.
 pub async fn demo(json: bool) -> Result<bool, DemoError> {
-    let work = tempfile::tempdir().map_err(|e| DemoError::Setup(format!("cannot make a temporary folder: {e}")))?;
+    let work = tempfile::tempdir()
+        .map_err(|e| DemoError::Setup(format!("cannot make a temporary folder: {e}")))?;
     let listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0));
     let relay = Relay::bind(RelayConfig::new(listen, work.path().join("relay")))
         .map_err(|e| DemoError::Setup(e.to_string()))?;
-    let relay_addr = relay.local_addr().map_err(|e| DemoError::Setup(e.to_string()))?;
+    let relay_addr = relay
+        .local_addr()
+        .map_err(|e| DemoError::Setup(e.to_string()))?;
     let fingerprint = relay.fingerprint();
     let (stop_relay, relay_stopped) = oneshot::channel::<()>();
     let relay_task = tokio::spawn(relay.run(async move {
@@ -39,9 +42,16 @@ pub async fn demo(json: bool) -> Result<bool, DemoError> {
 
     let catalog = sample_catalog();
     let trusted_keys = match std::fs::read_to_string(catalog.join("dev-key.pub")) {
-        Ok(text) => vec![sprijin_proto::catalog::parse_verifying_key(&text)
-            .map_err(|e| DemoError::Setup(format!("sample catalog key: {e}")))?],
-        Err(e) => return Err(DemoError::Setup(format!("cannot read the sample catalog key in {}: {e}", catalog.display()))),
+        Ok(text) => vec![
+            sprijin_proto::catalog::parse_verifying_key(&text)
+                .map_err(|e| DemoError::Setup(format!("sample catalog key: {e}")))?,
+        ],
+        Err(e) => {
+            return Err(DemoError::Setup(format!(
+                "cannot read the sample catalog key in {}: {e}",
+                catalog.display()
+            )));
+        }
     };
     let config = AgentConfig {
         relay: relay_addr.to_string(),
@@ -97,12 +107,21 @@ pub async fn demo(json: bool) -> Result<bool, DemoError> {
     drop(stop_agent);
     if !json {
         if let Ok(md) = std::fs::read_to_string(&report) {
-            println!("\ndemo: the session report the technician would attach to the ticket:\n\n{md}");
+            println!(
+                "\ndemo: the session report the technician would attach to the ticket:\n\n{md}"
+            );
         }
     }
     let _ = stop_relay.send(());
     let _ = relay_task.await;
-    println!("demo: {}", if ok { "done" } else { "some steps failed (see above)" });
+    println!(
+        "demo: {}",
+        if ok {
+            "done"
+        } else {
+            "some steps failed (see above)"
+        }
+    );
     Ok(ok)
 }
 

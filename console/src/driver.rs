@@ -27,8 +27,10 @@ pub struct LocalCatalog {
 
 impl LocalCatalog {
     pub fn load(dir: &Path) -> Result<LocalCatalog, DriverError> {
-        let signed = crate::catalog_tool::load(dir).map_err(|e| DriverError::Catalog(e.to_string()))?;
-        let scripts = catalog::parse_scripts(&signed.files).map_err(|e| DriverError::Catalog(e.to_string()))?;
+        let signed =
+            crate::catalog_tool::load(dir).map_err(|e| DriverError::Catalog(e.to_string()))?;
+        let scripts = catalog::parse_scripts(&signed.files)
+            .map_err(|e| DriverError::Catalog(e.to_string()))?;
         Ok(LocalCatalog {
             dir: dir.to_path_buf(),
             signed,
@@ -53,7 +55,12 @@ pub struct Driver {
 }
 
 impl Driver {
-    pub fn new(session: Session, record: SessionRecord, json: bool, catalog: Option<LocalCatalog>) -> Self {
+    pub fn new(
+        session: Session,
+        record: SessionRecord,
+        json: bool,
+        catalog: Option<LocalCatalog>,
+    ) -> Self {
         Driver {
             session,
             record,
@@ -87,10 +94,17 @@ impl Driver {
 
     /// Sends the catalog, if the console has one, and reports the agent's verdict.
     pub async fn send_catalog(&mut self) -> Result<(), DriverError> {
-        let Some(cat) = &self.catalog else { return Ok(()) };
-        let (_, mut replies) = self.session.request(Request::Catalog(cat.signed.clone())).await?;
+        let Some(cat) = &self.catalog else {
+            return Ok(());
+        };
+        let (_, mut replies) = self
+            .session
+            .request(Request::Catalog(cat.signed.clone()))
+            .await?;
         let verdict = match replies.recv().await {
-            Some(AgentMsg::CatalogAccepted { scripts, digest, .. }) => {
+            Some(AgentMsg::CatalogAccepted {
+                scripts, digest, ..
+            }) => {
                 self.emit(
                     format!("the agent accepted the catalog ({scripts} scripts, digest {})", &digest[..digest.len().min(16)]),
                     json!({"event": "catalog", "accepted": true, "scripts": scripts, "digest": digest}),
@@ -116,7 +130,9 @@ impl Driver {
 
     fn gone(&self) -> DriverError {
         DriverError::Session(SessionError::Ended(
-            self.session.ended().unwrap_or_else(|| "the agent stopped answering".into()),
+            self.session
+                .ended()
+                .unwrap_or_else(|| "the agent stopped answering".into()),
         ))
     }
 
@@ -133,11 +149,17 @@ impl Driver {
             }
             Command::Findings => {
                 let report = self.diagnostics().await?;
-                self.emit(diag_text::findings(&report.findings), json!({"event": "findings", "findings": report.findings}));
+                self.emit(
+                    diag_text::findings(&report.findings),
+                    json!({"event": "findings", "findings": report.findings}),
+                );
             }
             Command::Processes => {
                 let report = self.diagnostics().await?;
-                self.emit(diag_text::processes(&report.snapshot), json!({"event": "processes", "processes": report.snapshot.processes}));
+                self.emit(
+                    diag_text::processes(&report.snapshot),
+                    json!({"event": "processes", "processes": report.snapshot.processes}),
+                );
             }
             Command::Scripts => self.scripts(),
             Command::Run { script, params } => self.run(script, params).await?,
@@ -150,11 +172,15 @@ impl Driver {
                 {
                     return Err(DriverError::Refused(reason));
                 }
-                self.emit(format!("asked the agent to cancel run {run}"), json!({"event": "cancel", "run": run}));
+                self.emit(
+                    format!("asked the agent to cancel run {run}"),
+                    json!({"event": "cancel", "run": run}),
+                );
             }
             Command::Report(path) => {
                 let md = self.record.to_markdown();
-                std::fs::write(&path, md).map_err(|e| DriverError::Report(path.display().to_string(), e.to_string()))?;
+                std::fs::write(&path, md)
+                    .map_err(|e| DriverError::Report(path.display().to_string(), e.to_string()))?;
                 self.emit(
                     format!("report written to {}", path.display()),
                     json!({"event": "report", "path": path.display().to_string()}),
@@ -170,8 +196,8 @@ impl Driver {
         let (_, mut replies) = self.session.request(Request::Diagnostics).await?;
         match replies.recv().await {
             Some(AgentMsg::Diagnostics { report, .. }) => {
-                self.record.latest = Some(report.clone());
-                Ok(report)
+                self.record.latest = Some((*report).clone());
+                Ok(*report)
             }
             Some(AgentMsg::Refused { reason, .. }) => Err(DriverError::Refused(reason)),
             _ => Err(self.gone()),
@@ -188,31 +214,60 @@ impl Driver {
         };
         let mut text = String::new();
         if let Some(Err(reason)) = &self.catalog_accepted {
-            text.push_str(&format!("the agent refused this catalog, so none of these can run: {reason}\n"));
+            text.push_str(&format!(
+                "the agent refused this catalog, so none of these can run: {reason}\n"
+            ));
         }
         let mut list = Vec::new();
         for (id, s) in &cat.scripts {
             let params: Vec<&String> = s.params.keys().collect();
-            let usage = params.iter().map(|p| format!(" {p}=...")).collect::<String>();
-            text.push_str(&format!("{:<20} {:<7} {}\n    run {id}{usage}\n", id.as_str(), s.risk.to_string(), s.title));
+            let usage = params
+                .iter()
+                .map(|p| format!(" {p}=..."))
+                .collect::<String>();
+            text.push_str(&format!(
+                "{:<20} {:<7} {}\n    run {id}{usage}\n",
+                id.as_str(),
+                s.risk.to_string(),
+                s.title
+            ));
             list.push(json!({"id": id.as_str(), "title": s.title, "risk": s.risk.to_string(), "params": params}));
         }
-        self.emit(text.trim_end(), json!({"event": "scripts", "scripts": list}));
+        self.emit(
+            text.trim_end(),
+            json!({"event": "scripts", "scripts": list}),
+        );
     }
 
-    async fn run(&mut self, script: String, params: Vec<(String, String)>) -> Result<(), DriverError> {
+    async fn run(
+        &mut self,
+        script: String,
+        params: Vec<(String, String)>,
+    ) -> Result<(), DriverError> {
         // Check locally first, so a typo never reaches the person's screen.
         if let Some(cat) = &self.catalog {
-            let Some(s) = cat.scripts.get(&script.parse::<ScriptId>().map_err(|e| DriverError::Refused(e.to_string()))?) else {
-                return Err(DriverError::Refused(format!("there is no script {script:?} in the catalog; type scripts for the list")));
+            let Some(s) = cat.scripts.get(
+                &script
+                    .parse::<ScriptId>()
+                    .map_err(|e| DriverError::Refused(e.to_string()))?,
+            ) else {
+                return Err(DriverError::Refused(format!(
+                    "there is no script {script:?} in the catalog; type scripts for the list"
+                )));
             };
-            s.bind(&params).map_err(|e| DriverError::Refused(e.to_string()))?;
+            s.bind(&params)
+                .map_err(|e| DriverError::Refused(e.to_string()))?;
         }
         let (id, mut replies) = self
             .session
-            .request(Request::Run { script: script.clone(), params: params.clone() })
+            .request(Request::Run {
+                script: script.clone(),
+                params: params.clone(),
+            })
             .await?;
-        self.record.runs.push(crate::report::RunRecord::new(id, &script, &params));
+        self.record
+            .runs
+            .push(crate::report::RunRecord::new(id, &script, &params));
         self.emit(
             format!("run {id}: asking the person to approve {script}..."),
             json!({"event": "run_requested", "run": id, "script": script}),
@@ -255,7 +310,10 @@ impl Driver {
                     }
                 }
                 Some(AgentMsg::Truncated { cap, .. }) => self.emit(
-                    format!("[run {id}: output over {} — the rest is counted, not shown]", diag_text::human_bytes(cap)),
+                    format!(
+                        "[run {id}: output over {} — the rest is counted, not shown]",
+                        diag_text::human_bytes(cap)
+                    ),
                     json!({"event": "truncated", "run": id, "cap": cap}),
                 ),
                 Some(AgentMsg::RunEnded { end, .. }) => {
@@ -277,10 +335,17 @@ impl Driver {
                         diag_text::human_bytes(end.bytes)
                     );
                     if end.dropped > 0 {
-                        text.push_str(&format!(" ({} dropped over the cap)", diag_text::human_bytes(end.dropped)));
+                        text.push_str(&format!(
+                            " ({} dropped over the cap)",
+                            diag_text::human_bytes(end.dropped)
+                        ));
                     }
                     self.emit(text, json!({"event": "run_end", "run": id, "status": status, "success": end.success(), "duration_ms": end.duration_ms, "bytes": end.bytes, "dropped": end.dropped, "output_sha256": end.output_sha256}));
-                    return if end.success() { Ok(()) } else { Err(DriverError::RunFailed(status)) };
+                    return if end.success() {
+                        Ok(())
+                    } else {
+                        Err(DriverError::RunFailed(status))
+                    };
                 }
                 Some(AgentMsg::Refused { reason, .. }) => {
                     if let Some(r) = self.record.run_mut(id) {

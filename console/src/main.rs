@@ -12,7 +12,10 @@ use sprijin_proto::code::SessionCode;
 use sprijin_proto::tls::Fingerprint;
 
 #[derive(Parser)]
-#[command(version, about = "Sprijin console: connect to a person's machine with the code they read out, see what is wrong, and run approved repairs")]
+#[command(
+    version,
+    about = "Sprijin console: connect to a person's machine with the code they read out, see what is wrong, and run approved repairs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -126,10 +129,18 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             match command {
                 CatalogCommand::Keygen { out } => {
                     let public = catalog_tool::keygen(&out)?;
-                    println!("wrote the private key to {} and the public key to {}", out.display(), public.display());
+                    println!(
+                        "wrote the private key to {} and the public key to {}",
+                        out.display(),
+                        public.display()
+                    );
                 }
-                CatalogCommand::Sign { dir, key } => println!("{}", catalog_tool::sign(&dir, &key)?),
-                CatalogCommand::Verify { dir, key } => println!("{}", catalog_tool::verify(&dir, &key)?),
+                CatalogCommand::Sign { dir, key } => {
+                    println!("{}", catalog_tool::sign(&dir, &key)?)
+                }
+                CatalogCommand::Verify { dir, key } => {
+                    println!("{}", catalog_tool::verify(&dir, &key)?)
+                }
             }
             Ok(true)
         }

@@ -102,17 +102,33 @@ impl SessionRecord {
         let _ = writeln!(md, "| Report written | {} |", rfc3339(SystemTime::now()));
         let _ = writeln!(md, "| Technician | {} |", escape(&self.technician));
         let _ = writeln!(md, "| Machine | {} |", escape(&self.host));
-        let _ = writeln!(md, "| Relay | {} (nameplate {}) |", escape(&self.relay), self.nameplate);
-        let _ = writeln!(md, "| Verification words | {} |", escape(&self.verification));
+        let _ = writeln!(
+            md,
+            "| Relay | {} (nameplate {}) |",
+            escape(&self.relay),
+            self.nameplate
+        );
+        let _ = writeln!(
+            md,
+            "| Verification words | {} |",
+            escape(&self.verification)
+        );
         let _ = writeln!(
             md,
             "| Catalog | {} |",
-            self.catalog.as_deref().map(escape).unwrap_or_else(|| "none".into())
+            self.catalog
+                .as_deref()
+                .map(escape)
+                .unwrap_or_else(|| "none".into())
         );
         md.push('\n');
         match &self.latest {
             Some(report) => {
-                let _ = writeln!(md, "## Machine\n\n```text\n{}```\n", fence_safe(&diag_text::overview(&report.snapshot, &[])));
+                let _ = writeln!(
+                    md,
+                    "## Machine\n\n```text\n{}```\n",
+                    fence_safe(&diag_text::overview(&report.snapshot, &[]))
+                );
                 let _ = writeln!(md, "## Findings\n");
                 if report.findings.is_empty() {
                     let _ = writeln!(md, "No findings: nothing looked wrong.\n");
@@ -130,7 +146,10 @@ impl SessionRecord {
                 md.push('\n');
             }
             None => {
-                let _ = writeln!(md, "## Machine\n\nNo diagnostics were taken in this session.\n");
+                let _ = writeln!(
+                    md,
+                    "## Machine\n\nNo diagnostics were taken in this session.\n"
+                );
             }
         }
         let _ = writeln!(md, "## Runs\n");
@@ -150,7 +169,11 @@ impl SessionRecord {
                     let _ = writeln!(md, "- Approval: approved by the person");
                     let _ = writeln!(md, "- Status: {}", escape(status));
                     let _ = writeln!(md, "- Duration: {:.1} s", run.duration_ms as f64 / 1000.0);
-                    let _ = writeln!(md, "- Output: {} bytes ({} dropped over the cap)", run.bytes, run.dropped);
+                    let _ = writeln!(
+                        md,
+                        "- Output: {} bytes ({} dropped over the cap)",
+                        run.bytes, run.dropped
+                    );
                     if let Some(sha) = &run.output_sha256 {
                         let _ = writeln!(md, "- Output SHA-256: `{sha}`");
                     }
@@ -209,7 +232,10 @@ mod tests {
     #[test]
     fn timestamps_are_rfc3339() {
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(1_795_620_272)), "2026-11-25T15:24:32Z");
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(1_795_620_272)),
+            "2026-11-25T15:24:32Z"
+        );
     }
 
     #[test]

@@ -50,7 +50,10 @@ pub struct Session {
 impl Session {
     /// Claims `code`, runs the handshake and waits for the person to allow
     /// the session.
-    pub async fn connect(code: &SessionCode, opts: &ConnectOptions) -> Result<Session, SessionError> {
+    pub async fn connect(
+        code: &SessionCode,
+        opts: &ConnectOptions,
+    ) -> Result<Session, SessionError> {
         let mut link =
             RelayLink::connect(&opts.relay, opts.relay_fingerprint, Role::Console).await?;
         link.writer
@@ -63,7 +66,11 @@ impl Session {
         match link.reader.expect_msg::<RelayMsg>().await {
             Ok(RelayMsg::Paired { .. }) => {}
             Ok(RelayMsg::Error(e)) => return Err(SessionError::Relay(e)),
-            Ok(other) => return Err(SessionError::Protocol(format!("unexpected message from the relay: {other:?}"))),
+            Ok(other) => {
+                return Err(SessionError::Protocol(format!(
+                    "unexpected message from the relay: {other:?}"
+                )));
+            }
             Err(e) => return Err(e.into()),
         }
         let established = secure::establish(Role::Console, code, link.reader, link.writer)
@@ -71,19 +78,34 @@ impl Session {
             .map_err(|e| {
                 if e.is_wrong_code() {
                     SessionError::WrongCode
-                } else if matches!(e, SecureError::Frame(FrameError::Closed | FrameError::Io(_) | FrameError::Truncated)) {
+                } else if matches!(
+                    e,
+                    SecureError::Frame(
+                        FrameError::Closed | FrameError::Io(_) | FrameError::Truncated
+                    )
+                ) {
                     SessionError::AgentGone
                 } else {
                     SessionError::Secure(e)
                 }
             })?;
         let mut reader = established.reader;
-        let welcome = reader.recv::<AgentMsg>().await.map_err(SessionError::Secure)?;
+        let welcome = reader
+            .recv::<AgentMsg>()
+            .await
+            .map_err(SessionError::Secure)?;
         let host = match welcome {
-            Some(AgentMsg::Welcome { host, granted: true }) => host,
+            Some(AgentMsg::Welcome {
+                host,
+                granted: true,
+            }) => host,
             Some(AgentMsg::Welcome { granted: false, .. }) => return Err(SessionError::Declined),
             Some(AgentMsg::Bye { reason }) => return Err(SessionError::Ended(reason)),
-            Some(other) => return Err(SessionError::Protocol(format!("expected a welcome, got {other:?}"))),
+            Some(other) => {
+                return Err(SessionError::Protocol(format!(
+                    "expected a welcome, got {other:?}"
+                )));
+            }
             None => return Err(SessionError::AgentGone),
         };
 
@@ -107,7 +129,11 @@ impl Session {
                     Ok(Some(msg)) => {
                         let Some(id) = msg.request_id() else { continue };
                         let last = msg.is_final();
-                        let route = routes.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned();
+                        let route = routes
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get(&id)
+                            .cloned();
                         if let Some(route) = route {
                             let _ = route.send(msg).await;
                         }
@@ -150,7 +176,12 @@ impl Session {
         self.outbox
             .send(ConsoleMsg::Request { id, request })
             .await
-            .map_err(|_| SessionError::Ended(self.ended().unwrap_or_else(|| "the session is closed".into())))?;
+            .map_err(|_| {
+                SessionError::Ended(
+                    self.ended()
+                        .unwrap_or_else(|| "the session is closed".into()),
+                )
+            })?;
         Ok((id, rx))
     }
 
@@ -176,9 +207,11 @@ impl Session {
         let _ = self.outbox.send(ConsoleMsg::Bye).await;
         drop(self.outbox);
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.writer).await;
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.connection.closed()).await;
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(2), self.connection.closed()).await;
         self.connection.close(0u32.into(), b"bye");
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.endpoint.wait_idle()).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.endpoint.wait_idle())
+            .await;
     }
 }
 
@@ -191,7 +224,9 @@ pub enum SessionError {
     Relay(ErrorFrame),
     #[error("relay connection failed: {0}")]
     Frame(#[from] FrameError),
-    #[error("the code was wrong: the person's agent has a different code, and this one no longer works; ask the person to start again and read out the new code")]
+    #[error(
+        "the code was wrong: the person's agent has a different code, and this one no longer works; ask the person to start again and read out the new code"
+    )]
     WrongCode,
     #[error("the person declined the session")]
     Declined,

@@ -205,7 +205,7 @@ pub fn findings(f: &[Finding]) -> String {
     }
     let mut sorted: Vec<&Finding> = f.iter().collect();
     // Stable, so findings of equal severity keep the order the rules gave.
-    sorted.sort_by(|a, b| b.severity.cmp(&a.severity));
+    sorted.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let mut out = String::new();
     for finding in sorted {
         let _ = writeln!(

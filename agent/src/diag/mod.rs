@@ -1,1 +1,22 @@
 //! Diagnostics: background sampling, findings rules and the local report.
+//!
+//! Data flows one way: [`collect`] reads the system through `sysinfo` into a
+//! plain [`Snapshot`]; [`sampler`] does that on a thread every couple of
+//! seconds so a snapshot is always ready; [`findings`] turns a snapshot into
+//! [`Finding`]s with plain rules; [`report`] puts the two together for
+//! `sprijin-agent diag`, and the session sends the same [`DiagReport`] to the
+//! console. Rendering for people lives in `sprijin_proto::diag_text`, shared
+//! with the console.
+
+pub mod collect;
+pub mod error;
+pub mod findings;
+pub mod report;
+pub mod sampler;
+
+pub use collect::Collector;
+pub use error::DiagError;
+pub use findings::{Thresholds, evaluate};
+pub use report::{local_report, report_for, take_report};
+pub use sampler::{DEFAULT_INTERVAL, Sampler};
+pub use sprijin_proto::message::diag::{DiagReport, Finding, Severity, Snapshot};

@@ -1,1 +1,3 @@
 //! Repair scripts: catalog verification and the runner.
+
+pub mod runner;

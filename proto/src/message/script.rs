@@ -52,6 +52,9 @@ pub enum RunStatus {
     /// program, e.g. "resolvectl is not installed on this machine (not found
     /// in PATH)".
     FailedToStart { reason: String },
+    /// The program ran and ended, but the agent could not read how (the
+    /// operating system refused to report its exit status).
+    Unknown { reason: String },
 }
 
 impl fmt::Display for RunStatus {
@@ -64,6 +67,9 @@ impl fmt::Display for RunStatus {
             }
             RunStatus::Cancelled => f.write_str("cancelled"),
             RunStatus::FailedToStart { reason } => write!(f, "could not start: {reason}"),
+            RunStatus::Unknown { reason } => {
+                write!(f, "ended, but its exit status could not be read: {reason}")
+            }
         }
     }
 }
@@ -136,6 +142,12 @@ mod tests {
                 },
                 "could not start: resolvectl is not installed on this machine",
             ),
+            (
+                RunStatus::Unknown {
+                    reason: "no child processes".into(),
+                },
+                "ended, but its exit status could not be read: no child processes",
+            ),
         ];
         for (status, text) in cases {
             assert_eq!(status.to_string(), text);
@@ -150,6 +162,7 @@ mod tests {
         assert!(!end(RunStatus::TimedOut { after_secs: 1 }).success());
         assert!(!end(RunStatus::Cancelled).success());
         assert!(!end(RunStatus::FailedToStart { reason: "x".into() }).success());
+        assert!(!end(RunStatus::Unknown { reason: "x".into() }).success());
     }
 
     #[test]
@@ -167,6 +180,9 @@ mod tests {
             RunStatus::Cancelled,
             RunStatus::FailedToStart {
                 reason: "nope".into(),
+            },
+            RunStatus::Unknown {
+                reason: "gone".into(),
             },
         ] {
             let original = end(status);

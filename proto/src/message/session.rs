@@ -17,7 +17,10 @@ pub type RequestId = u32;
 /// What the console sends.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub enum ConsoleMsg {
-    Request { id: RequestId, request: Request },
+    Request {
+        id: RequestId,
+        request: Request,
+    },
     /// The technician ends the session.
     Bye,
 }
@@ -42,8 +45,14 @@ pub enum Request {
 pub enum AgentMsg {
     /// The person's answer to letting the technician see this machine; sent
     /// once, first. Without it granted, the session ends.
-    Welcome { host: String, granted: bool },
-    Diagnostics { id: RequestId, report: DiagReport },
+    Welcome {
+        host: String,
+        granted: bool,
+    },
+    Diagnostics {
+        id: RequestId,
+        report: Box<DiagReport>,
+    },
     CatalogAccepted {
         id: RequestId,
         scripts: usize,
@@ -61,12 +70,23 @@ pub enum AgentMsg {
         data: Vec<u8>,
     },
     /// Output went over the cap; the rest is counted, not sent.
-    Truncated { id: RequestId, cap: u64 },
-    RunEnded { id: RequestId, end: RunEnd },
+    Truncated {
+        id: RequestId,
+        cap: u64,
+    },
+    RunEnded {
+        id: RequestId,
+        end: RunEnd,
+    },
     /// The request was refused: the reason says why, for people.
-    Refused { id: RequestId, reason: String },
+    Refused {
+        id: RequestId,
+        reason: String,
+    },
     /// The agent ends the session (the person pressed Ctrl-C, or an error).
-    Bye { reason: String },
+    Bye {
+        reason: String,
+    },
 }
 
 impl AgentMsg {

@@ -1,0 +1,477 @@
+//! Turns the system's readings, as `sysinfo` gives them, into a [`Snapshot`].
+//!
+//! A [`Collector`] owns the `sysinfo` handles. Each [`Collector::sample`]
+//! refreshes only what a snapshot shows (memory, CPU usage, the process
+//! table without threads, disks' space, network counters, sensors), and
+//! [`Collector::snapshot`] copies those readings into the plain message
+//! types. CPU usage is a difference between two readings, so a snapshot only
+//! means something once two samples have been taken at least
+//! [`sysinfo::MINIMUM_CPU_UPDATE_INTERVAL`] apart; [`Collector::is_ready`]
+//! says when.
+//!
+//! Readings come from outside the process, so nothing here trusts them:
+//! missing values become empty fields, counts saturate, and floats that are
+//! not finite become zero (JSON cannot carry NaN).
+
+use std::fs;
+use std::io::Read as _;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sprijin_proto::message::diag::{
+    Cpu, Disk, DiskKind, Host, LoadAverage, Memory, NetworkInterface, ProcessInfo, Processes,
+    Snapshot, Swap, Temperature,
+};
+use sysinfo::{
+    Components, CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, Networks, Process,
+    ProcessRefreshKind, ProcessStatus, RefreshKind, System, ThreadKind, UpdateKind, Users,
+};
+
+/// How many processes each "top" list keeps.
+pub const TOP_PROCESSES: usize = 10;
+
+/// Longest command line kept per process; some carry whole scripts.
+pub const COMMAND_MAX_CHARS: usize = 512;
+
+/// The user table changes rarely and costs a file parse, so it is reread
+/// only every this many samples.
+const USERS_REFRESH_EVERY: u64 = 30;
+
+/// Where systemd-logind describes open login sessions, one file each.
+const LOGIND_SESSIONS_DIR: &str = "/run/systemd/sessions";
+
+/// Bounds on reading logind's session files, which are tiny in practice.
+const MAX_SESSION_FILES: usize = 256;
+const MAX_SESSION_FILE_BYTES: u64 = 64 * 1024;
+
+/// Facts that do not change while the agent runs, read once.
+#[derive(Debug, Clone)]
+struct HostFacts {
+    os_name: String,
+    os_version: String,
+    kernel: String,
+    arch: String,
+    boot_time_secs: u64,
+    physical_cores: Option<u32>,
+}
+
+impl HostFacts {
+    fn read() -> Self {
+        HostFacts {
+            os_name: System::name().unwrap_or_default(),
+            os_version: System::os_version().unwrap_or_default(),
+            kernel: System::kernel_version().unwrap_or_default(),
+            arch: System::cpu_arch(),
+            boot_time_secs: System::boot_time(),
+            physical_cores: System::physical_core_count().map(saturating_u32),
+        }
+    }
+}
+
+/// Owns the `sysinfo` handles and turns their readings into snapshots.
+pub struct Collector {
+    system: System,
+    disks: Disks,
+    networks: Networks,
+    components: Components,
+    users: Users,
+    logged_in: Vec<String>,
+    facts: HostFacts,
+    samples: u64,
+    taken_at_ms: u64,
+}
+
+impl Default for Collector {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Collector {
+    /// A collector that has read the host's fixed facts but taken no sample.
+    pub fn new() -> Self {
+        Collector {
+            system: System::new(),
+            disks: Disks::new(),
+            networks: Networks::new(),
+            components: Components::new(),
+            users: Users::new(),
+            logged_in: Vec::new(),
+            facts: HostFacts::read(),
+            samples: 0,
+            taken_at_ms: 0,
+        }
+    }
+
+    /// Reads the system once more. Blocking: it reads the process table and
+    /// stats each mounted file system.
+    pub fn sample(&mut self) {
+        self.system.refresh_specifics(
+            RefreshKind::nothing()
+                .with_memory(MemoryRefreshKind::everything())
+                .with_cpu(CpuRefreshKind::nothing().with_cpu_usage())
+                .with_processes(
+                    // Command line and owner never change, so they are read
+                    // once per process; threads are not needed and are the
+                    // expensive part of a process scan.
+                    ProcessRefreshKind::nothing()
+                        .with_cpu()
+                        .with_memory()
+                        .with_cmd(UpdateKind::OnlyIfNotSet)
+                        .with_user(UpdateKind::OnlyIfNotSet)
+                        .without_tasks(),
+                ),
+        );
+        self.disks
+            .refresh_specifics(true, DiskRefreshKind::nothing().with_storage().with_kind());
+        self.networks.refresh(true);
+        self.components.refresh(true);
+        if self.samples % USERS_REFRESH_EVERY == 0 {
+            self.users.refresh();
+        }
+        self.logged_in = logged_in_users(Path::new(LOGIND_SESSIONS_DIR));
+        self.samples = self.samples.saturating_add(1);
+        self.taken_at_ms = unix_ms_now();
+    }
+
+    /// Whether two samples have been taken, so CPU usage is real.
+    pub fn is_ready(&self) -> bool {
+        self.samples >= 2
+    }
+
+    /// The readings of the latest sample as a snapshot.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            taken_at_ms: self.taken_at_ms,
+            host: self.host(),
+            cpu: cpu(&self.system, self.facts.physical_cores),
+            memory: memory(&self.system),
+            swap: swap(&self.system),
+            disks: disks(&self.disks),
+            networks: networks(&self.networks),
+            processes: processes(&self.system, &self.users),
+            temperatures: temperatures(&self.components),
+            users: self.logged_in.clone(),
+        }
+    }
+
+    fn host(&self) -> Host {
+        let f = &self.facts;
+        Host {
+            name: System::host_name().unwrap_or_default(),
+            os_name: f.os_name.clone(),
+            os_version: f.os_version.clone(),
+            kernel: f.kernel.clone(),
+            arch: f.arch.clone(),
+            uptime_secs: System::uptime(),
+            boot_time_secs: f.boot_time_secs,
+        }
+    }
+}
+
+fn cpu(system: &System, physical_cores: Option<u32>) -> Cpu {
+    let cpus = system.cpus();
+    let load = System::load_average();
+    Cpu {
+        model: cpus
+            .first()
+            .map(|c| c.brand().trim().to_string())
+            .unwrap_or_default(),
+        physical_cores,
+        logical_cores: saturating_u32(cpus.len()),
+        usage_percent: finite(system.global_cpu_usage()),
+        per_core_percent: cpus.iter().map(|c| finite(c.cpu_usage())).collect(),
+        load_average: LoadAverage {
+            one: finite64(load.one),
+            five: finite64(load.five),
+            fifteen: finite64(load.fifteen),
+        },
+    }
+}
+
+fn memory(system: &System) -> Memory {
+    let total = system.total_memory();
+    let available = system.available_memory();
+    Memory {
+        total_bytes: total,
+        // Computed here rather than asked for, so a reading with more
+        // available than total cannot underflow.
+        used_bytes: total.saturating_sub(available),
+        available_bytes: available,
+    }
+}
+
+fn swap(system: &System) -> Swap {
+    let total = system.total_swap();
+    Swap {
+        total_bytes: total,
+        used_bytes: total.saturating_sub(system.free_swap()),
+    }
+}
+
+fn disks(disks: &Disks) -> Vec<Disk> {
+    let mut out: Vec<Disk> = disks
+        .list()
+        .iter()
+        .map(|d| Disk {
+            mount_point: d.mount_point().to_string_lossy().into_owned(),
+            device: d.name().to_string_lossy().into_owned(),
+            file_system: d.file_system().to_string_lossy().into_owned(),
+            kind: match d.kind() {
+                sysinfo::DiskKind::HDD => DiskKind::Hdd,
+                sysinfo::DiskKind::SSD => DiskKind::Ssd,
+                sysinfo::DiskKind::Unknown(_) => DiskKind::Unknown,
+            },
+            total_bytes: d.total_space(),
+            available_bytes: d.available_space().min(d.total_space()),
+            removable: d.is_removable(),
+            read_only: d.is_read_only(),
+        })
+        .collect();
+    out.sort_by(|a, b| a.mount_point.cmp(&b.mount_point));
+    out
+}
+
+fn networks(networks: &Networks) -> Vec<NetworkInterface> {
+    let mut out: Vec<NetworkInterface> = networks
+        .list()
+        .iter()
+        .map(|(name, n)| NetworkInterface {
+            name: name.clone(),
+            addresses: {
+                // The system lists addresses in no fixed order; sorted, two
+                // snapshots of the same machine compare equal.
+                let mut a = n.ip_networks().to_vec();
+                a.sort();
+                a.iter().map(|a| a.to_string()).collect()
+            },
+            mac: n.mac_address().to_string(),
+            bytes_in: n.total_received(),
+            bytes_out: n.total_transmitted(),
+            errors_in: n.total_errors_on_received(),
+            errors_out: n.total_errors_on_transmitted(),
+            packets_in: n.total_packets_received(),
+            packets_out: n.total_packets_transmitted(),
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+fn processes(system: &System, users: &Users) -> Processes {
+    // Userland threads show up as processes on some systems; they are part of
+    // their process, not processes of their own.
+    let all: Vec<&Process> = system
+        .processes()
+        .values()
+        .filter(|p| p.thread_kind() != Some(ThreadKind::Userland))
+        .collect();
+    let zombies = all
+        .iter()
+        .filter(|p| p.status() == ProcessStatus::Zombie)
+        .count();
+
+    let mut by_cpu = all.clone();
+    by_cpu.sort_by(|a, b| {
+        finite(b.cpu_usage())
+            .total_cmp(&finite(a.cpu_usage()))
+            .then(a.pid().cmp(&b.pid()))
+    });
+    let mut by_memory = all.clone();
+    by_memory.sort_by(|a, b| b.memory().cmp(&a.memory()).then(a.pid().cmp(&b.pid())));
+
+    let info = |p: &&Process| process_info(p, users);
+    Processes {
+        count: saturating_u32(all.len()),
+        zombies: saturating_u32(zombies),
+        top_cpu: by_cpu.iter().take(TOP_PROCESSES).map(info).collect(),
+        top_memory: by_memory.iter().take(TOP_PROCESSES).map(info).collect(),
+    }
+}
+
+fn process_info(p: &Process, users: &Users) -> ProcessInfo {
+    let command = p
+        .cmd()
+        .iter()
+        .map(|arg| arg.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ");
+    ProcessInfo {
+        pid: p.pid().as_u32(),
+        name: p.name().to_string_lossy().into_owned(),
+        command: truncate_chars(&command, COMMAND_MAX_CHARS),
+        user: p
+            .user_id()
+            .and_then(|uid| users.get_user_by_id(uid))
+            .map(|u| u.name().to_string()),
+        cpu_percent: finite(p.cpu_usage()),
+        memory_bytes: p.memory(),
+        start_time_secs: p.start_time(),
+        status: p.status().to_string(),
+    }
+}
+
+fn temperatures(components: &Components) -> Vec<Temperature> {
+    components
+        .list()
+        .iter()
+        .filter_map(|c| {
+            // A sensor that cannot be read is left out rather than shown as 0.
+            let celsius = c.temperature().filter(|t| t.is_finite())?;
+            Some(Temperature {
+                label: c.label().to_string(),
+                celsius,
+                critical_celsius: c.critical().filter(|t| t.is_finite() && *t > 0.0),
+            })
+        })
+        .collect()
+}
+
+/// Names of people with an open login session, from systemd-logind's
+/// session files. `sysinfo` lists the accounts of a machine but not who is
+/// logged in; without logind (other init systems, other platforms) this is
+/// empty rather than a guess.
+fn logged_in_users(dir: &Path) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .take(MAX_SESSION_FILES)
+        // The directory also holds FIFOs (".ref"), and opening one would
+        // block until someone writes to it.
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| {
+            let mut text = String::new();
+            fs::File::open(e.path())
+                .ok()?
+                .take(MAX_SESSION_FILE_BYTES)
+                .read_to_string(&mut text)
+                .ok()?;
+            session_user(&text)
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The user of one logind session file, if it is a person's session that is
+/// still open (not a login greeter, not closing).
+fn session_user(text: &str) -> Option<String> {
+    let mut user = None;
+    let mut class = None;
+    let mut state = None;
+    for line in text.lines() {
+        if let Some((key, value)) = line.split_once('=') {
+            match key {
+                "USER" => user = Some(value.trim()),
+                "CLASS" => class = Some(value.trim()),
+                "STATE" => state = Some(value.trim()),
+                _ => {}
+            }
+        }
+    }
+    let is_person = class.is_none_or(|c| c == "user");
+    let is_open = state.is_none_or(|s| s != "closing");
+    user.filter(|u| !u.is_empty() && is_person && is_open)
+        .map(str::to_string)
+}
+
+fn unix_ms_now() -> u64 {
+    // A clock set before 1970 gives 0, which readers take as "unknown".
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn finite(x: f32) -> f32 {
+    if x.is_finite() { x } else { 0.0 }
+}
+
+fn finite64(x: f64) -> f64 {
+    if x.is_finite() { x } else { 0.0 }
+}
+
+fn saturating_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// At most `max` characters, ending in "…" when cut.
+fn truncate_chars(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut short: String = s.chars().take(max.saturating_sub(1)).collect();
+    short.push('…');
+    short
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_user_session_names_its_user() {
+        let text = "# This is private data. Do not parse.\nUID=1000\nUSER=ana\nACTIVE=1\nSTATE=active\nCLASS=user\n";
+        assert_eq!(session_user(text), Some("ana".to_string()));
+    }
+
+    #[test]
+    fn greeter_and_closing_sessions_are_not_people() {
+        assert_eq!(
+            session_user("USER=gdm\nCLASS=greeter\nSTATE=online\n"),
+            None
+        );
+        assert_eq!(session_user("USER=ana\nCLASS=user\nSTATE=closing\n"), None);
+        assert_eq!(session_user("CLASS=user\n"), None);
+    }
+
+    #[test]
+    fn logged_in_users_reads_files_only_sorted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("3"), "USER=ion\nCLASS=user\n").unwrap();
+        fs::write(dir.path().join("1"), "USER=ana\nCLASS=user\n").unwrap();
+        fs::write(dir.path().join("2"), "USER=ana\nCLASS=user\n").unwrap();
+        fs::create_dir(dir.path().join("4")).unwrap();
+        assert_eq!(logged_in_users(dir.path()), ["ana", "ion"]);
+    }
+
+    #[test]
+    fn missing_session_dir_means_no_users() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(logged_in_users(&dir.path().join("absent")).is_empty());
+    }
+
+    #[test]
+    fn non_finite_readings_become_zero() {
+        assert_eq!(finite(f32::NAN), 0.0);
+        assert_eq!(finite(f32::INFINITY), 0.0);
+        assert_eq!(finite(12.5), 12.5);
+        assert_eq!(finite64(f64::NEG_INFINITY), 0.0);
+    }
+
+    #[test]
+    fn long_commands_are_cut_on_a_character_boundary() {
+        assert_eq!(truncate_chars("abc", 3), "abc");
+        assert_eq!(truncate_chars("ăbcd", 3), "ăb…");
+    }
+
+    #[test]
+    fn two_samples_make_a_snapshot_with_real_host_data() {
+        let mut c = Collector::new();
+        c.sample();
+        assert!(!c.is_ready());
+        std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL);
+        c.sample();
+        assert!(c.is_ready());
+        let s = c.snapshot();
+        assert!(s.taken_at_ms > 0);
+        assert!(s.cpu.logical_cores > 0);
+        assert_eq!(s.cpu.per_core_percent.len(), s.cpu.logical_cores as usize);
+        assert!(s.memory.total_bytes > 0);
+        assert!(s.processes.count > 0);
+        assert!(s.processes.top_cpu.len() <= TOP_PROCESSES);
+    }
+}

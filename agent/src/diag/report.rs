@@ -1,0 +1,98 @@
+//! The local report behind `sprijin-agent diag [--json]`: this machine's
+//! snapshot and findings, with no network and no session.
+//!
+//! It samples twice, [`FIRST_SAMPLE_GAP`] apart, so CPU usage is measured,
+//! runs the rules, and renders either the text overview for people or one
+//! line of JSON holding a [`DiagReport`] (`{"snapshot": ..., "findings":
+//! [...]}`).
+
+use sprijin_proto::diag_text;
+use sprijin_proto::message::diag::{DiagReport, Snapshot};
+
+use super::collect::Collector;
+use super::error::DiagError;
+use super::findings::{Thresholds, evaluate};
+use super::sampler::FIRST_SAMPLE_GAP;
+
+/// This machine's report as text or as one line of JSON, without a trailing
+/// newline. Blocks for about [`FIRST_SAMPLE_GAP`].
+pub fn local_report(json: bool) -> Result<String, DiagError> {
+    let report = take_report(&Thresholds::default())?;
+    if json {
+        serde_json::to_string(&report).map_err(DiagError::Json)
+    } else {
+        Ok(diag_text::overview(&report.snapshot, &report.findings)
+            .trim_end()
+            .to_string())
+    }
+}
+
+/// Samples this machine twice and evaluates the rules. Fails only when the
+/// system gave no CPU or memory figures at all.
+pub fn take_report(t: &Thresholds) -> Result<DiagReport, DiagError> {
+    let mut collector = Collector::new();
+    collector.sample();
+    std::thread::sleep(FIRST_SAMPLE_GAP);
+    collector.sample();
+    let snapshot = collector.snapshot();
+    if snapshot.cpu.logical_cores == 0 && snapshot.memory.total_bytes == 0 {
+        return Err(DiagError::NothingRead);
+    }
+    Ok(report_for(snapshot, t))
+}
+
+/// A snapshot together with what the rules find in it.
+pub fn report_for(snapshot: Snapshot, t: &Thresholds) -> DiagReport {
+    DiagReport {
+        findings: evaluate(&snapshot, t),
+        snapshot,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_report_is_one_line_and_reads_back() {
+        let json = local_report(true).unwrap();
+        assert!(!json.contains('\n'));
+        let report: DiagReport = serde_json::from_str(&json).unwrap();
+        assert!(report.snapshot.cpu.logical_cores > 0);
+        assert!(report.snapshot.memory.total_bytes > 0);
+        assert_eq!(
+            report.findings,
+            evaluate(&report.snapshot, &Thresholds::default())
+        );
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        for path in [
+            "/snapshot/taken_at_ms",
+            "/snapshot/host/name",
+            "/snapshot/cpu/logical_cores",
+            "/snapshot/memory/total_bytes",
+            "/snapshot/disks",
+            "/snapshot/processes/top_cpu",
+            "/findings",
+        ] {
+            assert!(value.pointer(path).is_some(), "missing {path} in {json}");
+        }
+    }
+
+    #[test]
+    fn text_report_is_the_overview() {
+        let text = local_report(false).unwrap();
+        assert!(text.starts_with("Host "));
+        assert!(text.contains("\nFindings\n"));
+        assert!(!text.ends_with('\n'));
+    }
+
+    #[test]
+    fn report_for_orders_findings_most_severe_first() {
+        let mut s = Snapshot::default();
+        s.host.uptime_secs = 365 * 86_400;
+        s.cpu.usage_percent = 99.0;
+        let report = report_for(s, &Thresholds::default());
+        let ids: Vec<_> = report.findings.iter().map(|f| f.id.as_str()).collect();
+        assert_eq!(ids, ["cpu-saturated", "long-uptime"]);
+    }
+}
