@@ -54,7 +54,10 @@ pub enum CatalogToolError {
     #[error("{} is not a regular file; catalog scripts must be plain files", .path.display())]
     NotAFile { path: PathBuf },
     #[error("key file {}: {cause}", .path.display())]
-    Key { path: PathBuf, cause: CatalogError },
+    Key {
+        path: PathBuf,
+        cause: Box<CatalogError>,
+    },
     #[error(
         "catalog {} has no *.toml scripts; check the folder name",
         .dir.display()
@@ -66,7 +69,10 @@ pub enum CatalogToolError {
     )]
     NotSigned { dir: PathBuf },
     #[error("catalog {} is refused: {cause}", .dir.display())]
-    Catalog { dir: PathBuf, cause: CatalogError },
+    Catalog {
+        dir: PathBuf,
+        cause: Box<CatalogError>,
+    },
 }
 
 /// The result of `catalog sign`.
@@ -202,28 +208,20 @@ fn write_new(path: &Path, text: &str, mode: u32) -> Result<(), CatalogToolError>
 /// writes `dir/catalog.sig`. Refuses a catalog with any broken script.
 pub fn sign(dir: &Path, key: &Path) -> Result<SignSummary, CatalogToolError> {
     let signing_key =
-        catalog::parse_signing_key(&read_text(key, "read key file")?).map_err(|cause| {
-            CatalogToolError::Key {
-                path: key.to_owned(),
-                cause,
-            }
-        })?;
+        catalog::parse_signing_key(&read_text(key, "read key file")?).map_err(key_error(key))?;
     let files = read_scripts(dir)?;
     if files.is_empty() {
         return Err(CatalogToolError::Empty {
             dir: dir.to_owned(),
         });
     }
-    let refused = |cause| CatalogToolError::Catalog {
-        dir: dir.to_owned(),
-        cause,
-    };
-    catalog::parse_scripts(&files).map_err(refused)?;
+    catalog::parse_scripts(&files).map_err(refused(dir))?;
     let signature = catalog::sign(&files, &signing_key);
     // Verify what was just signed the way an agent will, so a signature that
     // would be refused is never written.
     let signed = SignedCatalog { files, signature };
-    let verified = catalog::verify(&signed, &[signing_key.verifying_key()]).map_err(refused)?;
+    let verified =
+        catalog::verify(&signed, &[signing_key.verifying_key()]).map_err(refused(dir))?;
     let signature_file = dir.join(SIGNATURE_FILE);
     write_replacing(
         &signature_file,
@@ -263,10 +261,7 @@ fn write_replacing(path: &Path, text: &str) -> Result<(), CatalogToolError> {
 pub fn verify(dir: &Path, pubkey: &Path) -> Result<VerifySummary, CatalogToolError> {
     let key = read_public_key(pubkey)?;
     let signed = load(dir)?;
-    let verified = catalog::verify(&signed, &[key]).map_err(|cause| CatalogToolError::Catalog {
-        dir: dir.to_owned(),
-        cause,
-    })?;
+    let verified = catalog::verify(&signed, &[key]).map_err(refused(dir))?;
     Ok(VerifySummary {
         dir: dir.to_owned(),
         scripts: verified.len(),
@@ -277,12 +272,7 @@ pub fn verify(dir: &Path, pubkey: &Path) -> Result<VerifySummary, CatalogToolErr
 
 /// Reads a public key file (`sprijin-catalog-key ed25519 HEX`).
 pub fn read_public_key(path: &Path) -> Result<VerifyingKey, CatalogToolError> {
-    catalog::parse_verifying_key(&read_text(path, "read key file")?).map_err(|cause| {
-        CatalogToolError::Key {
-            path: path.to_owned(),
-            cause,
-        }
-    })
+    catalog::parse_verifying_key(&read_text(path, "read key file")?).map_err(key_error(path))
 }
 
 /// Reads a catalog folder and its signature, ready to send to an agent. The
@@ -304,10 +294,7 @@ pub fn load(dir: &Path) -> Result<SignedCatalog, CatalogToolError> {
         }
         Err(cause) => return Err(io_error("read", &signature_file, cause)),
     };
-    let signature = catalog::parse_signature(&text).map_err(|cause| CatalogToolError::Catalog {
-        dir: dir.to_owned(),
-        cause,
-    })?;
+    let signature = catalog::parse_signature(&text).map_err(refused(dir))?;
     Ok(SignedCatalog { files, signature })
 }
 
@@ -361,6 +348,20 @@ fn read_text(path: &Path, action: &'static str) -> Result<String, CatalogToolErr
             io_error(action, path, cause)
         }
     })
+}
+
+fn key_error(path: &Path) -> impl Fn(CatalogError) -> CatalogToolError + '_ {
+    move |cause| CatalogToolError::Key {
+        path: path.to_owned(),
+        cause: Box::new(cause),
+    }
+}
+
+fn refused(dir: &Path) -> impl Fn(CatalogError) -> CatalogToolError + '_ {
+    move |cause| CatalogToolError::Catalog {
+        dir: dir.to_owned(),
+        cause: Box::new(cause),
+    }
 }
 
 fn io_error(action: &'static str, path: &Path, cause: io::Error) -> CatalogToolError {

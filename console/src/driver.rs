@@ -195,9 +195,12 @@ impl Driver {
     async fn diagnostics(&mut self) -> Result<DiagReport, DriverError> {
         let (_, mut replies) = self.session.request(Request::Diagnostics).await?;
         match replies.recv().await {
-            Some(AgentMsg::Diagnostics { report, .. }) => {
-                self.record.latest = Some((*report).clone());
-                Ok(*report)
+            Some(msg @ AgentMsg::Diagnostics { .. }) => {
+                self.record.apply(&msg);
+                match msg {
+                    AgentMsg::Diagnostics { report, .. } => Ok(*report),
+                    _ => Err(self.gone()),
+                }
             }
             Some(AgentMsg::Refused { reason, .. }) => Err(DriverError::Refused(reason)),
             _ => Err(self.gone()),
@@ -284,19 +287,16 @@ impl Driver {
                     continue;
                 }
             };
+            if let Some(msg) = &msg {
+                self.record.apply(msg);
+            }
             match msg {
                 Some(AgentMsg::RunStarted { program, args, .. }) => {
                     let command = catalog::display_command(&program, &args);
-                    if let Some(r) = self.record.run_mut(id) {
-                        r.command = Some(command.clone());
-                    }
                     self.emit(format!("run {id}: approved; running {command}"), json!({"event": "run_started", "run": id, "program": program, "args": args}));
                 }
                 Some(AgentMsg::Output { stream, data, .. }) => {
                     received += data.len() as u64;
-                    if let Some(r) = self.record.run_mut(id) {
-                        r.add_output(&data);
-                    }
                     if self.json {
                         let stream = match stream {
                             OutStream::Stdout => "stdout",
@@ -321,14 +321,6 @@ impl Driver {
                         eprint!("\r\x1b[K");
                     }
                     let status = end.status.to_string();
-                    if let Some(r) = self.record.run_mut(id) {
-                        r.status = Some(status.clone());
-                        r.success = end.success();
-                        r.duration_ms = end.duration_ms;
-                        r.bytes = end.bytes;
-                        r.dropped = end.dropped;
-                        r.output_sha256 = Some(end.output_sha256.clone());
-                    }
                     let mut text = format!(
                         "run {id}: {status} after {:.1} s, {} of output",
                         end.duration_ms as f64 / 1000.0,
@@ -347,12 +339,7 @@ impl Driver {
                         Err(DriverError::RunFailed(status))
                     };
                 }
-                Some(AgentMsg::Refused { reason, .. }) => {
-                    if let Some(r) = self.record.run_mut(id) {
-                        r.refused = Some(reason.clone());
-                    }
-                    return Err(DriverError::Refused(reason));
-                }
+                Some(AgentMsg::Refused { reason, .. }) => return Err(DriverError::Refused(reason)),
                 Some(_) => {}
                 None => return Err(self.gone()),
             }

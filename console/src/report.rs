@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use sprijin_proto::diag_text;
 use sprijin_proto::message::diag::DiagReport;
+use sprijin_proto::message::session::AgentMsg;
 
 /// How many lines of a run's output the report keeps from each end.
 const HEAD_TAIL_LINES: usize = 10;
@@ -91,6 +92,39 @@ pub struct SessionRecord {
 impl SessionRecord {
     pub fn run_mut(&mut self, id: u32) -> Option<&mut RunRecord> {
         self.runs.iter_mut().find(|r| r.id == id)
+    }
+
+    /// Notes what an answer from the agent says about a run or the machine.
+    pub fn apply(&mut self, msg: &AgentMsg) {
+        match msg {
+            AgentMsg::Diagnostics { report, .. } => self.latest = Some((**report).clone()),
+            AgentMsg::RunStarted { id, program, args } => {
+                if let Some(r) = self.run_mut(*id) {
+                    r.command = Some(sprijin_proto::catalog::display_command(program, args));
+                }
+            }
+            AgentMsg::Output { id, data, .. } => {
+                if let Some(r) = self.run_mut(*id) {
+                    r.add_output(data);
+                }
+            }
+            AgentMsg::RunEnded { id, end } => {
+                if let Some(r) = self.run_mut(*id) {
+                    r.status = Some(end.status.to_string());
+                    r.success = end.success();
+                    r.duration_ms = end.duration_ms;
+                    r.bytes = end.bytes;
+                    r.dropped = end.dropped;
+                    r.output_sha256 = Some(end.output_sha256.clone());
+                }
+            }
+            AgentMsg::Refused { id, reason } => {
+                if let Some(r) = self.run_mut(*id) {
+                    r.refused = Some(reason.clone());
+                }
+            }
+            _ => {}
+        }
     }
 
     /// The report as Markdown.

@@ -5,10 +5,11 @@
 //! script each, and signs it (`sprijin-console catalog sign`), which writes a
 //! signature over a [`manifest`] of every file's SHA-256. The console reads the
 //! folder into a [`SignedCatalog`] and sends it to the agent. The agent calls
-//! [`verify`] with the keys it trusts; only then are the files parsed into
-//! [`Script`]s, and only a verified [`Catalog`] can [`Script::bind`] a
-//! technician's parameter values into the exact argument vector the runner
-//! executes directly, never through a shell.
+//! [`verify`] with the keys it trusts; only then are the files parsed into a
+//! [`Catalog`] of [`Script`]s. For each run, [`Script::bind`] checks the
+//! technician's parameter values and returns the exact argument vector the
+//! runner executes directly, never through a shell. The agent must take the
+//! script from its verified catalog, never from the message asking to run it.
 //!
 //! Everything here is pure: callers read files and pass their text in, so the
 //! checks are unit-tested without a disk, and nothing panics on any input.

@@ -1,0 +1,387 @@
+//! The catalog tooling end to end: the committed sample catalog must verify
+//! with the committed development key (so an edit without re-signing fails
+//! here first), and the real `sprijin-console catalog keygen|sign|verify`
+//! binary must behave as the command-line contract says.
+//!
+//! Build the binaries first: `cargo build --workspace --bins`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sprijin_console::catalog_tool;
+use sprijin_proto::catalog::{self, Risk};
+
+fn sample_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalog")
+}
+
+fn console() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("sprijin-console");
+    assert!(
+        bin.is_file(),
+        "{} is missing; run `cargo build --workspace --bins` first",
+        bin.display()
+    );
+    bin
+}
+
+fn run(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    let mut command = Command::new(console());
+    for arg in args {
+        command.arg(arg);
+    }
+    command.env_remove("RUST_LOG").output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "expected success, got {:?}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+/// A failed command exits non-zero with one `error: ...` line on stderr.
+fn error_line(output: &Output) -> String {
+    assert!(!output.status.success(), "expected failure: {output:?}");
+    let stderr = String::from_utf8(output.stderr.clone()).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    lines[0].to_owned()
+}
+
+/// A temporary copy of the sample scripts, unsigned, with a fresh key pair.
+struct Workspace {
+    _root: tempfile::TempDir,
+    dir: PathBuf,
+    key: PathBuf,
+    public: PathBuf,
+}
+
+fn workspace() -> Workspace {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("catalog");
+    fs::create_dir(&dir).unwrap();
+    for entry in fs::read_dir(sample_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|ext| ext == "toml") {
+            fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let key = root.path().join("team.key");
+    let public = root.path().join("team.key.pub");
+    stdout(&run(&[&"catalog", &"keygen", &key]));
+    Workspace {
+        _root: root,
+        dir,
+        key,
+        public,
+    }
+}
+
+fn sign(ws: &Workspace) -> String {
+    stdout(&run(&[&"catalog", &"sign", &ws.dir, &"--key", &ws.key]))
+}
+
+fn verify(ws: &Workspace, public: &Path) -> Output {
+    run(&[&"catalog", &"verify", &ws.dir, &"--key", &public])
+}
+
+const SAMPLE_IDS: [&str; 11] = [
+    "flush-dns",
+    "restart-unit",
+    "list-failed-units",
+    "journal-vacuum",
+    "clear-user-cache",
+    "test-connectivity",
+    "largest-folders",
+    "stop-process",
+    "disk-usage",
+    "echo-test",
+    "sleep-test",
+];
+
+fn sample_catalog() -> catalog::Catalog {
+    let signed = catalog_tool::load(&sample_dir()).unwrap();
+    let key = catalog_tool::read_public_key(&sample_dir().join("dev-key.pub")).unwrap();
+    catalog::verify(&signed, &[key]).unwrap()
+}
+
+#[test]
+fn committed_sample_catalog_verifies_with_the_dev_key() {
+    let summary = catalog_tool::verify(&sample_dir(), &sample_dir().join("dev-key.pub"))
+        .unwrap_or_else(|err| {
+            panic!("{err}; after editing catalog/, run `sprijin-console catalog sign catalog --key catalog/dev-key`")
+        });
+    assert_eq!(summary.scripts, SAMPLE_IDS.len());
+    let secret =
+        catalog::parse_signing_key(&fs::read_to_string(sample_dir().join("dev-key")).unwrap())
+            .unwrap();
+    let public = catalog_tool::read_public_key(&sample_dir().join("dev-key.pub")).unwrap();
+    assert_eq!(
+        secret.verifying_key(),
+        public,
+        "dev-key.pub belongs to dev-key"
+    );
+}
+
+#[test]
+fn sample_catalog_has_the_ids_other_code_uses_with_honest_risks() {
+    let sample = sample_catalog();
+    for id in SAMPLE_IDS {
+        let script = sample.get(id).unwrap_or_else(|| panic!("{id} is missing"));
+        assert!(script.runs_on(catalog::Platform::Linux), "{id}");
+    }
+    let risk = |id| sample.get(id).unwrap().risk;
+    assert_eq!(risk("stop-process"), Risk::High);
+    for id in ["restart-unit", "journal-vacuum", "clear-user-cache"] {
+        assert_eq!(risk(id), Risk::Medium, "{id}");
+    }
+    for id in [
+        "flush-dns",
+        "list-failed-units",
+        "disk-usage",
+        "echo-test",
+        "sleep-test",
+    ] {
+        assert_eq!(risk(id), Risk::Low, "{id}");
+    }
+    assert_eq!(sample.get("sleep-test").unwrap().timeout_secs, 5);
+}
+
+#[test]
+fn sample_scripts_bind_what_they_are_for_and_nothing_else() {
+    let sample = sample_catalog();
+    let bind = |id: &str, pairs: &[(&str, &str)]| {
+        let values: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        sample.get(id).unwrap().bind(&values)
+    };
+    let ok = |id: &str, pairs: &[(&str, &str)], expected: &[&str]| {
+        assert_eq!(bind(id, pairs).unwrap(), expected, "{id} {pairs:?}");
+    };
+    let refused = |id: &str, pairs: &[(&str, &str)]| {
+        assert!(bind(id, pairs).is_err(), "{id} accepted {pairs:?}");
+    };
+
+    ok("flush-dns", &[], &["flush-caches"]);
+    ok("echo-test", &[("word", "hello")], &["sprijin", "hello"]);
+    ok("sleep-test", &[("secs", "10")], &["10"]);
+    ok("disk-usage", &[], &["-h"]);
+    ok("list-failed-units", &[], &["--failed", "--no-pager"]);
+    ok(
+        "restart-unit",
+        &[("unit", "cups.service")],
+        &["restart", "cups.service"],
+    );
+    ok(
+        "restart-unit",
+        &[("unit", "getty@tty1.service")],
+        &["restart", "getty@tty1.service"],
+    );
+    ok(
+        "journal-vacuum",
+        &[("size", "500M")],
+        &["--vacuum-size=500M"],
+    );
+    ok(
+        "clear-user-cache",
+        &[("dir", "/home/ana/.cache"), ("days", "30")],
+        &["/home/ana/.cache", "-type", "f", "-mtime", "+30", "-delete"],
+    );
+    ok(
+        "clear-user-cache",
+        &[("dir", "/root/.cache"), ("days", "0")],
+        &["/root/.cache", "-type", "f", "-mtime", "+0", "-delete"],
+    );
+    ok(
+        "test-connectivity",
+        &[("host", "example.org")],
+        &["-c", "4", "-W", "2", "example.org"],
+    );
+    ok(
+        "test-connectivity",
+        &[("host", "192.168.1.1")],
+        &["-c", "4", "-W", "2", "192.168.1.1"],
+    );
+    ok(
+        "largest-folders",
+        &[("path", "/")],
+        &["-x", "-h", "-d", "1", "/"],
+    );
+    ok(
+        "largest-folders",
+        &[("path", "/home/ana/.local")],
+        &["-x", "-h", "-d", "1", "/home/ana/.local"],
+    );
+    ok("stop-process", &[("pid", "4242")], &["-TERM", "4242"]);
+
+    refused("echo-test", &[("word", "a; rm -rf /")]);
+    refused("echo-test", &[("word", "$(id)")]);
+    refused("echo-test", &[("word", "a\nb")]);
+    refused("echo-test", &[("word", "")]);
+    refused("echo-test", &[]);
+    refused("echo-test", &[("word", "hi"), ("extra", "x")]);
+    refused("sleep-test", &[("secs", "1000")]);
+    refused("restart-unit", &[("unit", "--force")]);
+    refused("restart-unit", &[("unit", "cups; reboot")]);
+    refused("journal-vacuum", &[("size", "1T")]);
+    refused("journal-vacuum", &[("size", "500M --rotate")]);
+    for dir in [
+        "/home/ana/.cache/../../../etc",
+        "/home/ana/.cache/",
+        "/home/ana/.cache/thumbnails",
+        "/home/../etc/.cache",
+        "/etc",
+        "../etc",
+        "/home/ana/.config",
+    ] {
+        refused("clear-user-cache", &[("dir", dir), ("days", "30")]);
+    }
+    refused(
+        "clear-user-cache",
+        &[("dir", "/root/.cache"), ("days", "-1")],
+    );
+    for host in ["-f", "a b", "host;id", "a..b", "-c1000"] {
+        refused("test-connectivity", &[("host", host)]);
+    }
+    for path in [
+        "../etc",
+        "/home/..",
+        "/home/../etc",
+        "relative",
+        "/a/./b/",
+        "/a b",
+    ] {
+        refused("largest-folders", &[("path", path)]);
+    }
+    for pid in ["1", "0", "-1", "01", "1 2", "12345678901"] {
+        refused("stop-process", &[("pid", pid)]);
+    }
+}
+
+#[test]
+fn keygen_writes_a_private_secret_key_and_a_public_key() {
+    let root = tempfile::tempdir().unwrap();
+    let key = root.path().join("team.key");
+    let line = stdout(&run(&[&"catalog", &"keygen", &key]));
+    assert!(line.contains("team.key.pub"), "{line}");
+    let secret = fs::read_to_string(&key).unwrap();
+    assert!(secret.starts_with("sprijin-catalog-secret-key ed25519 "));
+    let public = fs::read_to_string(root.path().join("team.key.pub")).unwrap();
+    assert!(public.starts_with("sprijin-catalog-key ed25519 "));
+    assert_eq!(
+        catalog::parse_signing_key(&secret).unwrap().verifying_key(),
+        catalog::parse_verifying_key(&public).unwrap()
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "the secret key is readable by its owner only"
+        );
+    }
+}
+
+#[test]
+fn keygen_refuses_to_overwrite_a_key() {
+    let ws = workspace();
+    let before = fs::read(&ws.key).unwrap();
+    let error = error_line(&run(&[&"catalog", &"keygen", &ws.key]));
+    assert!(error.contains("refusing to overwrite"), "{error}");
+    assert_eq!(fs::read(&ws.key).unwrap(), before);
+}
+
+#[test]
+fn sign_then_verify_succeeds() {
+    let ws = workspace();
+    let signed = sign(&ws);
+    assert!(signed.starts_with("signed 11 scripts in "), "{signed}");
+    assert!(ws.dir.join("catalog.sig").is_file());
+    let verified = stdout(&verify(&ws, &ws.public));
+    assert!(verified.contains("verifies: 11 scripts"), "{verified}");
+}
+
+#[test]
+fn editing_a_script_after_signing_fails_verify() {
+    let ws = workspace();
+    sign(&ws);
+    let path = ws.dir.join("echo-test.toml");
+    let edited = fs::read_to_string(&path)
+        .unwrap()
+        .replace("\"echo\"", "\"rm\"");
+    fs::write(&path, edited).unwrap();
+    let error = error_line(&verify(&ws, &ws.public));
+    assert!(error.contains("does not match its files"), "{error}");
+    assert!(
+        error.contains("changed, added or removed after signing"),
+        "{error}"
+    );
+}
+
+#[test]
+fn adding_or_removing_a_script_after_signing_fails_verify() {
+    let ws = workspace();
+    sign(&ws);
+    fs::copy(ws.dir.join("echo-test.toml"), ws.dir.join("extra.toml")).unwrap();
+    error_line(&verify(&ws, &ws.public));
+    fs::remove_file(ws.dir.join("extra.toml")).unwrap();
+    stdout(&verify(&ws, &ws.public));
+    fs::remove_file(ws.dir.join("stop-process.toml")).unwrap();
+    let error = error_line(&verify(&ws, &ws.public));
+    assert!(error.contains("does not match its files"), "{error}");
+}
+
+#[test]
+fn verify_with_the_wrong_public_key_fails() {
+    let ws = workspace();
+    sign(&ws);
+    let error = error_line(&verify(&ws, &sample_dir().join("dev-key.pub")));
+    assert!(
+        error.contains("does not match its files under any trusted key"),
+        "{error}"
+    );
+    let error = error_line(&verify(&ws, &ws.key));
+    assert!(error.contains("it is a secret key file"), "{error}");
+}
+
+#[test]
+fn verify_an_unsigned_catalog_says_how_to_sign_it() {
+    let ws = workspace();
+    let error = error_line(&verify(&ws, &ws.public));
+    assert_eq!(
+        error,
+        format!(
+            "error: catalog {0} is not signed: run `sprijin-console catalog sign {0} --key FILE`",
+            ws.dir.display()
+        )
+    );
+}
+
+#[test]
+fn sign_refuses_a_broken_script_naming_it() {
+    let ws = workspace();
+    fs::write(
+        ws.dir.join("broken.toml"),
+        "id = \"broken\"\ntitle = \"Broken\"\nshell = \"rm -rf /\"\n",
+    )
+    .unwrap();
+    let error = error_line(&run(&[&"catalog", &"sign", &ws.dir, &"--key", &ws.key]));
+    assert!(error.contains("\"broken.toml\""), "{error}");
+    assert!(error.contains("unknown field `shell`"), "{error}");
+    assert!(!ws.dir.join("catalog.sig").exists());
+}
