@@ -152,6 +152,7 @@ pub async fn share(
             runs: Mutex::new(HashMap::new()),
             outbox: outbox.clone(),
             thresholds: Thresholds::default(),
+            viewing_noticed: Mutex::new(None),
         });
         let ending = loop {
             tokio::select! {
@@ -238,9 +239,29 @@ struct Ctx {
     runs: Mutex<HashMap<RequestId, oneshot::Sender<()>>>,
     outbox: mpsc::Sender<AgentMsg>,
     thresholds: Thresholds,
+    /// When the person was last told the technician is looking.
+    viewing_noticed: Mutex<Option<std::time::Instant>>,
 }
 
+/// How often the person is reminded that the technician is looking.
+const VIEWING_NOTICE_EVERY: Duration = Duration::from_secs(60);
+
 impl Ctx {
+    /// Tells the person the technician is looking, without repeating it
+    /// on every refresh.
+    fn notice_viewing(&self) {
+        let mut last = self
+            .viewing_noticed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|t| t.elapsed() >= VIEWING_NOTICE_EVERY) {
+            println!(
+                "the technician is looking at this machine's state (system, processes, disks, network)"
+            );
+            *last = Some(std::time::Instant::now());
+        }
+    }
+
     fn cancel_all(&self) {
         let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
         for (_, cancel) in runs.drain() {
@@ -262,6 +283,7 @@ impl Ctx {
 async fn handle(ctx: &Arc<Ctx>, id: RequestId, request: Request) {
     match request {
         Request::Diagnostics => {
+            ctx.notice_viewing();
             // Normally ready long before; only the first seconds wait.
             let snapshot = match ctx.sampler.ready().await {
                 Ok(s) => (*s).clone(),

@@ -40,6 +40,24 @@ pub async fn connect(args: ConnectArgs) -> Result<bool, DriverError> {
         latest: None,
         runs: Vec::new(),
     };
+    if args.exec.is_empty()
+        && !args.json
+        && std::io::stdout().is_terminal()
+        && std::io::stdin().is_terminal()
+    {
+        let (record, ended) = crate::ui::run(session, record, catalog)
+            .await
+            .map_err(|e| DriverError::Terminal(e.to_string()))?;
+        if let Some(reason) = &ended {
+            println!("the session ended: {reason}");
+        }
+        println!(
+            "session with {} closed ({} runs)",
+            record.host,
+            record.runs.len()
+        );
+        return Ok(ended.is_none());
+    }
     let mut driver = Driver::new(session, record, args.json, catalog);
     driver.started();
     let mut ok = true;

@@ -105,12 +105,8 @@ pub async fn demo(json: bool) -> Result<bool, DemoError> {
     .await?;
     let _ = tokio::time::timeout(Duration::from_secs(5), agent).await;
     drop(stop_agent);
-    if !json {
-        if let Ok(md) = std::fs::read_to_string(&report) {
-            println!(
-                "\ndemo: the session report the technician would attach to the ticket:\n\n{md}"
-            );
-        }
+    if !json && let Ok(md) = std::fs::read_to_string(&report) {
+        println!("\ndemo: the session report the technician would attach to the ticket:\n\n{md}");
     }
     let _ = stop_relay.send(());
     let _ = relay_task.await;

@@ -370,4 +370,6 @@ pub enum DriverError {
     Report(String, String),
     #[error("{0}")]
     Catalog(String),
+    #[error("terminal error: {0}")]
+    Terminal(String),
 }

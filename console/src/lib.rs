@@ -15,3 +15,4 @@ pub mod demo;
 pub mod driver;
 pub mod report;
 pub mod session;
+pub mod ui;

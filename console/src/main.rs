@@ -96,7 +96,16 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<bool> {
-    let runtime = || tokio::runtime::Runtime::new().context("cannot start the async runtime");
+    // Reading standard input blocks a runtime thread that cannot be
+    // interrupted, so the runtime is shut down without waiting for it.
+    let block_on = |work: std::pin::Pin<
+        Box<dyn std::future::Future<Output = anyhow::Result<bool>>>,
+    >| {
+        let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+        let result = runtime.block_on(work);
+        runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+        result
+    };
     match cli.command {
         Command::Connect {
             code,
@@ -121,9 +130,11 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                 exec,
                 json,
             };
-            Ok(runtime()?.block_on(connect(args))?)
+            block_on(Box::pin(async { Ok(connect(args).await?) }))
         }
-        Command::Demo { json } => Ok(runtime()?.block_on(sprijin_console::demo::demo(json))?),
+        Command::Demo { json } => block_on(Box::pin(async move {
+            Ok(sprijin_console::demo::demo(json).await?)
+        })),
         Command::Catalog { command } => {
             use sprijin_console::catalog_tool;
             match command {

@@ -191,12 +191,13 @@ impl Session {
     }
 
     /// Completes when the agent ends the session.
-    pub async fn wait_ended(&mut self) -> String {
+    pub async fn wait_ended(&self) -> String {
+        let mut ended = self.ended.clone();
         loop {
-            if let Some(reason) = self.ended.borrow().clone() {
+            if let Some(reason) = ended.borrow_and_update().clone() {
                 return reason;
             }
-            if self.ended.changed().await.is_err() {
+            if ended.changed().await.is_err() {
                 return "the session is closed".into();
             }
         }

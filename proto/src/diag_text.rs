@@ -25,6 +25,9 @@ pub fn overview(s: &Snapshot, f: &[Finding]) -> String {
     let mut out = String::new();
     let h = &s.host;
     let _ = writeln!(out, "Host      {}", or_unknown(&h.name));
+    if s.taken_at_ms > 0 {
+        let _ = writeln!(out, "Taken     {}", utc_time(s.taken_at_ms / 1000));
+    }
     let _ = writeln!(
         out,
         "OS        {} {} (kernel {}, {})",
@@ -190,9 +193,9 @@ fn process_table(out: &mut String, rows: &[ProcessInfo]) {
             p.pid,
             p.cpu_percent,
             human_bytes(p.memory_bytes),
-            cut(p.user.as_deref().unwrap_or("?"), 10),
-            cut(&p.name, 16),
-            cut(command, COMMAND_COLUMN_CHARS)
+            shorten(p.user.as_deref().unwrap_or("?"), 10),
+            shorten(&p.name, 16),
+            shorten(command, COMMAND_COLUMN_CHARS)
         );
     }
 }
@@ -257,6 +260,31 @@ pub fn human_duration(secs: u64) -> String {
     }
 }
 
+/// Unix seconds as a UTC date and time: "2023-11-14 22:13:20 UTC". Written
+/// out here because the crate has no calendar dependency and a ticket needs
+/// no more than this.
+pub fn utc_time(unix_secs: u64) -> String {
+    let days = (unix_secs / 86_400) as i64;
+    let secs_of_day = unix_secs % 86_400;
+    // Days since 1970-01-01 to a civil date, after Howard Hinnant's
+    // "chrono-compatible low-level date algorithms" (days_from_civil inverse).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        secs_of_day / 3_600,
+        secs_of_day % 3_600 / 60,
+        secs_of_day % 60
+    )
+}
+
 /// `part` as a share of `whole`, 0 to 100; 0 when `whole` is 0.
 pub fn percent(part: u64, whole: u64) -> f64 {
     if whole == 0 {
@@ -275,10 +303,14 @@ fn or_unknown(s: &str) -> &str {
     if s.is_empty() { "unknown" } else { s }
 }
 
-/// At most `max` characters, ending in "…" when cut.
-fn cut(s: &str, max: usize) -> String {
+/// At most `max` characters, ending in "…" when shortened; never splits a
+/// character.
+pub fn shorten(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_string();
+    }
+    if max == 0 {
+        return String::new();
     }
     let mut short: String = s.chars().take(max.saturating_sub(1)).collect();
     short.push('…');
@@ -297,7 +329,7 @@ mod tests {
 
     fn snapshot() -> Snapshot {
         Snapshot {
-            taken_at_ms: 1,
+            taken_at_ms: 1_700_000_000_000,
             host: Host {
                 name: "desk-12".into(),
                 os_name: "Debian GNU/Linux".into(),
@@ -398,6 +430,15 @@ mod tests {
     }
 
     #[test]
+    fn unix_times_read_as_utc_dates() {
+        assert_eq!(utc_time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_time(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc_time(1_700_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(utc_time(4_102_444_799), "2099-12-31 23:59:59 UTC");
+        assert!(utc_time(u64::MAX).ends_with(" UTC"));
+    }
+
+    #[test]
     fn percents_round_down_and_survive_zero() {
         assert_eq!(whole_percent(0, 0), "0%");
         assert_eq!(whole_percent(896, 1000), "89%");
@@ -412,6 +453,7 @@ mod tests {
         );
         for expected in [
             "Host      desk-12",
+            "Taken     2023-11-14 22:13:20 UTC",
             "OS        Debian GNU/Linux 12 (kernel 6.1.0-18-amd64, x86_64)",
             "Uptime    4d 3h",
             "Users     ana",
@@ -456,6 +498,14 @@ mod tests {
         assert!(critical < warning && warning < info, "{text}");
         assert!(text.contains("    measured: 42%"));
         assert!(text.contains("    suggested script: script-for-long-uptime"));
+    }
+
+    #[test]
+    fn shortening_keeps_characters_whole() {
+        assert_eq!(shorten("abc", 3), "abc");
+        assert_eq!(shorten("ăbcd", 3), "ăb…");
+        assert_eq!(shorten("abc", 0), "");
+        assert_eq!(shorten("abc", 1), "…");
     }
 
     #[test]

@@ -18,6 +18,7 @@ use std::io::Read as _;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use sprijin_proto::diag_text::shorten;
 use sprijin_proto::message::diag::{
     Cpu, Disk, DiskKind, Host, LoadAverage, Memory, NetworkInterface, ProcessInfo, Processes,
     Snapshot, Swap, Temperature,
@@ -78,6 +79,9 @@ pub struct Collector {
     logged_in: Vec<String>,
     facts: HostFacts,
     samples: u64,
+    users_refresh_at: u64,
+    host_name: String,
+    uptime_secs: u64,
     taken_at_ms: u64,
 }
 
@@ -99,6 +103,9 @@ impl Collector {
             logged_in: Vec::new(),
             facts: HostFacts::read(),
             samples: 0,
+            users_refresh_at: 0,
+            host_name: String::new(),
+            uptime_secs: 0,
             taken_at_ms: 0,
         }
     }
@@ -111,7 +118,7 @@ impl Collector {
                 .with_memory(MemoryRefreshKind::everything())
                 .with_cpu(CpuRefreshKind::nothing().with_cpu_usage())
                 .with_processes(
-                    // Command line and owner never change, so they are read
+                    // Command line and owner rarely change, so they are read
                     // once per process; threads are not needed and are the
                     // expensive part of a process scan.
                     ProcessRefreshKind::nothing()
@@ -126,10 +133,13 @@ impl Collector {
             .refresh_specifics(true, DiskRefreshKind::nothing().with_storage().with_kind());
         self.networks.refresh(true);
         self.components.refresh(true);
-        if self.samples % USERS_REFRESH_EVERY == 0 {
+        if self.samples >= self.users_refresh_at {
             self.users.refresh();
+            self.users_refresh_at = self.samples.saturating_add(USERS_REFRESH_EVERY);
         }
         self.logged_in = logged_in_users(Path::new(LOGIND_SESSIONS_DIR));
+        self.host_name = System::host_name().unwrap_or_default();
+        self.uptime_secs = System::uptime();
         self.samples = self.samples.saturating_add(1);
         self.taken_at_ms = unix_ms_now();
     }
@@ -158,12 +168,12 @@ impl Collector {
     fn host(&self) -> Host {
         let f = &self.facts;
         Host {
-            name: System::host_name().unwrap_or_default(),
+            name: self.host_name.clone(),
             os_name: f.os_name.clone(),
             os_version: f.os_version.clone(),
             kernel: f.kernel.clone(),
             arch: f.arch.clone(),
-            uptime_secs: System::uptime(),
+            uptime_secs: self.uptime_secs,
             boot_time_secs: f.boot_time_secs,
         }
     }
@@ -299,7 +309,7 @@ fn process_info(p: &Process, users: &Users) -> ProcessInfo {
     ProcessInfo {
         pid: p.pid().as_u32(),
         name: p.name().to_string_lossy().into_owned(),
-        command: truncate_chars(&command, COMMAND_MAX_CHARS),
+        command: shorten(&command, COMMAND_MAX_CHARS),
         user: p
             .user_id()
             .and_then(|uid| users.get_user_by_id(uid))
@@ -398,16 +408,6 @@ fn saturating_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// At most `max` characters, ending in "…" when cut.
-fn truncate_chars(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut short: String = s.chars().take(max.saturating_sub(1)).collect();
-    short.push('…');
-    short
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,12 +450,6 @@ mod tests {
         assert_eq!(finite(f32::INFINITY), 0.0);
         assert_eq!(finite(12.5), 12.5);
         assert_eq!(finite64(f64::NEG_INFINITY), 0.0);
-    }
-
-    #[test]
-    fn long_commands_are_cut_on_a_character_boundary() {
-        assert_eq!(truncate_chars("abc", 3), "abc");
-        assert_eq!(truncate_chars("ăbcd", 3), "ăb…");
     }
 
     #[test]

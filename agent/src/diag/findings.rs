@@ -12,7 +12,7 @@
 
 use std::net::IpAddr;
 
-use sprijin_proto::diag_text::{human_bytes, human_duration, percent};
+use sprijin_proto::diag_text::{human_bytes, human_duration, percent, shorten};
 use sprijin_proto::message::diag::{
     Disk, Evidence, Finding, NetworkInterface, ProcessInfo, Severity, Snapshot,
 };
@@ -32,6 +32,9 @@ pub mod scripts {
 }
 
 const GIB: u64 = 1 << 30;
+
+/// Longest command line quoted as evidence; enough to recognise a program.
+const EVIDENCE_COMMAND_CHARS: usize = 160;
 
 /// Every threshold the rules use, in one place. Percentages are 0 to 100.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,7 +124,7 @@ pub const RULES: &[Rule] = &[
 pub fn evaluate(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
     let mut all: Vec<Finding> = RULES.iter().flat_map(|rule| rule(s, t)).collect();
     // Stable: equal severities keep the rules' order.
-    all.sort_by(|a, b| b.severity.cmp(&a.severity));
+    all.sort_by_key(|f| std::cmp::Reverse(f.severity));
     all
 }
 
@@ -439,7 +442,10 @@ fn process_evidence(s: &Snapshot, p: &ProcessInfo, measure: Evidence) -> Vec<Evi
         Evidence::new("user", p.user.as_deref().unwrap_or("unknown")),
     ];
     if !p.command.is_empty() {
-        evidence.push(Evidence::new("command", &p.command));
+        evidence.push(Evidence::new(
+            "command",
+            shorten(&p.command, EVIDENCE_COMMAND_CHARS),
+        ));
     }
     let now_secs = s.taken_at_ms / 1000;
     if p.start_time_secs > 0 && now_secs >= p.start_time_secs {
@@ -1044,6 +1050,19 @@ mod tests {
             .top_cpu
             .insert(0, process(4242, "spin", 79.9, MIB));
         assert_eq!(process_cpu_hog(&s, &Thresholds::default()), vec![]);
+    }
+
+    #[test]
+    fn long_command_lines_are_shortened_in_evidence() {
+        let mut s = quiet();
+        let mut hog = process(4242, "spin", 100.0, MIB);
+        hog.command = "x".repeat(500);
+        s.processes.top_cpu = vec![hog];
+        let f = only(process_cpu_hog(&s, &Thresholds::default()));
+        assert_eq!(
+            evidence(&f, "command").chars().count(),
+            EVIDENCE_COMMAND_CHARS
+        );
     }
 
     #[test]

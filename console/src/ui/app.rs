@@ -1,0 +1,436 @@
+//! The interactive console's state and the intents that change it. Drawing
+//! reads this state and never changes it; keys call small intent methods;
+//! answers from the agent arrive through [`App::on_agent`].
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use sprijin_proto::catalog::{Script, ScriptId, parse_assignment};
+use sprijin_proto::message::diag::{DiagReport, Finding, ProcessInfo};
+use sprijin_proto::message::session::{AgentMsg, RequestId};
+
+use crate::report::{RunRecord, SessionRecord};
+
+/// How many output lines a run view keeps.
+const RUN_LINES: usize = 2000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Overview,
+    Findings,
+    Processes,
+    Catalog,
+    Runs,
+}
+
+impl View {
+    pub const ALL: [View; 5] = [
+        View::Overview,
+        View::Findings,
+        View::Processes,
+        View::Catalog,
+        View::Runs,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Overview => "Overview",
+            View::Findings => "Findings",
+            View::Processes => "Processes",
+            View::Catalog => "Catalog",
+            View::Runs => "Runs",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sort {
+    Cpu,
+    Memory,
+}
+
+/// What the technician is being asked, if anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prompt {
+    /// Typing parameters for a script, as `KEY=VALUE ...`.
+    Params { script: String, input: String },
+    /// Confirming a run before it is sent to the person.
+    Confirm {
+        script: String,
+        params: Vec<(String, String)>,
+    },
+}
+
+/// What the loop must do for the app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Refresh,
+    Run {
+        script: String,
+        params: Vec<(String, String)>,
+    },
+    Cancel(RequestId),
+    Report,
+    Quit,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunView {
+    pub id: RequestId,
+    pub script: String,
+    pub requested: Instant,
+    pub started: Option<Instant>,
+    pub finished: Option<Instant>,
+    pub bytes: u64,
+    pub lines: VecDeque<String>,
+    partial: String,
+    pub status: Option<String>,
+    pub success: bool,
+    pub refused: Option<String>,
+}
+
+impl RunView {
+    fn push_output(&mut self, data: &[u8]) {
+        self.bytes += data.len() as u64;
+        self.partial.push_str(&String::from_utf8_lossy(data));
+        while let Some(pos) = self.partial.find('\n') {
+            let line: String = self.partial.drain(..=pos).collect();
+            self.lines
+                .push_back(line.trim_end_matches(['\n', '\r']).to_string());
+            if self.lines.len() > RUN_LINES {
+                self.lines.pop_front();
+            }
+        }
+    }
+
+    /// The output lines, with a last line that has no newline yet.
+    pub fn all_lines(&self) -> impl Iterator<Item = &str> {
+        self.lines
+            .iter()
+            .map(String::as_str)
+            .chain((!self.partial.is_empty()).then_some(self.partial.as_str()))
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.status.is_none() && self.refused.is_none()
+    }
+
+    /// A short state for lists.
+    pub fn state(&self) -> String {
+        match (&self.refused, &self.status, self.started) {
+            (Some(reason), _, _) => format!("not run: {reason}"),
+            (None, Some(status), _) => status.clone(),
+            (None, None, Some(_)) => "running".into(),
+            (None, None, None) => "waiting for the person's approval".into(),
+        }
+    }
+}
+
+pub struct App {
+    pub host: String,
+    pub verification: String,
+    pub technician: String,
+    pub view: View,
+    pub report: Option<DiagReport>,
+    pub refreshed: Option<Instant>,
+    pub pending_diag: Option<RequestId>,
+    pub sort: Sort,
+    pub selected: [usize; 5],
+    pub scripts: Vec<(ScriptId, Script)>,
+    pub catalog_state: String,
+    pub runs: Vec<RunView>,
+    pub prompt: Option<Prompt>,
+    pub status: String,
+    pub ended: Option<String>,
+    pub record: SessionRecord,
+}
+
+impl App {
+    pub fn new(record: SessionRecord, scripts: Vec<(ScriptId, Script)>) -> App {
+        App {
+            host: record.host.clone(),
+            verification: record.verification.clone(),
+            technician: record.technician.clone(),
+            view: View::Overview,
+            report: None,
+            refreshed: None,
+            pending_diag: None,
+            sort: Sort::Cpu,
+            selected: [0; 5],
+            catalog_state: if scripts.is_empty() {
+                "no catalog: start the console with --catalog DIR to run scripts".into()
+            } else {
+                "sent to the agent for verification".into()
+            },
+            scripts,
+            runs: Vec::new(),
+            prompt: None,
+            status: "loading the machine's state...".into(),
+            ended: None,
+            record,
+        }
+    }
+
+    fn view_index(&self) -> usize {
+        View::ALL.iter().position(|v| *v == self.view).unwrap_or(0)
+    }
+
+    pub fn selected(&self) -> usize {
+        self.selected[self.view_index()]
+    }
+
+    pub fn next_view(&mut self) {
+        self.view = View::ALL[(self.view_index() + 1) % View::ALL.len()];
+    }
+
+    pub fn prev_view(&mut self) {
+        self.view = View::ALL[(self.view_index() + View::ALL.len() - 1) % View::ALL.len()];
+    }
+
+    pub fn show(&mut self, view: View) {
+        self.view = view;
+    }
+
+    fn rows(&self) -> usize {
+        match self.view {
+            View::Overview | View::Findings => self.findings().len(),
+            View::Processes => self.processes().len(),
+            View::Catalog => self.scripts.len(),
+            View::Runs => self.runs.len(),
+        }
+    }
+
+    pub fn select_next(&mut self) {
+        let rows = self.rows();
+        let i = self.view_index();
+        if rows > 0 {
+            self.selected[i] = (self.selected[i] + 1).min(rows - 1);
+        }
+    }
+
+    pub fn select_prev(&mut self) {
+        let i = self.view_index();
+        self.selected[i] = self.selected[i].saturating_sub(1);
+    }
+
+    pub fn toggle_sort(&mut self) {
+        self.sort = match self.sort {
+            Sort::Cpu => Sort::Memory,
+            Sort::Memory => Sort::Cpu,
+        };
+    }
+
+    /// Findings, most severe first.
+    pub fn findings(&self) -> Vec<&Finding> {
+        let mut list: Vec<&Finding> = self.report.iter().flat_map(|r| r.findings.iter()).collect();
+        list.sort_by_key(|f| std::cmp::Reverse(f.severity));
+        list
+    }
+
+    pub fn processes(&self) -> &[ProcessInfo] {
+        match (&self.report, self.sort) {
+            (Some(r), Sort::Cpu) => &r.snapshot.processes.top_cpu,
+            (Some(r), Sort::Memory) => &r.snapshot.processes.top_memory,
+            (None, _) => &[],
+        }
+    }
+
+    pub fn script(&self, id: &str) -> Option<&Script> {
+        self.scripts
+            .iter()
+            .find(|(sid, _)| sid.as_str() == id)
+            .map(|(_, s)| s)
+    }
+
+    /// Enter: run the selected finding's suggested script, or the selected
+    /// catalog script, after asking for what is missing.
+    pub fn activate(&mut self) {
+        let (script, subject) = match self.view {
+            View::Overview | View::Findings => {
+                let Some(f) = self.findings().get(self.selected()).copied() else {
+                    return;
+                };
+                let Some(script) = f.script.clone() else {
+                    self.status = format!("no script is suggested for: {}", f.title);
+                    return;
+                };
+                (script, f.subject.clone())
+            }
+            View::Catalog => match self.scripts.get(self.selected()) {
+                Some((id, _)) => (id.as_str().to_string(), None),
+                None => return,
+            },
+            View::Processes => {
+                let Some(p) = self.processes().get(self.selected()) else {
+                    return;
+                };
+                ("stop-process".to_string(), Some(p.pid.to_string()))
+            }
+            View::Runs => return,
+        };
+        self.begin_run(script, subject);
+    }
+
+    fn begin_run(&mut self, script: String, subject: Option<String>) {
+        let Some(spec) = self.script(&script) else {
+            self.status = format!("the catalog has no script {script:?}");
+            return;
+        };
+        let names: Vec<String> = spec.params.keys().cloned().collect();
+        self.prompt = match (names.as_slice(), subject) {
+            ([], _) => Some(Prompt::Confirm {
+                script,
+                params: Vec::new(),
+            }),
+            ([only], Some(subject)) => Some(Prompt::Confirm {
+                script,
+                params: vec![(only.clone(), subject)],
+            }),
+            _ => Some(Prompt::Params {
+                input: names
+                    .iter()
+                    .map(|n| format!("{n}="))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                script,
+            }),
+        };
+    }
+
+    pub fn type_char(&mut self, c: char) {
+        if let Some(Prompt::Params { input, .. }) = &mut self.prompt {
+            input.push(c);
+        }
+    }
+
+    pub fn backspace(&mut self) {
+        if let Some(Prompt::Params { input, .. }) = &mut self.prompt {
+            input.pop();
+        }
+    }
+
+    pub fn cancel_prompt(&mut self) {
+        self.prompt = None;
+        self.status = "cancelled".into();
+    }
+
+    /// Enter in a prompt: parameters go to confirmation, confirmation to a run.
+    pub fn submit_prompt(&mut self) -> Option<Action> {
+        match self.prompt.take()? {
+            Prompt::Params { script, input } => {
+                let parsed = shell_words::split(&input)
+                    .map_err(|e| e.to_string())
+                    .and_then(|words| {
+                        words
+                            .iter()
+                            .map(|w| parse_assignment(w).map_err(|e| e.to_string()))
+                            .collect::<Result<Vec<_>, _>>()
+                    });
+                let checked = parsed.and_then(|params| match self.script(&script) {
+                    Some(spec) => spec
+                        .bind(&params)
+                        .map(|_| params)
+                        .map_err(|e| e.to_string()),
+                    None => Err(format!("the catalog has no script {script:?}")),
+                });
+                match checked {
+                    Ok(params) => self.prompt = Some(Prompt::Confirm { script, params }),
+                    Err(e) => {
+                        self.status = e;
+                        self.prompt = Some(Prompt::Params { script, input });
+                    }
+                }
+                None
+            }
+            Prompt::Confirm { script, params } => Some(Action::Run { script, params }),
+        }
+    }
+
+    /// The run the Runs view has selected, or the newest.
+    pub fn current_run(&self) -> Option<&RunView> {
+        match self.view {
+            View::Runs => self.runs.get(self.selected()),
+            _ => self.runs.last(),
+        }
+    }
+
+    pub fn cancel_run(&mut self) -> Option<Action> {
+        let run = self.current_run().filter(|r| r.is_running())?;
+        Some(Action::Cancel(run.id))
+    }
+
+    /// A run was sent to the agent as request `id`.
+    pub fn run_requested(&mut self, id: RequestId, script: String, params: &[(String, String)]) {
+        self.record.runs.push(RunRecord::new(id, &script, params));
+        self.runs.push(RunView {
+            id,
+            script: script.clone(),
+            requested: Instant::now(),
+            started: None,
+            finished: None,
+            bytes: 0,
+            lines: VecDeque::new(),
+            partial: String::new(),
+            status: None,
+            success: false,
+            refused: None,
+        });
+        self.view = View::Runs;
+        self.selected[self.view_index()] = self.runs.len() - 1;
+        self.status = format!("asking the person to approve {script}...");
+    }
+
+    pub fn on_agent(&mut self, msg: AgentMsg) {
+        self.record.apply(&msg);
+        let id = msg.request_id();
+        let run = id.and_then(|id| self.runs.iter_mut().find(|r| r.id == id));
+        match (msg, run) {
+            (AgentMsg::Diagnostics { report, .. }, _) => {
+                self.report = Some(*report);
+                self.refreshed = Some(Instant::now());
+                self.pending_diag = None;
+                if self.status.starts_with("loading") {
+                    self.status = "ready".into();
+                }
+            }
+            (AgentMsg::CatalogAccepted { scripts, .. }, _) => {
+                self.catalog_state = format!("verified by the agent ({scripts} scripts)");
+            }
+            (AgentMsg::RunStarted { .. }, Some(run)) => {
+                run.started = Some(Instant::now());
+                self.status = format!("the person approved {}; it is running", run.script);
+            }
+            (AgentMsg::Output { data, .. }, Some(run)) => run.push_output(&data),
+            (AgentMsg::Truncated { cap, .. }, Some(run)) => {
+                run.lines.push_back(format!(
+                    "[output over {cap} bytes: the rest is counted, not shown]"
+                ));
+            }
+            (AgentMsg::RunEnded { end, .. }, Some(run)) => {
+                run.finished = Some(Instant::now());
+                run.success = end.success();
+                run.status = Some(end.status.to_string());
+                self.status = format!("{}: {}", run.script, end.status);
+            }
+            (AgentMsg::Refused { reason, .. }, Some(run)) => {
+                self.status = format!("{} was not run: {reason}", run.script);
+                run.refused = Some(reason);
+            }
+            (AgentMsg::Refused { reason, .. }, None) => {
+                if self.pending_diag == id {
+                    self.pending_diag = None;
+                }
+                if reason.starts_with("catalog refused") {
+                    self.catalog_state = reason.clone();
+                }
+                self.status = reason;
+            }
+            _ => {}
+        }
+    }
+
+    pub fn on_ended(&mut self, reason: String) {
+        self.status = format!("{reason}; press q to leave");
+        self.ended = Some(reason);
+    }
+}

@@ -1,0 +1,453 @@
+//! Drawing the interactive console from the app state. Nothing here changes
+//! the state; every view fits in 80x24 and reflows on resize.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Direction, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{
+    Block, Borders, Clear, Gauge, List, ListItem, ListState, Paragraph, Row, Table, TableState,
+    Tabs, Wrap,
+};
+use sprijin_proto::catalog::Risk;
+use sprijin_proto::diag_text::{human_bytes, human_duration};
+use sprijin_proto::message::diag::Severity;
+
+use super::app::{App, Prompt, Sort, View};
+
+pub fn severity_style(s: Severity) -> Style {
+    match s {
+        Severity::Critical => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        Severity::Warning => Style::new().fg(Color::Yellow),
+        Severity::Info => Style::new().fg(Color::Cyan),
+    }
+}
+
+fn risk_style(r: Risk) -> Style {
+    match r {
+        Risk::High => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        Risk::Medium => Style::new().fg(Color::Yellow),
+        _ => Style::new().fg(Color::Green),
+    }
+}
+
+const KEYS: &str =
+    "q quit  tab/1-5 views  ↑↓ select  enter run  s sort  r refresh  c cancel run  p report";
+
+pub fn draw(frame: &mut Frame, app: &App) {
+    let [header, tabs, body, status] = Layout::vertical([
+        Constraint::Length(3),
+        Constraint::Length(1),
+        Constraint::Min(5),
+        Constraint::Length(2),
+    ])
+    .areas(frame.area());
+    draw_header(frame, header, app);
+    let titles: Vec<Line> = View::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Line::from(format!("{} {}", i + 1, v.title())))
+        .collect();
+    let selected = View::ALL.iter().position(|v| *v == app.view).unwrap_or(0);
+    frame.render_widget(
+        Tabs::new(titles)
+            .select(selected)
+            .highlight_style(Style::new().add_modifier(Modifier::REVERSED)),
+        tabs,
+    );
+    match app.view {
+        View::Overview => draw_overview(frame, body, app),
+        View::Findings => draw_findings(frame, body, app, true),
+        View::Processes => draw_processes(frame, body, app),
+        View::Catalog => draw_catalog(frame, body, app),
+        View::Runs => draw_runs(frame, body, app),
+    }
+    let status_style = if app.ended.is_some() {
+        Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
+    } else {
+        Style::new()
+    };
+    frame.render_widget(
+        Paragraph::new(vec![
+            Line::styled(app.status.clone(), status_style),
+            Line::styled(KEYS, Style::new().fg(Color::DarkGray)),
+        ]),
+        status,
+    );
+    if let Some(prompt) = &app.prompt {
+        draw_prompt(frame, app, prompt);
+    }
+}
+
+fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
+    let (os, uptime) = match &app.report {
+        Some(r) => (
+            format!("{} {}", r.snapshot.host.os_name, r.snapshot.host.os_version),
+            human_duration(r.snapshot.host.uptime_secs),
+        ),
+        None => ("…".into(), "…".into()),
+    };
+    let state = match &app.ended {
+        Some(_) => Span::styled("session ended", Style::new().fg(Color::Red)),
+        None => Span::styled("connected", Style::new().fg(Color::Green)),
+    };
+    let line1 = Line::from(vec![
+        Span::styled("Sprijin │ ", Style::new().fg(Color::DarkGray)),
+        Span::styled(app.host.clone(), Style::new().add_modifier(Modifier::BOLD)),
+        Span::raw(format!("  {os}  up {uptime}  ")),
+        state,
+    ]);
+    let line2 = Line::from(format!(
+        "technician {}  verification words: {}",
+        app.technician, app.verification
+    ));
+    frame.render_widget(
+        Paragraph::new(vec![line1, line2]).block(Block::new().borders(Borders::BOTTOM)),
+        area,
+    );
+}
+
+fn gauge<'a>(label: &'a str, ratio: f64, text: String) -> Gauge<'a> {
+    let color = if ratio >= 0.9 {
+        Color::Red
+    } else if ratio >= 0.75 {
+        Color::Yellow
+    } else {
+        Color::Green
+    };
+    Gauge::default()
+        .block(Block::new().title(label))
+        .gauge_style(Style::new().fg(color))
+        .ratio(ratio.clamp(0.0, 1.0))
+        .label(text)
+}
+
+fn draw_overview(frame: &mut Frame, area: Rect, app: &App) {
+    let Some(report) = &app.report else {
+        frame.render_widget(Paragraph::new("loading the machine's state..."), area);
+        return;
+    };
+    let s = &report.snapshot;
+    let disks: Vec<_> = s
+        .disks
+        .iter()
+        .filter(|d| d.total_bytes > 0)
+        .take(2)
+        .collect();
+    let mut constraints = vec![Constraint::Length(2), Constraint::Length(2)];
+    constraints.extend(disks.iter().map(|_| Constraint::Length(2)));
+    constraints.push(Constraint::Min(3));
+    let rows = Layout::default()
+        .direction(Direction::Vertical)
+        .constraints(constraints)
+        .split(area);
+    let cpu = f64::from(s.cpu.usage_percent) / 100.0;
+    frame.render_widget(
+        gauge(
+            "CPU",
+            cpu,
+            format!(
+                "{:.0}% of {} cores, load {:.2}",
+                s.cpu.usage_percent, s.cpu.logical_cores, s.cpu.load_average.one
+            ),
+        ),
+        rows[0],
+    );
+    let mem_used = s
+        .memory
+        .total_bytes
+        .saturating_sub(s.memory.available_bytes);
+    let mem = if s.memory.total_bytes > 0 {
+        mem_used as f64 / s.memory.total_bytes as f64
+    } else {
+        0.0
+    };
+    frame.render_widget(
+        gauge(
+            "Memory",
+            mem,
+            format!(
+                "{} of {} in use",
+                human_bytes(mem_used),
+                human_bytes(s.memory.total_bytes)
+            ),
+        ),
+        rows[1],
+    );
+    for (i, d) in disks.iter().enumerate() {
+        let used = d.total_bytes.saturating_sub(d.available_bytes);
+        frame.render_widget(
+            gauge(
+                "Disk",
+                used as f64 / d.total_bytes as f64,
+                format!(
+                    "{}  {} free of {}",
+                    d.mount_point,
+                    human_bytes(d.available_bytes),
+                    human_bytes(d.total_bytes)
+                ),
+            ),
+            rows[2 + i],
+        );
+    }
+    draw_findings(frame, rows[rows.len() - 1], app, false);
+}
+
+fn draw_findings(frame: &mut Frame, area: Rect, app: &App, detailed: bool) {
+    let findings = app.findings();
+    let block = Block::new()
+        .borders(Borders::TOP)
+        .title(format!(" Findings ({}) ", findings.len()));
+    if app.report.is_none() {
+        frame.render_widget(Paragraph::new("loading...").block(block), area);
+        return;
+    }
+    if findings.is_empty() {
+        frame.render_widget(Paragraph::new("nothing looks wrong").block(block), area);
+        return;
+    }
+    let items: Vec<ListItem> = findings
+        .iter()
+        .map(|f| {
+            let mut lines = vec![Line::from(vec![
+                Span::styled(
+                    format!("{:<8}", format!("{:?}", f.severity).to_lowercase()),
+                    severity_style(f.severity),
+                ),
+                Span::raw(f.title.clone()),
+            ])];
+            if detailed {
+                let evidence: Vec<String> = f
+                    .evidence
+                    .iter()
+                    .map(|e| format!("{}: {}", e.label, e.value))
+                    .collect();
+                lines.push(Line::styled(
+                    format!("        {}", evidence.join(", ")),
+                    Style::new().fg(Color::Gray),
+                ));
+            }
+            if let Some(script) = &f.script {
+                lines.push(Line::styled(
+                    format!("        suggested: {script} (enter to run)"),
+                    Style::new().fg(Color::DarkGray),
+                ));
+            }
+            ListItem::new(lines)
+        })
+        .collect();
+    let mut state = ListState::default().with_selected(Some(app.selected()));
+    frame.render_stateful_widget(
+        List::new(items)
+            .block(block)
+            .highlight_style(Style::new().add_modifier(Modifier::REVERSED)),
+        area,
+        &mut state,
+    );
+}
+
+fn draw_processes(frame: &mut Frame, area: Rect, app: &App) {
+    let procs = app.processes();
+    let sort = match app.sort {
+        Sort::Cpu => "CPU",
+        Sort::Memory => "memory",
+    };
+    let count = app
+        .report
+        .as_ref()
+        .map(|r| r.snapshot.processes.count)
+        .unwrap_or(0);
+    let rows: Vec<Row> = procs
+        .iter()
+        .map(|p| {
+            Row::new(vec![
+                p.pid.to_string(),
+                format!("{:.1}", p.cpu_percent),
+                human_bytes(p.memory_bytes),
+                p.user.clone().unwrap_or_default(),
+                p.name.clone(),
+                p.command.clone(),
+            ])
+        })
+        .collect();
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(8),
+            Constraint::Length(6),
+            Constraint::Length(10),
+            Constraint::Length(10),
+            Constraint::Length(16),
+            Constraint::Min(10),
+        ],
+    )
+    .header(
+        Row::new(vec!["PID", "CPU%", "MEMORY", "USER", "NAME", "COMMAND"])
+            .style(Style::new().add_modifier(Modifier::BOLD)),
+    )
+    .block(Block::new().borders(Borders::TOP).title(format!(
+        " Top processes by {sort} ({count} running; s to sort, enter to stop one) "
+    )))
+    .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED));
+    let mut state = TableState::default().with_selected(Some(app.selected()));
+    frame.render_stateful_widget(table, area, &mut state);
+}
+
+fn draw_catalog(frame: &mut Frame, area: Rect, app: &App) {
+    let [list_area, detail] =
+        Layout::vertical([Constraint::Min(3), Constraint::Length(5)]).areas(area);
+    let items: Vec<ListItem> = app
+        .scripts
+        .iter()
+        .map(|(id, s)| {
+            ListItem::new(Line::from(vec![
+                Span::styled(format!("{:<7}", s.risk.to_string()), risk_style(s.risk)),
+                Span::raw(format!("{:<20} {}", id.as_str(), s.title)),
+            ]))
+        })
+        .collect();
+    let mut state = ListState::default().with_selected(Some(app.selected()));
+    frame.render_stateful_widget(
+        List::new(items)
+            .block(
+                Block::new()
+                    .borders(Borders::TOP)
+                    .title(format!(" Catalog: {} ", app.catalog_state)),
+            )
+            .highlight_style(Style::new().add_modifier(Modifier::REVERSED)),
+        list_area,
+        &mut state,
+    );
+    if let Some((_, s)) = app.scripts.get(app.selected()) {
+        let params: Vec<&String> = s.params.keys().collect();
+        let text = vec![
+            Line::from(s.description.clone()),
+            Line::styled(
+                format!(
+                    "runs: {} {}   params: {:?}   timeout {} s",
+                    s.program,
+                    s.args.join(" "),
+                    params,
+                    s.timeout_secs
+                ),
+                Style::new().fg(Color::Gray),
+            ),
+        ];
+        frame.render_widget(
+            Paragraph::new(text)
+                .wrap(Wrap { trim: true })
+                .block(Block::new().borders(Borders::TOP)),
+            detail,
+        );
+    }
+}
+
+fn draw_runs(frame: &mut Frame, area: Rect, app: &App) {
+    let [list_area, output] =
+        Layout::vertical([Constraint::Length(5), Constraint::Min(3)]).areas(area);
+    let items: Vec<ListItem> = app
+        .runs
+        .iter()
+        .map(|r| {
+            let style = match (&r.refused, r.success, &r.status) {
+                (Some(_), _, _) => Style::new().fg(Color::Yellow),
+                (None, true, Some(_)) => Style::new().fg(Color::Green),
+                (None, false, Some(_)) => Style::new().fg(Color::Red),
+                _ => Style::new(),
+            };
+            ListItem::new(Line::styled(
+                format!("run {:<3} {:<18} {}", r.id, r.script, r.state()),
+                style,
+            ))
+        })
+        .collect();
+    let mut state = ListState::default().with_selected(Some(app.selected()));
+    frame.render_stateful_widget(
+        List::new(items)
+            .block(Block::new().borders(Borders::TOP).title(" Runs "))
+            .highlight_style(Style::new().add_modifier(Modifier::REVERSED)),
+        list_area,
+        &mut state,
+    );
+    let Some(run) = app.current_run() else {
+        frame.render_widget(
+            Paragraph::new(
+                "no runs yet: pick a script in the Catalog view, or a finding's suggestion",
+            ),
+            output,
+        );
+        return;
+    };
+    let elapsed = run
+        .finished
+        .unwrap_or_else(std::time::Instant::now)
+        .duration_since(run.started.unwrap_or(run.requested));
+    let title = format!(
+        " run {} {}: {}  {:.1} s  {} ",
+        run.id,
+        run.script,
+        run.state(),
+        elapsed.as_secs_f64(),
+        human_bytes(run.bytes)
+    );
+    let lines: Vec<&str> = run.all_lines().collect();
+    let height = output.height.saturating_sub(1) as usize;
+    let shown: Vec<Line> = lines[lines.len().saturating_sub(height)..]
+        .iter()
+        .map(|l| Line::raw(l.to_string()))
+        .collect();
+    frame.render_widget(
+        Paragraph::new(shown).block(Block::new().borders(Borders::TOP).title(title)),
+        output,
+    );
+}
+
+fn draw_prompt(frame: &mut Frame, app: &App, prompt: &Prompt) {
+    let area = frame.area();
+    let width = area.width.saturating_sub(4).min(76);
+    let rect = Rect::new(
+        area.x + (area.width - width) / 2,
+        area.y + area.height / 3,
+        width,
+        7,
+    );
+    frame.render_widget(Clear, rect);
+    let text = match prompt {
+        Prompt::Params { script, input } => vec![
+            Line::from(format!("parameters for {script} (KEY=VALUE ...):")),
+            Line::styled(
+                format!("> {input}_"),
+                Style::new().add_modifier(Modifier::BOLD),
+            ),
+            Line::styled(
+                "enter to continue, esc to cancel",
+                Style::new().fg(Color::DarkGray),
+            ),
+        ],
+        Prompt::Confirm { script, params } => {
+            let risk = app.script(script).map(|s| s.risk);
+            let shown: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+            vec![
+                Line::from(vec![
+                    Span::raw(format!("run {script} {}", shown.join(" "))),
+                    Span::raw("  risk: "),
+                    Span::styled(
+                        risk.map(|r| r.to_string()).unwrap_or_default(),
+                        risk.map(risk_style).unwrap_or_default(),
+                    ),
+                ]),
+                Line::from("the person will be asked to approve it on their screen"),
+                Line::styled(
+                    "y or enter to send, n or esc to cancel",
+                    Style::new().fg(Color::DarkGray),
+                ),
+            ]
+        }
+    };
+    frame.render_widget(
+        Paragraph::new(text)
+            .wrap(Wrap { trim: true })
+            .block(Block::bordered().title(" Run a script ")),
+        rect,
+    );
+}
