@@ -10,6 +10,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::command::Command;
 use crate::driver::{Driver, DriverError, Flow, LocalCatalog};
+use crate::log::SessionLog;
 use crate::report::SessionRecord;
 use crate::session::{ConnectOptions, Session};
 
@@ -19,6 +20,8 @@ pub struct ConnectArgs {
     pub catalog: Option<PathBuf>,
     pub exec: Vec<String>,
     pub json: bool,
+    /// Where the console keeps its session logs.
+    pub data_dir: PathBuf,
 }
 
 /// Runs a whole session. `Ok(true)` when every command succeeded.
@@ -29,25 +32,39 @@ pub async fn connect(args: ConnectArgs) -> Result<bool, DriverError> {
         .map(LocalCatalog::load)
         .transpose()?;
     let session = Session::connect(&args.code, &args.options).await?;
-    let record = SessionRecord {
+    let nameplate = args.code.nameplate().to_string();
+    let log = match SessionLog::create(&args.data_dir, &nameplate) {
+        Ok(log) => Some(log),
+        Err(e) => {
+            eprintln!(
+                "warning: cannot keep a session log in {}: {e}",
+                args.data_dir.display()
+            );
+            None
+        }
+    };
+    let mut record = SessionRecord {
         started: SystemTime::now(),
         technician: args.options.technician.clone(),
         relay: args.options.relay.clone(),
-        nameplate: args.code.nameplate().to_string(),
+        nameplate,
         host: session.host.clone(),
         verification: session.verification.clone(),
         catalog: None,
         latest: None,
         runs: Vec::new(),
+        log,
     };
+    record.started();
     if args.exec.is_empty()
         && !args.json
         && std::io::stdout().is_terminal()
         && std::io::stdin().is_terminal()
     {
-        let (record, ended) = crate::ui::run(session, record, catalog)
+        let (mut record, ended) = crate::ui::run(session, record, catalog)
             .await
             .map_err(|e| DriverError::Terminal(e.to_string()))?;
+        record.ended(ended.as_deref().unwrap_or("the technician quit"));
         if let Some(reason) = &ended {
             println!("the session ended: {reason}");
         }
@@ -79,7 +96,11 @@ pub async fn connect(args: ConnectArgs) -> Result<bool, DriverError> {
             }
         }
     }
-    if let Some(reason) = driver.session.ended() {
+    let ended = driver.session.ended();
+    driver
+        .record
+        .ended(ended.as_deref().unwrap_or("the technician quit"));
+    if let Some(reason) = ended {
         driver.report_error(&DriverError::Session(crate::session::SessionError::Ended(
             reason,
         )));

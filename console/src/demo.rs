@@ -101,6 +101,7 @@ pub async fn demo(json: bool) -> Result<bool, DemoError> {
             "quit".into(),
         ],
         json,
+        data_dir: work.path().join("console"),
     })
     .await?;
     let _ = tokio::time::timeout(Duration::from_secs(5), agent).await;

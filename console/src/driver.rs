@@ -101,7 +101,11 @@ impl Driver {
             .session
             .request(Request::Catalog(cat.signed.clone()))
             .await?;
-        let verdict = match replies.recv().await {
+        let reply = replies.recv().await;
+        if let Some(msg) = &reply {
+            self.record.apply(msg);
+        }
+        let verdict = match reply {
             Some(AgentMsg::CatalogAccepted {
                 scripts, digest, ..
             }) => {
@@ -268,9 +272,7 @@ impl Driver {
                 params: params.clone(),
             })
             .await?;
-        self.record
-            .runs
-            .push(crate::report::RunRecord::new(id, &script, &params));
+        self.record.run_requested(id, &script, &params);
         self.emit(
             format!("run {id}: asking the person to approve {script}..."),
             json!({"event": "run_requested", "run": id, "script": script}),

@@ -13,6 +13,7 @@ pub mod command;
 pub mod connect;
 pub mod demo;
 pub mod driver;
+pub mod log;
 pub mod report;
 pub mod session;
 pub mod ui;

@@ -48,6 +48,9 @@ enum Command {
         /// Print one JSON object per line for every result and event.
         #[arg(long)]
         json: bool,
+        /// Where the console keeps its session logs. Default: ~/.local/share/sprijin/console
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// Start a relay and an agent on this machine and connect to it: the whole product in one command.
     Demo {
@@ -116,6 +119,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             catalog,
             exec,
             json,
+            data_dir,
         } => {
             let code: SessionCode = code.parse()?;
             let args = ConnectArgs {
@@ -129,6 +133,8 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                 catalog,
                 exec,
                 json,
+                data_dir: data_dir
+                    .unwrap_or_else(|| sprijin_proto::paths::default_data_dir("console")),
             };
             block_on(Box::pin(async { Ok(connect(args).await?) }))
         }

@@ -5,9 +5,12 @@
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
+use serde_json::json;
 use sprijin_proto::diag_text;
 use sprijin_proto::message::diag::DiagReport;
 use sprijin_proto::message::session::AgentMsg;
+
+use crate::log::SessionLog;
 
 /// How many lines of a run's output the report keeps from each end.
 const HEAD_TAIL_LINES: usize = 10;
@@ -76,7 +79,6 @@ impl RunRecord {
 }
 
 /// Everything the console saw in one session.
-#[derive(Debug, Clone)]
 pub struct SessionRecord {
     pub started: SystemTime,
     pub technician: String,
@@ -87,6 +89,8 @@ pub struct SessionRecord {
     pub catalog: Option<String>,
     pub latest: Option<DiagReport>,
     pub runs: Vec<RunRecord>,
+    /// The console's session log, when one could be opened.
+    pub log: Option<SessionLog>,
 }
 
 impl SessionRecord {
@@ -94,8 +98,63 @@ impl SessionRecord {
         self.runs.iter_mut().find(|r| r.id == id)
     }
 
+    fn log(&mut self, kind: &str, fields: serde_json::Value) {
+        if let Some(log) = &mut self.log {
+            log.event(kind, fields);
+        }
+    }
+
+    /// Notes the start of the session in the log.
+    pub fn started(&mut self) {
+        let fields = json!({
+            "technician": self.technician, "relay": self.relay, "nameplate": self.nameplate,
+            "host": self.host, "verification": self.verification,
+        });
+        self.log("session_start", fields);
+    }
+
+    /// Notes the end of the session in the log.
+    pub fn ended(&mut self, reason: &str) {
+        self.log("session_end", json!({ "reason": reason }));
+    }
+
+    /// A run was asked for as request `id`.
+    pub fn run_requested(&mut self, id: u32, script: &str, params: &[(String, String)]) {
+        self.runs.push(RunRecord::new(id, script, params));
+        self.log(
+            "run_requested",
+            json!({ "run": id, "script": script, "params": params }),
+        );
+    }
+
     /// Notes what an answer from the agent says about a run or the machine.
     pub fn apply(&mut self, msg: &AgentMsg) {
+        match msg {
+            AgentMsg::CatalogAccepted {
+                digest, scripts, ..
+            } => {
+                self.log(
+                    "catalog_accepted",
+                    json!({ "digest": digest, "scripts": scripts }),
+                );
+            }
+            AgentMsg::RunStarted { id, program, args } => {
+                self.log(
+                    "run_started",
+                    json!({ "run": id, "program": program, "args": args }),
+                );
+            }
+            AgentMsg::RunEnded { id, end } => {
+                self.log("run_end", json!({
+                    "run": id, "status": end.status.to_string(), "duration_ms": end.duration_ms,
+                    "bytes": end.bytes, "dropped": end.dropped, "output_sha256": end.output_sha256,
+                }));
+            }
+            AgentMsg::Refused { id, reason } => {
+                self.log("refused", json!({ "request": id, "reason": reason }));
+            }
+            _ => {}
+        }
         match msg {
             AgentMsg::Diagnostics { report, .. } => self.latest = Some((**report).clone()),
             AgentMsg::RunStarted { id, program, args } => {
@@ -295,6 +354,7 @@ mod tests {
             catalog: None,
             latest: None,
             runs: vec![],
+            log: None,
         };
         let md = record.to_markdown();
         assert!(md.contains("Ana \\| \\<script\\>"), "{md}");

@@ -254,6 +254,8 @@ pub struct ConsoleOutput {
     pub status: ExitStatus,
     pub stdout: String,
     pub stderr: String,
+    /// The console's data folder (its session logs), when the helper made one.
+    pub data_dir: Option<tempfile::TempDir>,
 }
 
 /// Runs `sprijin-console connect CODE` against `relay` with `args` and waits
@@ -287,6 +289,7 @@ pub fn run_to_end(cmd: Command) -> ConsoleOutput {
         status,
         stdout: proc.stdout.text(),
         stderr: proc.stderr.text(),
+        data_dir: None,
     }
 }
 

@@ -22,7 +22,9 @@ fn piped_commands_run_a_whole_session_and_write_a_valid_report() {
         &relay.fingerprint,
     ])
     .args(["--name", "Ana Pop", "--catalog"])
-    .arg(sample_catalog());
+    .arg(sample_catalog())
+    .arg("--data-dir")
+    .arg(dir.path().join("console"));
     let mut console = Proc::spawn(cmd);
     console.answer(&[
         "diag",
@@ -43,6 +45,34 @@ fn piped_commands_run_a_whole_session_and_write_a_valid_report() {
     assert!(out.contains("sprijin pipedmarker"), "{out}");
     assert!(out.contains("report written to"), "{out}");
     agent.proc.wait(STEP);
+
+    // The console kept its own log of the session, one JSON object a line.
+    let logs: Vec<_> = std::fs::read_dir(dir.path().join("console/sessions"))
+        .unwrap()
+        .collect();
+    assert_eq!(logs.len(), 1);
+    let log = std::fs::read_to_string(logs[0].as_ref().unwrap().path()).unwrap();
+    let kinds: Vec<String> = log
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "session_start",
+            "catalog_accepted",
+            "run_requested",
+            "run_started",
+            "run_end",
+            "session_end"
+        ],
+        "{log}"
+    );
 
     let md = std::fs::read_to_string(&report).unwrap();
     assert!(md.contains(&host), "{md}");

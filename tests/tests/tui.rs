@@ -107,13 +107,15 @@ fn a_whole_session_in_the_terminal_ui() {
         .trim()
         .to_string();
     let console = bin("sprijin-console");
+    let logs = tempfile::tempdir().unwrap();
     let command = format!(
-        "{} connect {} --relay {} --relay-fingerprint {} --catalog {} --name Ana; echo EXITED-$?; sleep 60",
+        "{} connect {} --relay {} --relay-fingerprint {} --catalog {} --name Ana --data-dir {}; echo EXITED-$?; sleep 60",
         console.display(),
         agent.code,
         relay.addr,
         relay.fingerprint,
-        sample_catalog().display()
+        sample_catalog().display(),
+        logs.path().display()
     );
     let tmux = Tmux::start(&command);
 

@@ -9,7 +9,7 @@ use sprijin_proto::catalog::{Script, ScriptId, parse_assignment};
 use sprijin_proto::message::diag::{DiagReport, Finding, ProcessInfo};
 use sprijin_proto::message::session::{AgentMsg, RequestId};
 
-use crate::report::{RunRecord, SessionRecord};
+use crate::report::SessionRecord;
 
 /// How many output lines a run view keeps.
 const RUN_LINES: usize = 2000;
@@ -361,7 +361,7 @@ impl App {
 
     /// A run was sent to the agent as request `id`.
     pub fn run_requested(&mut self, id: RequestId, script: String, params: &[(String, String)]) {
-        self.record.runs.push(RunRecord::new(id, &script, params));
+        self.record.run_requested(id, &script, params);
         self.runs.push(RunView {
             id,
             script: script.clone(),
