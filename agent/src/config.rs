@@ -51,3 +51,74 @@ pub struct TrustedKeyError {
     pub path: String,
     pub reason: String,
 }
+
+/// The agent's optional config file (TOML), for what an organisation sets
+/// once on a machine: which relay, its fingerprint, and the catalog keys
+/// it trusts. Flags on the command line add to it or override it.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub relay: Option<String>,
+    pub relay_fingerprint: Option<String>,
+    #[serde(default)]
+    pub trusted_keys: Vec<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+}
+
+impl ConfigFile {
+    /// `$XDG_CONFIG_HOME/sprijin/agent.toml`, else `~/.config/sprijin/agent.toml`.
+    pub fn default_path() -> Option<PathBuf> {
+        let base = std::env::var_os("XDG_CONFIG_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+        Some(base.join("sprijin").join("agent.toml"))
+    }
+
+    /// Reads `path`; a missing file at the default place is no error.
+    pub fn load(path: &std::path::Path, required: bool) -> Result<ConfigFile, ConfigFileError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(ConfigFile::default());
+            }
+            Err(e) => {
+                return Err(ConfigFileError {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                });
+            }
+        };
+        toml::from_str(&text).map_err(|e| ConfigFileError {
+            path: path.display().to_string(),
+            reason: e.message().to_string(),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot use the config file {path}: {reason}")]
+pub struct ConfigFileError {
+    pub path: String,
+    pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_file_parses_and_refuses_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, "relay = \"r:1\"\ntrusted_keys = [\"/etc/k.pub\"]\n").unwrap();
+        let c = ConfigFile::load(&path, true).unwrap();
+        assert_eq!(c.relay.as_deref(), Some("r:1"));
+        assert_eq!(c.trusted_keys, vec![PathBuf::from("/etc/k.pub")]);
+        std::fs::write(&path, "relai = \"r:1\"\n").unwrap();
+        let err = ConfigFile::load(&path, true).unwrap_err().to_string();
+        assert!(err.contains("relai"), "{err}");
+        assert!(ConfigFile::load(&dir.path().join("missing.toml"), false).is_ok());
+        assert!(ConfigFile::load(&dir.path().join("missing.toml"), true).is_err());
+    }
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sprijin_agent::config::AgentConfig;
+use sprijin_agent::config::{AgentConfig, ConfigFile};
 use sprijin_agent::consent::Consent;
 use sprijin_proto::tls::Fingerprint;
 
@@ -27,12 +27,15 @@ struct Cli {
 enum Command {
     /// Get a one-time code to read to your technician, and serve their session.
     Share {
-        /// The relay, HOST:PORT.
+        /// The relay, HOST:PORT (or `relay` in the config file).
         #[arg(long, env = "SPRIJIN_RELAY")]
-        relay: String,
+        relay: Option<String>,
         /// Accept only the relay with this certificate fingerprint (sha256:HEX).
         #[arg(long, env = "SPRIJIN_RELAY_FINGERPRINT")]
         relay_fingerprint: Option<Fingerprint>,
+        /// Config file (TOML: relay, relay_fingerprint, trusted_keys, data_dir). Default: ~/.config/sprijin/agent.toml if present
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// A public key whose signed script catalogs you trust (repeatable). Without one, no script can run.
         #[arg(long)]
         trusted_key: Vec<PathBuf>,
@@ -91,15 +94,34 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Share {
             relay,
             relay_fingerprint,
+            config,
             trusted_key,
             data_dir: dir,
             consent_timeout,
             output_cap,
         } => {
-            let trusted_keys = trusted_key
+            let file = match config {
+                Some(path) => ConfigFile::load(&path, true)?,
+                None => match ConfigFile::default_path() {
+                    Some(path) => ConfigFile::load(&path, false)?,
+                    None => ConfigFile::default(),
+                },
+            };
+            let relay = relay.or(file.relay).context(
+                "no relay given: pass --relay HOST:PORT or set relay in the config file",
+            )?;
+            let relay_fingerprint = match (relay_fingerprint, file.relay_fingerprint) {
+                (Some(fp), _) => Some(fp),
+                (None, Some(text)) => Some(text.parse::<Fingerprint>()?),
+                (None, None) => None,
+            };
+            let trusted_keys = file
+                .trusted_keys
                 .iter()
+                .chain(trusted_key.iter())
                 .map(|path| sprijin_agent::config::load_trusted_key(path))
                 .collect::<Result<Vec<_>, _>>()?;
+            let dir = dir.or(file.data_dir);
             if trusted_keys.is_empty() {
                 println!(
                     "no trusted catalog key is configured (--trusted-key): the technician can look, but no script can run"
