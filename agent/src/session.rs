@@ -22,7 +22,7 @@ use tracing::{Instrument, debug, info_span};
 
 use crate::audit::{AuditError, AuditEvent, AuditLog};
 use crate::config::AgentConfig;
-use crate::consent::Consent;
+use crate::consent::{Answer, Consent};
 use crate::diag::Sampler;
 use crate::diag::{Thresholds, report_for};
 use crate::script::runner::{self, RunEvent, RunSpec};
@@ -415,10 +415,7 @@ async fn approve_and_run(
     )
     .map_err(|e| format!("nothing was run: {e}"))?;
     if !answer.approved() {
-        return Err(format!(
-            "the person {} the run of {script_id}",
-            answer.describe()
-        ));
+        return Err(not_approved(answer, script_id));
     }
     // The run is on disk before it starts: if the agent dies mid-run, the
     // log still shows what was started and who approved it.
@@ -484,6 +481,18 @@ async fn approve_and_run(
     }
     let _ = ctx.outbox.send(AgentMsg::RunEnded { id, end }).await;
     Ok(())
+}
+
+/// Why a run did not start when the person did not say yes, as a sentence
+/// for the technician and the audit log.
+fn not_approved(answer: Answer, script_id: &str) -> String {
+    match answer {
+        Answer::NoInput => {
+            format!("nobody answered whether to run {script_id}: the agent's input is closed")
+        }
+        Answer::NoAnswer => format!("the person did not answer in time whether to run {script_id}"),
+        Answer::No | Answer::Yes => format!("the person declined the run of {script_id}"),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -297,3 +297,305 @@ pub fn run_to_end(cmd: Command) -> ConsoleOutput {
 pub fn assert_no_panic(text: &str) {
     assert!(!text.contains("panicked"), "a program panicked:\n{text}");
 }
+
+/// Runs `sprijin-console catalog ARGS...` to its end.
+pub fn catalog_tool(args: &[&std::ffi::OsStr]) -> ConsoleOutput {
+    let mut cmd = Command::new(bin("sprijin-console"));
+    cmd.arg("catalog").args(args);
+    run_to_end(cmd)
+}
+
+/// A catalog folder made for one test, with a signing key of its own made by
+/// `sprijin-console catalog keygen` (the key lives outside the folder).
+pub struct TestCatalog {
+    pub root: tempfile::TempDir,
+    /// The catalog folder: one `ID.toml` per script, and `catalog.sig` once signed.
+    pub dir: PathBuf,
+    /// The secret key.
+    pub key: PathBuf,
+    /// The public key, for `--trusted-key`.
+    pub public: PathBuf,
+}
+
+impl TestCatalog {
+    /// Writes `scripts` (id, TOML text) into a new folder and makes a key,
+    /// without signing.
+    pub fn unsigned(scripts: &[(&str, &str)]) -> TestCatalog {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("catalog");
+        std::fs::create_dir(&dir).unwrap();
+        for (id, toml) in scripts {
+            std::fs::write(dir.join(format!("{id}.toml")), toml).unwrap();
+        }
+        let key = root.path().join("team.key");
+        let out = catalog_tool(&["keygen".as_ref(), key.as_os_str()]);
+        assert!(
+            out.status.success(),
+            "catalog keygen failed: {}",
+            out.stderr
+        );
+        let public = root.path().join("team.key.pub");
+        assert!(
+            public.exists(),
+            "keygen wrote no public key: {}",
+            out.stdout
+        );
+        TestCatalog {
+            root,
+            dir,
+            key,
+            public,
+        }
+    }
+
+    /// Like [`unsigned`](Self::unsigned), then signed with the folder's key.
+    pub fn signed(scripts: &[(&str, &str)]) -> TestCatalog {
+        let catalog = TestCatalog::unsigned(scripts);
+        catalog.sign();
+        catalog
+    }
+
+    /// Signs the folder with `sprijin-console catalog sign`.
+    pub fn sign(&self) {
+        let out = catalog_tool(&[
+            "sign".as_ref(),
+            self.dir.as_os_str(),
+            "--key".as_ref(),
+            self.key.as_os_str(),
+        ]);
+        assert!(
+            out.status.success(),
+            "catalog sign failed: {}{}",
+            out.stdout,
+            out.stderr
+        );
+    }
+
+    /// A copy of the sample catalog, its signature included.
+    pub fn sample_copy() -> TestCatalog {
+        let catalog = TestCatalog::unsigned(&[]);
+        for entry in std::fs::read_dir(sample_catalog()).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.ends_with(".toml") || name == "catalog.sig" {
+                std::fs::copy(&path, catalog.dir.join(name)).unwrap();
+            }
+        }
+        catalog
+    }
+
+    pub fn dir_arg(&self) -> &str {
+        self.dir.to_str().expect("temp paths are UTF-8")
+    }
+
+    pub fn public_arg(&self) -> &str {
+        self.public.to_str().expect("temp paths are UTF-8")
+    }
+}
+
+/// Every line of `--json` output, parsed; a line that is not JSON fails the test.
+pub fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect()
+}
+
+/// The `--json` events named `event`, in order.
+pub fn events_named<'a>(
+    events: &'a [serde_json::Value],
+    event: &str,
+) -> Vec<&'a serde_json::Value> {
+    events.iter().filter(|e| e["event"] == event).collect()
+}
+
+/// The records of the audit log in an agent's data folder, parsed.
+pub fn audit_records(data_dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(data_dir.join("audit.log")).unwrap_or_default();
+    json_lines(&text)
+}
+
+/// The `kind` of every audit event, in order.
+pub fn audit_kinds(data_dir: &std::path::Path) -> Vec<String> {
+    audit_records(data_dir)
+        .iter()
+        .map(|r| r["event"]["kind"].as_str().unwrap_or("?").to_string())
+        .collect()
+}
+
+/// Runs `sprijin-agent audit verify --data-dir DIR`.
+pub fn audit_verify(data_dir: &std::path::Path) -> ConsoleOutput {
+    let mut cmd = Command::new(bin("sprijin-agent"));
+    cmd.args(["audit", "verify", "--data-dir"]).arg(data_dir);
+    run_to_end(cmd)
+}
+
+/// Lower-case hex SHA-256 of `bytes`, computed by `sha256sum`, independently
+/// of the programs under test.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sha256sum");
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(bytes).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Whether process `pid` no longer runs: gone from `/proc`, or a zombie (it
+/// runs no more code; reaping orphans is the machine's init's job).
+pub fn process_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+    }
+}
+
+/// Waits up to `timeout` for process `pid` to be gone.
+pub fn wait_until_gone(pid: u32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if process_gone(pid) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits up to `timeout` for a file to hold a pid, as a script writes it.
+pub fn wait_for_pid_file(path: &std::path::Path, timeout: Duration) -> Option<u32> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let pid = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| text.trim().parse().ok());
+        if pid.is_some() || Instant::now() >= deadline {
+            return pid;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A process's peak resident memory (`VmHWM`), in KiB.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// CPU time a process has used so far, in clock ticks (user + system).
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(") ")?;
+    // After the name: state is field 3, utime field 14, stime field 15.
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// A child that keeps one core busy (`sh -c 'while :; do :; done'`), killed
+/// when dropped.
+pub struct BusyLoop {
+    child: Child,
+}
+
+impl BusyLoop {
+    /// Starts the loop and waits until it has used `cpu` of processor time,
+    /// so it is really spinning before anyone looks.
+    pub fn start(cpu: Duration) -> BusyLoop {
+        let child = Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a busy loop");
+        let busy = BusyLoop { child };
+        // Linux counts CPU time in ticks of 1/100 s (USER_HZ).
+        let wanted = u64::try_from(cpu.as_millis() / 10).unwrap_or(u64::MAX);
+        let deadline = Instant::now() + STEP;
+        while cpu_ticks(busy.pid()).unwrap_or(0) < wanted {
+            assert!(
+                Instant::now() < deadline,
+                "the busy loop got no CPU time within {STEP:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        busy
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for BusyLoop {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `sprijin-console connect CODE` against `relay` without `--exec`,
+/// so the test types its commands on standard input.
+pub fn console_interactive(relay: &RelayProc, code: &str, args: &[&str]) -> Proc {
+    let mut cmd = Command::new(bin("sprijin-console"));
+    cmd.args([
+        "connect",
+        code,
+        "--relay",
+        &relay.addr,
+        "--relay-fingerprint",
+        &relay.fingerprint,
+    ])
+    .args(args);
+    Proc::spawn(cmd)
+}
+
+/// Opens a session with the console library in this process, as the
+/// technician `name`, against the agent waiting with `code`.
+pub async fn connect_in_process(
+    relay: &RelayProc,
+    code: &str,
+    name: &str,
+) -> sprijin_console::session::Session {
+    use sprijin_console::session::{ConnectOptions, Session};
+    let code: sprijin_proto::code::SessionCode = code.parse().expect("a valid code");
+    let options = ConnectOptions {
+        relay: relay.addr.clone(),
+        relay_fingerprint: Some(relay.fingerprint.parse().expect("a fingerprint")),
+        technician: name.to_string(),
+        token: None,
+    };
+    tokio::time::timeout(STEP, Session::connect(&code, &options))
+        .await
+        .expect("the session opens in time")
+        .expect("the session opens")
+}
+
+/// The next answer to a request, failing the test if none comes in `STEP`.
+pub async fn next_reply(
+    replies: &mut sprijin_console::session::Replies,
+) -> sprijin_proto::message::session::AgentMsg {
+    tokio::time::timeout(STEP, replies.recv())
+        .await
+        .expect("the agent answers in time")
+        .expect("the agent answers before the session ends")
+}
