@@ -311,6 +311,7 @@ async fn handle(ctx: &Arc<Ctx>, id: RequestId, request: Request) {
             match cancel {
                 Some(cancel) => {
                     let _ = cancel.send(());
+                    let _ = ctx.outbox.send(AgentMsg::Ack { id }).await;
                 }
                 None => {
                     ctx.refuse(id, format!("there is no run {run} in progress to cancel"))

@@ -92,7 +92,8 @@ impl Driver {
         );
     }
 
-    /// Sends the catalog, if the console has one, and reports the agent's verdict.
+    /// Sends the catalog, if the console has one, and reports the agent's
+    /// verdict; a refused catalog is an error, since no script can run.
     pub async fn send_catalog(&mut self) -> Result<(), DriverError> {
         let Some(cat) = &self.catalog else {
             return Ok(());
@@ -128,8 +129,12 @@ impl Driver {
             Ok(digest) => format!("{} (digest {digest})", cat.dir.display()),
             Err(reason) => format!("{} (refused: {reason})", cat.dir.display()),
         });
+        let result = match &verdict {
+            Ok(_) => Ok(()),
+            Err(reason) => Err(DriverError::CatalogRefused(reason.clone())),
+        };
         self.catalog_accepted = Some(verdict);
-        Ok(())
+        result
     }
 
     fn gone(&self) -> DriverError {
@@ -169,17 +174,16 @@ impl Driver {
             Command::Run { script, params } => self.run(script, params).await?,
             Command::Cancel { run } => {
                 let (_, mut replies) = self.session.request(Request::Cancel { run }).await?;
-                // An accepted cancel is answered by the run's own end; only a
-                // refusal comes back here, and only if there was no such run.
-                if let Ok(Some(AgentMsg::Refused { reason, .. })) =
-                    tokio::time::timeout(Duration::from_millis(500), replies.recv()).await
-                {
-                    return Err(DriverError::Refused(reason));
+                match replies.recv().await {
+                    Some(AgentMsg::Ack { .. }) => self.emit(
+                        format!("asked the agent to cancel run {run}"),
+                        json!({"event": "cancel", "run": run}),
+                    ),
+                    Some(AgentMsg::Refused { reason, .. }) => {
+                        return Err(DriverError::Refused(reason));
+                    }
+                    _ => return Err(self.gone()),
                 }
-                self.emit(
-                    format!("asked the agent to cancel run {run}"),
-                    json!({"event": "cancel", "run": run}),
-                );
             }
             Command::Report(path) => {
                 let md = self.record.to_markdown();
@@ -374,4 +378,6 @@ pub enum DriverError {
     Catalog(String),
     #[error("terminal error: {0}")]
     Terminal(String),
+    #[error("no script can run in this session: {0}")]
+    CatalogRefused(String),
 }

@@ -260,3 +260,27 @@ async fn oversized_frames_and_garbage_are_refused_and_the_relay_keeps_serving() 
     assert!(out.status.success(), "relay still serves: {}", out.stderr);
     assert_no_panic(&relay.proc.stderr.text());
 }
+
+#[test]
+fn the_relay_stops_cleanly_on_ctrl_c() {
+    let mut relay = RelayProc::start(&[]);
+    let _waiting = AgentProc::start(&relay, &["y"], &[]);
+    relay.proc.interrupt();
+    let status = relay.proc.wait(STEP).expect("relay stops on Ctrl-C");
+    assert!(status.success(), "{}", relay.proc.stderr.text());
+    assert_no_panic(&relay.proc.stderr.text());
+}
+
+#[test]
+fn every_program_has_help_and_version() {
+    for name in ["sprijin-relay", "sprijin-agent", "sprijin-console"] {
+        for flag in ["--help", "--version"] {
+            let out = std::process::Command::new(bin(name))
+                .arg(flag)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{name} {flag}");
+            assert!(!out.stdout.is_empty(), "{name} {flag}");
+        }
+    }
+}

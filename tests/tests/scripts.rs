@@ -384,10 +384,19 @@ fn a_catalog_signed_by_an_untrusted_key_is_refused() {
         "{reason}"
     );
     assert!(!reason.contains(&key_id_of(&cat.public)), "{reason}");
+    // The refused catalog is an error of its own, then so is the run.
     let errors = events_named(&events, "error");
-    assert_eq!(errors.len(), 1, "{}", out.stdout);
+    assert_eq!(errors.len(), 2, "{}", out.stdout);
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("no script can run in this session: catalog refused: "),
+        "{}",
+        out.stdout
+    );
     assert_eq!(
-        errors[0]["message"],
+        errors[1]["message"],
         "refused: no verified catalog in this session: the console must send a signed catalog first"
     );
     assert!(events_named(&events, "run_started").is_empty());

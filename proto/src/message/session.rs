@@ -83,6 +83,11 @@ pub enum AgentMsg {
         id: RequestId,
         reason: String,
     },
+    /// The request was accepted and needs no other answer (a cancel: the
+    /// run itself then ends as cancelled).
+    Ack {
+        id: RequestId,
+    },
     /// The agent ends the session (the person pressed Ctrl-C, or an error).
     Bye {
         reason: String,
@@ -99,7 +104,8 @@ impl AgentMsg {
             | AgentMsg::Output { id, .. }
             | AgentMsg::Truncated { id, .. }
             | AgentMsg::RunEnded { id, .. }
-            | AgentMsg::Refused { id, .. } => Some(*id),
+            | AgentMsg::Refused { id, .. }
+            | AgentMsg::Ack { id } => Some(*id),
             AgentMsg::Welcome { .. } | AgentMsg::Bye { .. } => None,
         }
     }
@@ -112,6 +118,7 @@ impl AgentMsg {
                 | AgentMsg::CatalogAccepted { .. }
                 | AgentMsg::RunEnded { .. }
                 | AgentMsg::Refused { .. }
+                | AgentMsg::Ack { .. }
         )
     }
 }
