@@ -40,8 +40,8 @@ type Writer = FrameWriter<quinn::SendStream>;
 struct Claimed {
     technician: Technician,
     console: Side,
-    // Keeps the console's connection open for as long as the session lasts.
-    _connection: Connection,
+    // Kept so the console's connection lives as long as the session.
+    connection: Connection,
 }
 
 struct Shared {
@@ -158,10 +158,15 @@ async fn handle(incoming: Incoming, shared: &Shared) -> Result<(), RelayError> {
         .map_err(|_| RelayError::Timeout)?
         .map_err(|e| RelayError::Peer(e.to_string()))?;
     let addr = connection.remote_address().ip();
-    let (send, recv) = tokio::time::timeout(handshake, connection.accept_bi())
-        .await
-        .map_err(|_| RelayError::Timeout)?
-        .map_err(|e| RelayError::Peer(e.to_string()))?;
+    let (send, recv) = match tokio::time::timeout(handshake, connection.accept_bi()).await {
+        Ok(stream) => stream.map_err(|e| RelayError::Peer(e.to_string()))?,
+        Err(_) => {
+            // No stream to put an error frame on: say it in the close reason.
+            shared.metrics.refused(ErrorCode::Timeout);
+            connection.close(1u32.into(), b"no request within the handshake time");
+            return Err(RelayError::Timeout);
+        }
+    };
     let mut reader = FrameReader::new(recv);
     let writer = FrameWriter::new(send);
 
@@ -302,9 +307,14 @@ async fn agent(
                 return Ok(());
             }
         };
+        let Claimed {
+            technician,
+            console,
+            connection: console_connection,
+        } = claim;
         writer
             .write_msg(&RelayMsg::Paired {
-                technician: Some(claim.technician),
+                technician: Some(technician),
             })
             .await
             .map_err(|e| RelayError::Peer(e.to_string()))?;
@@ -317,11 +327,11 @@ async fn agent(
         };
         let limits = &shared.config.limits;
         if let Some(intercept) = &shared.config.interceptor {
-            intercept(agent_side, claim.console).await;
+            intercept(agent_side, console).await;
         } else {
             let stats = splice::splice(
                 agent_side,
-                claim.console,
+                console,
                 SpliceOptions {
                     bytes_per_sec: limits.session_bytes_per_sec,
                     idle_timeout: limits.session_idle_timeout,
@@ -333,6 +343,18 @@ async fn agent(
                 .metrics
                 .bytes_forwarded
                 .inc_by(stats.agent_to_console + stats.console_to_agent);
+            if stats.idle {
+                // The sealed stream has no room for a relay's frame; the
+                // close reason tells both sides why.
+                shared.metrics.refused(ErrorCode::Timeout);
+                let reason = format!(
+                    "the relay ended the session after {} s without traffic",
+                    limits.session_idle_timeout.as_secs()
+                );
+                for c in [&connection, &console_connection] {
+                    c.close(2u32.into(), reason.as_bytes());
+                }
+            }
             info!(
                 agent_to_console = stats.agent_to_console,
                 console_to_agent = stats.console_to_agent,
@@ -341,7 +363,9 @@ async fn agent(
             );
         }
         shared.metrics.sessions_active.dec();
-        connection.close(0u32.into(), b"session ended");
+        for c in [&connection, &console_connection] {
+            c.close(0u32.into(), b"session ended");
+        }
         Ok(())
     }
     .instrument(span)
@@ -423,7 +447,7 @@ async fn console(
             send: writer.into_inner(),
             recv: reader.into_inner(),
         },
-        _connection: connection,
+        connection,
     };
     // If the agent left at this very moment, dropping the claim resets the
     // console's stream, which it reports as the agent having gone.

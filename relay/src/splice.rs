@@ -50,6 +50,10 @@ pub struct SpliceStats {
 /// that a session never holds much in the relay.
 const CHUNK: usize = 64 * 1024;
 
+/// How long a finished direction waits for the peer to acknowledge its
+/// last bytes before the session is torn down.
+const FLUSH_WAIT: Duration = Duration::from_secs(5);
+
 /// Splices until the session ends. Never fails: a broken side just ends it.
 pub async fn splice(agent: Side, console: Side, opts: SpliceOptions) -> SpliceStats {
     let last = Arc::new(AtomicU64::new(0));
@@ -114,6 +118,9 @@ fn pump<'a>(
                 }
                 Ok(None) => {
                     let _ = to.finish();
+                    // Wait until the peer has everything, so closing the
+                    // connections afterwards cannot cut off the last bytes.
+                    let _ = tokio::time::timeout(FLUSH_WAIT, to.stopped()).await;
                     return moved;
                 }
                 Err(_) => {
