@@ -62,9 +62,11 @@ pub async fn connect(args: ConnectArgs) -> Result<bool, DriverError> {
         }
     }
     if let Some(reason) = driver.session.ended() {
-        driver.report_error(&DriverError::Session(crate::session::SessionError::Ended(
-            reason,
-        )));
+        if !driver.end_reported() {
+            driver.report_error(&DriverError::Session(crate::session::SessionError::Ended(
+                reason,
+            )));
+        }
         ok = false;
     }
     driver.session.close().await;
