@@ -101,9 +101,11 @@ pub async fn connect(args: ConnectArgs) -> Result<bool, DriverError> {
         .record
         .ended(ended.as_deref().unwrap_or("the technician quit"));
     if let Some(reason) = ended {
-        driver.report_error(&DriverError::Session(crate::session::SessionError::Ended(
-            reason,
-        )));
+        if !driver.end_reported() {
+            driver.report_error(&DriverError::Session(crate::session::SessionError::Ended(
+                reason,
+            )));
+        }
         ok = false;
     }
     driver.session.close().await;

@@ -2,6 +2,7 @@
 //! as text for people or as one JSON object per line (`--json`). It keeps the
 //! session record the report is written from.
 
+use std::cell::Cell;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -52,6 +53,9 @@ pub struct Driver {
     json: bool,
     catalog: Option<LocalCatalog>,
     catalog_accepted: Option<Result<String, String>>,
+    /// Set once an error saying the session ended was shown, so the end is
+    /// not reported a second time when the console exits.
+    end_reported: Cell<bool>,
 }
 
 impl Driver {
@@ -67,6 +71,7 @@ impl Driver {
             json,
             catalog,
             catalog_accepted: None,
+            end_reported: Cell::new(false),
         }
     }
 
@@ -352,8 +357,16 @@ impl Driver {
         }
     }
 
+    /// True when an error already told that the session ended.
+    pub fn end_reported(&self) -> bool {
+        self.end_reported.get()
+    }
+
     /// Reports a failed command the same way in both modes.
     pub fn report_error(&self, error: &DriverError) {
+        if matches!(error, DriverError::Session(SessionError::Ended(_))) {
+            self.end_reported.set(true);
+        }
         let mut err = std::io::stderr().lock();
         if self.json {
             let event = json!({"event": "error", "message": error.to_string()});

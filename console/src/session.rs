@@ -9,14 +9,15 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use quinn::{Connection, Endpoint};
+use quinn::{Connection, Endpoint, RecvStream, SendStream};
 use sprijin_proto::client::{ConnectError, RelayLink};
 use sprijin_proto::code::SessionCode;
-use sprijin_proto::framing::FrameError;
+use sprijin_proto::framing::{FrameError, FrameReader, FrameWriter};
 use sprijin_proto::message::control::{ClientMsg, ErrorFrame, RelayMsg, Role};
 use sprijin_proto::message::session::{AgentMsg, ConsoleMsg, Request, RequestId};
-use sprijin_proto::secure::{self, SecureError};
+use sprijin_proto::secure::{self, Established, SecureError};
 use sprijin_proto::tls::Fingerprint;
 use tokio::sync::{mpsc, watch};
 
@@ -25,6 +26,10 @@ pub type Replies = mpsc::Receiver<AgentMsg>;
 
 /// How many answers may queue per request before the reader waits.
 const REPLY_QUEUE: usize = 256;
+
+/// How long a console whose session failed to start waits for the relay to
+/// close, and then for its own close to be sent.
+const SETUP_LINGER: Duration = Duration::from_secs(2);
 
 pub struct ConnectOptions {
     pub relay: String,
@@ -73,41 +78,20 @@ impl Session {
             }
             Err(e) => return Err(e.into()),
         }
-        let established = secure::establish(Role::Console, code, link.reader, link.writer)
-            .await
-            .map_err(|e| {
-                if e.is_wrong_code() {
-                    SessionError::WrongCode
-                } else if matches!(
-                    e,
-                    SecureError::Frame(
-                        FrameError::Closed | FrameError::Io(_) | FrameError::Truncated
-                    )
-                ) {
-                    SessionError::AgentGone
-                } else {
-                    SessionError::Secure(e)
-                }
-            })?;
-        let mut reader = established.reader;
-        let welcome = reader
-            .recv::<AgentMsg>()
-            .await
-            .map_err(SessionError::Secure)?;
-        let host = match welcome {
-            Some(AgentMsg::Welcome {
-                host,
-                granted: true,
-            }) => host,
-            Some(AgentMsg::Welcome { granted: false, .. }) => return Err(SessionError::Declined),
-            Some(AgentMsg::Bye { reason }) => return Err(SessionError::Ended(reason)),
-            Some(other) => {
-                return Err(SessionError::Protocol(format!(
-                    "expected a welcome, got {other:?}"
-                )));
+        let (established, host) = match Self::handshake(code, link.reader, link.writer).await {
+            Ok(opened) => opened,
+            Err(e) => {
+                // Our stream is finished by now. Give the relay a moment to
+                // pass that on and close its side, so the agent learns at
+                // once rather than when the connection's idle timeout runs
+                // out; then close ourselves before the program exits.
+                let _ = tokio::time::timeout(SETUP_LINGER, link.connection.closed()).await;
+                link.connection.close(1u32.into(), b"session setup failed");
+                let _ = tokio::time::timeout(SETUP_LINGER, link.endpoint.wait_idle()).await;
+                return Err(e);
             }
-            None => return Err(SessionError::AgentGone),
         };
+        let mut reader = established.reader;
 
         let (outbox, mut outbox_rx) = mpsc::channel::<ConsoleMsg>(64);
         let mut writer = established.writer;
@@ -145,9 +129,11 @@ impl Session {
                     Err(e) => break format!("the session was broken: {e}"),
                 }
             };
+            // The reason goes out first: a request woken by its route being
+            // dropped asks `ended()` why, and must find the answer there.
+            let _ = ended_tx.send(Some(reason));
             // Dropping the routes ends every waiting request.
             routes.lock().unwrap_or_else(|e| e.into_inner()).clear();
-            let _ = ended_tx.send(Some(reason));
         });
         Ok(Session {
             host,
@@ -160,6 +146,48 @@ impl Session {
             connection: link.connection,
             endpoint: link.endpoint,
         })
+    }
+
+    /// Runs the end-to-end handshake over the paired stream and waits for
+    /// the agent's welcome: the host's name once the person said yes.
+    async fn handshake(
+        code: &SessionCode,
+        reader: FrameReader<RecvStream>,
+        writer: FrameWriter<SendStream>,
+    ) -> Result<(Established<RecvStream, SendStream>, String), SessionError> {
+        let mut established = secure::establish(Role::Console, code, reader, writer)
+            .await
+            .map_err(|e| {
+                if e.is_wrong_code() {
+                    SessionError::WrongCode
+                } else if matches!(
+                    e,
+                    SecureError::Frame(
+                        FrameError::Closed | FrameError::Io(_) | FrameError::Truncated
+                    )
+                ) {
+                    SessionError::AgentGone
+                } else {
+                    SessionError::Secure(e)
+                }
+            })?;
+        let welcome = established
+            .reader
+            .recv::<AgentMsg>()
+            .await
+            .map_err(SessionError::Secure)?;
+        match welcome {
+            Some(AgentMsg::Welcome {
+                host,
+                granted: true,
+            }) => Ok((established, host)),
+            Some(AgentMsg::Welcome { granted: false, .. }) => Err(SessionError::Declined),
+            Some(AgentMsg::Bye { reason }) => Err(SessionError::Ended(reason)),
+            Some(other) => Err(SessionError::Protocol(format!(
+                "expected a welcome, got {other:?}"
+            ))),
+            None => Err(SessionError::AgentGone),
+        }
     }
 
     /// Sends a request; its answers arrive on the returned channel.

@@ -599,3 +599,82 @@ pub async fn next_reply(
         .expect("the agent answers in time")
         .expect("the agent answers before the session ends")
 }
+
+impl AgentProc {
+    /// Like [`start`](Self::start), for a relay given by its address and
+    /// fingerprint, such as one a test runs in-process.
+    pub fn start_at(
+        relay_addr: &str,
+        relay_fingerprint: &str,
+        answers: &[&str],
+        extra: &[&str],
+    ) -> AgentProc {
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(bin("sprijin-agent"));
+        cmd.args([
+            "share",
+            "--relay",
+            relay_addr,
+            "--relay-fingerprint",
+            relay_fingerprint,
+        ])
+        .arg("--data-dir")
+        .arg(data_dir.path())
+        .args(extra);
+        let mut proc = Proc::spawn(cmd);
+        proc.answer(answers);
+        let line = proc.stdout.wait_for("code: ", STEP).unwrap_or_else(|| {
+            panic!(
+                "agent printed no code: {}\n{}",
+                proc.stdout.text(),
+                proc.stderr.text()
+            )
+        });
+        let code = line.trim_start_matches("code: ").trim().to_string();
+        AgentProc {
+            proc,
+            code,
+            data_dir,
+        }
+    }
+}
+
+/// The `sprijin-console connect CODE` command for a relay given by its
+/// address and fingerprint, not yet run, so a test can add to its
+/// environment. The caller's `SPRIJIN_*` settings are not passed on.
+pub fn console_command(
+    relay_addr: &str,
+    relay_fingerprint: &str,
+    code: &str,
+    args: &[&str],
+) -> Command {
+    let mut cmd = Command::new(bin("sprijin-console"));
+    for var in [
+        "SPRIJIN_TOKEN",
+        "SPRIJIN_NAME",
+        "SPRIJIN_RELAY",
+        "SPRIJIN_RELAY_FINGERPRINT",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.args([
+        "connect",
+        code,
+        "--relay",
+        relay_addr,
+        "--relay-fingerprint",
+        relay_fingerprint,
+    ])
+    .args(args);
+    cmd
+}
+
+/// Runs [`console_command`] to its end.
+pub fn console_at(
+    relay_addr: &str,
+    relay_fingerprint: &str,
+    code: &str,
+    args: &[&str],
+) -> ConsoleOutput {
+    run_to_end(console_command(relay_addr, relay_fingerprint, code, args))
+}

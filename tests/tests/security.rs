@@ -1,0 +1,809 @@
+//! Security end to end: the relay sees nothing readable of a session; a relay
+//! that runs its own key exchange or changes, replays or cuts frames gets
+//! nothing but the end of the session, and the code is burnt; the relay
+//! refuses what it must (too many claims from one address, consoles without
+//! a listed token) while it serves everyone else.
+//!
+//! Agent and console are always the real programs. The honest relay is the
+//! real program too; a recording or malicious relay is built in-process from
+//! the relay library with its `tap` or `interceptor` hook.
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitStatus;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use quinn::{RecvStream, SendStream};
+use sprijin_proto::code::{Nameplate, SessionCode};
+use sprijin_proto::codec;
+use sprijin_proto::framing::{FrameReader, FrameWriter};
+use sprijin_proto::message::control::{ClientMsg, ErrorCode, ErrorFrame, Hello, RelayMsg, Role};
+use sprijin_proto::message::session::AgentMsg;
+use sprijin_proto::secure;
+use sprijin_proto::tls::{self, Fingerprint};
+use sprijin_proto::words::WORDS;
+use sprijin_relay::splice::{Direction, Side, Tap};
+use sprijin_relay::{Relay, RelayConfig};
+use sprijin_tests::*;
+use tokio::io::AsyncWriteExt;
+
+/// How long a program may take to end once its session is over: generous
+/// for a loaded machine, yet under the connections' 30 s idle timeout, so a
+/// side that is only noticed gone when that timeout runs out fails the test.
+const END: Duration = Duration::from_secs(20);
+
+/// A relay the test runs in-process, so it can record or tamper with what
+/// it forwards. It stops when dropped.
+struct LocalRelay {
+    addr: String,
+    fingerprint: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    runtime: Option<tokio::runtime::Runtime>,
+    _dir: tempfile::TempDir,
+}
+
+impl LocalRelay {
+    /// Binds a relay on 127.0.0.1 with a random port and a fresh identity,
+    /// after `configure` set its hooks, and serves it on its own runtime.
+    fn start(configure: impl FnOnce(&mut RelayConfig)) -> LocalRelay {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut config = RelayConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().join("relay"));
+        configure(&mut config);
+        let relay = {
+            let _in_runtime = runtime.enter();
+            Relay::bind(config).expect("bind the in-process relay")
+        };
+        let addr = relay.local_addr().unwrap().to_string();
+        let fingerprint = relay.fingerprint().to_string();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        runtime.spawn(relay.run(async {
+            let _ = stopped.await;
+        }));
+        LocalRelay {
+            addr,
+            fingerprint,
+            stop: Some(stop),
+            runtime: Some(runtime),
+            _dir: dir,
+        }
+    }
+
+    fn agent(&self, answers: &[&str], extra: &[&str]) -> AgentProc {
+        AgentProc::start_at(&self.addr, &self.fingerprint, answers, extra)
+    }
+
+    fn agent_trusting(&self, answers: &[&str]) -> AgentProc {
+        let key = dev_public_key();
+        self.agent(answers, &["--trusted-key", key.to_str().unwrap()])
+    }
+
+    fn console(&self, code: &str, args: &[&str]) -> ConsoleOutput {
+        console_at(&self.addr, &self.fingerprint, code, args)
+    }
+}
+
+impl Drop for LocalRelay {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+/// Waits for a program to end within [`END`], showing what it printed if not.
+fn wait_end(proc: &mut Proc, what: &str) -> ExitStatus {
+    proc.wait(END).unwrap_or_else(|| {
+        panic!(
+            "{what} did not end within {END:?}:\n{}\n{}",
+            proc.stdout.text(),
+            proc.stderr.text()
+        )
+    })
+}
+
+/// The same nameplate with two other words: a guess at the password.
+fn wrong_password(code: &SessionCode) -> SessionCode {
+    let real: Vec<&str> = code.password().words().collect();
+    let mut others = WORDS.iter().filter(|w| !real.contains(w));
+    let (a, b) = (others.next().unwrap(), others.next().unwrap());
+    format!("{}-{a}-{b}", code.nameplate()).parse().unwrap()
+}
+
+/// Asserts that the console failed and said why in one line: no panic, no
+/// backtrace, no second message.
+fn assert_clean_failure(out: &ConsoleOutput, expected: &str) {
+    assert!(
+        !out.status.success(),
+        "the console should fail:\n{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert_no_panic(&out.stderr);
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert!(
+        lines.len() == 1 && lines[0].starts_with("error: "),
+        "expected one error line, got:\n{}",
+        out.stderr
+    );
+    assert!(
+        lines[0].contains(expected),
+        "expected {expected:?} in: {}",
+        lines[0]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// What the relay sees
+
+/// Every byte the relay forwarded, per direction.
+#[derive(Clone, Default)]
+struct Recording(Arc<Mutex<[Vec<u8>; 2]>>);
+
+impl Recording {
+    fn index(dir: Direction) -> usize {
+        match dir {
+            Direction::AgentToConsole => 0,
+            Direction::ConsoleToAgent => 1,
+        }
+    }
+
+    fn tap(&self) -> Tap {
+        let recording = self.clone();
+        Arc::new(move |dir, bytes| {
+            recording.0.lock().unwrap()[Self::index(dir)].extend_from_slice(bytes);
+        })
+    }
+
+    fn bytes(&self, dir: Direction) -> Vec<u8> {
+        self.0.lock().unwrap()[Self::index(dir)].clone()
+    }
+}
+
+/// Random bytes hold a given 2-byte string about once in 64 KiB and a 3-byte
+/// one once in 16 MiB, so over the tens of kilobytes a session sends, needles
+/// that short would now and then be found in the ciphertext by chance (a
+/// host called `vm`, a three-letter password word). Such secrets are looked
+/// for only as a plaintext message would carry them (see [`clear_forms`]).
+const MIN_NEEDLE: usize = 4;
+
+/// The ways `text` would show up in a plaintext session message: as is, and
+/// as an encoded string field (a length prefix, then the bytes), keeping
+/// only the forms long enough to mean something.
+fn clear_forms(text: &str) -> Vec<Vec<u8>> {
+    [
+        text.as_bytes().to_vec(),
+        codec::encode(&text.to_string()).unwrap(),
+    ]
+    .into_iter()
+    .filter(|form| form.len() >= MIN_NEEDLE)
+    .collect()
+}
+
+fn position(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn this_host_name() -> String {
+    let out = std::process::Command::new("hostname")
+        .output()
+        .expect("run hostname");
+    assert!(out.status.success(), "hostname failed");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn session_content_and_password_never_cross_the_relay_in_clear() {
+    let recording = Recording::default();
+    let relay = LocalRelay::start(|config| config.tap = Some(recording.tap()));
+    let mut agent = relay.agent_trusting(&["y", "y"]);
+    let marker = "quokkazanzibar";
+    let catalog = sample_catalog();
+    let run = format!("run echo-test word={marker}");
+    let out = relay.console(
+        &agent.code,
+        &[
+            "--catalog",
+            catalog.to_str().unwrap(),
+            "--exec",
+            &run,
+            "--exec",
+            "diag",
+            "--exec",
+            "quit",
+        ],
+    );
+    assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
+    let status = wait_end(&mut agent.proc, "the agent");
+    assert!(status.success(), "{}", agent.proc.stderr.text());
+
+    // The content really crossed: the script's output and the host name.
+    let host = this_host_name();
+    assert!(
+        out.stdout.contains(&format!("sprijin {marker}")),
+        "the run's output did not reach the console:\n{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!("connected to {host} ")),
+        "{}",
+        out.stdout
+    );
+
+    let code: SessionCode = agent.code.parse().unwrap();
+    let mut secrets: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut add = |what: &str, text: &str| {
+        for form in clear_forms(text) {
+            secrets.push((format!("{what} {text:?}"), form));
+        }
+    };
+    add("the marker", marker);
+    add("the code", &agent.code);
+    add("the password", code.password().as_str());
+    for word in code.password().words() {
+        add("a password word", word);
+    }
+    add("the host name", &host);
+    // The agent's first sealed message, as it would look unsealed: it names
+    // the host, so it is a long needle even for a short host name.
+    let welcome = codec::encode(&AgentMsg::Welcome {
+        host: host.clone(),
+        granted: true,
+    })
+    .unwrap();
+    secrets.push(("the agent's welcome message in clear".into(), welcome));
+
+    for dir in [Direction::AgentToConsole, Direction::ConsoleToAgent] {
+        let seen = recording.bytes(dir);
+        assert!(
+            seen.len() >= 1024,
+            "the relay forwarded only {} bytes {dir:?}",
+            seen.len()
+        );
+        for (what, needle) in &secrets {
+            assert_eq!(
+                position(&seen, needle),
+                None,
+                "{what} crossed the relay in clear {dir:?} ({} bytes seen)",
+                seen.len()
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A relay in the middle
+
+/// What the relay's own key exchanges with each side ended in.
+fn describe(result: Result<(), secure::SecureError>) -> String {
+    match result {
+        Ok(()) => "established".into(),
+        Err(e) if e.is_wrong_code() => "wrong code".into(),
+        Err(e) => format!("failed: {e}"),
+    }
+}
+
+/// Keeps a side's stream open until the peer is gone, so that everything
+/// already written reaches it before the relay closes the connection.
+async fn linger(side: &mut Side) {
+    let _ = side.send.finish();
+    let _ = tokio::time::timeout(END, async {
+        while let Ok(Some(_)) = side.recv.read_chunk(64 * 1024, true).await {}
+    })
+    .await;
+}
+
+/// Plays console towards the agent and agent towards the console, both with
+/// the guessed code.
+async fn impersonate_both(
+    mut agent: Side,
+    mut console: Side,
+    guess: SessionCode,
+    outcomes: Arc<Mutex<Vec<(Role, String)>>>,
+) {
+    let as_console = async {
+        let result = secure::establish(
+            Role::Console,
+            &guess,
+            FrameReader::new(&mut agent.recv),
+            FrameWriter::new(&mut agent.send),
+        )
+        .await
+        .map(drop);
+        outcomes
+            .lock()
+            .unwrap()
+            .push((Role::Console, describe(result)));
+        linger(&mut agent).await;
+    };
+    let as_agent = async {
+        let result = secure::establish(
+            Role::Agent,
+            &guess,
+            FrameReader::new(&mut console.recv),
+            FrameWriter::new(&mut console.send),
+        )
+        .await
+        .map(drop);
+        outcomes
+            .lock()
+            .unwrap()
+            .push((Role::Agent, describe(result)));
+        linger(&mut console).await;
+    };
+    tokio::join!(as_console, as_agent);
+}
+
+#[test]
+fn a_relay_in_the_middle_with_a_guessed_password_fails_and_burns_the_code() {
+    let guess: Arc<OnceLock<SessionCode>> = Arc::default();
+    let outcomes: Arc<Mutex<Vec<(Role, String)>>> = Arc::default();
+    let relay = LocalRelay::start(|config| {
+        let guess = guess.clone();
+        let outcomes = outcomes.clone();
+        config.interceptor = Some(Arc::new(move |agent, console| {
+            let guess = guess
+                .get()
+                .cloned()
+                .expect("the guess is made before the console claims");
+            Box::pin(impersonate_both(agent, console, guess, outcomes.clone()))
+        }));
+    });
+    let mut agent = relay.agent(&["y"], &[]);
+    let code: SessionCode = agent.code.parse().unwrap();
+    // A relay knows the nameplate; the words it can only guess.
+    guess.set(wrong_password(&code)).unwrap();
+
+    let out = relay.console(&agent.code, &["--exec", "quit"]);
+    assert_clean_failure(&out, "the code was wrong");
+    let status = wait_end(&mut agent.proc, "the agent");
+    assert!(!status.success(), "the agent should fail");
+    assert!(
+        agent
+            .proc
+            .stdout
+            .text()
+            .contains("someone tried to connect with a wrong code"),
+        "{}",
+        agent.proc.stdout.text()
+    );
+    assert!(
+        !agent.proc.stdout.text().contains("connected: "),
+        "{}",
+        agent.proc.stdout.text()
+    );
+    assert_no_panic(&agent.proc.stderr.text());
+
+    // The relay learnt nothing either: both its exchanges failed.
+    let deadline = Instant::now() + END;
+    while outcomes.lock().unwrap().len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut seen = outcomes.lock().unwrap().clone();
+    seen.sort_by_key(|(role, _)| format!("{role:?}"));
+    assert_eq!(
+        seen,
+        vec![
+            (Role::Agent, "wrong code".to_string()),
+            (Role::Console, "wrong code".to_string())
+        ]
+    );
+
+    // The guess burnt the code: the right one no longer works.
+    let again = relay.console(&agent.code, &["--exec", "quit"]);
+    assert_clean_failure(&again, "already used");
+}
+
+#[test]
+fn right_nameplate_wrong_password_is_refused_and_burns_the_code() {
+    let relay = RelayProc::start(&[]);
+    let mut agent = AgentProc::start(&relay, &["y"], &[]);
+    let code: SessionCode = agent.code.parse().unwrap();
+    let wrong = wrong_password(&code).to_string();
+
+    let out = console(&relay, &wrong, &["--exec", "quit"]);
+    assert_clean_failure(&out, "the code was wrong");
+    let status = wait_end(&mut agent.proc, "the agent");
+    assert!(!status.success(), "the agent should fail");
+    assert!(
+        agent
+            .proc
+            .stdout
+            .text()
+            .contains("someone tried to connect with a wrong code"),
+        "{}",
+        agent.proc.stdout.text()
+    );
+    assert_no_panic(&agent.proc.stderr.text());
+
+    let again = console(&relay, &agent.code, &["--exec", "quit"]);
+    assert_clean_failure(&again, "already used");
+}
+
+// ---------------------------------------------------------------------------
+// Tampered frames
+
+#[derive(Debug, Clone, Copy)]
+enum Tamper {
+    /// Flip one bit in the middle of the frame.
+    FlipBit,
+    /// Send the frame twice.
+    Replay,
+    /// Send the frame's length and half its bytes, then finish the stream.
+    CutShort,
+}
+
+/// Which frame of which direction to tamper with, counting from 1. In each
+/// direction frames 1 to 3 are the hello, the PAKE message and the key
+/// confirmation; frame 4 is the first sealed message.
+#[derive(Debug, Clone, Copy)]
+struct Tampering {
+    direction: Direction,
+    frame: usize,
+    how: Tamper,
+}
+
+/// Copies frames from one side to the other, tampering as told, until the
+/// sender ends; then passes the end on.
+async fn forward(from: &mut RecvStream, to: &mut SendStream, tamper: Option<(usize, Tamper)>) {
+    let mut reader = FrameReader::new(&mut *from);
+    let mut writer = FrameWriter::new(&mut *to);
+    let mut count = 0;
+    loop {
+        let frame = match reader.read_frame().await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => {
+                let _ = writer.get_mut().finish();
+                return;
+            }
+            Err(_) => {
+                let _ = writer.get_mut().reset(0u32.into());
+                return;
+            }
+        };
+        count += 1;
+        let sent = match tamper {
+            Some((at, how)) if at == count => match how {
+                Tamper::FlipBit => {
+                    let mut frame = frame;
+                    let middle = frame.len() / 2;
+                    frame[middle] ^= 0x08;
+                    writer.write_frame(&frame).await
+                }
+                Tamper::Replay => match writer.write_frame(&frame).await {
+                    Ok(()) => writer.write_frame(&frame).await,
+                    err => err,
+                },
+                Tamper::CutShort => {
+                    let mut bytes = (frame.len() as u32).to_be_bytes().to_vec();
+                    bytes.extend_from_slice(&frame[..frame.len() / 2]);
+                    let _ = AsyncWriteExt::write_all(writer.get_mut(), &bytes).await;
+                    let _ = writer.get_mut().finish();
+                    // Nothing more goes through; keep reading so the sender
+                    // is not held up.
+                    while let Ok(Some(_)) = reader.read_frame().await {}
+                    return;
+                }
+            },
+            _ => writer.write_frame(&frame).await,
+        };
+        if sent.is_err() {
+            break;
+        }
+    }
+    let _ = from.stop(0u32.into());
+}
+
+async fn forward_tampering(mut agent: Side, mut console: Side, tampering: Tampering) {
+    let at = Some((tampering.frame, tampering.how));
+    let (to_console, to_agent) = match tampering.direction {
+        Direction::AgentToConsole => (at, None),
+        Direction::ConsoleToAgent => (None, at),
+    };
+    tokio::join!(
+        forward(&mut agent.recv, &mut console.send, to_console),
+        forward(&mut console.recv, &mut agent.send, to_agent),
+    );
+}
+
+/// A session through a relay that tampers as told; both programs have ended
+/// when this returns, and neither panicked.
+struct Tampered {
+    console: ConsoleOutput,
+    agent_status: ExitStatus,
+    agent_stdout: String,
+}
+
+fn session_through(tampering: Tampering, commands: &[&str]) -> Tampered {
+    let relay = LocalRelay::start(|config| {
+        config.interceptor = Some(Arc::new(move |agent, console| {
+            Box::pin(forward_tampering(agent, console, tampering))
+        }));
+    });
+    let mut agent = relay.agent(&["y"], &[]);
+    let mut args = Vec::new();
+    for command in commands {
+        args.extend(["--exec", command]);
+    }
+    let console = relay.console(&agent.code, &args);
+    let agent_status = wait_end(&mut agent.proc, "the agent");
+    assert_no_panic(&console.stderr);
+    assert_no_panic(&agent.proc.stderr.text());
+    eprintln!(
+        "CONSOLE ERR {}\nAGENT {}\n{}\nSTATUS {agent_status}",
+        console.stderr,
+        agent.proc.stdout.text(),
+        agent.proc.stderr.text()
+    );
+    Tampered {
+        console,
+        agent_status,
+        agent_stdout: agent.proc.stdout.text(),
+    }
+}
+
+#[test]
+fn tampered_sealed_frames_end_the_session_cleanly_when_a_bit_is_flipped() {
+    let t = session_through(
+        Tampering {
+            direction: Direction::AgentToConsole,
+            frame: 4,
+            how: Tamper::FlipBit,
+        },
+        &["diag", "quit"],
+    );
+    assert_clean_failure(&t.console, "a sealed message failed to open");
+    assert!(
+        !t.console.stdout.contains("connected to "),
+        "{}",
+        t.console.stdout
+    );
+    // The agent did start the session, and has ended since.
+    assert!(t.agent_stdout.contains("connected: "), "{}", t.agent_stdout);
+}
+
+#[test]
+fn tampered_sealed_frames_end_the_session_cleanly_when_a_frame_is_replayed() {
+    let t = session_through(
+        Tampering {
+            direction: Direction::AgentToConsole,
+            frame: 4,
+            how: Tamper::Replay,
+        },
+        &["diag", "quit"],
+    );
+    // The first copy opens; the second does not, so the session is over
+    // before the diagnostics arrive.
+    assert!(
+        t.console.stdout.contains("connected to "),
+        "{}",
+        t.console.stdout
+    );
+    assert_clean_failure(&t.console, "a sealed message failed to open");
+    assert!(t.agent_stdout.contains("connected: "), "{}", t.agent_stdout);
+}
+
+#[test]
+fn tampered_sealed_frames_end_the_session_cleanly_when_a_frame_is_cut_short() {
+    let t = session_through(
+        Tampering {
+            direction: Direction::AgentToConsole,
+            frame: 4,
+            how: Tamper::CutShort,
+        },
+        &["diag", "quit"],
+    );
+    assert_clean_failure(&t.console, "the stream ended in the middle of a frame");
+    assert!(
+        !t.console.stdout.contains("connected to "),
+        "{}",
+        t.console.stdout
+    );
+    assert!(t.agent_stdout.contains("connected: "), "{}", t.agent_stdout);
+}
+
+#[test]
+fn tampered_sealed_frames_from_the_console_break_the_session_on_the_agent() {
+    // Console frames: 4 is the first diagnostics request, 5 the second.
+    let t = session_through(
+        Tampering {
+            direction: Direction::ConsoleToAgent,
+            frame: 5,
+            how: Tamper::FlipBit,
+        },
+        &["diag", "diag", "quit"],
+    );
+    assert!(
+        t.agent_stdout
+            .contains("the session was broken: a sealed message failed to open"),
+        "{}",
+        t.agent_stdout
+    );
+    assert!(!t.agent_status.success(), "the agent should fail");
+    // The console is told why the session ended.
+    assert_clean_failure(&t.console, "a sealed message failed to open");
+}
+
+// ---------------------------------------------------------------------------
+// What the relay refuses
+
+/// Claims `nameplate` from `from` with a hand-made client and returns the
+/// relay's refusal.
+async fn claim(relay: SocketAddr, pin: Fingerprint, from: IpAddr, nameplate: u32) -> ErrorFrame {
+    let (config, _) = tls::client_config(Some(pin)).unwrap();
+    let mut endpoint = quinn::Endpoint::client(SocketAddr::new(from, 0))
+        .unwrap_or_else(|e| panic!("bind a client on {from}: {e}"));
+    endpoint.set_default_client_config(config);
+    let connection = endpoint
+        .connect(relay, "localhost")
+        .unwrap()
+        .await
+        .expect("connect to the relay");
+    let (send, recv) = connection.open_bi().await.unwrap();
+    let mut writer = FrameWriter::new(send);
+    writer.write_msg(&Hello::new(Role::Console)).await.unwrap();
+    writer
+        .write_msg(&ClientMsg::Claim {
+            nameplate: Nameplate::new(nameplate).unwrap(),
+            technician: "probe".into(),
+            token: None,
+        })
+        .await
+        .unwrap();
+    let mut reader = FrameReader::new(recv);
+    let reply = tokio::time::timeout(STEP, reader.expect_msg::<RelayMsg>()).await;
+    connection.close(0u32.into(), b"done");
+    let _ = tokio::time::timeout(STEP, endpoint.wait_idle()).await;
+    match reply {
+        Ok(Ok(RelayMsg::Error(frame))) => frame,
+        other => panic!("expected a refusal for nameplate {nameplate}, got {other:?}"),
+    }
+}
+
+/// A local TCP address nothing listens on right now.
+fn free_tcp_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+async fn scrape(metrics: SocketAddr) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut socket = tokio::net::TcpStream::connect(metrics).await.unwrap();
+    socket
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    tokio::time::timeout(STEP, socket.read_to_string(&mut text))
+        .await
+        .expect("the metrics endpoint answers")
+        .unwrap();
+    text
+}
+
+/// The value of one sample in the Prometheus text, e.g.
+/// `sprijin_relay_refusals_total{reason="RateLimited"}`.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let value = line.strip_prefix(series)?.trim();
+        value.split_whitespace().next()?.parse().ok()
+    })
+}
+
+#[tokio::test]
+async fn the_eleventh_claim_in_a_minute_from_one_address_is_refused_while_others_are_served() {
+    let metrics = free_tcp_addr();
+    let relay = RelayProc::start(&["--metrics", &metrics.to_string()]);
+    let addr: SocketAddr = relay.addr.parse().unwrap();
+    let pin: Fingerprint = relay.fingerprint.parse().unwrap();
+    let one: IpAddr = "127.0.0.1".parse().unwrap();
+    let other: IpAddr = "127.0.0.2".parse().unwrap();
+
+    for n in 1..=10 {
+        let refusal = claim(addr, pin, one, 900_000 + n).await;
+        assert_eq!(
+            refusal.code,
+            ErrorCode::UnknownNameplate,
+            "claim {n}: {}",
+            refusal.message
+        );
+    }
+    let refusal = claim(addr, pin, one, 900_011).await;
+    assert_eq!(refusal.code, ErrorCode::RateLimited, "{}", refusal.message);
+    assert!(
+        refusal.message.contains("wait"),
+        "the refusal says to wait: {}",
+        refusal.message
+    );
+    // Another address is still served.
+    let refusal = claim(addr, pin, other, 900_012).await;
+    assert_eq!(
+        refusal.code,
+        ErrorCode::UnknownNameplate,
+        "{}",
+        refusal.message
+    );
+
+    let text = scrape(metrics).await;
+    assert_eq!(
+        sample(
+            &text,
+            r#"sprijin_relay_refusals_total{reason="RateLimited"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"sprijin_relay_refusals_total{reason="UnknownNameplate"}"#
+        ),
+        Some(11.0),
+        "{text}"
+    );
+    assert_no_panic(&relay.proc.stderr.text());
+}
+
+#[test]
+fn console_tokens_restrict_who_may_claim() {
+    const TOKEN: &str = "3f9c1e7a5b2d4c6e8a0b";
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("console-tokens");
+    std::fs::write(
+        &tokens,
+        format!("# technicians allowed to claim\nAna Pop {TOKEN}\nBo Ilie 0123456789abcdefXYZ\n"),
+    )
+    .unwrap();
+    let relay = RelayProc::start(&["--console-tokens", tokens.to_str().unwrap()]);
+    let connect = |code: &str, extra: &[&str]| {
+        let mut args = vec!["--name", "Mallory", "--exec", "quit"];
+        args.extend(extra);
+        console_command(&relay.addr, &relay.fingerprint, code, &args)
+    };
+
+    let mut agent = AgentProc::start(&relay, &["y"], &[]);
+    let out = run_to_end(connect(&agent.code, &[]));
+    assert_clean_failure(&out, "token is missing");
+    assert!(out.stderr.contains("--token"), "{}", out.stderr);
+    let out = run_to_end(connect(
+        &agent.code,
+        &["--token", "not-a-listed-token-0000"],
+    ));
+    assert_clean_failure(&out, "token is not on this relay's list");
+
+    // Refused claims do not burn the code: a listed technician gets in, and
+    // the person sees the name on file, not the one the console gave.
+    let out = run_to_end(connect(&agent.code, &["--token", TOKEN]));
+    assert!(out.status.success(), "{}", out.stderr);
+    wait_end(&mut agent.proc, "the agent");
+    let shown = agent.proc.stdout.text();
+    assert!(
+        shown.contains("connected: technician Ana Pop (vouched for by the relay)"),
+        "{shown}"
+    );
+    assert!(!shown.contains("Mallory"), "{shown}");
+
+    // The token may come from the environment too.
+    let mut agent = AgentProc::start(&relay, &["y"], &[]);
+    let mut cmd = connect(&agent.code, &[]);
+    cmd.env("SPRIJIN_TOKEN", TOKEN);
+    let out = run_to_end(cmd);
+    assert!(out.status.success(), "{}", out.stderr);
+    wait_end(&mut agent.proc, "the agent");
+    let shown = agent.proc.stdout.text();
+    assert!(
+        shown.contains("connected: technician Ana Pop (vouched for by the relay)"),
+        "{shown}"
+    );
+}
