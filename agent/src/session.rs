@@ -90,7 +90,8 @@ pub async fn share(
     };
 
     let span = info_span!("session", %nameplate);
-    async move {
+    let (connection, endpoint) = (link.connection.clone(), link.endpoint.clone());
+    let result = async move {
         let established = match secure::establish(Role::Agent, &code, link.reader, link.writer).await {
             Ok(e) => e,
             Err(e) if e.is_wrong_code() => {
@@ -190,7 +191,11 @@ pub async fn share(
         Ok(ending)
     }
     .instrument(span)
-    .await
+    .await;
+    // Close at once rather than leave the console to notice by timeout.
+    connection.close(0u32.into(), b"session ended");
+    let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+    result
 }
 
 fn record(audit: &Mutex<AuditLog>, event: AuditEvent) -> Result<(), AgentError> {
@@ -227,7 +232,10 @@ async fn write_loop(
             break;
         }
     }
-    let _ = writer.get_mut().finish();
+    let stream = writer.get_mut();
+    let _ = stream.finish();
+    // Let the last messages (the goodbye) arrive before the connection closes.
+    let _ = tokio::time::timeout(Duration::from_secs(2), stream.stopped()).await;
 }
 
 struct Ctx {
