@@ -213,33 +213,7 @@ impl AgentProc {
     /// Starts `sprijin-agent share`, trusting the sample catalog's key, and
     /// waits for its code. `answers` are typed on its standard input at once.
     pub fn start(relay: &RelayProc, answers: &[&str], extra: &[&str]) -> AgentProc {
-        let data_dir = tempfile::tempdir().unwrap();
-        let mut cmd = Command::new(bin("sprijin-agent"));
-        cmd.args([
-            "share",
-            "--relay",
-            &relay.addr,
-            "--relay-fingerprint",
-            &relay.fingerprint,
-        ])
-        .arg("--data-dir")
-        .arg(data_dir.path())
-        .args(extra);
-        let mut proc = Proc::spawn(cmd);
-        proc.answer(answers);
-        let line = proc.stdout.wait_for("code: ", STEP).unwrap_or_else(|| {
-            panic!(
-                "agent printed no code: {}\n{}",
-                proc.stdout.text(),
-                proc.stderr.text()
-            )
-        });
-        let code = line.trim_start_matches("code: ").trim().to_string();
-        AgentProc {
-            proc,
-            code,
-            data_dir,
-        }
+        Self::start_at(&relay.addr, &relay.fingerprint, answers, extra)
     }
 
     /// Like [`start`](Self::start) with the sample catalog's key trusted.
@@ -261,17 +235,13 @@ pub struct ConsoleOutput {
 /// Runs `sprijin-console connect CODE` against `relay` with `args` and waits
 /// for it to finish.
 pub fn console(relay: &RelayProc, code: &str, args: &[&str]) -> ConsoleOutput {
-    let mut cmd = Command::new(bin("sprijin-console"));
-    cmd.args([
-        "connect",
-        code,
-        "--relay",
-        &relay.addr,
-        "--relay-fingerprint",
-        &relay.fingerprint,
-    ])
-    .args(args);
-    run_to_end(cmd)
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut cmd = console_command(&relay.addr, &relay.fingerprint, code, args);
+    cmd.arg("--data-dir").arg(data_dir.path());
+    ConsoleOutput {
+        data_dir: Some(data_dir),
+        ..run_to_end(cmd)
+    }
 }
 
 /// Runs a command to its end with a time limit.
@@ -556,17 +526,7 @@ impl Drop for BusyLoop {
 /// Starts `sprijin-console connect CODE` against `relay` without `--exec`,
 /// so the test types its commands on standard input.
 pub fn console_interactive(relay: &RelayProc, code: &str, args: &[&str]) -> Proc {
-    let mut cmd = Command::new(bin("sprijin-console"));
-    cmd.args([
-        "connect",
-        code,
-        "--relay",
-        &relay.addr,
-        "--relay-fingerprint",
-        &relay.fingerprint,
-    ])
-    .args(args);
-    Proc::spawn(cmd)
+    Proc::spawn(console_command(&relay.addr, &relay.fingerprint, code, args))
 }
 
 /// Opens a session with the console library in this process, as the
@@ -657,6 +617,11 @@ pub fn console_command(
     ] {
         cmd.env_remove(var);
     }
+    // Session logs of consoles that are not given a folder stay out of $HOME.
+    cmd.env(
+        "XDG_DATA_HOME",
+        std::env::temp_dir().join("sprijin-tests-data"),
+    );
     cmd.args([
         "connect",
         code,
