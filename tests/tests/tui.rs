@@ -145,7 +145,7 @@ fn a_whole_session_in_the_terminal_ui() {
     tmux.keys(&["q"]);
     let screen = tmux.wait_for("EXITED-0", STEP);
     assert!(
-        !screen.contains("tab/1-5 views"),
+        !screen.contains("enter run  s sort"),
         "the UI is still on screen:\n{screen}"
     );
     assert!(

@@ -31,8 +31,7 @@ fn risk_style(r: Risk) -> Style {
     }
 }
 
-const KEYS: &str =
-    "q quit  tab/1-5 views  ↑↓ select  enter run  s sort  r refresh  c cancel run  p report";
+const KEYS: &str = "q quit  tab view  ↑↓ select  enter run  s sort  r refresh  c cancel  p report";
 
 pub fn draw(frame: &mut Frame, app: &App) {
     let [header, tabs, body, status] = Layout::vertical([
@@ -405,12 +404,10 @@ fn draw_runs(frame: &mut Frame, area: Rect, app: &App) {
 fn draw_prompt(frame: &mut Frame, app: &App, prompt: &Prompt) {
     let area = frame.area();
     let width = area.width.saturating_sub(4).min(76);
-    let rect = Rect::new(
-        area.x + (area.width - width) / 2,
-        area.y + area.height / 3,
-        width,
-        7,
-    );
+    let height = area.height.min(7);
+    let top = area.y + (area.height - height) / 3;
+    // Clamped to the frame: drawing outside the buffer would panic.
+    let rect = Rect::new(area.x + (area.width - width) / 2, top, width, height).intersection(area);
     frame.render_widget(Clear, rect);
     let text = match prompt {
         Prompt::Params { script, input } => vec![
@@ -450,4 +447,102 @@ fn draw_prompt(frame: &mut Frame, app: &App, prompt: &Prompt) {
             .block(Block::bordered().title(" Run a script ")),
         rect,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use sprijin_proto::message::diag::{DiagReport, Evidence, Finding, Severity};
+    use sprijin_proto::message::session::AgentMsg;
+
+    use super::*;
+    use crate::report::SessionRecord;
+
+    fn app() -> App {
+        let record = SessionRecord {
+            started: SystemTime::now(),
+            technician: "Ana".into(),
+            relay: "relay:7420".into(),
+            nameplate: "7".into(),
+            host: "printer-room".into(),
+            verification: "otter-lamp-river-maple".into(),
+            catalog: None,
+            latest: None,
+            runs: Vec::new(),
+            log: None,
+        };
+        let mut app = App::new(record, Vec::new());
+        let mut report = DiagReport::default();
+        report.snapshot.host.name = "printer-room".into();
+        report.findings.push(Finding {
+            id: "disk-nearly-full".into(),
+            severity: Severity::Critical,
+            title: "Disk / is 98% full".into(),
+            evidence: vec![Evidence {
+                label: "free".into(),
+                value: "1.2 GiB".into(),
+            }],
+            subject: Some("/".into()),
+            script: Some("largest-folders".into()),
+        });
+        app.on_agent(AgentMsg::Diagnostics {
+            id: 1,
+            report: Box::new(report),
+        });
+        app
+    }
+
+    fn render(app: &App, width: u16, height: u16) -> String {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+        terminal.draw(|f| draw(f, app)).unwrap();
+        let buffer = terminal.backend().buffer().clone();
+        (0..height)
+            .map(|y| {
+                (0..width)
+                    .map(|x| buffer[(x, y)].symbol().to_string())
+                    .collect::<String>()
+                    + "\n"
+            })
+            .collect()
+    }
+
+    #[test]
+    fn overview_fits_80_by_24_with_host_words_and_findings() {
+        let screen = render(&app(), 80, 24);
+        assert!(screen.contains("printer-room"), "{screen}");
+        assert!(screen.contains("otter-lamp-river-maple"), "{screen}");
+        assert!(screen.contains("Disk / is 98% full"), "{screen}");
+        assert!(screen.contains("suggested: largest-folders"), "{screen}");
+        assert!(screen.contains("q quit"), "{screen}");
+    }
+
+    #[test]
+    fn a_tiny_terminal_does_not_panic() {
+        let mut app = app();
+        for view in View::ALL {
+            app.show(view);
+            render(&app, 20, 8);
+        }
+        app.prompt = Some(Prompt::Confirm {
+            script: "largest-folders".into(),
+            params: vec![("path".into(), "/".into())],
+        });
+        render(&app, 20, 5);
+        render(&app, 3, 3);
+    }
+
+    #[test]
+    fn the_end_of_the_session_is_said_plainly() {
+        let mut app = app();
+        app.on_ended("the person ended the session".into());
+        let screen = render(&app, 80, 24);
+        assert!(
+            screen.contains("the person ended the session; press q to leave"),
+            "{screen}"
+        );
+        assert!(screen.contains("session ended"), "{screen}");
+    }
 }
