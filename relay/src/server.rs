@@ -30,6 +30,13 @@ use crate::splice::{self, Side, SpliceOptions};
 /// before it closes the connection.
 const LINGER: Duration = Duration::from_secs(2);
 
+/// The UDP receive buffer the relay asks for. Every agent and console shares
+/// the relay's one socket, so the system default (about 200 KiB on Linux)
+/// overflows under a burst of handshakes or a fast session, and each dropped
+/// datagram costs a retransmission and a congestion back-off. The system may
+/// grant less (Linux caps it at `net.core.rmem_max`); that is not an error.
+const RECV_BUFFER: usize = 4 * 1024 * 1024;
+
 /// How often forgotten nameplates and idle rate-limit entries are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
@@ -65,10 +72,22 @@ impl Relay {
         let fingerprint = identity.fingerprint();
         let server = tls::server_config(identity.cert, identity.key)
             .map_err(|e| RelayError::Tls(e.to_string()))?;
-        let endpoint = Endpoint::server(server, config.listen).map_err(|e| RelayError::Bind {
+        let bind_error = |e: std::io::Error| RelayError::Bind {
             addr: config.listen,
             reason: e.to_string(),
-        })?;
+        };
+        let socket = std::net::UdpSocket::bind(config.listen).map_err(bind_error)?;
+        let state = quinn::udp::UdpSocketState::new((&socket).into()).map_err(bind_error)?;
+        if let Err(e) = state.set_recv_buffer_size((&socket).into(), RECV_BUFFER) {
+            warn!("cannot enlarge the UDP receive buffer: {e}");
+        }
+        let endpoint = Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(server),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(bind_error)?;
         let shared = Arc::new(Shared {
             rendezvous: Rendezvous::new(config.limits.waiting_per_address),
             claims: ClaimLimiter::new(config.limits.claims_per_minute),
