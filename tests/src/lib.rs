@@ -4,6 +4,8 @@
 //! they print. Every child is killed when its guard is dropped.
 #![forbid(unsafe_code)]
 
+pub mod bench;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};

@@ -1,0 +1,233 @@
+//! Two connected ends, an agent's and a console's, built from the libraries
+//! in one of two ways the benchmark compares:
+//!
+//! - through the relay: each side connects with [`RelayLink`], the agent
+//!   opens a nameplate and the console claims it, exactly as the programs
+//!   do; the stream the relay then splices is what the ends get;
+//! - direct: a plain quinn server endpoint (the agent's side) and a client
+//!   endpoint (the console's), with the same TLS and transport settings from
+//!   `proto::tls`, one bidirectional stream between them. This is the
+//!   ceiling the relay is measured against.
+//!
+//! Either way the ends can then run the real end-to-end handshake
+//! ([`secure::establish`]) and talk in sealed session messages, or use the
+//! bare stream to see what the sealing costs.
+
+use std::net::SocketAddr;
+
+use anyhow::{Context, bail};
+use quinn::{Connection, Endpoint, RecvStream, SendStream};
+use sprijin_proto::client::RelayLink;
+use sprijin_proto::code::{Password, SessionCode};
+use sprijin_proto::framing::{FrameReader, FrameWriter};
+use sprijin_proto::message::control::{ClientMsg, RelayMsg, Role};
+use sprijin_proto::secure::{self, SecureReader, SecureWriter};
+use sprijin_proto::tls::{self, Fingerprint};
+
+/// One end's halves of the session stream.
+pub struct Stream {
+    pub send: SendStream,
+    pub recv: RecvStream,
+}
+
+/// One end of an established end-to-end session.
+pub struct Sealed {
+    pub reader: SecureReader<RecvStream>,
+    pub writer: SecureWriter<SendStream>,
+}
+
+/// What keeps a pair's connections open while its streams are in use.
+pub struct Hold {
+    _endpoints: Vec<Endpoint>,
+    connections: Vec<Connection>,
+}
+
+impl Hold {
+    /// Closes the connections at once (the transfer is over).
+    pub fn close(self) {
+        for c in &self.connections {
+            c.close(0u32.into(), b"done");
+        }
+    }
+}
+
+/// Two connected ends, before the end-to-end handshake.
+pub struct Pair {
+    pub agent: Stream,
+    pub console: Stream,
+    /// The code both ends use for the handshake.
+    pub code: SessionCode,
+    pub hold: Hold,
+}
+
+/// An established end-to-end session between the two ends.
+pub struct SealedPair {
+    pub agent: Sealed,
+    pub console: Sealed,
+    pub hold: Hold,
+}
+
+impl Pair {
+    /// Runs the real handshake on both ends at once.
+    pub async fn establish(self) -> anyhow::Result<SealedPair> {
+        let Pair {
+            agent,
+            console,
+            code,
+            hold,
+        } = self;
+        let (a, c) = tokio::join!(
+            secure::establish(
+                Role::Agent,
+                &code,
+                FrameReader::new(agent.recv),
+                FrameWriter::new(agent.send),
+            ),
+            secure::establish(
+                Role::Console,
+                &code,
+                FrameReader::new(console.recv),
+                FrameWriter::new(console.send),
+            ),
+        );
+        let (a, c) = (
+            a.context("agent handshake failed")?,
+            c.context("console handshake failed")?,
+        );
+        if a.verification != c.verification {
+            bail!("the two ends derived different verification words");
+        }
+        Ok(SealedPair {
+            agent: Sealed {
+                reader: a.reader,
+                writer: a.writer,
+            },
+            console: Sealed {
+                reader: c.reader,
+                writer: c.writer,
+            },
+            hold,
+        })
+    }
+}
+
+/// Pairs an agent and a console through the relay at `relay`, the way the
+/// programs do.
+pub async fn through_relay(relay: &str, pin: Fingerprint) -> anyhow::Result<Pair> {
+    let mut agent = RelayLink::connect(relay, Some(pin), Role::Agent)
+        .await
+        .context("agent cannot reach the relay")?;
+    agent.writer.write_msg(&ClientMsg::Open).await?;
+    let nameplate = match agent.reader.expect_msg::<RelayMsg>().await? {
+        RelayMsg::Opened { nameplate, .. } => nameplate,
+        other => bail!("the relay did not open a nameplate: {other:?}"),
+    };
+    let mut console = RelayLink::connect(relay, Some(pin), Role::Console)
+        .await
+        .context("console cannot reach the relay")?;
+    console
+        .writer
+        .write_msg(&ClientMsg::Claim {
+            nameplate,
+            technician: "bench".into(),
+            token: None,
+        })
+        .await?;
+    for (who, reader) in [
+        ("console", &mut console.reader),
+        ("agent", &mut agent.reader),
+    ] {
+        match reader.expect_msg::<RelayMsg>().await? {
+            RelayMsg::Paired { .. } => {}
+            other => bail!("the relay did not pair the {who}: {other:?}"),
+        }
+    }
+    Ok(Pair {
+        agent: Stream {
+            send: agent.writer.into_inner(),
+            recv: agent.reader.into_inner(),
+        },
+        console: Stream {
+            send: console.writer.into_inner(),
+            recv: console.reader.into_inner(),
+        },
+        code: SessionCode::new(nameplate, Password::generate()),
+        hold: Hold {
+            _endpoints: vec![agent.endpoint, console.endpoint],
+            connections: vec![agent.connection, console.connection],
+        },
+    })
+}
+
+/// A plain quinn server on 127.0.0.1 with the relay's TLS settings and a
+/// fresh self-signed identity: the agent's end of a direct connection.
+pub struct DirectServer {
+    endpoint: Endpoint,
+    addr: SocketAddr,
+    fingerprint: Fingerprint,
+    _dir: tempfile::TempDir,
+}
+
+impl DirectServer {
+    /// Binds the endpoint; needs a tokio runtime.
+    pub fn start() -> anyhow::Result<DirectServer> {
+        let dir = tempfile::tempdir().context("cannot make a temporary folder")?;
+        let identity = sprijin_relay::identity::load_or_create(dir.path())?;
+        let fingerprint = identity.fingerprint();
+        let config = tls::server_config(identity.cert, identity.key)?;
+        let endpoint = Endpoint::server(config, SocketAddr::from(([127, 0, 0, 1], 0)))
+            .context("cannot bind the direct server")?;
+        let addr = endpoint.local_addr()?;
+        Ok(DirectServer {
+            endpoint,
+            addr,
+            fingerprint,
+            _dir: dir,
+        })
+    }
+
+    /// Connects a fresh client endpoint (the console's end) to this server
+    /// and opens one stream between them.
+    pub async fn pair(&self) -> anyhow::Result<Pair> {
+        let (config, _) = tls::client_config(Some(self.fingerprint))?;
+        let mut client = Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .context("cannot bind a client endpoint")?;
+        client.set_default_client_config(config);
+        let connecting = client.connect(self.addr, "localhost")?;
+        let accepting = async {
+            let incoming = self
+                .endpoint
+                .accept()
+                .await
+                .context("the direct server stopped")?;
+            Ok::<_, anyhow::Error>(incoming.await?)
+        };
+        let (console_conn, agent_conn) = tokio::join!(connecting, accepting);
+        let (console_conn, agent_conn) = (console_conn?, agent_conn?);
+        let (mut console_send, console_recv) = console_conn.open_bi().await?;
+        // A stream is only announced to the peer with its first byte; this
+        // one is read and dropped below, before either end starts.
+        console_send.write_all(&[0]).await?;
+        let (agent_send, mut agent_recv) = agent_conn.accept_bi().await?;
+        let mut first = [0u8; 1];
+        agent_recv.read_exact(&mut first).await?;
+        Ok(Pair {
+            agent: Stream {
+                send: agent_send,
+                recv: agent_recv,
+            },
+            console: Stream {
+                send: console_send,
+                recv: console_recv,
+            },
+            code: SessionCode::new(
+                sprijin_proto::code::Nameplate::new(1).context("nameplate 1")?,
+                Password::generate(),
+            ),
+            hold: Hold {
+                _endpoints: vec![client],
+                connections: vec![console_conn, agent_conn],
+            },
+        })
+    }
+}
