@@ -67,6 +67,9 @@ pub enum AgentMsg {
     Output {
         id: RequestId,
         stream: OutStream,
+        // As one byte string, not a sequence of numbers: the same bytes on
+        // the wire, at copying speed instead of one call per byte.
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
     /// Output went over the cap; the rest is counted, not sent.
