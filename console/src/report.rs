@@ -220,7 +220,7 @@ impl SessionRecord {
                 let _ = writeln!(
                     md,
                     "## Machine\n\n```text\n{}```\n",
-                    fence_safe(&diag_text::overview(&report.snapshot, &[]))
+                    fence_safe(&diag_text::machine(&report.snapshot))
                 );
                 let _ = writeln!(md, "## Findings\n");
                 if report.findings.is_empty() {

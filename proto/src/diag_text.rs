@@ -22,6 +22,18 @@ const COMMAND_COLUMN_CHARS: usize = 60;
 /// swap, disks, network, temperatures and processes, then the findings most
 /// severe first.
 pub fn overview(s: &Snapshot, f: &[Finding]) -> String {
+    let mut out = machine(s);
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Findings");
+    for line in findings(f).lines() {
+        let _ = writeln!(out, "  {line}");
+    }
+    out
+}
+
+/// The machine's state alone, without findings: host, OS, uptime, CPU,
+/// memory, swap, disks, network, temperatures and processes.
+pub fn machine(s: &Snapshot) -> String {
     let mut out = String::new();
     let h = &s.host;
     let _ = writeln!(out, "Host      {}", or_unknown(&h.name));
@@ -146,12 +158,6 @@ pub fn overview(s: &Snapshot, f: &[Finding]) -> String {
 
     let p = &s.processes;
     let _ = writeln!(out, "Processes {} (zombies: {})", p.count, p.zombies);
-
-    let _ = writeln!(out);
-    let _ = writeln!(out, "Findings");
-    for line in findings(f).lines() {
-        let _ = writeln!(out, "  {line}");
-    }
     out
 }
 
