@@ -473,13 +473,7 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
 
 /// CPU time a process has used so far, in clock ticks (user + system).
 pub fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(") ")?;
-    // After the name: state is field 3, utime field 14, stime field 15.
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+    bench::procfs::cpu_ticks(pid).ok()
 }
 
 /// A child that keeps one core busy (`sh -c 'while :; do :; done'`), killed

@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sprijin_proto::message::diag::{DiagReport, Severity};
+use sprijin_tests::cpu_ticks;
 
 /// Size of the file system filled in the disk test.
 const TMPFS_BYTES: u64 = 8 * 1024 * 1024;
@@ -80,17 +81,6 @@ impl Drop for UnmountOnDrop {
             other => eprintln!("could not unmount {}: {other:?}", self.0.display()),
         }
     }
-}
-
-/// User plus system CPU time of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The name in parentheses may hold spaces; fields after it are fixed.
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
 }
 
 fn is_root() -> bool {
