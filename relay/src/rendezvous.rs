@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use sprijin_proto::code::Nameplate;
+use sprijin_proto::message::control::{ErrorCode, ErrorFrame};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -42,6 +43,29 @@ pub enum OpenError {
     TooManyWaiting(usize),
     #[error("the relay has no free nameplates right now: try again in a minute")]
     Full,
+}
+
+impl ClaimError {
+    /// The error frame a console is sent for this refusal.
+    pub fn frame(&self) -> ErrorFrame {
+        let code = match self {
+            ClaimError::Unknown | ClaimError::Left => ErrorCode::UnknownNameplate,
+            ClaimError::Expired => ErrorCode::ExpiredNameplate,
+            ClaimError::Used => ErrorCode::UsedNameplate,
+        };
+        ErrorFrame::new(code, self.to_string())
+    }
+}
+
+impl OpenError {
+    /// The error frame an agent is sent for this refusal.
+    pub fn frame(&self) -> ErrorFrame {
+        let code = match self {
+            OpenError::TooManyWaiting(_) => ErrorCode::TooManyWaiting,
+            OpenError::Full => ErrorCode::Busy,
+        };
+        ErrorFrame::new(code, self.to_string())
+    }
 }
 
 struct Waiting<T> {

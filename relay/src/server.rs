@@ -23,7 +23,7 @@ use crate::config::RelayConfig;
 use crate::identity::{Identity, IdentityError};
 use crate::limits::ClaimLimiter;
 use crate::metrics::Metrics;
-use crate::rendezvous::{ClaimError, OpenError, Rendezvous};
+use crate::rendezvous::{ClaimError, Rendezvous};
 use crate::splice::{self, Side, SpliceOptions};
 
 /// How long the relay waits for a refused peer to read the error frame
@@ -273,19 +273,7 @@ async fn agent(
 ) -> Result<(), RelayError> {
     let (nameplate, claimed) = match shared.rendezvous.open(addr) {
         Ok(opened) => opened,
-        Err(e) => {
-            let code = match e {
-                OpenError::TooManyWaiting(_) => ErrorCode::TooManyWaiting,
-                _ => ErrorCode::Busy,
-            };
-            return refuse(
-                shared,
-                &connection,
-                writer,
-                ErrorFrame::new(code, e.to_string()),
-            )
-            .await;
-        }
+        Err(e) => return refuse(shared, &connection, writer, e.frame()).await,
     };
     let span = info_span!("nameplate", %nameplate);
     async move {
@@ -441,19 +429,8 @@ async fn console(
     let handoff = match shared.rendezvous.claim(nameplate) {
         Ok(handoff) => handoff,
         Err(e) => {
-            let code = match e {
-                ClaimError::Unknown | ClaimError::Left => ErrorCode::UnknownNameplate,
-                ClaimError::Expired => ErrorCode::ExpiredNameplate,
-                _ => ErrorCode::UsedNameplate,
-            };
             warn!(%nameplate, "claim refused: {e}");
-            return refuse(
-                shared,
-                &connection,
-                writer,
-                ErrorFrame::new(code, e.to_string()),
-            )
-            .await;
+            return refuse(shared, &connection, writer, e.frame()).await;
         }
     };
     writer
