@@ -16,5 +16,6 @@ pub mod framing;
 pub mod message;
 pub mod paths;
 pub mod secure;
+pub mod text;
 pub mod tls;
 pub mod words;
