@@ -5,7 +5,11 @@
 //! long text shortened, so a hostile input cannot forge extra lines in a log or
 //! on the person's screen.
 
+use std::time::SystemTime;
+
 use thiserror::Error;
+
+use super::dates::format_time;
 
 /// Longest piece of outside text quoted in an error message.
 const MAX_SHOWN_CHARS: usize = 80;
@@ -44,13 +48,71 @@ pub enum CatalogError {
     )]
     MalformedSignature { reason: String },
     #[error(
-        "the catalog signature does not match its files under any trusted key ({trusted}): \
-         a file was changed, added or removed after signing, or it was signed with a key \
-         this machine does not trust; sign the catalog again with a trusted key"
+        "the catalog signature is in the format of an older version, which has no signing \
+         time or expiry and is no longer accepted; sign the catalog again with this version: \
+         `sprijin-console catalog sign DIR --key FILE`"
+    )]
+    LegacySignature,
+    #[error(
+        "the catalog is signed by key {key}, which this machine does not trust (it trusts \
+         {trusted}); send a catalog signed with a key this machine trusts"
+    )]
+    UntrustedKey {
+        /// Id of the key the signature names.
+        key: String,
+        /// Ids of the keys this machine trusts, comma-separated.
+        trusted: String,
+    },
+    #[error(
+        "the catalog signature by key {key} does not match its files: a file was changed, \
+         added, removed or renamed after signing, or the signature file was edited; sign \
+         the catalog again"
     )]
     SignatureMismatch {
-        /// Ids of the keys that were tried, comma-separated.
-        trusted: String,
+        /// Id of the trusted key the signature names.
+        key: String,
+    },
+    #[error(
+        "the catalog expired on {} (signed on {} by key {key}); ask the organisation for a \
+         newly signed catalog",
+        format_time(*.expired),
+        format_time(*.signed)
+    )]
+    Expired {
+        expired: SystemTime,
+        signed: SystemTime,
+        key: String,
+    },
+    #[error(
+        "the catalog was signed on {}, before the newest catalog this machine already \
+         accepted from key {key}, signed on {}; an older catalog may hold withdrawn scripts, \
+         so send the current catalog",
+        format_time(*.signed),
+        format_time(*.newest)
+    )]
+    Superseded {
+        signed: SystemTime,
+        newest: SystemTime,
+        key: String,
+    },
+
+    // The expiry a signer asks for.
+    #[error(
+        "expiry {} is not valid: {reason}; give a date as YYYY-MM-DD or an RFC 3339 time \
+         such as 2027-01-31T12:00:00Z",
+        shown(.input)
+    )]
+    InvalidExpiry { input: String, reason: String },
+    #[error(
+        "expiry {} is in the past ({}, and it is now {}); give a later date",
+        shown(.input),
+        format_time(*.expires),
+        format_time(*.now)
+    )]
+    ExpiryInPast {
+        input: String,
+        expires: SystemTime,
+        now: SystemTime,
     },
 
     // The set of files.

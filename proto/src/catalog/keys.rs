@@ -14,7 +14,7 @@ use super::error::{CatalogError, shown};
 pub const SECRET_KEY_TAG: &str = "sprijin-catalog-secret-key";
 /// First word of a public (verifying) key file.
 pub const PUBLIC_KEY_TAG: &str = "sprijin-catalog-key";
-/// First word of the signature file.
+/// First word of the signature file (see `CatalogSignature` for its lines).
 pub const SIGNATURE_TAG: &str = "sprijin-catalog-signature";
 /// Name of the signature file inside a catalog folder.
 pub const SIGNATURE_FILE: &str = "catalog.sig";
@@ -60,14 +60,17 @@ pub fn format_verifying_key(key: &VerifyingKey) -> String {
     )
 }
 
-/// Reads the signature file's text into the raw 64-byte signature.
+/// Reads a one-line signature, `sprijin-catalog-signature ed25519 HEX`, into
+/// the raw 64-byte signature. This was the whole signature file of the first
+/// catalog format, which had no dates; it is read only to recognise such a
+/// file and say how to sign it again.
 pub fn parse_signature(text: &str) -> Result<Vec<u8>, CatalogError> {
     parse_line::<64>(text, SIGNATURE_TAG)
         .map(Vec::from)
         .map_err(|reason| CatalogError::MalformedSignature { reason })
 }
 
-/// The text of the signature file, ending in a newline.
+/// The one-line form [`parse_signature`] reads, ending in a newline.
 pub fn format_signature(signature: &[u8]) -> String {
     format!("{SIGNATURE_TAG} {ALGORITHM} {}\n", hex::encode(signature))
 }

@@ -3,10 +3,13 @@
 //!
 //! Data flows one way. The organisation keeps a folder of TOML files, one
 //! script each, and signs it (`sprijin-console catalog sign`), which writes a
-//! signature over a [`manifest`] of every file's SHA-256. The console reads the
+//! [`CatalogSignature`] naming the key, the signing time and the expiry, over
+//! those and a [`manifest`] of every file's SHA-256. The console reads the
 //! folder into a [`SignedCatalog`] and sends it to the agent. The agent calls
-//! [`verify`] with the keys it trusts; only then are the files parsed into a
-//! [`Catalog`] of [`Script`]s. For each run, [`Script::bind`] checks the
+//! [`verify`] with the keys it trusts and the current time, then
+//! [`check_not_superseded`] with the newest signing time it remembers for
+//! that key; only then are the files parsed into a [`Catalog`] of
+//! [`Script`]s. For each run, [`Script::bind`] checks the
 //! technician's parameter values and returns the exact argument vector the
 //! runner executes directly, never through a shell. The agent must take the
 //! script from its verified catalog, never from the message asking to run it.
@@ -14,15 +17,19 @@
 //! Everything here is pure: callers read files and pass their text in, so the
 //! checks are unit-tested without a disk, and nothing panics on any input.
 
+mod dates;
 mod error;
 mod keys;
 mod script;
+mod signature;
 mod signing;
 
 use std::collections::BTreeMap;
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+pub use dates::{DEFAULT_VALIDITY, default_expiry, format_time, parse_expiry};
 pub use error::{CatalogError, ValueProblem};
 pub use keys::{
     PUBLIC_KEY_TAG, SECRET_KEY_TAG, SIGNATURE_FILE, SIGNATURE_TAG, format_signature,
@@ -33,9 +40,10 @@ pub use script::{
     MAX_ARG_LEN, MAX_ARGS, MAX_CHOICES, MAX_PARAMS, MAX_TIMEOUT_SECS, MAX_VALUE_LEN, ParamSpec,
     ParamValue, Platform, Risk, Script, ScriptId, display_command, parse_assignment,
 };
+pub use signature::{CatalogSignature, MAX_SIGNATURE_BYTES, SIGNATURE_HEADER};
 pub use signing::{
-    MANIFEST_HEADER, MAX_FILE_BYTES, MAX_FILES, check_file_name, manifest, parse_scripts, sign,
-    verify,
+    MANIFEST_HEADER, MAX_FILE_BYTES, MAX_FILES, check_file_name, check_not_superseded, manifest,
+    parse_scripts, sign, verify,
 };
 
 // The key types callers need to hold keys, re-exported so every crate names
@@ -52,8 +60,9 @@ pub struct CatalogFile {
 }
 
 /// A catalog as it travels from the console to the agent: the files and the
-/// raw 64-byte ed25519 signature over their [`manifest`]. An empty signature
-/// means the folder was never signed.
+/// bytes of their signature file ([`CatalogSignature`], `catalog.sig`), which
+/// only the agent's [`verify`] interprets. An empty signature means the
+/// folder was never signed.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct SignedCatalog {
     pub files: Vec<CatalogFile>,
@@ -68,6 +77,10 @@ pub struct Catalog {
     pub digest: String,
     /// [`key_id`] of the trusted key the signature verified with.
     pub signer: String,
+    /// When the organisation signed it, to the second.
+    pub signed_at: SystemTime,
+    /// When the signature stops being accepted.
+    pub expires_at: SystemTime,
 }
 
 impl Catalog {

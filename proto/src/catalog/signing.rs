@@ -1,18 +1,23 @@
 //! Signing a set of catalog files and checking that signature.
 //!
-//! The signature covers a canonical manifest, not the files one by one: a
-//! header line naming the format, then `SHA256-HEX  NAME` per file, sorted by
-//! name. So a changed, added, removed or renamed file all break the
-//! signature, and the order files were read in does not matter.
+//! The signature covers the signature file's own fields (format, key id,
+//! signing time, expiry), then a canonical manifest of the files: a header
+//! line naming the format, then `SHA256-HEX  NAME` per file, sorted by name.
+//! So a changed, added, removed or renamed file, or an edited date, all break
+//! the signature, and the order files were read in does not matter. The
+//! current time is an argument, so expiry is checked with any clock.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::SystemTime;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
+use super::dates::{format_time, parse_time};
 use super::error::CatalogError;
 use super::keys::key_id;
 use super::script::{Script, ScriptId};
+use super::signature::CatalogSignature;
 use super::{Catalog, CatalogFile, SignedCatalog};
 
 /// First line of every manifest; names the manifest format.
@@ -24,7 +29,8 @@ pub const MAX_FILE_BYTES: usize = 64 * 1024;
 
 const MAX_FILE_NAME_LEN: usize = 128;
 
-/// The canonical bytes a catalog signature covers.
+/// The canonical list of the files, which names this exact set of files
+/// (its SHA-256 is [`Catalog::digest`]).
 pub fn manifest(files: &[CatalogFile]) -> Vec<u8> {
     let mut sorted: Vec<&CatalogFile> = files.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
@@ -36,51 +42,118 @@ pub fn manifest(files: &[CatalogFile]) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// Signs the files' manifest; the result goes in [`SignedCatalog::signature`].
+/// The bytes a signature covers: its own fields, then the manifest.
+fn signed_message(signature: &CatalogSignature, files: &[CatalogFile]) -> Vec<u8> {
+    let mut message = signature.signed_fields().into_bytes();
+    message.extend_from_slice(&manifest(files));
+    message
+}
+
+/// Signs the files, valid from `signed_at` until `expires_at`, and returns
+/// the signature file's bytes; they go in [`SignedCatalog::signature`] and in
+/// `catalog.sig`. Both times are kept to the second.
 ///
 /// This does not check the files: call [`parse_scripts`] first, so a broken
 /// catalog is never signed.
-pub fn sign(files: &[CatalogFile], key: &SigningKey) -> Vec<u8> {
-    key.sign(&manifest(files)).to_bytes().to_vec()
+pub fn sign(
+    files: &[CatalogFile],
+    key: &SigningKey,
+    signed_at: SystemTime,
+    expires_at: SystemTime,
+) -> Result<Vec<u8>, CatalogError> {
+    let to_second = |at: SystemTime| {
+        let text = format_time(at);
+        parse_time(&text).map_err(|reason| CatalogError::InvalidExpiry {
+            input: text,
+            reason,
+        })
+    };
+    let (signed_at, expires_at) = (to_second(signed_at)?, to_second(expires_at)?);
+    if expires_at <= signed_at {
+        return Err(CatalogError::ExpiryInPast {
+            input: format_time(expires_at),
+            expires: expires_at,
+            now: signed_at,
+        });
+    }
+    let mut signature = CatalogSignature {
+        key_id: key_id(&key.verifying_key()),
+        signed_at,
+        expires_at,
+        signature: [0; 64],
+    };
+    signature.signature = key.sign(&signed_message(&signature, files)).to_bytes();
+    Ok(signature.to_text().into_bytes())
 }
 
-/// Checks the signature against the keys this machine trusts, then parses
-/// every file. Only a catalog that passes both is returned.
-pub fn verify(signed: &SignedCatalog, trusted: &[VerifyingKey]) -> Result<Catalog, CatalogError> {
+/// Checks the signature against the keys this machine trusts and its expiry
+/// against `now`, then parses every file. Only a catalog that passes all of
+/// them is returned.
+pub fn verify(
+    signed: &SignedCatalog,
+    trusted: &[VerifyingKey],
+    now: SystemTime,
+) -> Result<Catalog, CatalogError> {
     if trusted.is_empty() {
         return Err(CatalogError::NoTrustedKeys);
     }
     if signed.signature.is_empty() {
         return Err(CatalogError::Unsigned);
     }
-    let bytes: [u8; 64] =
-        signed
-            .signature
-            .as_slice()
-            .try_into()
-            .map_err(|_| CatalogError::MalformedSignature {
-                reason: format!(
-                    "it is {} bytes, an ed25519 signature is 64",
-                    signed.signature.len()
-                ),
-            })?;
-    let signature = Signature::from_bytes(&bytes);
+    let sealed = CatalogSignature::parse(&signed.signature)?;
     // The names must be plain before the manifest is built, so no name can
     // smuggle a line break into it.
     check_files(&signed.files)?;
-    let manifest = manifest(&signed.files);
-    let signer = trusted
+    let named: Vec<&VerifyingKey> = trusted
         .iter()
-        .find(|key| key.verify_strict(&manifest, &signature).is_ok())
-        .ok_or_else(|| CatalogError::SignatureMismatch {
+        .filter(|key| key_id(key) == sealed.key_id)
+        .collect();
+    if named.is_empty() {
+        return Err(CatalogError::UntrustedKey {
+            key: sealed.key_id,
             trusted: trusted.iter().map(key_id).collect::<Vec<_>>().join(", "),
+        });
+    }
+    let message = signed_message(&sealed, &signed.files);
+    let signature = Signature::from_bytes(&sealed.signature);
+    let signer = named
+        .into_iter()
+        .find(|key| key.verify_strict(&message, &signature).is_ok())
+        .ok_or_else(|| CatalogError::SignatureMismatch {
+            key: sealed.key_id.clone(),
         })?;
+    if now >= sealed.expires_at {
+        return Err(CatalogError::Expired {
+            expired: sealed.expires_at,
+            signed: sealed.signed_at,
+            key: sealed.key_id,
+        });
+    }
     let scripts = parse_scripts(&signed.files)?;
     Ok(Catalog {
         scripts,
-        digest: hex::encode(Sha256::digest(&manifest)),
+        digest: hex::encode(Sha256::digest(manifest(&signed.files))),
         signer: key_id(signer),
+        signed_at: sealed.signed_at,
+        expires_at: sealed.expires_at,
     })
+}
+
+/// Refuses a verified catalog signed before `newest_accepted`, the newest
+/// signing time this machine accepted from the same key: an older catalog
+/// may hold scripts withdrawn since, or looser parameter patterns.
+pub fn check_not_superseded(
+    catalog: &Catalog,
+    newest_accepted: Option<SystemTime>,
+) -> Result<(), CatalogError> {
+    match newest_accepted {
+        Some(newest) if catalog.signed_at < newest => Err(CatalogError::Superseded {
+            signed: catalog.signed_at,
+            newest,
+            key: catalog.signer.clone(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Checks the file set and parses every file into a script, refusing
@@ -162,6 +235,20 @@ fn check_files(files: &[CatalogFile]) -> Result<(), CatalogError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::keys::format_signature;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+
+    /// 2026-11-25T18:07:20Z, the signing time of [`signed`] catalogs.
+    fn signing_time() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_795_630_040)
+    }
+
+    /// A day after signing: the clock of the agents in these tests.
+    fn now() -> SystemTime {
+        signing_time() + DAY
+    }
 
     fn script_file(id: &str) -> CatalogFile {
         CatalogFile {
@@ -186,9 +273,23 @@ mod tests {
         SigningKey::from_bytes(&[seed; 32])
     }
 
-    fn signed(files: Vec<CatalogFile>, key: &SigningKey) -> SignedCatalog {
-        let signature = sign(&files, key);
+    fn signed_at(
+        files: Vec<CatalogFile>,
+        key: &SigningKey,
+        signed_at: SystemTime,
+        expires_at: SystemTime,
+    ) -> SignedCatalog {
+        let signature = sign(&files, key, signed_at, expires_at).unwrap();
         SignedCatalog { files, signature }
+    }
+
+    /// Signed at [`signing_time`] for 90 days.
+    fn signed(files: Vec<CatalogFile>, key: &SigningKey) -> SignedCatalog {
+        signed_at(files, key, signing_time(), signing_time() + 90 * DAY)
+    }
+
+    fn verify(catalog: &SignedCatalog, trusted: &[VerifyingKey]) -> Result<Catalog, CatalogError> {
+        super::verify(catalog, trusted, now())
     }
 
     fn refused(catalog: &SignedCatalog, trusted: &[VerifyingKey]) -> CatalogError {
@@ -225,6 +326,10 @@ mod tests {
             verified.digest,
             hex::encode(Sha256::digest(manifest(&files())))
         );
+        // The digest names the files, whenever and by whom they were signed.
+        let again = signed_at(files(), &key(2), now(), now() + DAY);
+        let trusted = [key(2).verifying_key()];
+        assert_eq!(verify(&again, &trusted).unwrap().digest, verified.digest);
     }
 
     #[test]
@@ -263,11 +368,11 @@ mod tests {
         ));
         let garbage = SignedCatalog {
             files: files(),
-            signature: vec![0xff; 64],
+            signature: b"sprijin-catalog-signature v2\nkey x\n".to_vec(),
         };
         assert!(matches!(
             refused(&garbage, &trusted),
-            CatalogError::SignatureMismatch { .. }
+            CatalogError::MalformedSignature { .. }
         ));
     }
 
@@ -279,7 +384,7 @@ mod tests {
         assert!(matches!(err, CatalogError::SignatureMismatch { .. }));
         let message = err.to_string();
         assert!(
-            message.contains("changed, added or removed after signing"),
+            message.contains("does not match its files: a file was changed, added, removed or renamed after signing"),
             "{message}"
         );
         assert!(
@@ -319,12 +424,154 @@ mod tests {
     }
 
     #[test]
-    fn a_catalog_signed_by_another_key_is_refused() {
-        let catalog = signed(files(), &key(9));
-        assert!(matches!(
-            refused(&catalog, &[key(1).verifying_key()]),
-            CatalogError::SignatureMismatch { .. }
-        ));
+    fn a_catalog_signed_by_an_untrusted_key_is_told_apart_from_a_tampered_one() {
+        let trusted = [key(1).verifying_key(), key(2).verifying_key()];
+        let foreign = refused(&signed(files(), &key(9)), &trusted);
+        let expected = format!(
+            "the catalog is signed by key {}, which this machine does not trust (it trusts {}, {}); \
+             send a catalog signed with a key this machine trusts",
+            key_id(&key(9).verifying_key()),
+            key_id(&key(1).verifying_key()),
+            key_id(&key(2).verifying_key())
+        );
+        assert_eq!(foreign.to_string(), expected);
+
+        let mut tampered = signed(files(), &key(2));
+        tampered.files[1].contents.push_str("# edited\n");
+        let tampered = refused(&tampered, &trusted);
+        assert_eq!(
+            tampered,
+            CatalogError::SignatureMismatch {
+                key: key_id(&key(2).verifying_key())
+            }
+        );
+        assert!(!tampered.to_string().contains("does not trust"));
+        assert!(!foreign.to_string().contains("does not match"));
+    }
+
+    #[test]
+    fn a_signature_names_its_key_signing_time_and_expiry() {
+        let catalog = signed_at(
+            files(),
+            &key(1),
+            signing_time() + Duration::from_millis(700),
+            signing_time() + 30 * DAY,
+        );
+        let text = String::from_utf8(catalog.signature.clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "sprijin-catalog-signature v2");
+        assert_eq!(lines[1], format!("key {}", key_id(&key(1).verifying_key())));
+        assert_eq!(lines[2], "signed 2026-11-25T18:07:20Z");
+        assert_eq!(lines[3], "expires 2026-12-25T18:07:20Z");
+        assert!(lines[4].starts_with("signature ed25519 "));
+        let verified = verify(&catalog, &[key(1).verifying_key()]).unwrap();
+        assert_eq!(verified.signed_at, signing_time());
+        assert_eq!(verified.expires_at, signing_time() + 30 * DAY);
+        assert_eq!(verified.signer, key_id(&key(1).verifying_key()));
+    }
+
+    #[test]
+    fn a_signature_expires_at_its_expiry() {
+        let catalog = signed(files(), &key(1));
+        let trusted = [key(1).verifying_key()];
+        let expiry = signing_time() + 90 * DAY;
+        let second = Duration::from_secs(1);
+        assert!(super::verify(&catalog, &trusted, expiry - second).is_ok());
+        for late in [expiry, expiry + 400 * DAY] {
+            let err = super::verify(&catalog, &trusted, late).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "the catalog expired on 2027-02-23T18:07:20Z (signed on 2026-11-25T18:07:20Z \
+                     by key {}); ask the organisation for a newly signed catalog",
+                    key_id(&key(1).verifying_key())
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn an_edited_date_or_key_id_breaks_the_signature() {
+        let catalog = signed(files(), &key(1));
+        let text = String::from_utf8(catalog.signature.clone()).unwrap();
+        let later = text.replace("expires 2027-02-23", "expires 2099-02-23");
+        let earlier = text.replace("signed 2026-11-25", "signed 2026-11-24");
+        for edited in [later, earlier] {
+            assert_ne!(edited, text);
+            let forged = SignedCatalog {
+                files: files(),
+                signature: edited.into_bytes(),
+            };
+            assert!(matches!(
+                refused(&forged, &[key(1).verifying_key()]),
+                CatalogError::SignatureMismatch { .. }
+            ));
+        }
+        // Naming another trusted key does not make the signature its own.
+        let other = key_id(&key(2).verifying_key());
+        let renamed = SignedCatalog {
+            files: files(),
+            signature: text
+                .replace(&key_id(&key(1).verifying_key()), &other)
+                .into_bytes(),
+        };
+        assert_eq!(
+            refused(&renamed, &[key(1).verifying_key(), key(2).verifying_key()]),
+            CatalogError::SignatureMismatch { key: other }
+        );
+    }
+
+    #[test]
+    fn a_catalog_signed_the_old_way_is_refused_with_the_way_out() {
+        let old_signature = key(1).sign(&manifest(&files())).to_bytes();
+        for bytes in [
+            format_signature(&old_signature).into_bytes(),
+            old_signature.to_vec(),
+        ] {
+            let catalog = SignedCatalog {
+                files: files(),
+                signature: bytes,
+            };
+            let err = refused(&catalog, &[key(1).verifying_key()]);
+            assert_eq!(err, CatalogError::LegacySignature);
+            assert!(
+                err.to_string().ends_with(
+                    "sign the catalog again with this version: \
+                     `sprijin-console catalog sign DIR --key FILE`"
+                ),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn signing_refuses_an_expiry_not_after_the_signing_time() {
+        for expires in [signing_time(), signing_time() - DAY] {
+            assert!(matches!(
+                sign(&files(), &key(1), signing_time(), expires),
+                Err(CatalogError::ExpiryInPast { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn an_older_catalog_than_the_newest_accepted_is_refused_with_both_dates() {
+        let trusted = [key(1).verifying_key()];
+        let older = verify(&signed(files(), &key(1)), &trusted).unwrap();
+        let newest = signing_time() + 10 * DAY;
+        assert!(check_not_superseded(&older, None).is_ok());
+        assert!(check_not_superseded(&older, Some(signing_time())).is_ok());
+        assert!(check_not_superseded(&older, Some(signing_time() - DAY)).is_ok());
+        let err = check_not_superseded(&older, Some(newest)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "the catalog was signed on 2026-11-25T18:07:20Z, before the newest catalog this \
+                 machine already accepted from key {}, signed on 2026-12-05T18:07:20Z; an older \
+                 catalog may hold withdrawn scripts, so send the current catalog",
+                key_id(&key(1).verifying_key())
+            )
+        );
     }
 
     #[test]
