@@ -198,19 +198,33 @@ fn compile_pattern(pattern: &str) -> Result<Regex, String> {
             shown(pattern)
         ));
     }
+    // The pattern must be a whole regular expression on its own. Otherwise
+    // its text could close the group it is wrapped in below and open
+    // another: `^a)|(?:b$` would become `\A(?:^a)|(?:b$)\z`, which accepts
+    // anything that starts with `a`.
+    build(pattern).map_err(|e| {
+        format!(
+            "pattern {} does not compile on its own: {}",
+            shown(pattern),
+            one_line(&e.to_string())
+        )
+    })?;
     // The anchors above are for the reader. Matching wraps the pattern again
     // so a top-level alternation like `^a|b$` still has to match the whole
     // value, and `(?m)` inside cannot loosen it.
-    RegexBuilder::new(&format!(r"\A(?:{pattern})\z"))
+    build(&format!(r"\A(?:{pattern})\z")).map_err(|e| {
+        format!(
+            "pattern {} does not compile: {}",
+            shown(pattern),
+            one_line(&e.to_string())
+        )
+    })
+}
+
+fn build(pattern: &str) -> Result<Regex, regex::Error> {
+    RegexBuilder::new(pattern)
         .size_limit(REGEX_SIZE_LIMIT)
         .build()
-        .map_err(|e| {
-            format!(
-                "pattern {} does not compile: {}",
-                shown(pattern),
-                one_line(&e.to_string())
-            )
-        })
 }
 
 fn ends_with_unescaped_dollar(pattern: &str) -> bool {
@@ -1198,6 +1212,35 @@ pattern = "^[0-9]{1,3}$"
         }
         let multi = RESTART_UNIT.replace("^[A-Za-z0-9_][A-Za-z0-9@._:-]{0,127}$", "(?m)^a$");
         assert!(invalid_reason(&multi).contains("anchored"));
+    }
+
+    #[test]
+    fn a_pattern_cannot_close_its_anchoring_group() {
+        // Wrapped as it is, `\A(?:^a)|(?:b$)\z` would accept any value that
+        // starts with `a`; on its own the pattern does not compile.
+        let escape = r"^a)|(?:b$";
+        let text = RESTART_UNIT.replace("^[A-Za-z0-9_][A-Za-z0-9@._:-]{0,127}$", escape);
+        let reason = invalid_reason(&text);
+        assert!(
+            reason.contains(r#"pattern "^a)|(?:b$" does not compile on its own"#),
+            "{reason}"
+        );
+        assert!(!reason.contains('\n'), "{reason}");
+
+        // A hand-built script with that pattern binds nothing either.
+        let mut script = parse(RESTART_UNIT).unwrap();
+        if let Some(spec) = script.params.get_mut("unit") {
+            spec.pattern = Some(escape.into());
+        }
+        for value in ["a", "a; reboot", "abc"] {
+            assert!(
+                matches!(
+                    value_problem(&script, &[("unit", value)]),
+                    ValueProblem::BrokenRule { .. }
+                ),
+                "{value}"
+            );
+        }
     }
 
     #[test]
