@@ -14,7 +14,7 @@ pub struct AgentConfig {
     pub relay_fingerprint: Option<Fingerprint>,
     /// Catalog signers this machine trusts; empty means no script may run.
     pub trusted_keys: Vec<VerifyingKey>,
-    /// Where the audit log lives.
+    /// Where the audit log and the memory of accepted catalogs live.
     pub data_dir: PathBuf,
     /// How long a question waits for the person's answer.
     pub consent_timeout: Duration,
@@ -30,6 +30,12 @@ impl AgentConfig {
 
     pub fn audit_path(&self) -> PathBuf {
         self.data_dir.join("audit.log")
+    }
+
+    /// Where the newest accepted catalog signing time per key is kept.
+    pub fn catalog_memory_path(&self) -> PathBuf {
+        self.data_dir
+            .join(crate::script::catalog_memory::MEMORY_FILE)
     }
 }
 

@@ -25,6 +25,7 @@ use crate::config::AgentConfig;
 use crate::consent::{Answer, Consent};
 use crate::diag::Sampler;
 use crate::diag::{Thresholds, report_for};
+use crate::script::catalog_memory;
 use crate::script::runner::{self, RunEvent, RunSpec};
 
 /// How many messages may wait for the writer before producers slow down;
@@ -331,7 +332,9 @@ async fn handle(ctx: &Arc<Ctx>, id: RequestId, request: Request) {
 }
 
 async fn accept_catalog(ctx: &Ctx, id: RequestId, signed: SignedCatalog) {
-    match catalog::verify(&signed, &ctx.config.trusted_keys) {
+    let memory = ctx.config.catalog_memory_path();
+    let now = std::time::SystemTime::now();
+    match catalog_memory::accept(&signed, &ctx.config.trusted_keys, &memory, now) {
         Ok(catalog) => {
             println!(
                 "the technician's script catalog is signed by a key you trust ({} scripts)",

@@ -12,11 +12,12 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use rand::rngs::OsRng;
 use sprijin_proto::catalog::{
-    self, CatalogError, CatalogFile, MAX_FILE_BYTES, SIGNATURE_FILE, SignedCatalog, SigningKey,
-    VerifyingKey,
+    self, CatalogError, CatalogFile, CatalogSignature, MAX_FILE_BYTES, SIGNATURE_FILE,
+    SignedCatalog, SigningKey, VerifyingKey, format_time,
 };
 use thiserror::Error;
 
@@ -73,6 +74,8 @@ pub enum CatalogToolError {
         dir: PathBuf,
         cause: Box<CatalogError>,
     },
+    #[error("--expires: {cause}")]
+    Expiry { cause: Box<CatalogError> },
 }
 
 /// The result of `catalog sign`.
@@ -85,17 +88,21 @@ pub struct SignSummary {
     pub digest: String,
     /// Id of the key that signed.
     pub signer: String,
+    pub signed_at: SystemTime,
+    pub expires_at: SystemTime,
 }
 
 impl fmt::Display for SignSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "signed {} in {} (digest {}, key {})",
+            "signed {} in {} with key {} on {}, expires {} (digest {})",
             count(self.scripts),
             self.dir.display(),
-            short(&self.digest),
-            self.signer
+            self.signer,
+            format_time(self.signed_at),
+            format_time(self.expires_at),
+            short(&self.digest)
         )
     }
 }
@@ -109,16 +116,20 @@ pub struct VerifySummary {
     pub digest: String,
     /// Id of the key the signature verified with.
     pub signer: String,
+    pub signed_at: SystemTime,
+    pub expires_at: SystemTime,
 }
 
 impl fmt::Display for VerifySummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "catalog {} verifies: {} signed by key {} (digest {})",
+            "catalog {} verifies: {} signed by key {} on {}, expires {} (digest {})",
             self.dir.display(),
             count(self.scripts),
             self.signer,
+            format_time(self.signed_at),
+            format_time(self.expires_at),
             short(&self.digest)
         )
     }
@@ -204,9 +215,24 @@ fn write_new(path: &Path, text: &str, mode: u32) -> Result<(), CatalogToolError>
     Ok(())
 }
 
-/// Signs every `*.toml` script in `dir` with the secret key in `key` and
-/// writes `dir/catalog.sig`. Refuses a catalog with any broken script.
-pub fn sign(dir: &Path, key: &Path) -> Result<SignSummary, CatalogToolError> {
+/// Signs every `*.toml` script in `dir` with the secret key in `key`, valid
+/// from `now` until `expires` (`YYYY-MM-DD` or an RFC 3339 time; by default
+/// [`catalog::DEFAULT_VALIDITY`] on), and writes `dir/catalog.sig`. Refuses a
+/// catalog with any broken script, and an expiry that is not in the future.
+pub fn sign(
+    dir: &Path,
+    key: &Path,
+    expires: Option<&str>,
+    now: SystemTime,
+) -> Result<SignSummary, CatalogToolError> {
+    let expires_at = match expires {
+        Some(text) => catalog::parse_expiry(text, now).map_err(|cause| {
+            CatalogToolError::Expiry {
+                cause: Box::new(cause),
+            }
+        })?,
+        None => catalog::default_expiry(now),
+    };
     let signing_key =
         catalog::parse_signing_key(&read_text(key, "read key file")?).map_err(key_error(key))?;
     let files = read_scripts(dir)?;
@@ -216,35 +242,38 @@ pub fn sign(dir: &Path, key: &Path) -> Result<SignSummary, CatalogToolError> {
         });
     }
     catalog::parse_scripts(&files).map_err(refused(dir))?;
-    let signature = catalog::sign(&files, &signing_key);
+    let signature =
+        catalog::sign(&files, &signing_key, now, expires_at).map_err(|cause| {
+            CatalogToolError::Expiry {
+                cause: Box::new(cause),
+            }
+        })?;
     // Verify what was just signed the way an agent will, so a signature that
     // would be refused is never written.
     let signed = SignedCatalog { files, signature };
-    let verified =
-        catalog::verify(&signed, &[signing_key.verifying_key()]).map_err(refused(dir))?;
+    let verified = catalog::verify(&signed, &[signing_key.verifying_key()], now)
+        .map_err(refused(dir))?;
     let signature_file = dir.join(SIGNATURE_FILE);
-    write_replacing(
-        &signature_file,
-        &catalog::format_signature(&signed.signature),
-    )?;
+    write_replacing(&signature_file, &signed.signature)?;
     Ok(SignSummary {
         dir: dir.to_owned(),
         signature_file,
         scripts: verified.len(),
         digest: verified.digest,
         signer: verified.signer,
+        signed_at: verified.signed_at,
+        expires_at: verified.expires_at,
     })
 }
 
 /// Writes through a temporary file and a rename, so a reader never sees half
 /// a signature.
-fn write_replacing(path: &Path, text: &str) -> Result<(), CatalogToolError> {
+fn write_replacing(path: &Path, bytes: &[u8]) -> Result<(), CatalogToolError> {
     let mut temporary = OsString::from(path.as_os_str());
     temporary.push(".tmp");
     let temporary = PathBuf::from(temporary);
     let written = File::create(&temporary).and_then(|mut file| {
-        file.write_all(text.as_bytes())
-            .and_then(|()| file.sync_all())
+        file.write_all(bytes).and_then(|()| file.sync_all())
     });
     if let Err(cause) = written {
         let _ = fs::remove_file(&temporary);
@@ -256,17 +285,23 @@ fn write_replacing(path: &Path, text: &str) -> Result<(), CatalogToolError> {
     })
 }
 
-/// Checks the catalog in `dir` against the public key in `pubkey`, as an
-/// agent that trusts only that key would.
-pub fn verify(dir: &Path, pubkey: &Path) -> Result<VerifySummary, CatalogToolError> {
+/// Checks the catalog in `dir` against the public key in `pubkey` at time
+/// `now`, as an agent that trusts only that key would.
+pub fn verify(
+    dir: &Path,
+    pubkey: &Path,
+    now: SystemTime,
+) -> Result<VerifySummary, CatalogToolError> {
     let key = read_public_key(pubkey)?;
     let signed = load(dir)?;
-    let verified = catalog::verify(&signed, &[key]).map_err(refused(dir))?;
+    let verified = catalog::verify(&signed, &[key], now).map_err(refused(dir))?;
     Ok(VerifySummary {
         dir: dir.to_owned(),
         scripts: verified.len(),
         digest: verified.digest,
         signer: verified.signer,
+        signed_at: verified.signed_at,
+        expires_at: verified.expires_at,
     })
 }
 
@@ -275,8 +310,9 @@ pub fn read_public_key(path: &Path) -> Result<VerifyingKey, CatalogToolError> {
     catalog::parse_verifying_key(&read_text(path, "read key file")?).map_err(key_error(path))
 }
 
-/// Reads a catalog folder and its signature, ready to send to an agent. The
-/// contents are not checked here: the agent's verification is what counts.
+/// Reads a catalog folder and its signature, ready to send to an agent. Only
+/// the signature file's form is checked here, so a catalog signed the old way
+/// is refused at once; the agent's verification is what counts.
 pub fn load(dir: &Path) -> Result<SignedCatalog, CatalogToolError> {
     let files = read_scripts(dir)?;
     let signature_file = dir.join(SIGNATURE_FILE);
@@ -294,8 +330,11 @@ pub fn load(dir: &Path) -> Result<SignedCatalog, CatalogToolError> {
         }
         Err(cause) => return Err(io_error("read", &signature_file, cause)),
     };
-    let signature = catalog::parse_signature(&text).map_err(refused(dir))?;
-    Ok(SignedCatalog { files, signature })
+    CatalogSignature::parse(text.as_bytes()).map_err(refused(dir))?;
+    Ok(SignedCatalog {
+        files,
+        signature: text.into_bytes(),
+    })
 }
 
 /// Reads every `*.toml` file in `dir`, sorted by name. Hidden files (editor
@@ -375,6 +414,17 @@ fn io_error(action: &'static str, path: &Path, cause: io::Error) -> CatalogToolE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+
+    fn sign_now(dir: &Path, key: &Path) -> Result<SignSummary, CatalogToolError> {
+        sign(dir, key, None, SystemTime::now())
+    }
+
+    fn verify_now(dir: &Path, public: &Path) -> Result<VerifySummary, CatalogToolError> {
+        verify(dir, public, SystemTime::now())
+    }
 
     const ECHO: &str = r#"
 id = "echo-test"
@@ -456,7 +506,7 @@ pattern = '^[a-z]{1,16}$'
     #[test]
     fn sign_then_verify_and_load() {
         let f = fixture();
-        let signed = sign(&f.dir, &f.key).unwrap();
+        let signed = sign_now(&f.dir, &f.key).unwrap();
         assert_eq!(signed.scripts, 2);
         assert!(f.dir.join("catalog.sig").is_file());
         assert!(!f.dir.join("catalog.sig.tmp").exists());
@@ -466,7 +516,7 @@ pattern = '^[a-z]{1,16}$'
             "{line}"
         );
 
-        let verified = verify(&f.dir, &f.public).unwrap();
+        let verified = verify_now(&f.dir, &f.public).unwrap();
         assert_eq!(verified.digest, signed.digest);
         assert_eq!(verified.signer, signed.signer);
         assert!(verified.to_string().contains("verifies: 2 scripts"));
@@ -479,23 +529,23 @@ pattern = '^[a-z]{1,16}$'
     #[test]
     fn signing_again_after_an_edit_verifies_again() {
         let f = fixture();
-        sign(&f.dir, &f.key).unwrap();
+        sign_now(&f.dir, &f.key).unwrap();
         fs::write(
             f.dir.join("echo-test.toml"),
             ECHO.replace("a word", "one word"),
         )
         .unwrap();
-        assert!(verify(&f.dir, &f.public).is_err());
-        sign(&f.dir, &f.key).unwrap();
-        assert!(verify(&f.dir, &f.public).is_ok());
+        assert!(verify_now(&f.dir, &f.public).is_err());
+        sign_now(&f.dir, &f.key).unwrap();
+        assert!(verify_now(&f.dir, &f.public).is_ok());
     }
 
     #[test]
     fn an_edit_after_signing_fails_verify() {
         let f = fixture();
-        sign(&f.dir, &f.key).unwrap();
+        sign_now(&f.dir, &f.key).unwrap();
         fs::write(f.dir.join("echo-test.toml"), ECHO.replace("echo", "rm")).unwrap();
-        let message = verify(&f.dir, &f.public).unwrap_err().to_string();
+        let message = verify_now(&f.dir, &f.public).unwrap_err().to_string();
         assert!(message.contains("does not match its files"), "{message}");
         assert!(!message.contains('\n'));
     }
@@ -517,7 +567,7 @@ pattern = '^[a-z]{1,16}$'
     fn sign_refuses_a_broken_script_and_names_it() {
         let f = fixture();
         fs::write(f.dir.join("broken.toml"), "id = \"broken\"\ntitle = \n").unwrap();
-        let message = sign(&f.dir, &f.key).unwrap_err().to_string();
+        let message = sign_now(&f.dir, &f.key).unwrap_err().to_string();
         assert!(
             message.contains("\"broken.toml\" is not valid TOML: line 2"),
             "{message}"
@@ -531,23 +581,23 @@ pattern = '^[a-z]{1,16}$'
         let empty = f.dir.with_file_name("empty");
         fs::create_dir(&empty).unwrap();
         assert!(matches!(
-            sign(&empty, &f.key),
+            sign_now(&empty, &f.key),
             Err(CatalogToolError::Empty { .. })
         ));
-        let message = sign(&f.dir, &f.public).unwrap_err().to_string();
+        let message = sign_now(&f.dir, &f.public).unwrap_err().to_string();
         assert!(message.starts_with("key file "), "{message}");
         assert!(message.contains("it is a public key file"), "{message}");
-        let missing = sign(&f.dir, &f.dir.join("nope")).unwrap_err().to_string();
+        let missing = sign_now(&f.dir, &f.dir.join("nope")).unwrap_err().to_string();
         assert!(missing.starts_with("could not read key file "), "{missing}");
     }
 
     #[test]
     fn verify_with_another_key_fails() {
         let f = fixture();
-        sign(&f.dir, &f.key).unwrap();
+        sign_now(&f.dir, &f.key).unwrap();
         let other = keygen(&f.key.with_file_name("other.key")).unwrap();
-        let message = verify(&f.dir, &other).unwrap_err().to_string();
-        assert!(message.contains("does not match its files"), "{message}");
+        let message = verify_now(&f.dir, &other).unwrap_err().to_string();
+        assert!(message.contains("which this machine does not trust"), "{message}");
     }
 
     #[test]
@@ -577,5 +627,88 @@ pattern = '^[a-z]{1,16}$'
             read_scripts(&f.dir),
             Err(CatalogToolError::NotText { .. })
         ));
+    }
+
+    #[test]
+    fn sign_writes_the_signing_time_and_expiry_and_verify_shows_them() {
+        let f = fixture();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_630_040);
+        let signed = sign(&f.dir, &f.key, None, now).unwrap();
+        assert_eq!(signed.signed_at, now);
+        assert_eq!(signed.expires_at, now + 90 * DAY);
+        let line = signed.to_string();
+        assert!(
+            line.contains(&format!(
+                "with key {} on 2026-11-25T18:07:20Z, expires 2027-02-23T18:07:20Z",
+                signed.signer
+            )),
+            "{line}"
+        );
+        let verified = verify(&f.dir, &f.public, now + DAY).unwrap();
+        let line = verified.to_string();
+        assert!(
+            line.contains(&format!(
+                "signed by key {} on 2026-11-25T18:07:20Z, expires 2027-02-23T18:07:20Z",
+                signed.signer
+            )),
+            "{line}"
+        );
+        let expired = verify(&f.dir, &f.public, now + 90 * DAY).unwrap_err();
+        assert!(
+            expired
+                .to_string()
+                .contains("the catalog expired on 2027-02-23T18:07:20Z"),
+            "{expired}"
+        );
+        let chosen = sign(&f.dir, &f.key, Some("2027-01-31"), now).unwrap();
+        assert_eq!(
+            format_time(chosen.expires_at),
+            "2027-01-31T00:00:00Z"
+        );
+    }
+
+    #[test]
+    fn sign_refuses_a_past_or_unreadable_expiry_and_keeps_the_old_signature() {
+        let f = fixture();
+        sign_now(&f.dir, &f.key).unwrap();
+        let before = fs::read(f.dir.join("catalog.sig")).unwrap();
+        for (expires, expected) in [
+            ("2001-01-01", "--expires: expiry \"2001-01-01\" is in the past"),
+            ("next week", "--expires: expiry \"next week\" is not valid"),
+        ] {
+            let message = sign(&f.dir, &f.key, Some(expires), SystemTime::now())
+                .unwrap_err()
+                .to_string();
+            assert!(message.starts_with(expected), "{message}");
+        }
+        assert_eq!(fs::read(f.dir.join("catalog.sig")).unwrap(), before);
+    }
+
+    #[test]
+    fn a_catalog_signed_the_old_way_is_refused_when_loaded() {
+        let f = fixture();
+        fs::write(
+            f.dir.join("catalog.sig"),
+            catalog::format_signature(&[7; 64]),
+        )
+        .unwrap();
+        let message = load(&f.dir).unwrap_err().to_string();
+        assert!(
+            message.contains("sign the catalog again with this version"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn sign_refuses_a_pattern_that_escapes_its_anchors() {
+        let f = fixture();
+        fs::write(
+            f.dir.join("echo-test.toml"),
+            ECHO.replace("'^[a-z]{1,16}$'", r"'^a)|(?:b$'"),
+        )
+        .unwrap();
+        let message = sign_now(&f.dir, &f.key).unwrap_err().to_string();
+        assert!(message.contains("does not compile on its own"), "{message}");
+        assert!(!f.dir.join("catalog.sig").exists());
     }
 }

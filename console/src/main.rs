@@ -74,6 +74,9 @@ enum CatalogCommand {
         dir: PathBuf,
         #[arg(long)]
         key: PathBuf,
+        /// When the signature expires: a date YYYY-MM-DD (start of that day, UTC) or an RFC 3339 time. Default: 90 days from now.
+        #[arg(long, value_name = "DATE")]
+        expires: Option<String>,
     },
     /// Check DIR's signature against a public key.
     Verify {
@@ -152,11 +155,16 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                         public.display()
                     );
                 }
-                CatalogCommand::Sign { dir, key } => {
-                    println!("{}", catalog_tool::sign(&dir, &key)?)
+                CatalogCommand::Sign { dir, key, expires } => {
+                    let now = std::time::SystemTime::now();
+                    println!(
+                        "{}",
+                        catalog_tool::sign(&dir, &key, expires.as_deref(), now)?
+                    )
                 }
                 CatalogCommand::Verify { dir, key } => {
-                    println!("{}", catalog_tool::verify(&dir, &key)?)
+                    let now = std::time::SystemTime::now();
+                    println!("{}", catalog_tool::verify(&dir, &key, now)?)
                 }
             }
             Ok(true)

@@ -1,3 +1,4 @@
 //! Repair scripts: catalog verification and the runner.
 
+pub mod catalog_memory;
 pub mod runner;

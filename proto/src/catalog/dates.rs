@@ -31,8 +31,8 @@ pub fn format_time(at: SystemTime) -> String {
 }
 
 /// Reads a time written by [`format_time`]; any other spelling is refused,
-/// so one instant has one text. The error completes "… is malformed: ".
-pub(crate) fn parse_time(text: &str) -> Result<SystemTime, String> {
+/// so one instant has one text. The error says what is wrong with the text.
+pub fn parse_time(text: &str) -> Result<SystemTime, String> {
     let parsed = OffsetDateTime::parse(text, &Rfc3339)
         .map_err(|_| format!("{} is not an RFC 3339 time", shown(text)))?;
     let at = SystemTime::from(parsed);

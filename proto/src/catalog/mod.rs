@@ -29,7 +29,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-pub use dates::{DEFAULT_VALIDITY, default_expiry, format_time, parse_expiry};
+pub use dates::{DEFAULT_VALIDITY, default_expiry, format_time, parse_expiry, parse_time};
 pub use error::{CatalogError, ValueProblem};
 pub use keys::{
     PUBLIC_KEY_TAG, SECRET_KEY_TAG, SIGNATURE_FILE, SIGNATURE_TAG, format_signature,
