@@ -8,6 +8,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, SystemTime};
 
 use sprijin_console::catalog_tool;
 use sprijin_proto::catalog::{self, Risk};
@@ -113,16 +114,28 @@ const SAMPLE_IDS: [&str; 11] = [
 fn sample_catalog() -> catalog::Catalog {
     let signed = catalog_tool::load(&sample_dir()).unwrap();
     let key = catalog_tool::read_public_key(&sample_dir().join("dev-key.pub")).unwrap();
-    catalog::verify(&signed, &[key]).unwrap()
+    catalog::verify(&signed, &[key], SystemTime::now()).unwrap()
 }
 
 #[test]
 fn committed_sample_catalog_verifies_with_the_dev_key() {
-    let summary = catalog_tool::verify(&sample_dir(), &sample_dir().join("dev-key.pub"))
-        .unwrap_or_else(|err| {
-            panic!("{err}; after editing catalog/, run `sprijin-console catalog sign catalog --key catalog/dev-key`")
-        });
+    const SIGN_AGAIN: &str =
+        "after editing catalog/, run `sprijin-console catalog sign catalog --key catalog/dev-key --expires 2100-01-01`";
+    let summary = catalog_tool::verify(
+        &sample_dir(),
+        &sample_dir().join("dev-key.pub"),
+        SystemTime::now(),
+    )
+    .unwrap_or_else(|err| panic!("{err}; {SIGN_AGAIN}"));
     assert_eq!(summary.scripts, SAMPLE_IDS.len());
+    // The demo and the tests use this signature as it is committed, so it
+    // must not be one that expires with the default 90 days.
+    let ten_years = Duration::from_secs(10 * 365 * 24 * 60 * 60);
+    assert!(
+        summary.expires_at > SystemTime::now() + ten_years,
+        "the committed sample expires on {}; {SIGN_AGAIN}",
+        catalog::format_time(summary.expires_at)
+    );
     let secret =
         catalog::parse_signing_key(&fs::read_to_string(sample_dir().join("dev-key")).unwrap())
             .unwrap();
@@ -328,7 +341,7 @@ fn editing_a_script_after_signing_fails_verify() {
     let error = error_line(&verify(&ws, &ws.public));
     assert!(error.contains("does not match its files"), "{error}");
     assert!(
-        error.contains("changed, added or removed after signing"),
+        error.contains("changed, added, removed or renamed after signing"),
         "{error}"
     );
 }
@@ -351,8 +364,11 @@ fn verify_with_the_wrong_public_key_fails() {
     let ws = workspace();
     sign(&ws);
     let error = error_line(&verify(&ws, &sample_dir().join("dev-key.pub")));
+    let signer = catalog::key_id(&catalog_tool::read_public_key(&ws.public).unwrap());
     assert!(
-        error.contains("does not match its files under any trusted key"),
+        error.contains(&format!(
+            "the catalog is signed by key {signer}, which this machine does not trust"
+        )),
         "{error}"
     );
     let error = error_line(&verify(&ws, &ws.key));
@@ -383,5 +399,83 @@ fn sign_refuses_a_broken_script_naming_it() {
     let error = error_line(&run(&[&"catalog", &"sign", &ws.dir, &"--key", &ws.key]));
     assert!(error.contains("\"broken.toml\""), "{error}");
     assert!(error.contains("unknown field `shell`"), "{error}");
+    assert!(!ws.dir.join("catalog.sig").exists());
+}
+
+#[test]
+fn sign_and_verify_show_the_key_signing_time_and_expiry() {
+    let ws = workspace();
+    let signer = catalog::key_id(&catalog_tool::read_public_key(&ws.public).unwrap());
+    let line = stdout(&run(&[
+        &"catalog",
+        &"sign",
+        &ws.dir,
+        &"--key",
+        &ws.key,
+        &"--expires",
+        &"2099-06-30T12:00:00+02:00",
+    ]));
+    assert!(
+        line.contains(&format!("with key {signer} on "))
+            && line.contains(", expires 2099-06-30T10:00:00Z"),
+        "{line}"
+    );
+    let sig = fs::read_to_string(ws.dir.join("catalog.sig")).unwrap();
+    assert!(sig.starts_with(&format!("sprijin-catalog-signature v2\nkey {signer}\nsigned ")));
+    assert!(sig.contains("\nexpires 2099-06-30T10:00:00Z\n"), "{sig}");
+    let verified = stdout(&verify(&ws, &ws.public));
+    assert!(
+        verified.contains(&format!("signed by key {signer} on "))
+            && verified.contains(", expires 2099-06-30T10:00:00Z"),
+        "{verified}"
+    );
+
+    // Without --expires, the signature is good for 90 days.
+    sign(&ws);
+    let summary = catalog_tool::verify(&ws.dir, &ws.public, SystemTime::now()).unwrap();
+    let validity = summary
+        .expires_at
+        .duration_since(summary.signed_at)
+        .unwrap();
+    assert_eq!(validity, Duration::from_secs(90 * 24 * 60 * 60));
+}
+
+#[test]
+fn a_catalog_signed_the_old_way_is_refused_with_the_way_out() {
+    // The sample as it was signed by the first format: one line with the
+    // signature alone, no key id and no dates.
+    const FIRST_FORMAT: &str = "sprijin-catalog-signature ed25519 5b8eb5aa10c9b404ce4361b137166ca91650926fc4aa04a5c0450eedc46137bd4443195741d1e3b861695686c774b917f7cef5fe635134f4f7726af368fcc009\n";
+    let ws = workspace();
+    fs::write(ws.dir.join("catalog.sig"), FIRST_FORMAT).unwrap();
+    let dev_key = sample_dir().join("dev-key.pub");
+    let error = error_line(&verify(&ws, &dev_key));
+    assert!(
+        error.contains(
+            "the catalog signature is in the format of an older version, which has no signing time or expiry"
+        ) && error.ends_with(
+            "sign the catalog again with this version: `sprijin-console catalog sign DIR --key FILE`"
+        ),
+        "{error}"
+    );
+    // It cannot be sent to an agent either.
+    let message = catalog_tool::load(&ws.dir).unwrap_err().to_string();
+    assert!(message.contains("in the format of an older version"), "{message}");
+    sign(&ws);
+    stdout(&verify(&ws, &ws.public));
+}
+
+#[test]
+fn sign_refuses_a_pattern_that_escapes_its_anchors() {
+    let ws = workspace();
+    let path = ws.dir.join("echo-test.toml");
+    let text = fs::read_to_string(&path).unwrap();
+    let escaping = text.replace("'^[a-z]{1,16}$'", r"'^a)|(?:b$'");
+    assert_ne!(escaping, text, "echo-test's pattern changed; update this test");
+    fs::write(&path, escaping).unwrap();
+    let error = error_line(&run(&[&"catalog", &"sign", &ws.dir, &"--key", &ws.key]));
+    assert!(
+        error.contains(r#"pattern "^a)|(?:b$" does not compile on its own"#),
+        "{error}"
+    );
     assert!(!ws.dir.join("catalog.sig").exists());
 }
