@@ -226,11 +226,11 @@ pub fn sign(
     now: SystemTime,
 ) -> Result<SignSummary, CatalogToolError> {
     let expires_at = match expires {
-        Some(text) => catalog::parse_expiry(text, now).map_err(|cause| {
-            CatalogToolError::Expiry {
+        Some(text) => {
+            catalog::parse_expiry(text, now).map_err(|cause| CatalogToolError::Expiry {
                 cause: Box::new(cause),
-            }
-        })?,
+            })?
+        }
         None => catalog::default_expiry(now),
     };
     let signing_key =
@@ -242,17 +242,16 @@ pub fn sign(
         });
     }
     catalog::parse_scripts(&files).map_err(refused(dir))?;
-    let signature =
-        catalog::sign(&files, &signing_key, now, expires_at).map_err(|cause| {
-            CatalogToolError::Expiry {
-                cause: Box::new(cause),
-            }
-        })?;
+    let signature = catalog::sign(&files, &signing_key, now, expires_at).map_err(|cause| {
+        CatalogToolError::Expiry {
+            cause: Box::new(cause),
+        }
+    })?;
     // Verify what was just signed the way an agent will, so a signature that
     // would be refused is never written.
     let signed = SignedCatalog { files, signature };
-    let verified = catalog::verify(&signed, &[signing_key.verifying_key()], now)
-        .map_err(refused(dir))?;
+    let verified =
+        catalog::verify(&signed, &[signing_key.verifying_key()], now).map_err(refused(dir))?;
     let signature_file = dir.join(SIGNATURE_FILE);
     write_replacing(&signature_file, &signed.signature)?;
     Ok(SignSummary {
@@ -272,9 +271,8 @@ fn write_replacing(path: &Path, bytes: &[u8]) -> Result<(), CatalogToolError> {
     let mut temporary = OsString::from(path.as_os_str());
     temporary.push(".tmp");
     let temporary = PathBuf::from(temporary);
-    let written = File::create(&temporary).and_then(|mut file| {
-        file.write_all(bytes).and_then(|()| file.sync_all())
-    });
+    let written = File::create(&temporary)
+        .and_then(|mut file| file.write_all(bytes).and_then(|()| file.sync_all()));
     if let Err(cause) = written {
         let _ = fs::remove_file(&temporary);
         return Err(io_error("write", &temporary, cause));
@@ -587,7 +585,9 @@ pattern = '^[a-z]{1,16}$'
         let message = sign_now(&f.dir, &f.public).unwrap_err().to_string();
         assert!(message.starts_with("key file "), "{message}");
         assert!(message.contains("it is a public key file"), "{message}");
-        let missing = sign_now(&f.dir, &f.dir.join("nope")).unwrap_err().to_string();
+        let missing = sign_now(&f.dir, &f.dir.join("nope"))
+            .unwrap_err()
+            .to_string();
         assert!(missing.starts_with("could not read key file "), "{missing}");
     }
 
@@ -597,7 +597,10 @@ pattern = '^[a-z]{1,16}$'
         sign_now(&f.dir, &f.key).unwrap();
         let other = keygen(&f.key.with_file_name("other.key")).unwrap();
         let message = verify_now(&f.dir, &other).unwrap_err().to_string();
-        assert!(message.contains("which this machine does not trust"), "{message}");
+        assert!(
+            message.contains("which this machine does not trust"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -661,10 +664,7 @@ pattern = '^[a-z]{1,16}$'
             "{expired}"
         );
         let chosen = sign(&f.dir, &f.key, Some("2027-01-31"), now).unwrap();
-        assert_eq!(
-            format_time(chosen.expires_at),
-            "2027-01-31T00:00:00Z"
-        );
+        assert_eq!(format_time(chosen.expires_at), "2027-01-31T00:00:00Z");
     }
 
     #[test]
@@ -673,7 +673,10 @@ pattern = '^[a-z]{1,16}$'
         sign_now(&f.dir, &f.key).unwrap();
         let before = fs::read(f.dir.join("catalog.sig")).unwrap();
         for (expires, expected) in [
-            ("2001-01-01", "--expires: expiry \"2001-01-01\" is in the past"),
+            (
+                "2001-01-01",
+                "--expires: expiry \"2001-01-01\" is in the past",
+            ),
             ("next week", "--expires: expiry \"next week\" is not valid"),
         ] {
             let message = sign(&f.dir, &f.key, Some(expires), SystemTime::now())

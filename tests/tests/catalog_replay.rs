@@ -66,7 +66,12 @@ fn signature_of(cat: &TestCatalog) -> CatalogSignature {
 
 /// `sprijin-agent share` with a data dir the test keeps across sessions,
 /// trusting `trusted`; returns the running agent and its code.
-fn agent_in(relay: &RelayProc, data_dir: &Path, trusted: &Path, answers: &[&str]) -> (Proc, String) {
+fn agent_in(
+    relay: &RelayProc,
+    data_dir: &Path,
+    trusted: &Path,
+    answers: &[&str],
+) -> (Proc, String) {
     let mut cmd = Command::new(bin("sprijin-agent"));
     cmd.args(["share", "--relay", &relay.addr])
         .args(["--relay-fingerprint", &relay.fingerprint])
@@ -280,10 +285,8 @@ fn a_signed_pattern_that_escapes_its_anchors_is_refused_by_the_agent() {
     // `catalog sign` and the console refuse this pattern, so it is signed
     // here directly and sent with the console library, as a careless tool or
     // a hostile technician might.
-    let cat = TestCatalog::unsigned(&[(
-        "hello",
-        &HELLO.replace("'^[a-z]{1,16}$'", r"'^a)|(?:b$'"),
-    )]);
+    let cat =
+        TestCatalog::unsigned(&[("hello", &HELLO.replace("'^[a-z]{1,16}$'", r"'^a)|(?:b$'"))]);
     let now = SystemTime::now();
     sign_at(&cat, now, now + DAY);
     let signed = catalog_tool::load(&cat.dir).unwrap();

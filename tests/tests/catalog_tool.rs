@@ -119,8 +119,7 @@ fn sample_catalog() -> catalog::Catalog {
 
 #[test]
 fn committed_sample_catalog_verifies_with_the_dev_key() {
-    const SIGN_AGAIN: &str =
-        "after editing catalog/, run `sprijin-console catalog sign catalog --key catalog/dev-key --expires 2100-01-01`";
+    const SIGN_AGAIN: &str = "after editing catalog/, run `sprijin-console catalog sign catalog --key catalog/dev-key --expires 2100-01-01`";
     let summary = catalog_tool::verify(
         &sample_dir(),
         &sample_dir().join("dev-key.pub"),
@@ -421,7 +420,9 @@ fn sign_and_verify_show_the_key_signing_time_and_expiry() {
         "{line}"
     );
     let sig = fs::read_to_string(ws.dir.join("catalog.sig")).unwrap();
-    assert!(sig.starts_with(&format!("sprijin-catalog-signature v2\nkey {signer}\nsigned ")));
+    assert!(sig.starts_with(&format!(
+        "sprijin-catalog-signature v2\nkey {signer}\nsigned "
+    )));
     assert!(sig.contains("\nexpires 2099-06-30T10:00:00Z\n"), "{sig}");
     let verified = stdout(&verify(&ws, &ws.public));
     assert!(
@@ -459,7 +460,10 @@ fn a_catalog_signed_the_old_way_is_refused_with_the_way_out() {
     );
     // It cannot be sent to an agent either.
     let message = catalog_tool::load(&ws.dir).unwrap_err().to_string();
-    assert!(message.contains("in the format of an older version"), "{message}");
+    assert!(
+        message.contains("in the format of an older version"),
+        "{message}"
+    );
     sign(&ws);
     stdout(&verify(&ws, &ws.public));
 }
@@ -470,7 +474,10 @@ fn sign_refuses_a_pattern_that_escapes_its_anchors() {
     let path = ws.dir.join("echo-test.toml");
     let text = fs::read_to_string(&path).unwrap();
     let escaping = text.replace("'^[a-z]{1,16}$'", r"'^a)|(?:b$'");
-    assert_ne!(escaping, text, "echo-test's pattern changed; update this test");
+    assert_ne!(
+        escaping, text,
+        "echo-test's pattern changed; update this test"
+    );
     fs::write(&path, escaping).unwrap();
     let error = error_line(&run(&[&"catalog", &"sign", &ws.dir, &"--key", &ws.key]));
     assert!(

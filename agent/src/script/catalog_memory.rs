@@ -108,7 +108,10 @@ fn load(path: &Path) -> Result<Memory, CatalogRefusal> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Memory::default()),
         Err(e) => return Err(unreadable(e.to_string())),
     };
-    let size = file.metadata().map_err(|e| unreadable(e.to_string()))?.len();
+    let size = file
+        .metadata()
+        .map_err(|e| unreadable(e.to_string()))?
+        .len();
     if size > MAX_MEMORY_BYTES {
         return Err(unreadable(format!(
             "it is {size} bytes, more than the limit of {MAX_MEMORY_BYTES}"
@@ -236,7 +239,10 @@ mod tests {
         let err = accept(&catalog(&key(1), t0()), &trusted, &memory, t0() + DAY).unwrap_err();
         assert!(matches!(err, CatalogRefusal::Unreadable { .. }), "{err}");
         let message = err.to_string();
-        assert!(message.starts_with("cannot read this machine's record"), "{message}");
+        assert!(
+            message.starts_with("cannot read this machine's record"),
+            "{message}"
+        );
         assert!(!message.contains('\n'), "{message}");
     }
 }

@@ -156,9 +156,6 @@ mod tests {
 
     #[test]
     fn the_default_expiry_is_ninety_days_on() {
-        assert_eq!(
-            format_time(default_expiry(now())),
-            "2027-02-23T18:07:20Z"
-        );
+        assert_eq!(format_time(default_expiry(now())), "2027-02-23T18:07:20Z");
     }
 }

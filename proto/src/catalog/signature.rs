@@ -73,7 +73,10 @@ impl CatalogSignature {
         let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
         check_header(lines[0]).map_err(malformed)?;
         if lines.len() != 5 {
-            return Err(malformed(format!("it has {} lines; {EXPECTED}", lines.len())));
+            return Err(malformed(format!(
+                "it has {} lines; {EXPECTED}",
+                lines.len()
+            )));
         }
         let key_id = field(lines[1], "key").map_err(malformed)?;
         check_key_id(key_id).map_err(malformed)?;
@@ -187,7 +190,9 @@ fn parse_signature_line(line: &str) -> Result<[u8; SIGNATURE_LEN], String> {
             "algorithm {} is not supported, only {ALGORITHM}",
             shown(algorithm)
         )),
-        _ => Err(format!("its last line is not `signature {ALGORITHM} HEX`; {EXPECTED}")),
+        _ => Err(format!(
+            "its last line is not `signature {ALGORITHM} HEX`; {EXPECTED}"
+        )),
     }
 }
 
@@ -252,7 +257,10 @@ mod tests {
     fn malformed_files_say_what_is_wrong() {
         let good = sample().to_text();
         let reason = malformed(&good.replace("v2", "v3"));
-        assert!(reason.contains("format \"v3\" is not supported"), "{reason}");
+        assert!(
+            reason.contains("format \"v3\" is not supported"),
+            "{reason}"
+        );
         let reason = malformed(&good.replace("key ed25519:", "kee ed25519:"));
         assert!(reason.contains("a line `key VALUE` is missing"), "{reason}");
         let reason = malformed(&good.replace("0123456789abcdef", "0123"));
