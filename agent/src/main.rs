@@ -39,7 +39,7 @@ enum Command {
         /// A public key whose signed script catalogs you trust (repeatable). Without one, no script can run.
         #[arg(long)]
         trusted_key: Vec<PathBuf>,
-        /// Where the audit log is kept. Default: ~/.local/share/sprijin/agent
+        /// Where the audit log and the record of accepted catalogs are kept. Default: ~/.local/share/sprijin/agent
         #[arg(long)]
         data_dir: Option<PathBuf>,
         /// Seconds to wait for your answer to a question before it counts as no.
