@@ -76,9 +76,9 @@ pub async fn receive<R: AsyncRead + Unpin>(
             presentation: Some(p),
         }))) => Ok(Presented::Credential(p)),
         Ok(Ok(Some(ConsoleMsg::Identify { presentation: None }))) => Ok(Presented::Nothing),
-        Ok(Ok(Some(ConsoleMsg::Bye))) | Ok(Ok(None)) => {
-            Err(IdentifyError::Secure(SecureError::Frame(FrameError::Closed)))
-        }
+        Ok(Ok(Some(ConsoleMsg::Bye))) | Ok(Ok(None)) => Err(IdentifyError::Secure(
+            SecureError::Frame(FrameError::Closed),
+        )),
         Ok(Ok(Some(ConsoleMsg::Request { .. }))) => Err(IdentifyError::Unexpected),
         Ok(Err(e)) => Err(IdentifyError::Secure(e)),
     }
@@ -294,10 +294,15 @@ mod tests {
         );
         let shown = id.to_string();
         assert!(
-            shown.starts_with("Ana Pop (name not verified: the credential was issued by key ed25519:"),
+            shown.starts_with(
+                "Ana Pop (name not verified: the credential was issued by key ed25519:"
+            ),
             "{shown}"
         );
-        assert!(shown.contains("which this machine does not trust"), "{shown}");
+        assert!(
+            shown.contains("which this machine does not trust"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -313,7 +318,13 @@ mod tests {
             id.to_string(),
             "Ana�[2J�Pop (name not verified: no credential (the console sent none))"
         );
-        let id = Identity::decide(&relay("  ", false), &Presented::Nothing, &[], &binding(), at(NOW));
+        let id = Identity::decide(
+            &relay("  ", false),
+            &Presented::Nothing,
+            &[],
+            &binding(),
+            at(NOW),
+        );
         assert_eq!(id.name, "a technician");
     }
 

@@ -104,11 +104,11 @@ pub enum CredentialError {
     EmptyName,
     /// The name holds control characters, escape sequences or
     /// bidirectional marks.
-    #[error(
-        "the technician's name contains control characters or direction marks; use plain text"
-    )]
+    #[error("the technician's name contains control characters or direction marks; use plain text")]
     UnsafeName,
-    #[error("the technician's name is {chars} characters, more than the limit of {MAX_NAME_CHARS}; shorten it")]
+    #[error(
+        "the technician's name is {chars} characters, more than the limit of {MAX_NAME_CHARS}; shorten it"
+    )]
     NameTooLong { chars: usize },
     #[error("a credential must be valid for 1 to {MAX_VALID_DAYS} days, not {days}")]
     Validity { days: u64 },
@@ -128,9 +128,7 @@ pub enum CredentialError {
     #[error("the credential is dated {issued}, in the future; check this machine's clock")]
     NotYetValid { issued: String },
     /// The proof was not made with the credential's key for this session.
-    #[error(
-        "the technician did not prove they hold the credential's private key in this session"
-    )]
+    #[error("the technician did not prove they hold the credential's private key in this session")]
     BadProof,
 }
 
@@ -287,7 +285,8 @@ pub fn check(
             expired: date(credential.expires_at),
         });
     }
-    let proof = Signature::from_slice(&presentation.proof).map_err(|_| CredentialError::BadProof)?;
+    let proof =
+        Signature::from_slice(&presentation.proof).map_err(|_| CredentialError::BadProof)?;
     technician_key
         .verify_strict(&proof_bytes(binding), &proof)
         .map_err(|_| CredentialError::BadProof)?;
@@ -393,7 +392,10 @@ fn hex_field<const N: usize>(value: &str, field: &str) -> Result<[u8; N], String
 fn time_field(value: &str, field: &str) -> Result<u64, String> {
     let expected = || format!("{field} must be a UTC time like 2026-12-25T10:00:00Z");
     let time = humantime::parse_rfc3339(value.trim()).map_err(|_| expected())?;
-    let secs = time.duration_since(UNIX_EPOCH).map_err(|_| expected())?.as_secs();
+    let secs = time
+        .duration_since(UNIX_EPOCH)
+        .map_err(|_| expected())?
+        .as_secs();
     if secs > MAX_TIME {
         return Err(expected());
     }
@@ -512,7 +514,12 @@ mod tests {
         let only_other = [SigningKey::from_bytes(&[9u8; 32]).verifying_key()];
         let err = check(&shown, &only_other, &binding(5), NOW).unwrap_err();
         let issuer = key_id(&organisation().verifying_key());
-        assert_eq!(err, CredentialError::Untrusted { issuer: issuer.clone() });
+        assert_eq!(
+            err,
+            CredentialError::Untrusted {
+                issuer: issuer.clone()
+            }
+        );
         assert!(err.to_string().contains(&issuer), "{err}");
         assert!(matches!(
             check(&shown, &[], &binding(5), NOW),
@@ -579,7 +586,10 @@ mod tests {
         assert_eq!(issue_named(""), Err(CredentialError::EmptyName));
         assert_eq!(issue_named("Ana\x1b[2J"), Err(CredentialError::UnsafeName));
         assert_eq!(issue_named("Ana\nPop"), Err(CredentialError::UnsafeName));
-        assert_eq!(issue_named("Ana\u{202E}poP"), Err(CredentialError::UnsafeName));
+        assert_eq!(
+            issue_named("Ana\u{202E}poP"),
+            Err(CredentialError::UnsafeName)
+        );
         assert_eq!(
             issue_named(&"a".repeat(MAX_NAME_CHARS + 1)),
             Err(CredentialError::NameTooLong {
@@ -601,7 +611,10 @@ mod tests {
         // An organisation's tool other than ours might sign anything.
         let mut forged = credential();
         forged.name = "Ana\x1b]0;owned\x07".into();
-        forged.signature = organisation().sign(&forged.signed_bytes()).to_bytes().to_vec();
+        forged.signature = organisation()
+            .sign(&forged.signed_bytes())
+            .to_bytes()
+            .to_vec();
         let shown = present(&forged, &technician(), &binding(5));
         assert!(matches!(
             check(&shown, &trusted(), &binding(5), NOW),
@@ -637,7 +650,9 @@ mod tests {
     #[test]
     fn the_file_round_trips_and_says_what_is_secret() {
         let text = format_file(&credential(), &technician());
-        assert!(text.contains("# Sprijin technician credential for Ana Pop, valid until 2026-10-21"));
+        assert!(
+            text.contains("# Sprijin technician credential for Ana Pop, valid until 2026-10-21")
+        );
         assert!(text.contains("SECRET: secret_key"), "{text}");
         let (read, secret) = parse_file(&text).unwrap();
         assert_eq!(read, credential());
