@@ -58,9 +58,19 @@ pub enum AuditEvent {
     SessionStart {
         nameplate: String,
         technician: String,
-        /// Whether the technician's identity was vouched for (e.g. by a
-        /// signed catalog) rather than only stated.
+        /// Whether the relay found the console's token on its list. That is
+        /// the relay's access control, not proof of who the technician is.
         vouched: bool,
+        /// Whether a credential signed by a trusted key, proven for this
+        /// session, vouches for the name.
+        #[serde(default)]
+        verified: bool,
+        /// The id of the trusted key that signed the credential.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credential_key: Option<String>,
+        /// Why the name is not verified.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        not_verified: Option<String>,
     },
     SessionEnd {
         reason: String,
@@ -581,6 +591,9 @@ mod tests {
                 nameplate: "7".into(),
                 technician: "ana".into(),
                 vouched: true,
+                verified: true,
+                credential_key: Some("ed25519:0011223344556677".into()),
+                not_verified: None,
             },
             AuditEvent::Consent {
                 question: "allow ana to view this machine?".into(),

@@ -25,6 +25,7 @@ use crate::config::AgentConfig;
 use crate::consent::{Answer, Consent};
 use crate::diag::Sampler;
 use crate::diag::{Thresholds, report_for};
+use crate::identity::{self, IdentifyError, Identity};
 use crate::script::catalog_memory;
 use crate::script::runner::{self, RunEvent, RunSpec};
 
@@ -106,21 +107,37 @@ pub async fn share(
             }
             Err(e) => return Err(AgentError::Secure(e)),
         };
-        println!("connected: technician {technician}");
+        let mut reader = established.reader;
+        // The relay's word on who claimed is never shown as identity; only a
+        // credential proven for this session is.
+        let presented = identity::receive(&mut reader, identity::IDENTIFY_WAIT)
+            .await
+            .map_err(AgentError::Identify)?;
+        let technician_shown = Identity::decide(
+            &technician,
+            &presented,
+            &config.trusted_keys,
+            &established.binding,
+            std::time::SystemTime::now(),
+        );
+        println!("connected: technician {technician_shown}");
         println!("verification words: {}", established.verification);
         println!("press Ctrl-C at any time to end the session at once");
         record(&audit, AuditEvent::SessionStart {
             nameplate: nameplate.to_string(),
-            technician: technician.name.clone(),
+            technician: technician_shown.name.clone(),
             vouched: technician.vouched,
+            verified: technician_shown.verified(),
+            credential_key: technician_shown.key_id().map(str::to_owned),
+            not_verified: technician_shown.reason().map(str::to_owned),
         })?;
 
         let (outbox, outbox_rx) = mpsc::channel::<AgentMsg>(OUTBOX);
         let writer = tokio::spawn(write_loop(established.writer, outbox_rx));
-        let mut reader = established.reader;
+        let _ = outbox.send(technician_shown.to_message()).await;
 
         let question = format!(
-            "technician {technician} wants to see this machine's state: system, processes, disks and network"
+            "technician {technician_shown} wants to see this machine's state: system, processes, disks and network"
         );
         let answer = consent.ask(&question).await;
         record(&audit, AuditEvent::Consent {
@@ -161,6 +178,8 @@ pub async fn share(
                 msg = reader.recv::<ConsoleMsg>() => match msg {
                     Ok(Some(ConsoleMsg::Request { id, request })) => handle(&ctx, id, request).await,
                     Ok(Some(ConsoleMsg::Bye)) | Ok(None) => break Ending::ByTechnician,
+                    // Who the technician is was settled at the start.
+                    Ok(Some(ConsoleMsg::Identify { .. })) => {}
                     Err(e) => {
                         println!("the session was broken: {e}");
                         let reason = format!("session broken: {e}");
@@ -524,6 +543,8 @@ pub enum AgentError {
     Audit(#[from] AuditError),
     #[error(transparent)]
     Diag(#[from] crate::diag::DiagError),
+    #[error(transparent)]
+    Identify(IdentifyError),
 }
 
 // Kept for callers that show who connected.

@@ -9,15 +9,18 @@ use sprijin_proto::code::SessionCode;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::command::Command;
+use crate::credential_tool::HeldCredential;
 use crate::driver::{Driver, DriverError, Flow, LocalCatalog};
 use crate::log::SessionLog;
 use crate::report::SessionRecord;
-use crate::session::{ConnectOptions, Session};
+use crate::session::{ConnectOptions, Session, ShownIdentity};
 
 pub struct ConnectArgs {
     pub code: SessionCode,
     pub options: ConnectOptions,
     pub catalog: Option<PathBuf>,
+    /// The technician's credential, proven to the agent in the session.
+    pub credential: Option<HeldCredential>,
     pub exec: Vec<String>,
     pub json: bool,
     /// Where the console keeps its session logs.
@@ -31,7 +34,13 @@ pub async fn connect(args: ConnectArgs) -> Result<bool, DriverError> {
         .as_deref()
         .map(LocalCatalog::load)
         .transpose()?;
-    let session = Session::connect(&args.code, &args.options).await?;
+    if args.credential.as_ref().is_some_and(|c| !c.key_matches()) {
+        eprintln!(
+            "warning: the private key in the credential file is not the one its credential names; the agent will show your name as not verified"
+        );
+    }
+    let session =
+        Session::connect_with(&args.code, &args.options, args.credential.as_ref()).await?;
     let nameplate = args.code.nameplate().to_string();
     let log = match SessionLog::create(&args.data_dir, &nameplate) {
         Ok(log) => Some(log),
@@ -61,6 +70,9 @@ pub async fn connect(args: ConnectArgs) -> Result<bool, DriverError> {
         && std::io::stdout().is_terminal()
         && std::io::stdin().is_terminal()
     {
+        if let Some(line) = identity_line(session.identity.as_ref()) {
+            println!("{line}");
+        }
         let (mut record, ended) = crate::ui::run(session, record, catalog)
             .await
             .map_err(|e| DriverError::Terminal(e.to_string()))?;
@@ -77,6 +89,7 @@ pub async fn connect(args: ConnectArgs) -> Result<bool, DriverError> {
     }
     let mut driver = Driver::new(session, record, args.json, catalog);
     driver.started();
+    show_identity(driver.session.identity.as_ref(), args.json);
     let mut ok = true;
     if let Err(e) = driver.send_catalog().await {
         driver.report_error(&e);
@@ -165,4 +178,40 @@ async fn interactive(driver: &mut Driver) -> bool {
             return false;
         }
     }
+}
+
+/// Tells the technician how the person sees them, and whether the agent
+/// accepted their credential.
+fn show_identity(identity: Option<&ShownIdentity>, json: bool) {
+    use std::io::Write;
+    let Some(identity) = identity else { return };
+    let mut out = std::io::stdout().lock();
+    if json {
+        let event = serde_json::json!({
+            "event": "identity",
+            "verified": identity.verified,
+            "shown": identity.shown,
+            "reason": identity.reason,
+        });
+        let _ = writeln!(out, "{event}");
+    } else if let Some(line) = identity_line(Some(identity)) {
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = out.flush();
+}
+
+fn identity_line(identity: Option<&ShownIdentity>) -> Option<String> {
+    let identity = identity?;
+    Some(if identity.verified {
+        format!(
+            "the agent accepted your credential; the person sees: {}",
+            identity.shown
+        )
+    } else {
+        format!(
+            "the agent did not verify your name ({}); the person sees: {}",
+            identity.reason.as_deref().unwrap_or("no reason given"),
+            identity.shown
+        )
+    })
 }

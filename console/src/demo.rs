@@ -93,6 +93,7 @@ pub async fn demo(json: bool) -> Result<bool, DemoError> {
             token: None,
         },
         catalog: Some(catalog),
+        credential: None,
         exec: vec![
             "diag".into(),
             "scripts".into(),

@@ -5,12 +5,14 @@
 //! parses what the technician types; `driver` runs commands and shows the
 //! results; `report` keeps the session record and writes Markdown;
 //! `connect` and `demo` are the two ways in; `catalog_tool` is the catalog
-//! key and signing tooling.
+//! key and signing tooling; `credential_tool` issues and loads technician
+//! credentials.
 #![forbid(unsafe_code)]
 
 pub mod catalog_tool;
 pub mod command;
 pub mod connect;
+pub mod credential_tool;
 pub mod demo;
 pub mod driver;
 pub mod log;

@@ -42,6 +42,9 @@ enum Command {
         /// The signed script catalog folder to offer.
         #[arg(long)]
         catalog: Option<PathBuf>,
+        /// Your technician credential (from `credential issue`): the agent then shows your name as verified by your organisation.
+        #[arg(long, value_name = "FILE")]
+        credential: Option<PathBuf>,
         /// Run this session command and exit (repeatable, in order): diag, findings, processes, scripts, run ID [KEY=VALUE]..., cancel RUN, report FILE, quit.
         #[arg(long)]
         exec: Vec<String>,
@@ -62,6 +65,37 @@ enum Command {
     Catalog {
         #[command(subcommand)]
         command: CatalogCommand,
+    },
+    /// Technician credentials: the organisation vouches for a technician's name.
+    Credential {
+        #[command(subcommand)]
+        command: CredentialCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CredentialCommand {
+    /// Make a technician key pair and a credential for NAME signed with the organisation's key.
+    ///
+    /// FILE holds the credential (name, the technician's public key, issue and expiry
+    /// times, the issuing key's id and its signature: all public) and the technician's
+    /// private key (SECRET: whoever holds FILE can act as this technician). It is
+    /// written owner-only (mode 0600); give it to the technician alone, who passes it
+    /// to `connect --credential FILE`. Agents that trust the organisation's public key
+    /// (`--trusted-key`, the key that verifies catalogs) show the name as verified.
+    Issue {
+        /// The organisation's secret key file (made by `catalog keygen`).
+        #[arg(long, value_name = "ORG_KEY")]
+        key: PathBuf,
+        /// The technician's name, as the person should see it.
+        #[arg(long)]
+        name: String,
+        /// Days the credential is valid, 1 to 3650. Default: 30.
+        #[arg(long, value_name = "N")]
+        valid_days: Option<String>,
+        /// Where to write the credential and private key; must not exist.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
 }
 
@@ -120,11 +154,16 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             name,
             token,
             catalog,
+            credential,
             exec,
             json,
             data_dir,
         } => {
             let code: SessionCode = code.parse()?;
+            let credential = credential
+                .as_deref()
+                .map(sprijin_console::credential_tool::load)
+                .transpose()?;
             let args = ConnectArgs {
                 code,
                 options: ConnectOptions {
@@ -134,6 +173,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                     token,
                 },
                 catalog,
+                credential,
                 exec,
                 json,
                 data_dir: data_dir
@@ -167,6 +207,22 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                     println!("{}", catalog_tool::verify(&dir, &key, now)?)
                 }
             }
+            Ok(true)
+        }
+        Command::Credential {
+            command:
+                CredentialCommand::Issue {
+                    key,
+                    name,
+                    valid_days,
+                    out,
+                },
+        } => {
+            use sprijin_console::credential_tool;
+            let days = credential_tool::valid_days(valid_days.as_deref())?;
+            let summary =
+                credential_tool::issue(&key, &name, days, &out, std::time::SystemTime::now())?;
+            println!("{summary}");
             Ok(true)
         }
     }

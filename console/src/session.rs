@@ -18,8 +18,19 @@ use sprijin_proto::framing::{FrameError, FrameReader, FrameWriter};
 use sprijin_proto::message::control::{ClientMsg, ErrorFrame, RelayMsg, Role};
 use sprijin_proto::message::session::{AgentMsg, ConsoleMsg, Request, RequestId};
 use sprijin_proto::secure::{self, Established, SecureError};
+use sprijin_proto::text::clean_line;
 use sprijin_proto::tls::Fingerprint;
 use tokio::sync::{mpsc, watch};
+
+use crate::credential_tool::HeldCredential;
+
+/// A session the person allowed: both halves, the host's name and how the
+/// agent shows the technician.
+type Opened = (
+    Established<RecvStream, SendStream>,
+    String,
+    Option<ShownIdentity>,
+);
 
 /// Answers to one request; ends after the final one.
 pub type Replies = mpsc::Receiver<AgentMsg>;
@@ -38,10 +49,24 @@ pub struct ConnectOptions {
     pub token: Option<String>,
 }
 
+/// How the agent shows the technician to the person, as the agent said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShownIdentity {
+    /// True when the agent accepted the technician's credential.
+    pub verified: bool,
+    /// The line the person sees, cleaned for this terminal.
+    pub shown: String,
+    /// Why the name is not verified, cleaned for this terminal.
+    pub reason: Option<String>,
+}
+
 /// An established, approved session.
 pub struct Session {
     pub host: String,
     pub verification: String,
+    /// How the agent shows the technician; `None` from an agent that does
+    /// not say.
+    pub identity: Option<ShownIdentity>,
     outbox: mpsc::Sender<ConsoleMsg>,
     pending: Arc<Mutex<HashMap<RequestId, mpsc::Sender<AgentMsg>>>>,
     ended: watch::Receiver<Option<String>>,
@@ -58,6 +83,16 @@ impl Session {
     pub async fn connect(
         code: &SessionCode,
         opts: &ConnectOptions,
+    ) -> Result<Session, SessionError> {
+        Self::connect_with(code, opts, None).await
+    }
+
+    /// Like [`connect`](Self::connect), proving the technician's name with
+    /// `credential` inside the end-to-end channel.
+    pub async fn connect_with(
+        code: &SessionCode,
+        opts: &ConnectOptions,
+        credential: Option<&HeldCredential>,
     ) -> Result<Session, SessionError> {
         let mut link =
             RelayLink::connect(&opts.relay, opts.relay_fingerprint, Role::Console).await?;
@@ -78,7 +113,8 @@ impl Session {
             }
             Err(e) => return Err(e.into()),
         }
-        let (established, host) = match Self::handshake(code, link.reader, link.writer).await {
+        let opened = Self::handshake(code, credential, link.reader, link.writer).await;
+        let (established, host, identity) = match opened {
             Ok(opened) => opened,
             Err(e) => {
                 // Our stream is finished by now. Give the relay a moment to
@@ -138,6 +174,7 @@ impl Session {
         Ok(Session {
             host,
             verification: established.verification,
+            identity,
             outbox,
             pending,
             ended,
@@ -148,13 +185,15 @@ impl Session {
         })
     }
 
-    /// Runs the end-to-end handshake over the paired stream and waits for
-    /// the agent's welcome: the host's name once the person said yes.
+    /// Runs the end-to-end handshake over the paired stream, says who the
+    /// technician is, and waits for the agent's welcome: the host's name
+    /// once the person said yes.
     async fn handshake(
         code: &SessionCode,
+        credential: Option<&HeldCredential>,
         reader: FrameReader<RecvStream>,
         writer: FrameWriter<SendStream>,
-    ) -> Result<(Established<RecvStream, SendStream>, String), SessionError> {
+    ) -> Result<Opened, SessionError> {
         let mut established = secure::establish(Role::Console, code, reader, writer)
             .await
             .map_err(|e| {
@@ -171,16 +210,41 @@ impl Session {
                     SessionError::Secure(e)
                 }
             })?;
-        let welcome = established
-            .reader
-            .recv::<AgentMsg>()
+        // First sealed message: the credential, with a proof bound to this
+        // session's keys, so it cannot be replayed into another session.
+        let presentation = credential.map(|c| Box::new(c.present(&established.binding)));
+        established
+            .writer
+            .send(&ConsoleMsg::Identify { presentation })
             .await
             .map_err(SessionError::Secure)?;
+        let mut identity = None;
+        let welcome = loop {
+            let msg = established
+                .reader
+                .recv::<AgentMsg>()
+                .await
+                .map_err(SessionError::Secure)?;
+            match msg {
+                Some(AgentMsg::Identity {
+                    verified,
+                    shown,
+                    reason,
+                }) => {
+                    identity = Some(ShownIdentity {
+                        verified,
+                        shown: clean_line(&shown).into_owned(),
+                        reason: reason.map(|r| clean_line(&r).into_owned()),
+                    });
+                }
+                other => break other,
+            }
+        };
         match welcome {
             Some(AgentMsg::Welcome {
                 host,
                 granted: true,
-            }) => Ok((established, host)),
+            }) => Ok((established, host, identity)),
             Some(AgentMsg::Welcome { granted: false, .. }) => Err(SessionError::Declined),
             Some(AgentMsg::Bye { reason }) => Err(SessionError::Ended(reason)),
             Some(other) => Err(SessionError::Protocol(format!(

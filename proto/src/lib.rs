@@ -1,8 +1,9 @@
 //! Everything the relay, the agent and the console must agree on: message
 //! types, their codec and framing, the session code, the end-to-end channel,
-//! the script catalog format and the QUIC/TLS helpers.
+//! the script catalog and technician credential formats and the QUIC/TLS
+//! helpers.
 //!
-//! The codec, code parsing, channel crypto and catalog checks are pure
+//! The codec, code parsing, channel crypto, catalog and credential checks are pure
 //! functions over bytes; only `framing` and `tls` touch I/O types.
 #![forbid(unsafe_code)]
 
@@ -11,6 +12,7 @@ pub mod channel;
 pub mod client;
 pub mod code;
 pub mod codec;
+pub mod credential;
 pub mod diag_text;
 pub mod framing;
 pub mod message;

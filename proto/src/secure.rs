@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::channel::{ChannelError, Handshake, Opener, Sealer, Side};
+use crate::channel::{ChannelError, Handshake, Opener, Sealer, SessionBinding, Side};
 use crate::code::SessionCode;
 use crate::codec::{self, CodecError};
 use crate::framing::{FrameError, FrameReader, FrameWriter};
@@ -30,11 +30,13 @@ pub struct SecureReader<R> {
     opener: Opener,
 }
 
-/// Both halves and the words both people can compare.
+/// Both halves, the words both people can compare, and the value that
+/// ties a signature to this session (see [`crate::credential`]).
 pub struct Established<R, W> {
     pub reader: SecureReader<R>,
     pub writer: SecureWriter<W>,
     pub verification: String,
+    pub binding: SessionBinding,
 }
 
 /// Runs the handshake as `role` with the code's password, over the stream
@@ -77,6 +79,7 @@ where
     let peer_confirmation = reader.read_frame().await?.ok_or(FrameError::Closed)?;
     let channel = confirming.verify(&peer_confirmation)?;
     let verification = channel.verification_words();
+    let binding = channel.binding().clone();
     let (sealer, opener) = channel.split();
     Ok(Established {
         reader: SecureReader {
@@ -88,6 +91,7 @@ where
             sealer,
         },
         verification,
+        binding,
     })
 }
 

@@ -36,7 +36,7 @@ fn agent_and_console_pair_and_both_report_the_session() {
     );
     let agent_out = agent.proc.stdout.text();
     assert!(
-        agent_out.contains("connected: technician Ana (name not verified)"),
+        agent_out.contains("connected: technician Ana (name not verified: no credential)"),
         "{agent_out}"
     );
     // Both sides show the same verification words.

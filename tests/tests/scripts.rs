@@ -879,10 +879,9 @@ fn the_audit_log_holds_every_decision_and_run_and_detects_an_edit() {
     assert_eq!(events[0]["nameplate"], nameplate);
     assert_eq!(events[1]["answer"], true);
     assert!(
-        events[1]["question"]
-            .as_str()
-            .unwrap()
-            .contains("technician Ana (name not verified) wants to see this machine's state"),
+        events[1]["question"].as_str().unwrap().contains(
+            "technician Ana (name not verified: no credential) wants to see this machine's state"
+        ),
         "{}",
         events[1]
     );

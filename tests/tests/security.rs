@@ -446,7 +446,9 @@ enum Tamper {
 
 /// Which frame of which direction to tamper with, counting from 1. In each
 /// direction frames 1 to 3 are the hello, the PAKE message and the key
-/// confirmation; frame 4 is the first sealed message.
+/// confirmation; frame 4 is the first sealed message (the console's
+/// identity, the agent's answer on how it shows the technician) and the
+/// agent's welcome is its frame 5.
 #[derive(Debug, Clone, Copy)]
 struct Tampering {
     direction: Direction,
@@ -578,7 +580,7 @@ fn tampered_sealed_frames_end_the_session_cleanly_when_a_frame_is_replayed() {
     let t = session_through(
         Tampering {
             direction: Direction::AgentToConsole,
-            frame: 4,
+            frame: 5,
             how: Tamper::Replay,
         },
         &["diag", "quit"],
@@ -615,11 +617,12 @@ fn tampered_sealed_frames_end_the_session_cleanly_when_a_frame_is_cut_short() {
 
 #[test]
 fn tampered_sealed_frames_from_the_console_break_the_session_on_the_agent() {
-    // Console frames: 4 is the first diagnostics request, 5 the second.
+    // Console frames: 4 is its identity, 5 the first diagnostics request,
+    // 6 the second.
     let t = session_through(
         Tampering {
             direction: Direction::ConsoleToAgent,
-            frame: 5,
+            frame: 6,
             how: Tamper::FlipBit,
         },
         &["diag", "diag", "quit"],
@@ -783,16 +786,19 @@ fn console_tokens_restrict_who_may_claim() {
     assert_clean_failure(&out, "token is not on this relay's list");
 
     // Refused claims do not burn the code: a listed technician gets in, and
-    // the person sees the name on file, not the one the console gave.
+    // the person sees the name on file, not the one the console gave. The
+    // relay's list is access control, not identity: without a credential
+    // the name is shown as not verified.
     let out = run_to_end(connect(&agent.code, &["--token", TOKEN]));
     assert!(out.status.success(), "{}", out.stderr);
     wait_end(&mut agent.proc, "the agent");
     let shown = agent.proc.stdout.text();
     assert!(
-        shown.contains("connected: technician Ana Pop (vouched for by the relay)"),
+        shown.contains("connected: technician Ana Pop (name not verified: no credential)"),
         "{shown}"
     );
     assert!(!shown.contains("Mallory"), "{shown}");
+    assert!(!shown.contains("vouched"), "{shown}");
 
     // The token may come from the environment too.
     let mut agent = AgentProc::start(&relay, &["y"], &[]);
@@ -803,7 +809,7 @@ fn console_tokens_restrict_who_may_claim() {
     wait_end(&mut agent.proc, "the agent");
     let shown = agent.proc.stdout.text();
     assert!(
-        shown.contains("connected: technician Ana Pop (vouched for by the relay)"),
+        shown.contains("connected: technician Ana Pop (name not verified: no credential)"),
         "{shown}"
     );
 }

@@ -23,6 +23,7 @@ const LABEL_SEAL_CONSOLE_TO_AGENT: &[u8] = b"sprijin/1 seal console to agent";
 const LABEL_CONFIRM_AGENT: &[u8] = b"sprijin/1 confirm agent";
 const LABEL_CONFIRM_CONSOLE: &[u8] = b"sprijin/1 confirm console";
 const LABEL_VERIFICATION_WORDS: &[u8] = b"sprijin/1 verification words";
+const LABEL_SESSION_BINDING: &[u8] = b"sprijin/1 session binding";
 
 /// The key SPAKE2 agreed on. It is only ever used as HKDF input.
 pub(super) struct PakeKey(Vec<u8>);
@@ -41,6 +42,7 @@ impl PakeKey {
             agent_confirm: ConfirmKey(expand(&hkdf, LABEL_CONFIRM_AGENT)),
             console_confirm: ConfirmKey(expand(&hkdf, LABEL_CONFIRM_CONSOLE)),
             verification: VerificationSeed(expand(&hkdf, LABEL_VERIFICATION_WORDS)),
+            binding: SessionBinding(expand(&hkdf, LABEL_SESSION_BINDING)),
         }
     }
 }
@@ -59,6 +61,7 @@ pub(super) struct SessionKeys {
     pub(super) agent_confirm: ConfirmKey,
     pub(super) console_confirm: ConfirmKey,
     pub(super) verification: VerificationSeed,
+    pub(super) binding: SessionBinding,
 }
 
 /// A ChaCha20-Poly1305 key for one direction of the channel.
@@ -117,6 +120,33 @@ impl fmt::Debug for VerificationSeed {
     }
 }
 
+/// A value both ends of one session share and no other session has, for
+/// signatures that must hold for this session only (a technician's proof of
+/// their credential). It is not a key: knowing it does not help to open or
+/// forge sealed messages, because HKDF outputs under different labels are
+/// independent.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionBinding([u8; 32]);
+
+impl SessionBinding {
+    /// A binding from known bytes, for tests and for checking proofs made
+    /// elsewhere.
+    pub fn from_bytes(bytes: [u8; 32]) -> SessionBinding {
+        SessionBinding(bytes)
+    }
+
+    /// The bytes to sign or check a signature over.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SessionBinding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionBinding(..)")
+    }
+}
+
 /// Expands `N` bytes under `label`.
 fn expand<const N: usize>(hkdf: &Hkdf<Sha256>, label: &[u8]) -> [u8; N] {
     // HKDF-SHA256 can expand to at most 255 blocks of 32 bytes. Checking the
@@ -158,6 +188,19 @@ mod tests {
         let two = keys();
         assert_eq!(one.agent_to_console.0, two.agent_to_console.0);
         assert_eq!(one.verification.0, two.verification.0);
+        assert_eq!(one.binding, two.binding);
+    }
+
+    #[test]
+    fn the_binding_differs_from_every_key_and_between_sessions() {
+        let keys = keys();
+        let binding = keys.binding.0;
+        assert_ne!(binding, keys.agent_to_console.0);
+        assert_ne!(binding, keys.console_to_agent.0);
+        assert_ne!(&binding[..], &keys.agent_confirm.0[..32]);
+        assert_ne!(&binding[..], &keys.console_confirm.0[..32]);
+        let other = PakeKey::new(vec![8; 32]).derive();
+        assert_ne!(binding, other.binding.0);
     }
 
     #[test]
@@ -168,6 +211,7 @@ mod tests {
             LABEL_CONFIRM_AGENT,
             LABEL_CONFIRM_CONSOLE,
             LABEL_VERIFICATION_WORDS,
+            LABEL_SESSION_BINDING,
         ];
         for (i, a) in labels.iter().enumerate() {
             let prefix = format!("{} ", super::super::PROTOCOL);
@@ -185,6 +229,7 @@ mod tests {
         assert_eq!(format!("{:?}", keys.agent_to_console), "SealKey(..)");
         assert_eq!(format!("{:?}", keys.agent_confirm), "ConfirmKey(..)");
         assert_eq!(format!("{:?}", keys.verification), "VerificationSeed(..)");
+        assert_eq!(format!("{:?}", keys.binding), "SessionBinding(..)");
     }
 
     #[test]

@@ -26,7 +26,9 @@
 //!    ends the session.
 //! 2. **Keys** (`kdf.rs`): HKDF-SHA256 from the SPAKE2 key, one label per
 //!    purpose: a sealing key per direction, a confirmation key per side and
-//!    the seed of the verification words. Each key's type names its purpose.
+//!    the seed of the verification words, and a [`SessionBinding`] that
+//!    signatures meant for this session only are made over. Each key's type
+//!    names its purpose.
 //! 3. **Confirmation** (`confirm.rs`): each side sends an HMAC-SHA256 tag over
 //!    the nameplate and both PAKE messages under its own confirmation key. A
 //!    wrong password shows up here, on both sides, as
@@ -53,6 +55,7 @@ use std::fmt;
 
 pub use aead::{Opener, SEAL_OVERHEAD, Sealer};
 pub use confirm::CONFIRMATION_LEN;
+pub use kdf::SessionBinding;
 pub use pake::PAKE_MESSAGE_LEN;
 pub use verification::VERIFICATION_WORD_COUNT;
 
@@ -177,6 +180,7 @@ impl Handshake {
             send,
             receive,
             words: verification::indices(&keys.verification),
+            binding: keys.binding,
         })
     }
 }
@@ -201,6 +205,7 @@ pub struct Confirming {
     send: SealKey,
     receive: SealKey,
     words: [usize; VERIFICATION_WORD_COUNT],
+    binding: SessionBinding,
 }
 
 impl Confirming {
@@ -221,6 +226,7 @@ impl Confirming {
             sealer: Sealer::new(self.send),
             opener: Opener::new(self.receive),
             words: self.words,
+            binding: self.binding,
         })
     }
 }
@@ -241,6 +247,7 @@ pub struct Channel {
     sealer: Sealer,
     opener: Opener,
     words: [usize; VERIFICATION_WORD_COUNT],
+    binding: SessionBinding,
 }
 
 impl Channel {
@@ -258,6 +265,13 @@ impl Channel {
     /// The nameplate the channel was set up under.
     pub fn nameplate(&self) -> &str {
         &self.nameplate
+    }
+
+    /// The value that ties a signature to this session: the same on both
+    /// sides, different in every other session. Only a confirmed channel
+    /// has one, so a proof is never made for keys the peer does not hold.
+    pub fn binding(&self) -> &SessionBinding {
+        &self.binding
     }
 
     /// Splits into the half that seals what we send and the half that opens

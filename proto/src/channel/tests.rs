@@ -367,3 +367,12 @@ fn every_stage_can_move_to_another_task() {
     assert_send::<Opener>();
     assert_send::<ChannelError>();
 }
+
+#[test]
+fn both_sides_share_a_binding_that_no_other_session_has() {
+    let (agent, console) = channels();
+    assert_eq!(agent.binding(), console.binding());
+    // The same code run again gives other keys, so another binding.
+    let (again, _) = channels();
+    assert_ne!(agent.binding(), again.binding());
+}

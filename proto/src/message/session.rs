@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::diag::DiagReport;
 use super::script::{OutStream, RunEnd};
 use crate::catalog::SignedCatalog;
+use crate::credential::Presentation;
 
 /// A request id, chosen by the console, unique within a session.
 pub type RequestId = u32;
@@ -23,6 +24,12 @@ pub enum ConsoleMsg {
     },
     /// The technician ends the session.
     Bye,
+    /// Who the technician is: sent once, first, right after the handshake.
+    /// `None` when the technician has no credential; the agent then shows
+    /// the name as not verified.
+    Identify {
+        presentation: Option<Box<Presentation>>,
+    },
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -95,6 +102,14 @@ pub enum AgentMsg {
     Bye {
         reason: String,
     },
+    /// How the agent shows the technician to the person, sent before the
+    /// welcome: `verified` when it accepted the credential; `shown` is the
+    /// line the person sees, `reason` why the name is not verified.
+    Identity {
+        verified: bool,
+        shown: String,
+        reason: Option<String>,
+    },
 }
 
 impl AgentMsg {
@@ -109,7 +124,7 @@ impl AgentMsg {
             | AgentMsg::RunEnded { id, .. }
             | AgentMsg::Refused { id, .. }
             | AgentMsg::Ack { id } => Some(*id),
-            AgentMsg::Welcome { .. } | AgentMsg::Bye { .. } => None,
+            AgentMsg::Welcome { .. } | AgentMsg::Bye { .. } | AgentMsg::Identity { .. } => None,
         }
     }
 
