@@ -80,11 +80,11 @@ pub fn clean_text(text: &str) -> Cow<'_, str> {
 /// carried over to the next chunk.
 const MAX_UTF8_LEN: usize = 4;
 
-/// Splits `bytes` into text, an invalid sequence's length, or the start of a
+/// The next piece of `bytes`: text, an invalid sequence, or the start of a
 /// character that the next chunk may complete.
 enum Piece<'a> {
     Text(&'a str),
-    Invalid(usize),
+    Invalid,
     Incomplete,
 }
 
@@ -98,7 +98,7 @@ fn next_piece(bytes: &[u8]) -> (Piece<'_>, usize) {
             (Piece::Text(text), valid)
         }
         Err(e) => match e.error_len() {
-            Some(len) => (Piece::Invalid(len), len),
+            Some(len) => (Piece::Invalid, len),
             None => (Piece::Incomplete, 0),
         },
     }
@@ -134,7 +134,7 @@ impl CleanStream {
             let (piece, used) = next_piece(rest);
             match piece {
                 Piece::Text(t) => text.push_str(t),
-                Piece::Invalid(_) => text.push(REPLACEMENT),
+                Piece::Invalid => text.push(REPLACEMENT),
                 Piece::Incomplete => {
                     self.carry = rest.to_vec();
                     break;
