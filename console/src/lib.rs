@@ -3,7 +3,8 @@
 //!
 //! `session` holds the connection and routes answers to requests; `command`
 //! parses what the technician types; `driver` runs commands and shows the
-//! results; `report` keeps the session record and writes Markdown;
+//! results; `output` shows a run's output, made safe for a terminal or exact
+//! for `--json`; `report` keeps the session record and writes Markdown;
 //! `connect` and `demo` are the two ways in; `catalog_tool` is the catalog
 //! key and signing tooling.
 #![forbid(unsafe_code)]
@@ -14,6 +15,7 @@ pub mod connect;
 pub mod demo;
 pub mod driver;
 pub mod log;
+pub mod output;
 pub mod report;
 pub mod session;
 pub mod ui;
