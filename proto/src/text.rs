@@ -194,9 +194,7 @@ impl Utf8Carry {
         bytes.extend_from_slice(chunk);
         match std::str::from_utf8(&bytes) {
             Ok(_) => Decoded::Text(String::from_utf8(bytes).unwrap_or_default()),
-            Err(e)
-                if e.error_len().is_none() && bytes.len() - e.valid_up_to() < MAX_UTF8_LEN =>
-            {
+            Err(e) if e.error_len().is_none() && bytes.len() - e.valid_up_to() < MAX_UTF8_LEN => {
                 self.carry = bytes.split_off(e.valid_up_to());
                 Decoded::Text(String::from_utf8(bytes).unwrap_or_default())
             }
