@@ -108,7 +108,7 @@ fn next_piece(bytes: &[u8]) -> (Piece<'_>, usize) {
 /// as U+FFFD, and everything [`clean_text`] neutralises is neutralised, with
 /// a character or a `\r\n` cut between chunks put back together. Keep one
 /// per stream of a run.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct CleanStream {
     carry: Vec<u8>,
     /// The last chunk ended in `\r`; the next decides whether it was a
@@ -177,7 +177,7 @@ pub enum Decoded {
 /// piece waits for the next chunk; any other chunk is passed on as bytes.
 /// Joining what [`push`](Self::push) and [`finish`](Self::finish) return
 /// gives back exactly the bytes pushed. Keep one per stream of a run.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Utf8Carry {
     carry: Vec<u8>,
 }
