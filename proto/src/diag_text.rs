@@ -598,7 +598,11 @@ mod tests {
             subject: None,
             script: Some(evil.into()),
         };
-        for text in [overview(&s, &[f.clone()]), processes(&s), findings(&[f])] {
+        for text in [
+            overview(&s, std::slice::from_ref(&f)),
+            processes(&s),
+            findings(&[f]),
+        ] {
             assert!(terminal_safe(&text), "{text:?}");
             assert!(text.contains("x�]0;pwned��[2J�"), "{text}");
             // A line break in a field cannot start a line of its own.
