@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use sprijin_proto::code::SessionCode;
+use sprijin_proto::text::clean_line;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::command::Command;
@@ -78,11 +79,11 @@ pub async fn connect(args: ConnectArgs) -> Result<bool, DriverError> {
             .map_err(|e| DriverError::Terminal(e.to_string()))?;
         record.ended(ended.as_deref().unwrap_or("the technician quit"));
         if let Some(reason) = &ended {
-            println!("the session ended: {reason}");
+            println!("the session ended: {}", clean_line(reason));
         }
         println!(
             "session with {} closed ({} runs)",
-            record.host,
+            clean_line(&record.host),
             record.runs.len()
         );
         return Ok(ended.is_none());

@@ -11,11 +11,12 @@ use serde_json::json;
 use sprijin_proto::catalog::{self, Script, ScriptId, SignedCatalog};
 use sprijin_proto::diag_text;
 use sprijin_proto::message::diag::DiagReport;
-use sprijin_proto::message::script::OutStream;
 use sprijin_proto::message::session::{AgentMsg, Request};
+use sprijin_proto::text::{clean_line, clean_text};
 use std::collections::BTreeMap;
 
 use crate::command::{Command, HELP};
+use crate::output::RunOutput;
 use crate::report::SessionRecord;
 use crate::session::{Session, SessionError};
 
@@ -75,13 +76,16 @@ impl Driver {
         }
     }
 
-    /// Prints a line of text, or a JSON event.
+    /// Prints a line of text, or a JSON event. The text is cleaned once
+    /// more as a whole, so nothing that reaches the terminal holds a control
+    /// character but a line break or a tab; fields from the agent are also
+    /// cleaned one by one where they are put in, so none can add a line.
     fn emit(&self, text: impl AsRef<str>, event: serde_json::Value) {
         let mut out = std::io::stdout().lock();
         if self.json {
             let _ = writeln!(out, "{event}");
         } else {
-            let _ = writeln!(out, "{}", text.as_ref());
+            let _ = writeln!(out, "{}", clean_text(text.as_ref()));
         }
         let _ = out.flush();
     }
@@ -91,7 +95,8 @@ impl Driver {
         self.emit(
             format!(
                 "connected to {} (verification words: {})",
-                self.session.host, self.session.verification
+                clean_line(&self.session.host),
+                self.session.verification
             ),
             json!({"event": "session", "host": self.session.host, "verification": self.session.verification}),
         );
@@ -116,14 +121,14 @@ impl Driver {
                 scripts, digest, ..
             }) => {
                 self.emit(
-                    format!("the agent accepted the catalog ({scripts} scripts, digest {})", &digest[..digest.len().min(16)]),
+                    format!("the agent accepted the catalog ({scripts} scripts, digest {})", clean_line(&digest.chars().take(16).collect::<String>())),
                     json!({"event": "catalog", "accepted": true, "scripts": scripts, "digest": digest}),
                 );
                 Ok(digest)
             }
             Some(AgentMsg::Refused { reason, .. }) => {
                 self.emit(
-                    format!("the agent refused the catalog: {reason}"),
+                    format!("the agent refused the catalog: {}", clean_line(&reason)),
                     json!({"event": "catalog", "accepted": false, "reason": reason}),
                 );
                 Err(reason)
@@ -245,7 +250,7 @@ impl Driver {
                 "{:<20} {:<7} {}\n    run {id}{usage}\n",
                 id.as_str(),
                 s.risk.to_string(),
-                s.title
+                clean_line(&s.title)
             ));
             list.push(json!({"id": id.as_str(), "title": s.title, "risk": s.risk.to_string(), "params": params}));
         }
@@ -290,6 +295,7 @@ impl Driver {
         let mut received: u64 = 0;
         let progress = !self.json && std::io::IsTerminal::is_terminal(&std::io::stderr());
         let mut ticker = tokio::time::interval(Duration::from_millis(500));
+        let mut output = RunOutput::new(id, self.json);
         loop {
             let msg = tokio::select! {
                 msg = replies.recv() => msg,
@@ -304,21 +310,11 @@ impl Driver {
             match msg {
                 Some(AgentMsg::RunStarted { program, args, .. }) => {
                     let command = catalog::display_command(&program, &args);
-                    self.emit(format!("run {id}: approved; running {command}"), json!({"event": "run_started", "run": id, "program": program, "args": args}));
+                    self.emit(format!("run {id}: approved; running {}", clean_line(&command)), json!({"event": "run_started", "run": id, "program": program, "args": args}));
                 }
                 Some(AgentMsg::Output { stream, data, .. }) => {
                     received += data.len() as u64;
-                    if self.json {
-                        let stream = match stream {
-                            OutStream::Stdout => "stdout",
-                            OutStream::Stderr => "stderr",
-                        };
-                        self.emit("", json!({"event": "output", "run": id, "stream": stream, "data": String::from_utf8_lossy(&data)}));
-                    } else {
-                        let mut out = std::io::stdout().lock();
-                        let _ = out.write_all(&data);
-                        let _ = out.flush();
-                    }
+                    output.chunk(stream, &data);
                 }
                 Some(AgentMsg::Truncated { cap, .. }) => self.emit(
                     format!(
@@ -331,9 +327,11 @@ impl Driver {
                     if progress {
                         eprint!("\r\x1b[K");
                     }
+                    output.finish();
                     let status = end.status.to_string();
                     let mut text = format!(
-                        "run {id}: {status} after {:.1} s, {} of output",
+                        "run {id}: {} after {:.1} s, {} of output",
+                        clean_line(&status),
                         end.duration_ms as f64 / 1000.0,
                         diag_text::human_bytes(end.bytes)
                     );
@@ -372,7 +370,7 @@ impl Driver {
             let event = json!({"event": "error", "message": error.to_string()});
             let _ = writeln!(std::io::stdout().lock(), "{event}");
         }
-        let _ = writeln!(err, "error: {error}");
+        let _ = writeln!(err, "error: {}", clean_line(&error.to_string()));
     }
 }
 

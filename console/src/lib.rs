@@ -3,7 +3,8 @@
 //!
 //! `session` holds the connection and routes answers to requests; `command`
 //! parses what the technician types; `driver` runs commands and shows the
-//! results; `report` keeps the session record and writes Markdown;
+//! results; `output` shows a run's output, made safe for a terminal or exact
+//! for `--json`; `report` keeps the session record and writes Markdown;
 //! `connect` and `demo` are the two ways in; `catalog_tool` is the catalog
 //! key and signing tooling; `credential_tool` issues and loads technician
 //! credentials.
@@ -16,6 +17,7 @@ pub mod credential_tool;
 pub mod demo;
 pub mod driver;
 pub mod log;
+pub mod output;
 pub mod report;
 pub mod session;
 pub mod ui;

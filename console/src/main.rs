@@ -129,7 +129,11 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // The chain can hold the relay's or the agent's words.
+            eprintln!(
+                "error: {}",
+                sprijin_proto::text::clean_line(&format!("{e:#}"))
+            );
             ExitCode::FAILURE
         }
     }

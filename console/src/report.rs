@@ -1,6 +1,11 @@
 //! The session record and the Markdown report written from it: when and with
 //! whom, the machine, the findings, every run with its approval, status,
 //! duration and the head and tail of its output, and the verification words.
+//!
+//! Most of what the report holds came from the agent's side, so none of it
+//! goes in raw: fields are cleaned of control characters, escape sequences
+//! and bidirectional marks and escaped for Markdown, code spans lose their
+//! backticks, and run output is cleaned and kept inside its fenced block.
 
 use std::fmt::Write as _;
 use std::time::SystemTime;
@@ -9,6 +14,7 @@ use serde_json::json;
 use sprijin_proto::diag_text;
 use sprijin_proto::message::diag::DiagReport;
 use sprijin_proto::message::session::AgentMsg;
+use sprijin_proto::text::{clean_line, clean_text};
 
 use crate::log::SessionLog;
 
@@ -59,9 +65,10 @@ impl RunRecord {
         }
     }
 
-    /// The first and last lines of the output, with a gap marker between.
+    /// The first and last lines of the output, with a gap marker between,
+    /// cleaned for showing.
     pub fn head_and_tail(&self) -> String {
-        let text = String::from_utf8_lossy(&self.head).into_owned();
+        let text = clean_text(&String::from_utf8_lossy(&self.head)).into_owned();
         let mut lines: Vec<&str> = text.lines().collect();
         if self.tail.is_empty() && lines.len() <= 2 * HEAD_TAIL_LINES {
             return text;
@@ -70,7 +77,7 @@ impl RunRecord {
         let tail_text = if self.tail.is_empty() {
             text.clone()
         } else {
-            String::from_utf8_lossy(&self.tail).into_owned()
+            clean_text(&String::from_utf8_lossy(&self.tail)).into_owned()
         };
         let tail: Vec<&str> = tail_text.lines().collect();
         let tail = &tail[tail.len().saturating_sub(HEAD_TAIL_LINES)..];
@@ -229,7 +236,7 @@ impl SessionRecord {
                 for f in &report.findings {
                     let _ = write!(md, "- **{:?}** {}", f.severity, escape(&f.title));
                     if let Some(script) = &f.script {
-                        let _ = write!(md, " (suggested script: `{script}`)");
+                        let _ = write!(md, " (suggested script: `{}`)", code(script));
                     }
                     md.push('\n');
                     for e in &f.evidence {
@@ -250,9 +257,9 @@ impl SessionRecord {
             let _ = writeln!(md, "No scripts were run.\n");
         }
         for run in &self.runs {
-            let _ = writeln!(md, "### Run {}: `{}`\n", run.id, run.script);
+            let _ = writeln!(md, "### Run {}: `{}`\n", run.id, code(&run.script));
             if let Some(command) = &run.command {
-                let _ = writeln!(md, "- Command: `{}`", command.replace('`', "'"));
+                let _ = writeln!(md, "- Command: `{}`", code(command));
             }
             match (&run.refused, &run.status) {
                 (Some(reason), _) => {
@@ -268,7 +275,7 @@ impl SessionRecord {
                         run.bytes, run.dropped
                     );
                     if let Some(sha) = &run.output_sha256 {
-                        let _ = writeln!(md, "- Output SHA-256: `{sha}`");
+                        let _ = writeln!(md, "- Output SHA-256: `{}`", code(sha));
                     }
                 }
                 (None, None) => {
@@ -295,21 +302,27 @@ fn fence_safe(text: &str) -> String {
 }
 
 /// Escapes characters that would change Markdown structure in table cells
-/// and list items.
+/// and list items; line breaks become spaces, and other control characters,
+/// escape sequence introducers and bidirectional marks are neutralised.
 fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
+    let one_line = text.replace(['\n', '\r'], " ");
+    let mut out = String::with_capacity(one_line.len());
+    for c in clean_line(&one_line).chars() {
         match c {
             '|' | '*' | '_' | '`' | '<' | '>' | '[' | ']' | '#' | '\\' => {
                 out.push('\\');
                 out.push(c);
             }
-            '\n' | '\r' => out.push(' '),
-            c if c.is_control() => {}
             c => out.push(c),
         }
     }
     out
+}
+
+/// Text for inside a code span: one clean line with no backtick to end the
+/// span early.
+fn code(text: &str) -> String {
+    clean_line(text).replace('`', "'")
 }
 
 /// A UTC timestamp like `2026-11-25T15:24:32Z`.
@@ -358,5 +371,97 @@ mod tests {
         };
         let md = record.to_markdown();
         assert!(md.contains("Ana \\| \\<script\\>"), "{md}");
+    }
+    #[test]
+    fn hostile_run_output_and_names_stay_inside_the_report() {
+        use sprijin_proto::message::diag::{Evidence, Finding, Severity};
+        use sprijin_proto::message::script::{OutStream, RunEnd, RunStatus};
+
+        let evil = "a\x1b]0;pwned\x07\x1b[2J\u{202E}b\rc\n# Forged heading\n```\n| x |";
+        let mut report = DiagReport::default();
+        report.snapshot.host.name = evil.into();
+        report.findings.push(Finding {
+            id: "x".into(),
+            severity: Severity::Warning,
+            title: evil.into(),
+            evidence: vec![Evidence::new(evil, evil)],
+            subject: None,
+            script: Some("fix`\n# Forged".into()),
+        });
+        let mut record = SessionRecord {
+            started: UNIX_EPOCH,
+            technician: "Ana".into(),
+            relay: "r".into(),
+            nameplate: "1".into(),
+            host: evil.into(),
+            verification: "a-b-c-d".into(),
+            catalog: None,
+            latest: None,
+            runs: vec![],
+            log: None,
+        };
+        record.apply(&AgentMsg::Diagnostics {
+            id: 1,
+            report: Box::new(report),
+        });
+        record.run_requested(2, "fix`x", &[]);
+        record.apply(&AgentMsg::RunStarted {
+            id: 2,
+            program: "sh".into(),
+            args: vec![evil.into()],
+        });
+        record.apply(&AgentMsg::Output {
+            id: 2,
+            stream: OutStream::Stdout,
+            data: evil.as_bytes().to_vec(),
+        });
+        record.apply(&AgentMsg::RunEnded {
+            id: 2,
+            end: RunEnd {
+                status: RunStatus::FailedToStart {
+                    reason: evil.into(),
+                },
+                duration_ms: 1,
+                bytes: 1,
+                dropped: 0,
+                output_sha256: "ab`\n# x".into(),
+            },
+        });
+        let md = record.to_markdown();
+        let unsafe_chars: Vec<char> = md
+            .chars()
+            .filter(|&c| c != '\n' && clean_line(&c.to_string()) != c.to_string())
+            .collect();
+        assert!(unsafe_chars.is_empty(), "{unsafe_chars:?} in {md}");
+        // The only headings are the report's own, and the fences pair up:
+        // the one block of run output stays one block.
+        let mut in_fence = false;
+        let headings: Vec<&str> = md
+            .lines()
+            .filter(|l| {
+                in_fence ^= l.starts_with("```");
+                !in_fence && l.starts_with('#')
+            })
+            .collect();
+        assert_eq!(
+            headings,
+            [
+                "# Support session on a�\\]0;pwned��\\[2J�b c \\# Forged heading \\`\\`\\` \\| x \\|",
+                "## Machine",
+                "## Findings",
+                "## Runs",
+                "### Run 2: `fix'x`",
+            ],
+            "{md}"
+        );
+        assert_eq!(
+            md.lines().filter(|l| l.starts_with("```")).count(),
+            4,
+            "{md}"
+        );
+        assert!(
+            md.contains("a�]0;pwned��[2J�b�c\n# Forged heading\n'''\n| x |"),
+            "{md}"
+        );
     }
 }

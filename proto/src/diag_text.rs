@@ -7,8 +7,15 @@
 //! binary units ("3.2 GiB"), durations keep their two largest units
 //! ("4d 3h"), and shares are whole percents rounded down, so "90%" never
 //! stands for 89.6.
+//!
+//! Every string in a snapshot or a finding comes from the agent's machine
+//! (a host name, a process's command line, a disk's mount point) and may be
+//! hostile, so each passes through [`clean_line`] on its way in: the text
+//! printed here holds no control character other than its own line breaks.
 
 use std::fmt::Write as _;
+
+use crate::text::clean_line;
 
 use crate::message::diag::{Finding, ProcessInfo, Snapshot};
 
@@ -44,13 +51,13 @@ pub fn machine(s: &Snapshot) -> String {
         out,
         "OS        {} {} (kernel {}, {})",
         or_unknown(&h.os_name),
-        h.os_version,
+        clean_line(&h.os_version),
         or_unknown(&h.kernel),
         or_unknown(&h.arch)
     );
     let _ = writeln!(out, "Uptime    {}", human_duration(h.uptime_secs));
     if !s.users.is_empty() {
-        let _ = writeln!(out, "Users     {}", s.users.join(", "));
+        let _ = writeln!(out, "Users     {}", clean_line(&s.users.join(", ")));
     }
 
     let c = &s.cpu;
@@ -106,8 +113,8 @@ pub fn machine(s: &Snapshot) -> String {
         let _ = writeln!(
             out,
             "  {:<20} {:<8} {} of {} used ({}), {} free{}",
-            d.mount_point,
-            d.file_system,
+            clean_line(&d.mount_point),
+            clean_line(&d.file_system),
             human_bytes(used),
             human_bytes(d.total_bytes),
             whole_percent(used, d.total_bytes),
@@ -124,12 +131,12 @@ pub fn machine(s: &Snapshot) -> String {
         let addresses = if n.addresses.is_empty() {
             "no address".to_string()
         } else {
-            n.addresses.join(" ")
+            clean_line(&n.addresses.join(" ")).into_owned()
         };
         let _ = writeln!(
             out,
             "  {:<12} {}  in {}  out {}  errors {} in / {} out",
-            n.name,
+            clean_line(&n.name),
             addresses,
             human_bytes(n.bytes_in),
             human_bytes(n.bytes_out),
@@ -146,11 +153,13 @@ pub fn machine(s: &Snapshot) -> String {
                     let _ = writeln!(
                         out,
                         "  {:<24} {:.1} °C (critical {:.1} °C)",
-                        t.label, t.celsius, c
+                        clean_line(&t.label),
+                        t.celsius,
+                        c
                     );
                 }
                 None => {
-                    let _ = writeln!(out, "  {:<24} {:.1} °C", t.label, t.celsius);
+                    let _ = writeln!(out, "  {:<24} {:.1} °C", clean_line(&t.label), t.celsius);
                 }
             }
         }
@@ -199,9 +208,9 @@ fn process_table(out: &mut String, rows: &[ProcessInfo]) {
             p.pid,
             p.cpu_percent,
             human_bytes(p.memory_bytes),
-            shorten(p.user.as_deref().unwrap_or("?"), 10),
-            shorten(&p.name, 16),
-            shorten(command, COMMAND_COLUMN_CHARS)
+            shorten(&clean_line(p.user.as_deref().unwrap_or("?")), 10),
+            shorten(&clean_line(&p.name), 16),
+            shorten(&clean_line(command), COMMAND_COLUMN_CHARS)
         );
     }
 }
@@ -221,13 +230,18 @@ pub fn findings(f: &[Finding]) -> String {
             out,
             "[{}] {}",
             finding.severity.as_str().to_uppercase(),
-            finding.title
+            clean_line(&finding.title)
         );
         for e in &finding.evidence {
-            let _ = writeln!(out, "    {}: {}", e.label, e.value);
+            let _ = writeln!(
+                out,
+                "    {}: {}",
+                clean_line(&e.label),
+                clean_line(&e.value)
+            );
         }
         if let Some(script) = &finding.script {
-            let _ = writeln!(out, "    suggested script: {script}");
+            let _ = writeln!(out, "    suggested script: {}", clean_line(script));
         }
     }
     out
@@ -305,8 +319,13 @@ pub fn whole_percent(part: u64, whole: u64) -> String {
     format!("{}%", percent(part, whole).floor())
 }
 
-fn or_unknown(s: &str) -> &str {
-    if s.is_empty() { "unknown" } else { s }
+/// The field, cleaned, or "unknown" when the machine gave none.
+fn or_unknown(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.is_empty() {
+        "unknown".into()
+    } else {
+        clean_line(s)
+    }
 }
 
 /// At most `max` characters, ending in "…" when shortened; never splits a
@@ -537,5 +556,57 @@ mod tests {
     fn empty_process_lists_say_so() {
         let text = processes(&Snapshot::default());
         assert_eq!(text.matches("none reported").count(), 2);
+    }
+
+    /// True when `text` holds no control character but line breaks, and no
+    /// bidirectional mark.
+    fn terminal_safe(text: &str) -> bool {
+        crate::text::clean_text(text) == text && !text.contains('\t')
+    }
+
+    #[test]
+    fn hostile_strings_from_the_machine_are_neutralised() {
+        let evil = "x\x1b]0;pwned\x07\x1b[2J\u{202E}\r\nfake line";
+        let mut s = snapshot();
+        s.host.name = evil.into();
+        s.host.os_name = evil.into();
+        s.host.os_version = evil.into();
+        s.host.kernel = evil.into();
+        s.host.arch = evil.into();
+        s.cpu.model = evil.into();
+        s.users = vec![evil.into()];
+        s.disks[0].mount_point = evil.into();
+        s.disks[0].file_system = evil.into();
+        s.networks[0].name = evil.into();
+        s.networks[0].addresses = vec![evil.into()];
+        s.temperatures[0].label = evil.into();
+        s.temperatures.push(Temperature {
+            label: evil.into(),
+            celsius: 1.0,
+            critical_celsius: None,
+        });
+        let p = &mut s.processes.top_cpu[0];
+        p.name = evil.into();
+        p.command = evil.into();
+        p.user = Some(evil.into());
+        s.processes.top_memory = s.processes.top_cpu.clone();
+        let f = Finding {
+            id: "x".into(),
+            severity: Severity::Warning,
+            title: evil.into(),
+            evidence: vec![Evidence::new(evil, evil)],
+            subject: None,
+            script: Some(evil.into()),
+        };
+        for text in [
+            overview(&s, std::slice::from_ref(&f)),
+            processes(&s),
+            findings(&[f]),
+        ] {
+            assert!(terminal_safe(&text), "{text:?}");
+            assert!(text.contains("x�]0;pwned��[2J�"), "{text}");
+            // A line break in a field cannot start a line of its own.
+            assert!(!text.lines().any(|l| l.starts_with("fake line")), "{text}");
+        }
     }
 }

@@ -300,12 +300,10 @@ fn processes(system: &System, users: &Users) -> Processes {
 }
 
 fn process_info(p: &Process, users: &Users) -> ProcessInfo {
-    let command = p
-        .cmd()
-        .iter()
-        .map(|arg| arg.to_string_lossy())
-        .collect::<Vec<_>>()
-        .join(" ");
+    // Secrets are hidden before the line is shortened, so a cut can never
+    // leave part of one behind.
+    let args: Vec<_> = p.cmd().iter().map(|arg| arg.to_string_lossy()).collect();
+    let command = super::redact::command_line(&args);
     ProcessInfo {
         pid: p.pid().as_u32(),
         name: p.name().to_string_lossy().into_owned(),

@@ -1,7 +1,8 @@
 //! Diagnostics: background sampling, findings rules and the local report.
 //!
 //! Data flows one way: [`collect`] reads the system through `sysinfo` into a
-//! plain [`Snapshot`]; [`sampler`] does that on a thread every couple of
+//! plain [`Snapshot`], with [`redact`] hiding likely secrets in process
+//! command lines; [`sampler`] does that on a thread every couple of
 //! seconds so a snapshot is always ready; [`findings`] turns a snapshot into
 //! [`Finding`]s with plain rules; [`report`] puts the two together for
 //! `sprijin-agent diag`, and the session sends the same [`DiagReport`] to the
@@ -11,6 +12,7 @@
 pub mod collect;
 pub mod error;
 pub mod findings;
+pub mod redact;
 pub mod report;
 pub mod sampler;
 

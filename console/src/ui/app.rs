@@ -7,12 +7,17 @@ use std::time::Instant;
 
 use sprijin_proto::catalog::{Script, ScriptId, parse_assignment};
 use sprijin_proto::message::diag::{DiagReport, Finding, ProcessInfo};
+use sprijin_proto::message::script::OutStream;
 use sprijin_proto::message::session::{AgentMsg, RequestId};
+use sprijin_proto::text::CleanStream;
 
 use crate::report::SessionRecord;
 
 /// How many output lines a run view keeps.
 const RUN_LINES: usize = 2000;
+
+/// Columns between tab stops when a run's output is shown.
+const TAB_STOP: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
@@ -84,21 +89,54 @@ pub struct RunView {
     pub bytes: u64,
     pub lines: VecDeque<String>,
     partial: String,
+    /// Output made safe to draw, one cleaner per stream.
+    stdout: CleanStream,
+    stderr: CleanStream,
     pub status: Option<String>,
     pub success: bool,
     pub refused: Option<String>,
 }
 
 impl RunView {
-    fn push_output(&mut self, data: &[u8]) {
+    /// Output from the agent, cleaned of control characters and escape
+    /// sequences (a character cut between chunks is put back together), with
+    /// tabs turned into spaces, since a tab would move the terminal's cursor
+    /// past what the view drew.
+    fn push_output(&mut self, stream: OutStream, data: &[u8]) {
         self.bytes += data.len() as u64;
-        self.partial.push_str(&String::from_utf8_lossy(data));
-        while let Some(pos) = self.partial.find('\n') {
-            let line: String = self.partial.drain(..=pos).collect();
-            self.lines
-                .push_back(line.trim_end_matches(['\n', '\r']).to_string());
-            if self.lines.len() > RUN_LINES {
-                self.lines.pop_front();
+        let text = match stream {
+            OutStream::Stdout => self.stdout.push(data),
+            OutStream::Stderr => self.stderr.push(data),
+        };
+        self.push_text(&text);
+    }
+
+    /// Adds what the output streams still held back at the end of the run.
+    fn finish_output(&mut self) {
+        let text = self.stdout.finish() + &self.stderr.finish();
+        self.push_text(&text);
+    }
+
+    fn push_text(&mut self, text: &str) {
+        let mut column = self.partial.chars().count();
+        for c in text.chars() {
+            match c {
+                '\t' => {
+                    let spaces = TAB_STOP - column % TAB_STOP;
+                    self.partial.extend(std::iter::repeat_n(' ', spaces));
+                    column += spaces;
+                }
+                '\n' => {
+                    self.lines.push_back(std::mem::take(&mut self.partial));
+                    if self.lines.len() > RUN_LINES {
+                        self.lines.pop_front();
+                    }
+                    column = 0;
+                }
+                c => {
+                    self.partial.push(c);
+                    column += 1;
+                }
             }
         }
     }
@@ -371,6 +409,8 @@ impl App {
             bytes: 0,
             lines: VecDeque::new(),
             partial: String::new(),
+            stdout: CleanStream::new(),
+            stderr: CleanStream::new(),
             status: None,
             success: false,
             refused: None,
@@ -400,13 +440,14 @@ impl App {
                 run.started = Some(Instant::now());
                 self.status = format!("the person approved {}; it is running", run.script);
             }
-            (AgentMsg::Output { data, .. }, Some(run)) => run.push_output(&data),
+            (AgentMsg::Output { stream, data, .. }, Some(run)) => run.push_output(stream, &data),
             (AgentMsg::Truncated { cap, .. }, Some(run)) => {
                 run.lines.push_back(format!(
                     "[output over {cap} bytes: the rest is counted, not shown]"
                 ));
             }
             (AgentMsg::RunEnded { end, .. }, Some(run)) => {
+                run.finish_output();
                 run.finished = Some(Instant::now());
                 run.success = end.success();
                 run.status = Some(end.status.to_string());

@@ -1,7 +1,15 @@
 //! Drawing the interactive console from the app state. Nothing here changes
 //! the state; every view fits in 80x24 and reflows on resize.
+//!
+//! Most of what is drawn came from the agent's side (the host's name,
+//! findings, process command lines, run output, refusal reasons), and a cell
+//! of the screen is written to the terminal as it is. So every such string
+//! is cleaned with [`clean`] where it is put in, and once the frame is drawn
+//! [`neutralise`] replaces any cell that still holds a control character,
+//! an escape sequence introducer or a bidirectional mark.
 
 use ratatui::Frame;
+use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Direction, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -12,6 +20,7 @@ use ratatui::widgets::{
 use sprijin_proto::catalog::Risk;
 use sprijin_proto::diag_text::{human_bytes, human_duration};
 use sprijin_proto::message::diag::Severity;
+use sprijin_proto::text::{REPLACEMENT, clean_line};
 
 use super::app::{App, Prompt, Sort, View};
 
@@ -33,7 +42,26 @@ fn risk_style(r: Risk) -> Style {
 
 const KEYS: &str = "q quit  tab view  ↑↓ select  enter run  s sort  r refresh  c cancel  p report";
 
+/// One line of text from the other side, safe to put on the screen.
+fn clean(text: &str) -> String {
+    clean_line(text).into_owned()
+}
+
+/// Replaces every cell whose symbol is not safe to send to a terminal.
+pub fn neutralise(buffer: &mut Buffer) {
+    for cell in buffer.content.iter_mut() {
+        if clean_line(cell.symbol()) != cell.symbol() {
+            cell.set_char(REPLACEMENT);
+        }
+    }
+}
+
 pub fn draw(frame: &mut Frame, app: &App) {
+    draw_views(frame, app);
+    neutralise(frame.buffer_mut());
+}
+
+fn draw_views(frame: &mut Frame, app: &App) {
     let [header, tabs, body, status] = Layout::vertical([
         Constraint::Length(3),
         Constraint::Length(1),
@@ -68,7 +96,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
     };
     frame.render_widget(
         Paragraph::new(vec![
-            Line::styled(app.status.clone(), status_style),
+            Line::styled(clean(&app.status), status_style),
             Line::styled(KEYS, Style::new().fg(Color::DarkGray)),
         ]),
         status,
@@ -81,7 +109,10 @@ pub fn draw(frame: &mut Frame, app: &App) {
 fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
     let (os, uptime) = match &app.report {
         Some(r) => (
-            format!("{} {}", r.snapshot.host.os_name, r.snapshot.host.os_version),
+            clean(&format!(
+                "{} {}",
+                r.snapshot.host.os_name, r.snapshot.host.os_version
+            )),
             human_duration(r.snapshot.host.uptime_secs),
         ),
         None => ("…".into(), "…".into()),
@@ -92,13 +123,14 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
     };
     let line1 = Line::from(vec![
         Span::styled("Sprijin │ ", Style::new().fg(Color::DarkGray)),
-        Span::styled(app.host.clone(), Style::new().add_modifier(Modifier::BOLD)),
+        Span::styled(clean(&app.host), Style::new().add_modifier(Modifier::BOLD)),
         Span::raw(format!("  {os}  up {uptime}  ")),
         state,
     ]);
     let line2 = Line::from(format!(
         "technician {}  verification words: {}",
-        app.technician, app.verification
+        clean(&app.technician),
+        clean(&app.verification)
     ));
     frame.render_widget(
         Paragraph::new(vec![line1, line2]).block(Block::new().borders(Borders::BOTTOM)),
@@ -181,7 +213,7 @@ fn draw_overview(frame: &mut Frame, area: Rect, app: &App) {
                 used as f64 / d.total_bytes as f64,
                 format!(
                     "{}  {} free of {}",
-                    d.mount_point,
+                    clean(&d.mount_point),
                     human_bytes(d.available_bytes),
                     human_bytes(d.total_bytes)
                 ),
@@ -213,13 +245,13 @@ fn draw_findings(frame: &mut Frame, area: Rect, app: &App, detailed: bool) {
                     format!("{:<8}", format!("{:?}", f.severity).to_lowercase()),
                     severity_style(f.severity),
                 ),
-                Span::raw(f.title.clone()),
+                Span::raw(clean(&f.title)),
             ])];
             if detailed {
                 let evidence: Vec<String> = f
                     .evidence
                     .iter()
-                    .map(|e| format!("{}: {}", e.label, e.value))
+                    .map(|e| format!("{}: {}", clean(&e.label), clean(&e.value)))
                     .collect();
                 lines.push(Line::styled(
                     format!("        {}", evidence.join(", ")),
@@ -228,7 +260,7 @@ fn draw_findings(frame: &mut Frame, area: Rect, app: &App, detailed: bool) {
             }
             if let Some(script) = &f.script {
                 lines.push(Line::styled(
-                    format!("        suggested: {script} (enter to run)"),
+                    format!("        suggested: {} (enter to run)", clean(script)),
                     Style::new().fg(Color::DarkGray),
                 ));
             }
@@ -263,9 +295,9 @@ fn draw_processes(frame: &mut Frame, area: Rect, app: &App) {
                 p.pid.to_string(),
                 format!("{:.1}", p.cpu_percent),
                 human_bytes(p.memory_bytes),
-                p.user.clone().unwrap_or_default(),
-                p.name.clone(),
-                p.command.clone(),
+                clean(p.user.as_deref().unwrap_or_default()),
+                clean(&p.name),
+                clean(&p.command),
             ])
         })
         .collect();
@@ -301,7 +333,7 @@ fn draw_catalog(frame: &mut Frame, area: Rect, app: &App) {
         .map(|(id, s)| {
             ListItem::new(Line::from(vec![
                 Span::styled(format!("{:<7}", s.risk.to_string()), risk_style(s.risk)),
-                Span::raw(format!("{:<20} {}", id.as_str(), s.title)),
+                Span::raw(format!("{:<20} {}", id.as_str(), clean(&s.title))),
             ]))
         })
         .collect();
@@ -311,7 +343,7 @@ fn draw_catalog(frame: &mut Frame, area: Rect, app: &App) {
             .block(
                 Block::new()
                     .borders(Borders::TOP)
-                    .title(format!(" Catalog: {} ", app.catalog_state)),
+                    .title(format!(" Catalog: {} ", clean(&app.catalog_state))),
             )
             .highlight_style(Style::new().add_modifier(Modifier::REVERSED)),
         list_area,
@@ -320,12 +352,12 @@ fn draw_catalog(frame: &mut Frame, area: Rect, app: &App) {
     if let Some((_, s)) = app.scripts.get(app.selected()) {
         let params: Vec<&String> = s.params.keys().collect();
         let text = vec![
-            Line::from(s.description.clone()),
+            Line::from(clean(&s.description)),
             Line::styled(
                 format!(
                     "runs: {} {}   params: {:?}   timeout {} s",
-                    s.program,
-                    s.args.join(" "),
+                    clean(&s.program),
+                    clean(&s.args.join(" ")),
                     params,
                     s.timeout_secs
                 ),
@@ -355,7 +387,12 @@ fn draw_runs(frame: &mut Frame, area: Rect, app: &App) {
                 _ => Style::new(),
             };
             ListItem::new(Line::styled(
-                format!("run {:<3} {:<18} {}", r.id, r.script, r.state()),
+                format!(
+                    "run {:<3} {:<18} {}",
+                    r.id,
+                    clean(&r.script),
+                    clean(&r.state())
+                ),
                 style,
             ))
         })
@@ -384,8 +421,8 @@ fn draw_runs(frame: &mut Frame, area: Rect, app: &App) {
     let title = format!(
         " run {} {}: {}  {:.1} s  {} ",
         run.id,
-        run.script,
-        run.state(),
+        clean(&run.script),
+        clean(&run.state()),
         elapsed.as_secs_f64(),
         human_bytes(run.bytes)
     );
@@ -393,7 +430,7 @@ fn draw_runs(frame: &mut Frame, area: Rect, app: &App) {
     let height = output.height.saturating_sub(1) as usize;
     let shown: Vec<Line> = lines[lines.len().saturating_sub(height)..]
         .iter()
-        .map(|l| Line::raw(l.to_string()))
+        .map(|l| Line::raw(clean(l)))
         .collect();
     frame.render_widget(
         Paragraph::new(shown).block(Block::new().borders(Borders::TOP).title(title)),
@@ -411,9 +448,9 @@ fn draw_prompt(frame: &mut Frame, app: &App, prompt: &Prompt) {
     frame.render_widget(Clear, rect);
     let text = match prompt {
         Prompt::Params { script, input } => vec![
-            Line::from(format!("parameters for {script} (KEY=VALUE ...):")),
+            Line::from(format!("parameters for {} (KEY=VALUE ...):", clean(script))),
             Line::styled(
-                format!("> {input}_"),
+                format!("> {}_", clean(input)),
                 Style::new().add_modifier(Modifier::BOLD),
             ),
             Line::styled(
@@ -423,10 +460,13 @@ fn draw_prompt(frame: &mut Frame, app: &App, prompt: &Prompt) {
         ],
         Prompt::Confirm { script, params } => {
             let risk = app.script(script).map(|s| s.risk);
-            let shown: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+            let shown: Vec<String> = params
+                .iter()
+                .map(|(k, v)| format!("{}={:?}", clean(k), clean(v)))
+                .collect();
             vec![
                 Line::from(vec![
-                    Span::raw(format!("run {script} {}", shown.join(" "))),
+                    Span::raw(format!("run {} {}", clean(script), shown.join(" "))),
                     Span::raw("  risk: "),
                     Span::styled(
                         risk.map(|r| r.to_string()).unwrap_or_default(),
@@ -544,5 +584,99 @@ mod tests {
             "{screen}"
         );
         assert!(screen.contains("session ended"), "{screen}");
+    }
+
+    /// A screen's cells that hold something unsafe to send to a terminal.
+    fn unsafe_cells(app: &App, width: u16, height: u16) -> Vec<String> {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+        terminal.draw(|f| draw(f, app)).unwrap();
+        terminal
+            .backend()
+            .buffer()
+            .content
+            .iter()
+            .map(|c| c.symbol().to_string())
+            .filter(|s| sprijin_proto::text::clean_line(s) != *s)
+            .collect()
+    }
+
+    #[test]
+    fn escapes_from_the_other_side_never_reach_the_screen() {
+        use sprijin_proto::message::diag::ProcessInfo;
+        use sprijin_proto::message::script::{OutStream, RunEnd, RunStatus};
+
+        let evil = "x\x1b]0;pwned\x07\x1b[2J\u{202E}y\rz";
+        let mut app = app();
+        app.host = evil.into();
+        let mut report = DiagReport::default();
+        report.snapshot.host.os_name = evil.into();
+        report.findings.push(Finding {
+            id: "evil".into(),
+            severity: Severity::Critical,
+            title: evil.into(),
+            evidence: vec![Evidence {
+                label: evil.into(),
+                value: evil.into(),
+            }],
+            subject: Some(evil.into()),
+            script: Some(evil.into()),
+        });
+        report.snapshot.processes.top_cpu.push(ProcessInfo {
+            pid: 7,
+            name: evil.into(),
+            command: evil.into(),
+            user: Some(evil.into()),
+            ..ProcessInfo::default()
+        });
+        app.on_agent(AgentMsg::Diagnostics {
+            id: 2,
+            report: Box::new(report),
+        });
+        app.run_requested(3, "fix".into(), &[]);
+        app.on_agent(AgentMsg::RunStarted {
+            id: 3,
+            program: "sh".into(),
+            args: vec![],
+        });
+        // An escape and a two-byte character cut between two chunks.
+        app.on_agent(AgentMsg::Output {
+            id: 3,
+            stream: OutStream::Stdout,
+            data: b"out \x1b]0;pwned\x07\x1b[2J\ttab \xc8".to_vec(),
+        });
+        app.on_agent(AgentMsg::Output {
+            id: 3,
+            stream: OutStream::Stdout,
+            data: b"\x99 end\r\n".to_vec(),
+        });
+        app.on_agent(AgentMsg::RunEnded {
+            id: 3,
+            end: RunEnd {
+                status: RunStatus::FailedToStart {
+                    reason: evil.into(),
+                },
+                duration_ms: 1,
+                bytes: 1,
+                dropped: 0,
+                output_sha256: String::new(),
+            },
+        });
+        for view in View::ALL {
+            app.show(view);
+            assert_eq!(
+                unsafe_cells(&app, 120, 30),
+                Vec::<String>::new(),
+                "{view:?}"
+            );
+        }
+        app.show(View::Runs);
+        let screen = render(&app, 120, 30);
+        assert!(
+            screen.contains("out �]0;pwned��[2J      tab ș end"),
+            "{screen}"
+        );
+        app.show(View::Overview);
+        let screen = render(&app, 120, 30);
+        assert!(screen.contains("x�]0;pwned��[2J�y�z"), "{screen}");
     }
 }
