@@ -176,6 +176,16 @@ impl Relay {
         }
         let peer = incoming.remote_address();
         let key = limit_key(peer.ip());
+        let held = self.shared.connections.held(key);
+        if !incoming.remote_address_validated() && held * 2 >= limits.connections_per_address {
+            // Past half its share, a source must first prove it receives at
+            // its address (a stateless retry), so packets with a forged
+            // source cannot use up someone else's places.
+            if let Err(e) = incoming.retry() {
+                e.into_incoming().refuse();
+            }
+            return;
+        }
         let Some(slot) = self.shared.connections.acquire(key) else {
             // Refused before the handshake, so it costs no cryptography;
             // the client is told the connection was refused.
