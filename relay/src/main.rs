@@ -42,10 +42,10 @@ struct Cli {
     /// Seconds a nameplate waits to be claimed.
     #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
     nameplate_ttl: u64,
-    /// Claims one source address may make per minute.
+    /// Claims one source address may make per minute; an IPv6 /64 counts as one address.
     #[arg(long, default_value_t = 10)]
     claims_per_minute: u32,
-    /// Nameplates one source address may have waiting at once.
+    /// Nameplates one source address may have waiting at once; an IPv6 /64 counts as one address.
     #[arg(long, default_value_t = 5)]
     waiting_per_address: usize,
     /// Codes (nameplates) one source address may ask for per minute; an IPv6 /64 counts as one address.
