@@ -55,6 +55,11 @@ impl RelayLink {
                 if let (Some(expected), Some(got)) = (pin, pin_report.mismatch()) {
                     return Err(ConnectError::PinMismatch { expected, got });
                 }
+                if refused(&e) {
+                    return Err(ConnectError::Refused {
+                        relay: relay.to_string(),
+                    });
+                }
                 return Err(ConnectError::Connect {
                     relay: relay.to_string(),
                     reason: e.to_string(),
@@ -77,6 +82,16 @@ impl RelayLink {
             reader: FrameReader::new(recv),
         })
     }
+}
+
+/// Whether the relay turned the connection away before the handshake (it
+/// does so at its connection limits).
+fn refused(e: &quinn::ConnectionError) -> bool {
+    matches!(
+        e,
+        quinn::ConnectionError::ConnectionClosed(close)
+            if close.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED
+    )
 }
 
 async fn resolve(relay: &str) -> Result<SocketAddr, ConnectError> {
@@ -106,6 +121,10 @@ pub enum ConnectError {
     },
     #[error("cannot connect to relay {relay}: {reason}")]
     Connect { relay: String, reason: String },
+    #[error(
+        "relay {relay} refused the connection: it is at its connection limit, in total or for your address; close other sessions or try again later"
+    )]
+    Refused { relay: String },
     #[error("cannot open a network endpoint: {0}")]
     Endpoint(String),
     #[error(transparent)]

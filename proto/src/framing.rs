@@ -4,12 +4,22 @@
 //! length is checked against the limit before anything is allocated, so a
 //! peer announcing a 4 GiB frame costs us four bytes of reading. A clean end
 //! of stream between frames is `Ok(None)`; an end inside a frame is an error.
+//!
+//! The limit belongs to each reader and writer: session frames may be up to
+//! [`MAX_FRAME`], while the relay reads a client's control messages (hello,
+//! open, claim) with the much smaller [`MAX_CONTROL_FRAME`], so an unpaired
+//! client cannot make it hold a large frame.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::codec::{self, CodecError, MAX_FRAME};
+pub use crate::codec::MAX_FRAME;
+use crate::codec::{self, CodecError};
+
+/// The largest control message (hello, open, claim and the relay's answers)
+/// a relay reads before pairing; none comes near it.
+pub const MAX_CONTROL_FRAME: usize = 64 * 1024;
 
 /// Reads frames from one direction of a stream.
 pub struct FrameReader<R> {
@@ -18,12 +28,28 @@ pub struct FrameReader<R> {
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
+    /// A reader for session frames, up to [`MAX_FRAME`].
     pub fn new(inner: R) -> Self {
         Self::with_limit(inner, MAX_FRAME)
     }
 
+    /// A reader for control messages, up to [`MAX_CONTROL_FRAME`].
+    pub fn control(inner: R) -> Self {
+        Self::with_limit(inner, MAX_CONTROL_FRAME)
+    }
+
+    /// A reader refusing frames over `max` bytes (never more than
+    /// [`MAX_FRAME`], which the codec enforces anyway).
     pub fn with_limit(inner: R, max: usize) -> Self {
-        FrameReader { inner, max }
+        FrameReader {
+            inner,
+            max: max.min(MAX_FRAME),
+        }
+    }
+
+    /// The largest frame this reader accepts.
+    pub fn limit(&self) -> usize {
+        self.max
     }
 
     /// The next frame, or `None` if the peer finished the stream cleanly.
@@ -78,10 +104,16 @@ pub struct FrameWriter<W> {
 }
 
 impl<W: AsyncWrite + Unpin> FrameWriter<W> {
+    /// A writer for session frames, up to [`MAX_FRAME`].
     pub fn new(inner: W) -> Self {
+        Self::with_limit(inner, MAX_FRAME)
+    }
+
+    /// A writer refusing frames over `max` bytes (at most [`MAX_FRAME`]).
+    pub fn with_limit(inner: W, max: usize) -> Self {
         FrameWriter {
             inner,
-            max: MAX_FRAME,
+            max: max.min(MAX_FRAME),
         }
     }
 
@@ -170,6 +202,26 @@ mod tests {
             r.read_frame().await,
             Err(FrameError::TooLarge { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn a_control_reader_refuses_a_frame_a_session_reader_takes() {
+        let mut bytes = ((MAX_CONTROL_FRAME + 1) as u32).to_be_bytes().to_vec();
+        bytes.extend_from_slice(&vec![0; MAX_CONTROL_FRAME + 1]);
+        let mut control = FrameReader::control(&bytes[..]);
+        assert_eq!(control.limit(), MAX_CONTROL_FRAME);
+        assert!(matches!(
+            control.read_frame().await,
+            Err(FrameError::TooLarge {
+                max: MAX_CONTROL_FRAME,
+                ..
+            })
+        ));
+        let mut session = FrameReader::new(&bytes[..]);
+        assert_eq!(
+            session.read_frame().await.unwrap().unwrap().len(),
+            MAX_CONTROL_FRAME + 1
+        );
     }
 
     #[tokio::test]

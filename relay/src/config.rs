@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use sprijin_proto::framing::{MAX_CONTROL_FRAME, MAX_FRAME};
+
 use crate::splice::{Interceptor, Tap};
 use crate::tokens::ConsoleTokens;
 
@@ -38,8 +40,19 @@ pub struct Limits {
     pub nameplate_ttl: Duration,
     /// Claims one source address may make per minute.
     pub claims_per_minute: u32,
+    /// Nameplates one source address may open per minute.
+    pub opens_per_minute: u32,
     /// Nameplates one source address may hold waiting at once.
     pub waiting_per_address: usize,
+    /// Connections one source address may hold open at once.
+    pub connections_per_address: usize,
+    /// Used or expired nameplates remembered (so a late claim hears "used"
+    /// or "expired"); past this the oldest is forgotten first.
+    pub remembered_nameplates: usize,
+    /// The largest control message read from a client before pairing.
+    pub control_frame: usize,
+    /// Connections the metrics endpoint serves at once.
+    pub metrics_connections: usize,
     /// Paired sessions in total.
     pub max_sessions: usize,
     /// Connections in total (waiting agents included).
@@ -57,7 +70,12 @@ impl Default for Limits {
         Limits {
             nameplate_ttl: Duration::from_secs(600),
             claims_per_minute: 10,
+            opens_per_minute: 10,
             waiting_per_address: 5,
+            connections_per_address: 64,
+            remembered_nameplates: 100_000,
+            control_frame: MAX_CONTROL_FRAME,
+            metrics_connections: 16,
             max_sessions: 10_000,
             max_connections: 50_000,
             session_bytes_per_sec: None,
@@ -78,5 +96,72 @@ impl RelayConfig {
             tap: None,
             interceptor: None,
         }
+    }
+}
+
+/// The smallest control frame limit that still fits every control message.
+const MIN_CONTROL_FRAME: usize = 1024;
+
+impl Limits {
+    /// Checks that every bound lets the relay work at all.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let at_least_one = [
+            ("--opens-per-minute", self.opens_per_minute as usize),
+            ("--connections-per-address", self.connections_per_address),
+            ("--max-remembered-nameplates", self.remembered_nameplates),
+            ("--metrics-connections", self.metrics_connections),
+        ];
+        for (flag, value) in at_least_one {
+            if value == 0 {
+                return Err(ConfigError::Zero { flag });
+            }
+        }
+        if !(MIN_CONTROL_FRAME..=MAX_FRAME).contains(&self.control_frame) {
+            return Err(ConfigError::ControlFrame {
+                got: self.control_frame,
+                min: MIN_CONTROL_FRAME,
+                max: MAX_FRAME,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A configuration the relay cannot work with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("{flag} must be at least 1: with 0 the relay would refuse everyone; raise it")]
+    Zero { flag: &'static str },
+    #[error(
+        "the control frame limit of {got} bytes is out of range: give between {min} and {max} bytes"
+    )]
+    ControlFrame { got: usize, min: usize, max: usize },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid_and_a_zero_limit_is_named() {
+        assert_eq!(Limits::default().validate(), Ok(()));
+        let zero = Limits {
+            connections_per_address: 0,
+            ..Limits::default()
+        };
+        let err = zero.validate().unwrap_err();
+        assert!(
+            err.to_string().contains("--connections-per-address"),
+            "{err}"
+        );
+        let huge = Limits {
+            control_frame: MAX_FRAME + 1,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            huge.validate(),
+            Err(ConfigError::ControlFrame { .. })
+        ));
     }
 }

@@ -31,6 +31,7 @@ pub async fn serve(
     config: RelayConfig,
     metrics_addr: Option<SocketAddr>,
 ) -> Result<(), RelayError> {
+    let metrics_connections = config.limits.metrics_connections;
     let relay = Relay::bind(config)?;
     let addr = relay.local_addr()?;
     if let Some(maddr) = metrics_addr {
@@ -38,7 +39,11 @@ pub async fn serve(
             addr: maddr,
             reason: e.to_string(),
         })?;
-        tokio::spawn(metrics::serve(listener, relay.metrics()));
+        tokio::spawn(metrics::serve(
+            listener,
+            relay.metrics(),
+            metrics_connections,
+        ));
     }
     let line = format!("listening on {addr} fingerprint {}\n", relay.fingerprint());
     let mut stdout = tokio::io::stdout();

@@ -42,12 +42,24 @@ struct Cli {
     /// Seconds a nameplate waits to be claimed.
     #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
     nameplate_ttl: u64,
-    /// Claims one source address may make per minute.
+    /// Claims one source address may make per minute; an IPv6 /64 counts as one address.
     #[arg(long, default_value_t = 10)]
     claims_per_minute: u32,
-    /// Nameplates one source address may have waiting at once.
+    /// Nameplates one source address may have waiting at once; an IPv6 /64 counts as one address.
     #[arg(long, default_value_t = 5)]
     waiting_per_address: usize,
+    /// Codes (nameplates) one source address may ask for per minute; an IPv6 /64 counts as one address.
+    #[arg(long, default_value_t = Limits::default().opens_per_minute)]
+    opens_per_minute: u32,
+    /// Connections one source address may hold open at once; an IPv6 /64 counts as one address.
+    #[arg(long, default_value_t = Limits::default().connections_per_address)]
+    connections_per_address: usize,
+    /// Used or expired codes remembered so a late claim is told why it fails; past this the oldest is forgotten.
+    #[arg(long, default_value_t = Limits::default().remembered_nameplates)]
+    max_remembered_nameplates: usize,
+    /// Connections the metrics endpoint serves at once; more are answered 503.
+    #[arg(long, default_value_t = Limits::default().metrics_connections)]
+    metrics_connections: usize,
     /// Paired sessions at once, in total.
     #[arg(long, default_value_t = 10_000)]
     max_sessions: usize,
@@ -112,12 +124,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         limits: Limits {
             nameplate_ttl: Duration::from_secs(cli.nameplate_ttl),
             claims_per_minute: cli.claims_per_minute,
+            opens_per_minute: cli.opens_per_minute,
             waiting_per_address: cli.waiting_per_address,
+            connections_per_address: cli.connections_per_address,
+            remembered_nameplates: cli.max_remembered_nameplates,
+            metrics_connections: cli.metrics_connections,
             max_sessions: cli.max_sessions,
             max_connections: cli.max_connections,
             session_bytes_per_sec: cli.session_rate,
             session_idle_timeout: Duration::from_secs(cli.idle_timeout),
             handshake_timeout: Duration::from_secs(cli.handshake_timeout),
+            ..Limits::default()
         },
         console_tokens,
         tap: None,

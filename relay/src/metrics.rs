@@ -1,21 +1,52 @@
 //! Prometheus metrics: what the relay did and what it refused, and a small
 //! endpoint that serves them as text on `--metrics ADDR`.
+//!
+//! The endpoint is bounded like the relay itself: a fixed number of
+//! connections at once (more are answered 503 and closed at once), a
+//! deadline for each, and a pause after a failed accept instead of a spin.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use sprijin_proto::message::control::ErrorCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tracing::warn;
+
+use crate::rendezvous::TableMetrics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Reason {
     pub reason: String,
+}
+
+/// A bound that refused something.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum Limit {
+    /// A control message over the control frame limit.
+    ControlFrame,
+    /// A connection from an address already holding its share.
+    ConnectionsPerAddress,
+    /// A nameplate open over the per-address rate.
+    OpensPerMinute,
+    /// A claim over the per-address rate.
+    ClaimsPerMinute,
+    /// A peer that broke the stream or window limits and was closed.
+    Streams,
+    /// A metrics request while the endpoint was at its connection cap.
+    MetricsConnections,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabel {
+    pub limit: Limit,
 }
 
 /// Every counter and gauge the relay keeps.
@@ -29,6 +60,9 @@ pub struct Metrics {
     pub sessions_active: Gauge,
     pub bytes_forwarded: Counter,
     pub refusals: Family<Reason, Counter>,
+    pub limited: Family<LimitLabel, Counter>,
+    pub table: TableMetrics,
+    pub metrics_accept_errors: Counter,
 }
 
 impl Default for Metrics {
@@ -43,6 +77,9 @@ impl Default for Metrics {
             sessions_active: Gauge::default(),
             bytes_forwarded: Counter::default(),
             refusals: Family::default(),
+            limited: Family::default(),
+            table: TableMetrics::default(),
+            metrics_accept_errors: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("connections", "Connections accepted", m.connections.clone());
@@ -77,6 +114,26 @@ impl Default for Metrics {
             "Requests refused, by reason",
             m.refusals.clone(),
         );
+        registry.register(
+            "limited",
+            "Requests and connections refused by a limit, by limit",
+            m.limited.clone(),
+        );
+        registry.register(
+            "nameplates_remembered",
+            "Used or expired nameplates remembered to answer late claims",
+            m.table.remembered.clone(),
+        );
+        registry.register(
+            "nameplates_forgotten_early",
+            "Used or expired nameplates forgotten early because the table was full",
+            m.table.forgotten_early.clone(),
+        );
+        registry.register(
+            "metrics_accept_errors",
+            "Failed accepts on the metrics endpoint",
+            m.metrics_accept_errors.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -99,6 +156,16 @@ impl Metrics {
             .get()
     }
 
+    /// Counts something a limit refused.
+    pub fn limited(&self, limit: Limit) {
+        self.limited.get_or_create(&LimitLabel { limit }).inc();
+    }
+
+    /// How many times this limit refused so far.
+    pub fn limited_count(&self, limit: Limit) -> u64 {
+        self.limited.get_or_create(&LimitLabel { limit }).get()
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -108,29 +175,68 @@ impl Metrics {
     }
 }
 
-/// Serves the metrics over plain HTTP: any request gets the text exposition.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+/// How long a metrics client has to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long one metrics connection may last in all, so a client that stops
+/// reading cannot hold a place either.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The first pause after a failed accept (out of file descriptors, for
+/// instance); it doubles with each failure in a row, up to the longest.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+const BUSY: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+
+/// Serves the metrics over plain HTTP, at most `max_connections` at once:
+/// any request gets the text exposition.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, max_connections: usize) {
+    let places = Arc::new(Semaphore::new(max_connections));
+    let mut backoff = ACCEPT_BACKOFF;
     loop {
-        let Ok((mut socket, _)) = listener.accept().await else {
+        let socket = match listener.accept().await {
+            Ok((socket, _)) => {
+                backoff = ACCEPT_BACKOFF;
+                socket
+            }
+            Err(e) => {
+                metrics.metrics_accept_errors.inc();
+                warn!("metrics endpoint cannot accept a connection: {e}; pausing {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                continue;
+            }
+        };
+        let Ok(place) = places.clone().try_acquire_owned() else {
+            metrics.limited(Limit::MetricsConnections);
+            // Best effort and never waiting: the socket's buffer is empty,
+            // so the short answer fits; then the socket is closed.
+            let _ = socket.try_write(BUSY);
             continue;
         };
         let metrics = metrics.clone();
         tokio::spawn(async move {
-            // The request itself does not matter; read what came so the
-            // client is not reset before it sees the answer.
-            let mut buf = [0u8; 1024];
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), socket.read(&mut buf))
-                .await;
-            let body = metrics.render();
-            let head = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = socket.write_all(head.as_bytes()).await;
-            let _ = socket.write_all(body.as_bytes()).await;
-            let _ = socket.shutdown().await;
+            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, answer(socket, &metrics)).await;
+            drop(place);
         });
     }
+}
+
+async fn answer(mut socket: TcpStream, metrics: &Metrics) {
+    // The request itself does not matter; read what came so the client is
+    // not reset before it sees the answer.
+    let mut buf = [0u8; 1024];
+    let _ = tokio::time::timeout(READ_TIMEOUT, socket.read(&mut buf)).await;
+    let body = metrics.render();
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = socket.write_all(head.as_bytes()).await;
+    let _ = socket.write_all(body.as_bytes()).await;
+    let _ = socket.shutdown().await;
 }
 
 /// Binds the metrics listener.

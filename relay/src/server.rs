@@ -4,13 +4,18 @@
 //! agent to open a nameplate, a console to claim one. Refusals are an error
 //! frame on that stream, then a close. A paired agent's task owns the session
 //! and splices the two streams until it ends.
+//!
+//! Until a connection is paired it gets control-sized windows and its
+//! messages are read with the control frame limit, so an unpaired client
+//! costs the relay little however it behaves; pairing widens both
+//! connections' windows for the session.
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use quinn::{Connection, Endpoint, Incoming};
+use quinn::{Connection, ConnectionError, Endpoint, Incoming, TransportErrorCode};
 use sprijin_proto::framing::{FrameError, FrameReader, FrameWriter};
 use sprijin_proto::message::control::{
     ClientMsg, ErrorCode, ErrorFrame, Hello, PROTOCOL_VERSION, RelayMsg, Role, Technician,
@@ -19,11 +24,11 @@ use sprijin_proto::message::control::{
 use sprijin_proto::tls::{self, Fingerprint};
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::config::RelayConfig;
+use crate::config::{ConfigError, RelayConfig};
 use crate::identity::{Identity, IdentityError};
-use crate::limits::ClaimLimiter;
-use crate::metrics::Metrics;
-use crate::rendezvous::{ClaimError, Rendezvous};
+use crate::limits::{ConnectionLimiter, ConnectionSlot, LimitKey, RateLimiter, limit_key};
+use crate::metrics::{Limit, Metrics};
+use crate::rendezvous::{ClaimError, Rendezvous, TableLimits};
 use crate::splice::{self, Side, SpliceOptions};
 
 /// How long the relay waits for a refused peer to read the error frame
@@ -49,12 +54,16 @@ struct Claimed {
     console: Side,
     // Kept so the console's connection lives as long as the session.
     connection: Connection,
+    // The console's connection counts against its address while it lives.
+    _slot: ConnectionSlot,
 }
 
 struct Shared {
     config: RelayConfig,
     rendezvous: Rendezvous<Claimed>,
-    claims: ClaimLimiter,
+    claims: RateLimiter,
+    opens: RateLimiter,
+    connections: ConnectionLimiter,
     metrics: Arc<Metrics>,
 }
 
@@ -68,6 +77,7 @@ pub struct Relay {
 impl Relay {
     /// Loads the identity and binds the QUIC endpoint. Needs a tokio runtime.
     pub fn bind(config: RelayConfig) -> Result<Relay, RelayError> {
+        config.limits.validate()?;
         let identity = Identity::load(&config.identity)?;
         let fingerprint = identity.fingerprint();
         let server = tls::server_config(identity.cert, identity.key)
@@ -88,10 +98,20 @@ impl Relay {
             Arc::new(quinn::TokioRuntime),
         )
         .map_err(bind_error)?;
+        let metrics = Arc::new(Metrics::default());
+        let limits = &config.limits;
         let shared = Arc::new(Shared {
-            rendezvous: Rendezvous::new(config.limits.waiting_per_address),
-            claims: ClaimLimiter::new(config.limits.claims_per_minute),
-            metrics: Arc::new(Metrics::default()),
+            rendezvous: Rendezvous::new(
+                TableLimits {
+                    waiting_per_address: limits.waiting_per_address,
+                    remembered: limits.remembered_nameplates,
+                },
+                metrics.table.clone(),
+            ),
+            claims: RateLimiter::per_minute(limits.claims_per_minute),
+            opens: RateLimiter::per_minute(limits.opens_per_minute),
+            connections: ConnectionLimiter::new(limits.connections_per_address),
+            metrics,
             config,
         });
         Ok(Relay {
@@ -127,6 +147,7 @@ impl Relay {
                     tick.tick().await;
                     shared.rendezvous.sweep();
                     shared.claims.sweep();
+                    shared.opens.sweep();
                 }
             })
         };
@@ -153,13 +174,32 @@ impl Relay {
             incoming.refuse();
             return;
         }
-        let shared = self.shared.clone();
         let peer = incoming.remote_address();
+        let key = limit_key(peer.ip());
+        let held = self.shared.connections.held(key);
+        if !incoming.remote_address_validated() && held * 2 >= limits.connections_per_address {
+            // Past half its share, a source must first prove it receives at
+            // its address (a stateless retry), so packets with a forged
+            // source cannot use up someone else's places.
+            if let Err(e) = incoming.retry() {
+                e.into_incoming().refuse();
+            }
+            return;
+        }
+        let Some(slot) = self.shared.connections.acquire(key) else {
+            // Refused before the handshake, so it costs no cryptography;
+            // the client is told the connection was refused.
+            debug!(%key, "too many connections from this address");
+            self.shared.metrics.limited(Limit::ConnectionsPerAddress);
+            incoming.refuse();
+            return;
+        };
+        let shared = self.shared.clone();
         tokio::spawn(
             async move {
                 shared.metrics.connections.inc();
                 shared.metrics.connections_open.inc();
-                let result = handle(incoming, &shared).await;
+                let result = handle(incoming, &shared, key, slot).await;
                 shared.metrics.connections_open.dec();
                 if let Err(e) = result {
                     debug!("connection ended: {e}");
@@ -170,13 +210,45 @@ impl Relay {
     }
 }
 
-async fn handle(incoming: Incoming, shared: &Shared) -> Result<(), RelayError> {
+async fn handle(
+    incoming: Incoming,
+    shared: &Shared,
+    key: LimitKey,
+    slot: ConnectionSlot,
+) -> Result<(), RelayError> {
     let handshake = shared.config.limits.handshake_timeout;
     let connection = tokio::time::timeout(handshake, incoming)
         .await
         .map_err(|_| RelayError::Timeout)?
         .map_err(|e| RelayError::Peer(e.to_string()))?;
-    let addr = connection.remote_address().ip();
+    let watch = connection.clone();
+    let result = serve_connection(connection, shared, key, slot).await;
+    if watch.close_reason().as_ref().is_some_and(broke_limits) {
+        debug!("closed a peer that broke the stream or window limits");
+        shared.metrics.limited(Limit::Streams);
+    }
+    result
+}
+
+/// Whether quinn closed the connection because the peer opened streams or
+/// sent data beyond what the relay allowed.
+fn broke_limits(e: &ConnectionError) -> bool {
+    matches!(
+        e,
+        ConnectionError::TransportError(t)
+            if t.code == TransportErrorCode::STREAM_LIMIT_ERROR
+                || t.code == TransportErrorCode::FLOW_CONTROL_ERROR
+                || t.code == TransportErrorCode::STREAM_STATE_ERROR
+    )
+}
+
+async fn serve_connection(
+    connection: Connection,
+    shared: &Shared,
+    key: LimitKey,
+    slot: ConnectionSlot,
+) -> Result<(), RelayError> {
+    let handshake = shared.config.limits.handshake_timeout;
     let (send, recv) = match tokio::time::timeout(handshake, connection.accept_bi()).await {
         Ok(stream) => stream.map_err(|e| RelayError::Peer(e.to_string()))?,
         Err(_) => {
@@ -186,7 +258,7 @@ async fn handle(incoming: Incoming, shared: &Shared) -> Result<(), RelayError> {
             return Err(RelayError::Timeout);
         }
     };
-    let mut reader = FrameReader::new(recv);
+    let mut reader = FrameReader::with_limit(recv, shared.config.limits.control_frame);
     let writer = FrameWriter::new(send);
 
     let opening = tokio::time::timeout(handshake, async {
@@ -207,6 +279,9 @@ async fn handle(incoming: Incoming, shared: &Shared) -> Result<(), RelayError> {
             return refuse(shared, &connection, writer, frame).await;
         }
         Ok(Err(e)) => {
+            if matches!(e, FrameError::TooLarge { .. }) {
+                shared.metrics.limited(Limit::ControlFrame);
+            }
             let frame = ErrorFrame::new(
                 ErrorCode::ProtocolViolation,
                 format!("the relay could not read the request: {e}"),
@@ -223,7 +298,7 @@ async fn handle(incoming: Incoming, shared: &Shared) -> Result<(), RelayError> {
         Ok(Ok(Ok(opening))) => opening,
     };
     match (role, request) {
-        (Role::Agent, ClientMsg::Open) => agent(shared, connection, addr, reader, writer).await,
+        (Role::Agent, ClientMsg::Open) => agent(shared, connection, key, reader, writer).await,
         (
             Role::Console,
             ClientMsg::Claim {
@@ -233,7 +308,7 @@ async fn handle(incoming: Incoming, shared: &Shared) -> Result<(), RelayError> {
             },
         ) => {
             console(
-                shared, connection, addr, reader, writer, nameplate, technician, token,
+                shared, connection, key, slot, reader, writer, nameplate, technician, token,
             )
             .await
         }
@@ -267,11 +342,22 @@ async fn refuse(
 async fn agent(
     shared: &Shared,
     connection: Connection,
-    addr: IpAddr,
+    key: LimitKey,
     reader: Reader,
     mut writer: Writer,
 ) -> Result<(), RelayError> {
-    let (nameplate, claimed) = match shared.rendezvous.open(addr) {
+    if !shared.opens.allow(key) {
+        shared.metrics.limited(Limit::OpensPerMinute);
+        let frame = ErrorFrame::new(
+            ErrorCode::RateLimited,
+            format!(
+                "too many codes asked for from this address: at most {} a minute; wait a minute and try again",
+                shared.config.limits.opens_per_minute
+            ),
+        );
+        return refuse(shared, &connection, writer, frame).await;
+    }
+    let (nameplate, claimed) = match shared.rendezvous.open(key) {
         Ok(opened) => opened,
         Err(e) => return refuse(shared, &connection, writer, e.frame()).await,
     };
@@ -318,7 +404,11 @@ async fn agent(
             technician,
             console,
             connection: console_connection,
+            _slot: _console_slot,
         } = claim;
+        for c in [&connection, &console_connection] {
+            tls::open_session_windows(c);
+        }
         writer
             .write_msg(&RelayMsg::Paired {
                 technician: Some(technician),
@@ -383,14 +473,16 @@ async fn agent(
 async fn console(
     shared: &Shared,
     connection: Connection,
-    addr: IpAddr,
+    key: LimitKey,
+    slot: ConnectionSlot,
     reader: Reader,
     mut writer: Writer,
     nameplate: sprijin_proto::code::Nameplate,
     claimed_name: String,
     token: Option<String>,
 ) -> Result<(), RelayError> {
-    if !shared.claims.allow(addr) {
+    if !shared.claims.allow(key) {
+        shared.metrics.limited(Limit::ClaimsPerMinute);
         let frame = ErrorFrame::new(
             ErrorCode::RateLimited,
             format!(
@@ -444,6 +536,7 @@ async fn console(
             recv: reader.into_inner(),
         },
         connection,
+        _slot: slot,
     };
     // If the agent left at this very moment, dropping the claim resets the
     // console's stream, which it reports as the agent having gone.
@@ -482,6 +575,8 @@ fn sanitize_name(name: &str) -> String {
 pub enum RelayError {
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error("cannot set up tls: {0}")]
     Tls(String),
     #[error("cannot listen on {addr}: {reason}")]

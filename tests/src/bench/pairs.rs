@@ -204,6 +204,9 @@ impl DirectServer {
         };
         let (console_conn, agent_conn) = tokio::join!(connecting, accepting);
         let (console_conn, agent_conn) = (console_conn?, agent_conn?);
+        // The relay widens a connection's windows once it carries a session;
+        // the direct connection is measured with the same session windows.
+        tls::open_session_windows(&agent_conn);
         let (mut console_send, console_recv) = console_conn.open_bi().await?;
         // A stream is only announced to the peer with its first byte; this
         // one is read and dropped below, before either end starts.

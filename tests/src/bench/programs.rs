@@ -63,6 +63,8 @@ impl Relay {
             .arg(dir.path().join("relay"))
             .args(["--waiting-per-address", &room])
             .args(["--max-connections", &room])
+            .args(["--connections-per-address", &room])
+            .args(["--opens-per-minute", "1000000"])
             .args(["--max-sessions", &room])
             .args(["--claims-per-minute", "1000000"]);
         let proc = Proc::spawn(cmd);
