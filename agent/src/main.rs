@@ -158,7 +158,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Audit {
-            command: AuditCommand::Verify { data_dir: dir, head },
+            command:
+                AuditCommand::Verify {
+                    data_dir: dir,
+                    head,
+                },
         } => {
             let path = data_dir(dir).join("audit.log");
             let report = sprijin_agent::audit::verify(&path, head.as_ref())?;

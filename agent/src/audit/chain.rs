@@ -201,4 +201,3 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let year = year_of_era + era * 400 + u64::from(month <= 2);
     (year, month, day)
 }
-

@@ -100,9 +100,7 @@ pub(super) fn plan(path: &Path, found: &Scan, kept: &Found, cut: Option<Cut>) ->
     }
     events.extend(start);
     for d in damage {
-        notes.push(format!(
-            "audit log {shown} {d}; this is now on the record"
-        ));
+        notes.push(format!("audit log {shown} {d}; this is now on the record"));
         events.push(AuditEvent::Damaged {
             found: d.to_string(),
         });

@@ -51,6 +51,8 @@ pub(super) fn ensure(file: &File, path: &Path) -> Result<(), AuditError> {
         // Not every file system can set room aside; the free space is checked.
         Err(Errno::EOPNOTSUPP | Errno::ENOSYS) => Ok(()),
         Err(Errno::ENOSPC | Errno::EDQUOT) => Err(no_room(free)),
-        Err(e) => Err(io_error("set room aside for", path)(std::io::Error::from(e))),
+        Err(e) => Err(io_error("set room aside for", path)(std::io::Error::from(
+            e,
+        ))),
     }
 }

@@ -170,10 +170,9 @@ pub fn scan(file: impl Read, wanted: &[u64]) -> Result<Scan, std::io::Error> {
                     found.log_id = Some(log_id);
                 }
                 if let Some(kept) = replaces {
-                    found.notices.push(Notice::Damage(Damage::Restarted {
-                        line: number,
-                        kept,
-                    }));
+                    found
+                        .notices
+                        .push(Notice::Damage(Damage::Restarted { line: number, kept }));
                 }
             }
             Some(AuditEvent::Damaged { found: what }) => {

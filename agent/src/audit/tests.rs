@@ -1,10 +1,10 @@
-use sprijin_proto::message::script::RunEnd;
-use std::path::{Path, PathBuf};
 use super::chain::{rfc3339_utc, sha256_hex};
 use super::*;
-use std::time::UNIX_EPOCH;
+use sprijin_proto::message::script::RunEnd;
 use sprijin_proto::message::script::RunStatus;
 use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
 
 fn events() -> Vec<AuditEvent> {
     vec![
@@ -265,7 +265,10 @@ fn a_line_cut_off_by_a_failed_write_is_repaired_on_open() {
     text.extend_from_slice(b"{\"seq\":7,\"time\":\"2026-");
     std::fs::write(&path, &text).expect("write");
 
-    assert_eq!(damage_of(verify(&path, None)), Damage::Incomplete { line: 7 });
+    assert_eq!(
+        damage_of(verify(&path, None)),
+        Damage::Incomplete { line: 7 }
+    );
     let log = AuditLog::open(&path).expect("a cut-off line is repaired");
     assert_eq!(log.opened().len(), 1, "{:?}", log.opened());
     assert!(log.opened()[0].contains("line 7 was cut off by a failed write"));
@@ -368,7 +371,10 @@ fn a_deleted_last_line_is_named_against_the_kept_head() {
         matches!(damage, Damage::Shortened { lines: 5, ref head, against: HeadSource::Kept } if head.seq == 6),
         "{damage:?}"
     );
-    assert!(damage.to_string().ends_with("line 6 was removed"), "{damage}");
+    assert!(
+        damage.to_string().ends_with("line 6 was removed"),
+        "{damage}"
+    );
 }
 
 #[test]
@@ -407,7 +413,9 @@ fn a_log_started_afresh_is_named_and_noted_on_open() {
     let log = AuditLog::open(&path).expect("open anew");
     assert_ne!(log.log_id(), old_id);
     assert!(
-        log.opened().iter().any(|n| n.contains("was started afresh")),
+        log.opened()
+            .iter()
+            .any(|n| n.contains("was started afresh")),
         "{:?}",
         log.opened()
     );
@@ -446,7 +454,11 @@ fn a_given_head_must_be_reached() {
     };
     assert!(matches!(
         damage_of(verify(&path, Some(&ahead))),
-        Damage::Shortened { lines: 6, against: HeadSource::Given, .. }
+        Damage::Shortened {
+            lines: 6,
+            against: HeadSource::Given,
+            ..
+        }
     ));
     let other = Head {
         seq: 6,
@@ -454,7 +466,10 @@ fn a_given_head_must_be_reached() {
     };
     assert!(matches!(
         damage_of(verify(&path, Some(&other))),
-        Damage::HeadChanged { against: HeadSource::Given, .. }
+        Damage::HeadChanged {
+            against: HeadSource::Given,
+            ..
+        }
     ));
     assert_eq!(head.to_string().parse::<Head>(), Ok(head));
     assert!("6:xyz".parse::<Head>().is_err());
