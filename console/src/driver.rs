@@ -154,10 +154,10 @@ impl Driver {
 
     /// With `--json`, an event for each new head of the agent's audit log.
     fn audit_head_events(&mut self) {
-        if let Some(head) = self.record.new_audit_head() {
-            if self.json {
-                self.emit("", audit_head_event(&head));
-            }
+        if let Some(head) = self.record.new_audit_head()
+            && self.json
+        {
+            self.emit("", audit_head_event(&head));
         }
     }
 

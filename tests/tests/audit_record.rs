@@ -220,7 +220,7 @@ fn each_kind_of_damage_a_person_can_do_is_named() {
 
     // Emptying the file.
     std::fs::write(log_of(&dir), b"").unwrap();
-    assert_named(&verify(&dir, None), &format!("is empty, but log "));
+    assert_named(&verify(&dir, None), "is empty, but log ");
     assert_named(&verify(&dir, Some(&head)), "is empty");
     restore();
 
@@ -243,7 +243,10 @@ fn each_kind_of_damage_a_person_can_do_is_named() {
     agent.wait(STEP).expect("the agent stops");
     assert_eq!(kinds(&dir)[0], "log_start");
     assert_named(&verify(&dir, None), "was started afresh at line 1");
-    assert_named(&verify(&dir, Some(&head)), "");
+    assert_named(
+        &verify(&dir, Some(&head)),
+        &format!("short of the head {head}"),
+    );
 }
 
 #[test]
