@@ -151,10 +151,10 @@ pub async fn share(
         }
 
         // From here on, the console follows the audit log's head.
-        tokio::spawn(send_heads(
+        let _heads = AbortOnDrop(tokio::spawn(send_heads(
             audit.lock().unwrap_or_else(|e| e.into_inner()).watch_head(),
             outbox.downgrade(),
-        ));
+        )));
         let ctx = Arc::new(Ctx {
             config,
             consent,
@@ -261,6 +261,15 @@ async fn send_heads(mut heads: watch::Receiver<Head>, outbox: mpsc::WeakSender<A
         if heads.changed().await.is_err() {
             return;
         }
+    }
+}
+
+/// Ends a task when the scope that started it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
