@@ -522,3 +522,80 @@ fn append_returns_the_new_head_and_tells_watchers() {
     assert!(heads.has_changed().expect("open"));
     assert_eq!(*heads.borrow_and_update(), head);
 }
+
+/// Writes a chain of `events` as a build without log ids did: no
+/// `log_start` line and nothing kept beside the log.
+fn write_chain_without_id(path: &Path, events: &[AuditEvent]) {
+    let mut prev = FIRST_PREV.to_owned();
+    let mut text = String::new();
+    for (n, event) in events.iter().enumerate() {
+        let line = serde_json::to_string(&serde_json::json!({
+            "seq": n + 1,
+            "time": "2026-03-01T09:30:00.123Z",
+            "prev": prev,
+            "event": event,
+        }))
+        .expect("json");
+        prev = sha256_hex(line.as_bytes());
+        text.push_str(&line);
+        text.push('\n');
+    }
+    std::fs::write(path, text).expect("write");
+}
+
+#[test]
+fn a_log_from_before_ids_takes_one_and_goes_on() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("audit.jsonl");
+    let events = events();
+    write_chain_without_id(&path, &events);
+    let report = verify(&path, None).expect("an old log verifies");
+    assert_eq!(report.log_id, None);
+
+    let log = AuditLog::open(&path).expect("open");
+    assert!(log.opened().is_empty(), "{:?}", log.opened());
+    let log_id = log.log_id().to_owned();
+    drop(log);
+    let report = verify(&path, None).expect("verify");
+    assert_eq!(report.lines, 6);
+    assert_eq!(report.log_id, Some(log_id));
+}
+
+#[test]
+fn a_damaged_kept_head_is_named_then_recorded_on_open() {
+    let (_dir, path) = written_log();
+    std::fs::write(state_path(&path), b"not a head").expect("write");
+    assert!(matches!(
+        damage_of(verify(&path, None)),
+        Damage::StateUnreadable { .. }
+    ));
+    let log = AuditLog::open(&path).expect("open");
+    assert_eq!(log.opened().len(), 1, "{:?}", log.opened());
+    drop(log);
+    let damage = damage_of(verify(&path, None));
+    assert!(
+        matches!(&damage, Damage::Recorded { line: 7, found } if found.contains("damaged head")),
+        "{damage:?}"
+    );
+}
+
+#[test]
+fn opening_a_shortened_log_records_the_damage_and_goes_on() {
+    let (_dir, path) = written_log();
+    keep_lines(&path, 4);
+    let log = AuditLog::open(&path).expect("open");
+    // Line 4 starts a run whose end was cut off with the rest.
+    assert_eq!(log.opened().len(), 2, "{:?}", log.opened());
+    assert!(log.opened()[0].contains("lines 5 to 6 were removed"));
+    assert!(log.opened()[1].contains("recorded as unfinished"));
+    drop(log);
+    let lines = lines_of(&path);
+    assert_eq!(lines.len(), 6);
+    let damaged: serde_json::Value = serde_json::from_str(&lines[4]).expect("json");
+    assert_eq!(damaged["event"]["kind"], "damaged");
+    // The damage stays named, though the log goes on from where it was cut.
+    assert!(matches!(
+        damage_of(verify(&path, None)),
+        Damage::Recorded { line: 5, .. }
+    ));
+}
