@@ -23,7 +23,7 @@ impl fmt::Display for HeadSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             HeadSource::Kept => "kept beside the log",
-            HeadSource::Given => "given to check against",
+            HeadSource::Given => "given with --head",
         })
     }
 }

@@ -78,7 +78,7 @@ pub fn verify(path: &Path, expected: Option<&Head>) -> Result<VerifyReport, Audi
         match notice {
             Notice::Damage(damage) => return Err(damaged(damage.clone())),
             Notice::Repaired { line, cut, bytes } => notes.push(format!(
-                "line {line} records that a line {cut} cut off by a failed write ({bytes} bytes) was removed"
+                "line {line} records a repair: line {cut} was cut off by a failed write and its {bytes} bytes removed"
             )),
         }
     }
