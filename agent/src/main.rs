@@ -64,10 +64,14 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Check that no line of the audit log was changed or removed.
+    /// Check that no line of the audit log was changed or removed, and that
+    /// it is still the log this machine started.
     Verify {
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Also check that the log reaches this head (SEQ:HASH, from a session report).
+        #[arg(long)]
+        head: Option<sprijin_agent::audit::Head>,
     },
 }
 
@@ -154,16 +158,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Audit {
-            command: AuditCommand::Verify { data_dir: dir },
+            command:
+                AuditCommand::Verify {
+                    data_dir: dir,
+                    head,
+                },
         } => {
             let path = data_dir(dir).join("audit.log");
-            let report = sprijin_agent::audit::verify(&path)?;
+            let report = sprijin_agent::audit::verify(&path, head.as_ref())?;
             println!(
                 "{}: the chain of {} lines is intact (head {})",
                 path.display(),
                 report.lines,
                 report.head
             );
+            if let Some(head) = head {
+                println!("it reaches the head {head}");
+            }
+            for note in &report.notes {
+                println!("note: {note}");
+            }
             Ok(())
         }
     }

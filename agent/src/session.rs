@@ -17,10 +17,10 @@ use sprijin_proto::framing::FrameError;
 use sprijin_proto::message::control::{ClientMsg, ErrorFrame, RelayMsg, Role, Technician};
 use sprijin_proto::message::session::{AgentMsg, ConsoleMsg, Request, RequestId};
 use sprijin_proto::secure::{self, SecureError};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{Instrument, debug, info_span};
 
-use crate::audit::{AuditError, AuditEvent, AuditLog};
+use crate::audit::{AuditError, AuditEvent, AuditLog, Head};
 use crate::config::AgentConfig;
 use crate::consent::{Answer, Consent};
 use crate::diag::Sampler;
@@ -53,7 +53,13 @@ pub async fn share(
     stop: impl std::future::Future<Output = ()>,
     code_ready: Option<oneshot::Sender<SessionCode>>,
 ) -> Result<Ending, AgentError> {
-    let audit = Arc::new(Mutex::new(AuditLog::open(&config.audit_path())?));
+    // Opening locks the log, checks its disk has room and records what it
+    // found, all before a code is shown.
+    let audit = AuditLog::open(&config.audit_path())?;
+    for note in audit.opened() {
+        println!("note: {note}");
+    }
+    let audit = Arc::new(Mutex::new(audit));
     // Start sampling now, so the first snapshot is ready by the time a
     // technician asks for it.
     let sampler = Sampler::start(config.sample_interval)?;
@@ -162,6 +168,11 @@ pub async fn share(
             return Ok(Ending::Declined);
         }
 
+        // From here on, the console follows the audit log's head.
+        let _heads = AbortOnDrop(tokio::spawn(send_heads(
+            audit.lock().unwrap_or_else(|e| e.into_inner()).watch_head(),
+            outbox.downgrade(),
+        )));
         let ctx = Arc::new(Ctx {
             config,
             consent,
@@ -218,7 +229,7 @@ pub async fn share(
     result
 }
 
-fn record(audit: &Mutex<AuditLog>, event: AuditEvent) -> Result<(), AgentError> {
+fn record(audit: &Mutex<AuditLog>, event: AuditEvent) -> Result<Head, AgentError> {
     audit
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -226,20 +237,60 @@ fn record(audit: &Mutex<AuditLog>, event: AuditEvent) -> Result<(), AgentError> 
         .map_err(AgentError::Audit)
 }
 
+/// Records the end, then tells the console the log's final head and says
+/// goodbye, in that order, so the head arrives before the goodbye.
 fn end(
     audit: &Mutex<AuditLog>,
     outbox: &mpsc::Sender<AgentMsg>,
     reason: &str,
 ) -> Result<(), AgentError> {
-    let _ = outbox.try_send(AgentMsg::Bye {
-        reason: reason.to_string(),
-    });
-    record(
+    let recorded = record(
         audit,
         AuditEvent::SessionEnd {
             reason: reason.to_string(),
         },
-    )
+    );
+    if let Ok(head) = &recorded {
+        let _ = outbox.try_send(AgentMsg::AuditHead {
+            seq: head.seq,
+            hash: head.hash.clone(),
+        });
+    }
+    let _ = outbox.try_send(AgentMsg::Bye {
+        reason: reason.to_string(),
+    });
+    recorded.map(drop)
+}
+
+/// Sends the audit log's head to the console now and after every entry,
+/// until the session's outbox closes.
+async fn send_heads(mut heads: watch::Receiver<Head>, outbox: mpsc::WeakSender<AgentMsg>) {
+    loop {
+        let head = heads.borrow_and_update().clone();
+        let Some(outbox) = outbox.upgrade() else {
+            return;
+        };
+        let msg = AgentMsg::AuditHead {
+            seq: head.seq,
+            hash: head.hash,
+        };
+        if outbox.send(msg).await.is_err() {
+            return;
+        }
+        drop(outbox);
+        if heads.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Ends a task when the scope that started it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 async fn write_loop(
@@ -436,6 +487,13 @@ async fn approve_and_run(
         command = catalog::display_command(&script.program, &args),
         timeout = script.timeout_secs,
     );
+    // A run whose records could not be written is refused before the
+    // person is asked, not after they said yes.
+    ctx.audit
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .check_writable()
+        .map_err(|e| format!("nothing was run: {e}"))?;
     let answer = ctx.consent.ask(&question).await;
     record(
         &ctx.audit,

@@ -64,6 +64,7 @@ pub async fn connect(args: ConnectArgs) -> Result<bool, DriverError> {
         latest: None,
         runs: Vec::new(),
         log,
+        audit_head: session.audit_head(),
     };
     record.started();
     if args.exec.is_empty()
@@ -122,7 +123,7 @@ pub async fn connect(args: ConnectArgs) -> Result<bool, DriverError> {
         }
         ok = false;
     }
-    driver.session.close().await;
+    driver.close().await;
     Ok(ok)
 }
 

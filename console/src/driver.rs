@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use crate::command::{Command, HELP};
 use crate::output::RunOutput;
 use crate::report::SessionRecord;
-use crate::session::{Session, SessionError};
+use crate::session::{AuditHead, Session, SessionError};
 
 /// The catalog the console brought, parsed for listing and local checks.
 pub struct LocalCatalog {
@@ -81,13 +81,7 @@ impl Driver {
     /// character but a line break or a tab; fields from the agent are also
     /// cleaned one by one where they are put in, so none can add a line.
     fn emit(&self, text: impl AsRef<str>, event: serde_json::Value) {
-        let mut out = std::io::stdout().lock();
-        if self.json {
-            let _ = writeln!(out, "{event}");
-        } else {
-            let _ = writeln!(out, "{}", clean_text(text.as_ref()));
-        }
-        let _ = out.flush();
+        emit(self.json, text, event);
     }
 
     /// Announces the session.
@@ -158,6 +152,44 @@ impl Driver {
     /// Runs one command. An `Err` means the command failed; the session may
     /// still be usable.
     pub async fn execute(&mut self, command: Command) -> Result<Flow, DriverError> {
+        let result = self.execute_one(command).await;
+        self.audit_head_events();
+        result
+    }
+
+    /// With `--json`, an event for each new head of the agent's audit log.
+    fn audit_head_events(&mut self) {
+        if let Some(head) = self.record.new_audit_head()
+            && self.json
+        {
+            self.emit("", audit_head_event(&head));
+        }
+    }
+
+    /// Says goodbye, then shows the agent's final audit log head: the one
+    /// the person's log must reach.
+    pub async fn close(self) {
+        let Driver {
+            session,
+            mut record,
+            json,
+            ..
+        } = self;
+        session.close().await;
+        record.new_audit_head();
+        let head = record.audit_head.borrow().clone();
+        if let Some(head) = head {
+            emit(
+                json,
+                format!(
+                    "the agent's audit log head: {head} (check it on the machine with: sprijin-agent audit verify --head {head})"
+                ),
+                audit_head_event(&head),
+            );
+        }
+    }
+
+    async fn execute_one(&mut self, command: Command) -> Result<Flow, DriverError> {
         match command {
             Command::Diag => {
                 let report = self.diagnostics().await?;
@@ -372,6 +404,21 @@ impl Driver {
         }
         let _ = writeln!(err, "error: {}", clean_line(&error.to_string()));
     }
+}
+
+/// Prints a line of text, or a JSON event.
+fn emit(json: bool, text: impl AsRef<str>, event: serde_json::Value) {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let _ = writeln!(out, "{event}");
+    } else {
+        let _ = writeln!(out, "{}", clean_text(text.as_ref()));
+    }
+    let _ = out.flush();
+}
+
+fn audit_head_event(head: &AuditHead) -> serde_json::Value {
+    json!({"event": "audit_head", "seq": head.seq, "hash": head.hash, "head": head.to_string()})
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -17,6 +17,7 @@ use sprijin_proto::message::session::AgentMsg;
 use sprijin_proto::text::{clean_line, clean_text};
 
 use crate::log::SessionLog;
+use crate::session::AuditHead;
 
 /// How many lines of a run's output the report keeps from each end.
 const HEAD_TAIL_LINES: usize = 10;
@@ -98,6 +99,8 @@ pub struct SessionRecord {
     pub runs: Vec<RunRecord>,
     /// The console's session log, when one could be opened.
     pub log: Option<SessionLog>,
+    /// The agent's audit log head, as it last reported it.
+    pub audit_head: tokio::sync::watch::Receiver<Option<AuditHead>>,
 }
 
 impl SessionRecord {
@@ -118,6 +121,20 @@ impl SessionRecord {
             "host": self.host, "verification": self.verification,
         });
         self.log("session_start", fields);
+    }
+
+    /// Notes a new head of the agent's audit log in the session log and
+    /// returns it, once per head.
+    pub fn new_audit_head(&mut self) -> Option<AuditHead> {
+        if !self.audit_head.has_changed().unwrap_or(false) {
+            return None;
+        }
+        let head = self.audit_head.borrow_and_update().clone()?;
+        self.log(
+            "audit_head",
+            json!({ "seq": head.seq, "hash": head.hash, "head": head.to_string() }),
+        );
+        Some(head)
     }
 
     /// Notes the end of the session in the log.
@@ -220,6 +237,15 @@ impl SessionRecord {
                 .as_deref()
                 .map(escape)
                 .unwrap_or_else(|| "none".into())
+        );
+        let _ = writeln!(
+            md,
+            "| Agent's audit log head | {} |",
+            match &*self.audit_head.borrow() {
+                Some(head) =>
+                    format!("`{head}` (on the machine: `sprijin-agent audit verify --head {head}`)"),
+                None => "not received".into(),
+            }
         );
         md.push('\n');
         match &self.latest {
@@ -368,9 +394,14 @@ mod tests {
             latest: None,
             runs: vec![],
             log: None,
+            audit_head: tokio::sync::watch::channel(None).1,
         };
         let md = record.to_markdown();
         assert!(md.contains("Ana \\| \\<script\\>"), "{md}");
+        assert!(
+            md.contains("| Agent's audit log head | not received |"),
+            "{md}"
+        );
     }
     #[test]
     fn hostile_run_output_and_names_stay_inside_the_report() {
@@ -399,6 +430,7 @@ mod tests {
             latest: None,
             runs: vec![],
             log: None,
+            audit_head: tokio::sync::watch::channel(None).1,
         };
         record.apply(&AgentMsg::Diagnostics {
             id: 1,

@@ -60,6 +60,20 @@ pub struct ShownIdentity {
     pub reason: Option<String>,
 }
 
+/// The head of the agent's audit log as it last reported it: the seq and
+/// hash of its last line, shown as `SEQ:HASH`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditHead {
+    pub seq: u64,
+    pub hash: String,
+}
+
+impl std::fmt::Display for AuditHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.seq, self.hash)
+    }
+}
+
 /// An established, approved session.
 pub struct Session {
     pub host: String,
@@ -70,6 +84,7 @@ pub struct Session {
     outbox: mpsc::Sender<ConsoleMsg>,
     pending: Arc<Mutex<HashMap<RequestId, mpsc::Sender<AgentMsg>>>>,
     ended: watch::Receiver<Option<String>>,
+    audit_head: watch::Receiver<Option<AuditHead>>,
     next_id: AtomicU32,
     writer: tokio::task::JoinHandle<()>,
     // Kept so the connection lives as long as the session.
@@ -141,11 +156,23 @@ impl Session {
         });
         let pending: Arc<Mutex<HashMap<RequestId, mpsc::Sender<AgentMsg>>>> = Arc::default();
         let (ended_tx, ended) = watch::channel(None);
+        let (head_tx, audit_head) = watch::channel(None);
         let routes = pending.clone();
         tokio::spawn(async move {
             let reason = loop {
                 match reader.recv::<AgentMsg>().await {
                     Ok(Some(AgentMsg::Bye { reason })) => break reason,
+                    Ok(Some(AgentMsg::AuditHead { seq, hash })) => {
+                        // The log only grows during a session: a head that
+                        // arrives late never replaces a newer one.
+                        head_tx.send_if_modified(|head| {
+                            let newer = head.as_ref().is_none_or(|h: &AuditHead| seq > h.seq);
+                            if newer {
+                                *head = Some(AuditHead { seq, hash });
+                            }
+                            newer
+                        });
+                    }
                     Ok(Some(msg)) => {
                         let Some(id) = msg.request_id() else { continue };
                         let last = msg.is_final();
@@ -178,6 +205,7 @@ impl Session {
             outbox,
             pending,
             ended,
+            audit_head,
             next_id: AtomicU32::new(1),
             writer,
             connection: link.connection,
@@ -282,6 +310,11 @@ impl Session {
         self.ended.borrow().clone()
     }
 
+    /// Follows the head of the agent's audit log; `None` until it is sent.
+    pub fn audit_head(&self) -> watch::Receiver<Option<AuditHead>> {
+        self.audit_head.clone()
+    }
+
     /// Completes when the agent ends the session.
     pub async fn wait_ended(&self) -> String {
         let mut ended = self.ended.clone();
@@ -299,7 +332,17 @@ impl Session {
     pub async fn close(self) {
         let _ = self.outbox.send(ConsoleMsg::Bye).await;
         drop(self.outbox);
+        let mut ended = self.ended.clone();
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.writer).await;
+        // The agent answers with its final audit head, then its goodbye.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+            while ended.borrow_and_update().is_none() {
+                if ended.changed().await.is_err() {
+                    break;
+                }
+            }
+        })
+        .await;
         let _ =
             tokio::time::timeout(std::time::Duration::from_secs(2), self.connection.closed()).await;
         self.connection.close(0u32.into(), b"bye");

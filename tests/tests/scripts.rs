@@ -861,6 +861,7 @@ fn the_audit_log_holds_every_decision_and_run_and_detects_an_edit() {
     assert_eq!(
         audit_kinds(dir),
         [
+            "log_start",
             "session_start",
             "consent",
             "consent",
@@ -871,8 +872,10 @@ fn the_audit_log_holds_every_decision_and_run_and_detects_an_edit() {
             "session_end"
         ]
     );
+    // The first line starts the log; the session's records follow.
     let events: Vec<Value> = audit_records(dir)
         .into_iter()
+        .skip(1)
         .map(|r| r["event"].clone())
         .collect();
     assert_eq!(events[0]["technician"], "Ana");
@@ -935,7 +938,7 @@ fn the_audit_log_holds_every_decision_and_run_and_detects_an_edit() {
     assert!(
         verified
             .stdout
-            .contains("the chain of 8 lines is intact (head "),
+            .contains("the chain of 9 lines is intact (head 9:"),
         "{}",
         verified.stdout
     );

@@ -513,6 +513,7 @@ mod tests {
             latest: None,
             runs: Vec::new(),
             log: None,
+            audit_head: tokio::sync::watch::channel(None).1,
         };
         let mut app = App::new(record, Vec::new());
         let mut report = DiagReport::default();

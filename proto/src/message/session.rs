@@ -110,6 +110,14 @@ pub enum AgentMsg {
         shown: String,
         reason: Option<String>,
     },
+    /// The head of the agent's audit log: the seq and SHA-256 hex of its
+    /// last line. Sent when the session starts, after every entry, and
+    /// before the goodbye; `audit verify --head SEQ:HASH` checks the log
+    /// still reaches it.
+    AuditHead {
+        seq: u64,
+        hash: String,
+    },
 }
 
 impl AgentMsg {
@@ -124,7 +132,10 @@ impl AgentMsg {
             | AgentMsg::RunEnded { id, .. }
             | AgentMsg::Refused { id, .. }
             | AgentMsg::Ack { id } => Some(*id),
-            AgentMsg::Welcome { .. } | AgentMsg::Bye { .. } | AgentMsg::Identity { .. } => None,
+            AgentMsg::Welcome { .. }
+            | AgentMsg::Bye { .. }
+            | AgentMsg::Identity { .. }
+            | AgentMsg::AuditHead { .. } => None,
         }
     }
 
