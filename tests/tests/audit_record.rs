@@ -396,10 +396,21 @@ fn a_run_the_log_could_not_record_is_refused_before_the_person_is_asked() {
     let relay = RelayProc::start(&[]);
     let disk = Tmpfs::mount(1024 * 1024);
     let dir = disk.0.join("agent");
+    let sample = sample_catalog();
+    // A first session accepts the catalog, so the agent's memory of it is
+    // on disk already and the second session needs no room for it.
+    let mut first = agent_in(&relay, &dir, &["y"]);
+    let code = code_of(&first);
+    let out = console(
+        &relay,
+        &code,
+        &["--catalog", sample.to_str().unwrap(), "--exec", "scripts"],
+    );
+    assert!(out.status.success(), "{}", out.stderr);
+    first.wait(STEP).expect("the first agent ends with its session");
     let mut agent = agent_in(&relay, &dir, &["y", "y"]);
     let code = code_of(&agent);
     disk.fill();
-    let sample = sample_catalog();
     let out = console(
         &relay,
         &code,
