@@ -858,7 +858,10 @@ mod tests {
         // The agent's end of the pipe closes, as it does when the agent dies.
         drop(group.guard.as_mut().and_then(|g| g.stdin.take()));
         let _ = timeout(Duration::from_secs(5), group.child.wait()).await;
-        assert!(wait_until_dead(leader).await, "the leader {leader} survived");
+        assert!(
+            wait_until_dead(leader).await,
+            "the leader {leader} survived"
+        );
         assert!(
             wait_until_dead(background).await,
             "background child {background} survived"
