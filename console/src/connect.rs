@@ -134,9 +134,13 @@ async fn run_line(driver: &mut Driver, line: &str) -> Option<Flow> {
 }
 
 /// Reads commands from standard input, one per line, until `quit`, the end
-/// of input, or the end of the session. A `run` goes on in the background:
-/// its output is shown as it comes while the prompt takes the next command,
-/// so `cancel RUN` and `quit` work during a run.
+/// of input, or the end of the session.
+///
+/// A `run` goes on in the background, its output shown as it comes, so the
+/// prompt stays free: `cancel RUN` and `quit` act at once while a run goes
+/// on. Every other command (and the end of input) waits until the runs in
+/// progress have ended, so commands still take effect in the order given
+/// and a report includes the runs before it.
 async fn interactive(driver: &mut Driver) -> bool {
     let tty = std::io::stdin().is_terminal();
     if tty {
@@ -147,48 +151,65 @@ async fn interactive(driver: &mut Driver) -> bool {
     // answers ended before the run did.
     let (run_tx, mut run_rx) = mpsc::channel::<(RequestId, Option<AgentMsg>)>(64);
     let mut running: BTreeSet<RequestId> = BTreeSet::new();
+    // A command (`None`: the end of input) waiting for the runs to end;
+    // nothing more is read meanwhile.
+    let mut waiting: Option<Option<Command>> = None;
     let mut ok = true;
     let mut prompt = true;
     loop {
-        if tty && prompt {
-            use std::io::Write;
-            print!("> ");
-            let _ = std::io::stdout().flush();
-        }
-        prompt = true;
-        let line = tokio::select! {
-            line = lines.next_line() => line,
-            Some((id, msg)) = run_rx.recv() => {
-                prompt = false;
-                if let Some(done) = driver.run_message(id, msg, &mut RunProgress::new(false)) {
-                    running.remove(&id);
-                    if let Err(e) = done {
-                        driver.report_error(&e);
-                        ok = false;
+        let command = if running.is_empty()
+            && let Some(command) = waiting.take()
+        {
+            match command {
+                Some(command) => command,
+                None => return ok,
+            }
+        } else {
+            if tty && prompt && waiting.is_none() {
+                use std::io::Write;
+                print!("> ");
+                let _ = std::io::stdout().flush();
+            }
+            prompt = true;
+            let line = tokio::select! {
+                line = lines.next_line(), if waiting.is_none() => line,
+                Some((id, msg)) = run_rx.recv() => {
+                    prompt = false;
+                    if let Some(done) = driver.run_message(id, msg, &mut RunProgress::new(false)) {
+                        running.remove(&id);
+                        if let Err(e) = done {
+                            driver.report_error(&e);
+                            ok = false;
+                        }
+                        prompt = true;
                     }
-                    prompt = true;
+                    continue;
                 }
+                _ = driver.session.wait_ended() => return false,
+            };
+            let line = match line {
+                Ok(Some(line)) => line,
+                Ok(None) | Err(_) => {
+                    waiting = Some(None);
+                    continue;
+                }
+            };
+            if line.trim().is_empty() {
                 continue;
             }
-            _ = driver.session.wait_ended() => return false,
-        };
-        let line = match line {
-            Ok(Some(line)) => line,
-            Ok(None) | Err(_) => {
-                stop_notice(&running);
-                return ok;
-            }
-        };
-        if line.trim().is_empty() {
-            continue;
-        }
-        let command = match line.parse::<Command>() {
-            Ok(c) => c,
-            Err(e) => {
-                driver.report_error(&DriverError::Refused(e.to_string()));
-                ok = false;
+            let command = match line.parse::<Command>() {
+                Ok(c) => c,
+                Err(e) => {
+                    driver.report_error(&DriverError::Refused(e.to_string()));
+                    ok = false;
+                    continue;
+                }
+            };
+            if !running.is_empty() && !matches!(command, Command::Cancel { .. } | Command::Quit) {
+                waiting = Some(Some(command));
                 continue;
             }
+            command
         };
         match command {
             Command::Run { script, params } => match driver.start_run(script, params).await {
