@@ -46,6 +46,10 @@ const OUTBOX: usize = 64;
 /// bounds a process stuck in the kernel.
 const RUNS_STOP_LIMIT: Duration = Duration::from_secs(20);
 
+/// How long, as a session ends, runs may still send their last messages
+/// before sending is given up.
+const SEND_GRACE: Duration = Duration::from_secs(5);
+
 /// How a session ended, when it ended without an error (a lost connection
 /// is [`AgentError::ConnectionLost`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,6 +173,7 @@ pub async fn share(
             catalog: Mutex::new(None),
             runs: Mutex::new(HashMap::new()),
             outbox: outbox.clone(),
+            over: watch::Sender::new(false),
             thresholds: Thresholds::default(),
             viewing_noticed: Mutex::new(None),
         });
@@ -205,7 +210,7 @@ pub async fn share(
                 reason
             }
         };
-        stop_runs(&ctx, &mut runs, &reason).await;
+        stop_runs(&ctx, &mut runs, &reason, ending.is_err()).await;
         end(&audit, &outbox, &reason).await?;
         drop(ctx);
         drop(outbox);
@@ -255,17 +260,33 @@ async fn end(
 
 /// Stops every run of the session and waits until each has stopped and
 /// its end is in the audit log; the person is told.
-async fn stop_runs(ctx: &Ctx, runs: &mut JoinSet<()>, reason: &str) {
+/// When the connection is `lost`, nothing more is sent to the console;
+/// otherwise the runs' last messages may still go out for a moment.
+async fn stop_runs(ctx: &Ctx, runs: &mut JoinSet<()>, reason: &str, lost: bool) {
+    if lost {
+        ctx.over.send_replace(true);
+    }
     let live = ctx.stop_all(StopReason::SessionEnded(reason.to_string()));
     if live == 0 && runs.is_empty() {
         return;
     }
     println!("stopping {live} run(s) of this session: {reason}");
-    let all_done = async { while runs.join_next().await.is_some() {} };
-    if tokio::time::timeout(RUNS_STOP_LIMIT, all_done)
-        .await
-        .is_err()
-    {
+    let stopped = {
+        let all_done = async { while runs.join_next().await.is_some() {} };
+        tokio::pin!(all_done);
+        let mut stopped = tokio::time::timeout(SEND_GRACE, &mut all_done)
+            .await
+            .is_ok();
+        if !stopped {
+            // A console that no longer reads must not hold a run's end back.
+            ctx.over.send_replace(true);
+            stopped = tokio::time::timeout(RUNS_STOP_LIMIT, &mut all_done)
+                .await
+                .is_ok();
+        }
+        stopped
+    };
+    if !stopped {
         // Dropping a run kills its whole group with SIGKILL.
         runs.abort_all();
         while runs.join_next().await.is_some() {}
@@ -316,6 +337,8 @@ struct Ctx {
     /// is stopped (or its question withdrawn) through its sender.
     runs: Mutex<HashMap<RequestId, watch::Sender<Option<StopReason>>>>,
     outbox: mpsc::Sender<AgentMsg>,
+    /// Set once nothing more is sent to the console (the session is over).
+    over: watch::Sender<bool>,
     thresholds: Thresholds,
     /// When the person was last told the technician is looking.
     viewing_noticed: Mutex<Option<std::time::Instant>>,
@@ -350,13 +373,21 @@ impl Ctx {
     }
 
     async fn refuse(&self, id: RequestId, reason: impl Into<String>) {
-        let _ = self
-            .outbox
-            .send(AgentMsg::Refused {
-                id,
-                reason: reason.into(),
-            })
-            .await;
+        self.send(AgentMsg::Refused {
+            id,
+            reason: reason.into(),
+        })
+        .await;
+    }
+
+    /// Sends to the console, unless the session is over: a run must not
+    /// wait on a connection that is gone. False when it was not sent.
+    async fn send(&self, msg: AgentMsg) -> bool {
+        let mut over = self.over.subscribe();
+        tokio::select! {
+            sent = self.outbox.send(msg) => sent.is_ok(),
+            _ = over.wait_for(|over| *over) => false,
+        }
     }
 }
 
@@ -584,6 +615,11 @@ async fn approve_and_run(
     if !answer.approved() {
         return Err(not_approved(answer, script_id));
     }
+    // A yes given just as the session ended does not start anything.
+    let ended = stop.borrow().clone();
+    if let Some(StopReason::SessionEnded(why)) = ended {
+        return Err(format!("the run of {script_id} was not started: {why}"));
+    }
     // The run is on disk before it starts: if the agent dies mid-run, the
     // log still shows what was started and who approved it.
     record(
@@ -601,14 +637,12 @@ async fn approve_and_run(
     .await
     .map_err(|e| format!("nothing was run: {e}"))?;
     println!("running {script_id} for the technician");
-    let _ = ctx
-        .outbox
-        .send(AgentMsg::RunStarted {
-            id,
-            program: script.program.clone(),
-            args: args.clone(),
-        })
-        .await;
+    ctx.send(AgentMsg::RunStarted {
+        id,
+        program: script.program.clone(),
+        args: args.clone(),
+    })
+    .await;
     let spec = RunSpec {
         program: script.program.clone(),
         args,
@@ -622,7 +656,7 @@ async fn approve_and_run(
                 RunEvent::Output { stream, data } => AgentMsg::Output { id, stream, data },
                 RunEvent::Truncated { cap } => AgentMsg::Truncated { id, cap },
             };
-            if ctx.outbox.send(msg).await.is_err() {
+            if !ctx.send(msg).await {
                 break;
             }
         }
@@ -645,7 +679,7 @@ async fn approve_and_run(
     if let Err(e) = record(&ctx.audit, event).await {
         println!("{e}");
     }
-    let _ = ctx.outbox.send(AgentMsg::RunEnded { id, end }).await;
+    ctx.send(AgentMsg::RunEnded { id, end }).await;
     Ok(())
 }
 
