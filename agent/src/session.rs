@@ -142,7 +142,13 @@ pub async fn share(
             "technician {} wants to see this machine's state: system, processes, disks and network",
             clean_line(&technician.to_string())
         );
-        let answer = consent.ask(&question).await;
+        // Ctrl-C while this question is on the screen ends the session.
+        let answer = consent
+            .ask_unless(&question, async {
+                (&mut stop).await;
+                "you ended the session".to_string()
+            })
+            .await;
         record(&audit, AuditEvent::Consent {
             question,
             answer: answer.approved(),
@@ -159,10 +165,14 @@ pub async fn share(
             })
             .await;
         if !answer.approved() {
-            end(&audit, &outbox, "the person did not allow the session").await?;
+            let (reason, ending) = match answer {
+                Answer::Withdrawn => ("the person ended the session", Ending::ByPerson),
+                _ => ("the person did not allow the session", Ending::Declined),
+            };
+            end(&audit, &outbox, reason).await?;
             drop(outbox);
             let _ = writer.await;
-            return Ok(Ending::Declined);
+            return Ok(ending);
         }
 
         let ctx = Arc::new(Ctx {
