@@ -59,8 +59,9 @@ pub struct TrustedKeyError {
 }
 
 /// The agent's optional config file (TOML), for what an organisation sets
-/// once on a machine: which relay, its fingerprint, and the catalog keys
-/// it trusts. Flags on the command line add to it or override it.
+/// once on a machine: which relay, its fingerprint, the catalog keys it
+/// trusts, and how long a question waits for the person (`consent_timeout`,
+/// in seconds). Flags on the command line add to it or override it.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
@@ -69,6 +70,8 @@ pub struct ConfigFile {
     #[serde(default)]
     pub trusted_keys: Vec<PathBuf>,
     pub data_dir: Option<PathBuf>,
+    /// Seconds a question waits for the person's answer.
+    pub consent_timeout: Option<u64>,
 }
 
 impl ConfigFile {
@@ -95,10 +98,17 @@ impl ConfigFile {
                 });
             }
         };
-        toml::from_str(&text).map_err(|e| ConfigFileError {
+        let file: ConfigFile = toml::from_str(&text).map_err(|e| ConfigFileError {
             path: path.display().to_string(),
             reason: e.message().to_string(),
-        })
+        })?;
+        if file.consent_timeout == Some(0) {
+            return Err(ConfigFileError {
+                path: path.display().to_string(),
+                reason: "consent_timeout must be at least 1 second".to_string(),
+            });
+        }
+        Ok(file)
     }
 }
 
@@ -125,6 +135,15 @@ mod tests {
         let err = ConfigFile::load(&path, true).unwrap_err().to_string();
         assert!(err.contains("relai"), "{err}");
         assert!(ConfigFile::load(&dir.path().join("missing.toml"), false).is_ok());
+        std::fs::write(&path, "consent_timeout = 30\n").unwrap();
+        let c = ConfigFile::load(&path, true).unwrap();
+        assert_eq!(c.consent_timeout, Some(30));
+        std::fs::write(&path, "consent_timeout = 0\n").unwrap();
+        let err = ConfigFile::load(&path, true).unwrap_err().to_string();
+        assert!(
+            err.contains("consent_timeout must be at least 1 second"),
+            "{err}"
+        );
         assert!(ConfigFile::load(&dir.path().join("missing.toml"), true).is_err());
     }
 }

@@ -2,10 +2,21 @@
 //! line. `y` or `yes` approves; anything else, end of input, or no answer in
 //! time denies. One question is asked at a time, so answers cannot be mixed
 //! up when several requests arrive together.
+//!
+//! A yes is only ever an answer to the question on the screen. At a
+//! terminal, whatever was typed before a question appeared (a second "y"
+//! for an earlier question, keys pressed while nothing was asked) is thrown
+//! away, both what the terminal still holds and what was already read, and
+//! only a line typed after the question counts. When standard input is not
+//! a terminal (automation), each question takes the next line, in order.
+//!
+//! Question text is made safe to print first: it holds names, titles and
+//! descriptions from the other side.
 
-use std::io::{BufRead, Write};
-use std::time::Duration;
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::{Duration, Instant};
 
+use sprijin_proto::text::clean_text;
 use tokio::sync::{Mutex, mpsc};
 
 /// How the person answered.
@@ -17,6 +28,8 @@ pub enum Answer {
     NoInput,
     /// Nobody answered in time.
     NoAnswer,
+    /// The question was withdrawn before the person answered.
+    Withdrawn,
 }
 
 impl Answer {
@@ -31,62 +44,147 @@ impl Answer {
             Answer::No => "declined",
             Answer::NoInput => "not answered (input closed)",
             Answer::NoAnswer => "not answered in time",
+            Answer::Withdrawn => "withdrawn before an answer",
+        }
+    }
+}
+
+/// One line the person typed, and when it was read.
+struct Line {
+    text: String,
+    at: Instant,
+}
+
+/// Where answers come from.
+enum Source {
+    /// Standard input, each line with the time it was read.
+    Stamped(mpsc::Receiver<Line>),
+    /// A channel of a program embedding the agent.
+    Plain(mpsc::Receiver<String>),
+}
+
+impl Source {
+    async fn recv(&mut self) -> Option<Line> {
+        match self {
+            Source::Stamped(lines) => lines.recv().await,
+            Source::Plain(lines) => lines.recv().await.map(|text| Line {
+                text,
+                at: Instant::now(),
+            }),
         }
     }
 }
 
 pub struct Consent {
-    lines: Mutex<mpsc::Receiver<String>>,
+    lines: Mutex<Source>,
     timeout: Duration,
+    /// Answers come from a terminal: input typed before a question is
+    /// discarded.
+    terminal: bool,
 }
 
 impl Consent {
     /// Reads answers from standard input on a thread of its own, since
     /// reading a terminal blocks.
     pub fn from_stdin(timeout: Duration) -> Consent {
+        let terminal = std::io::stdin().is_terminal();
         let (tx, rx) = mpsc::channel(16);
         std::thread::spawn(move || {
             let stdin = std::io::stdin();
             for line in stdin.lock().lines() {
-                let Ok(line) = line else { break };
+                let Ok(text) = line else { break };
+                let line = Line {
+                    text,
+                    at: Instant::now(),
+                };
                 if tx.blocking_send(line).is_err() {
                     break;
                 }
             }
         });
         Consent {
-            lines: Mutex::new(rx),
+            lines: Mutex::new(Source::Stamped(rx)),
             timeout,
+            terminal,
         }
     }
 
-    /// Answers come from this channel instead (for programs embedding the agent).
+    /// Answers come from this channel instead (for programs embedding the
+    /// agent), one line per question, in order.
     pub fn from_channel(lines: mpsc::Receiver<String>, timeout: Duration) -> Consent {
         Consent {
-            lines: Mutex::new(lines),
+            lines: Mutex::new(Source::Plain(lines)),
             timeout,
+            terminal: false,
         }
     }
 
     /// Shows `question` and waits for the answer.
     pub async fn ask(&self, question: &str) -> Answer {
-        let mut lines = self.lines.lock().await;
+        self.ask_unless(question, std::future::pending()).await
+    }
+
+    /// Shows `question` and waits for the answer, unless `withdrawn`
+    /// completes first (with the reason, told to the person), which takes
+    /// the question off the screen: a later line answers the next question.
+    pub async fn ask_unless(
+        &self,
+        question: &str,
+        withdrawn: impl Future<Output = String>,
+    ) -> Answer {
+        tokio::pin!(withdrawn);
+        // A question waiting for its turn can be withdrawn too.
+        let mut lines = tokio::select! {
+            lines = self.lines.lock() => lines,
+            _ = &mut withdrawn => return Answer::Withdrawn,
+        };
+        if let (true, Source::Stamped(lines)) = (self.terminal, &mut *lines) {
+            discard_typed_ahead(lines);
+        }
+        let asked = Instant::now();
         {
             let mut out = std::io::stdout().lock();
-            let _ = write!(out, "{question}\nallow? [y/N] ");
+            let _ = write!(out, "{}\nallow? [y/N] ", clean_text(question));
             let _ = out.flush();
         }
-        let answer = match tokio::time::timeout(self.timeout, lines.recv()).await {
-            Err(_) => Answer::NoAnswer,
-            Ok(None) => Answer::NoInput,
-            Ok(Some(line)) => match line.trim().to_ascii_lowercase().as_str() {
-                "y" | "yes" => Answer::Yes,
-                _ => Answer::No,
-            },
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let answer = loop {
+            let line = tokio::select! {
+                line = tokio::time::timeout_at(deadline, lines.recv()) => line,
+                reason = &mut withdrawn => {
+                    println!("\n{}: nothing will be done", clean_text(&reason));
+                    return Answer::Withdrawn;
+                }
+            };
+            break match line {
+                Err(_) => {
+                    println!(
+                        "\nno answer within {} s, so this is declined",
+                        self.timeout.as_secs()
+                    );
+                    return Answer::NoAnswer;
+                }
+                Ok(None) => Answer::NoInput,
+                // Read before the question was on the screen: not an answer to it.
+                Ok(Some(line)) if self.terminal && line.at < asked => continue,
+                Ok(Some(line)) => match line.text.trim().to_ascii_lowercase().as_str() {
+                    "y" | "yes" => Answer::Yes,
+                    _ => Answer::No,
+                },
+            };
         };
         println!("{}", answer.describe());
         answer
     }
+}
+
+/// Throws away what the person typed while no question was on the screen:
+/// what the terminal still holds, and lines already read.
+fn discard_typed_ahead(lines: &mut mpsc::Receiver<Line>) {
+    // Failure only means standard input is no longer a terminal; lines
+    // read before the question are still skipped by their time.
+    let _ = nix::sys::termios::tcflush(std::io::stdin(), nix::sys::termios::FlushArg::TCIFLUSH);
+    while lines.try_recv().is_ok() {}
 }
 
 #[cfg(test)]
@@ -116,5 +214,17 @@ mod tests {
         let (_tx, rx) = mpsc::channel(8);
         let consent = Consent::from_channel(rx, Duration::from_secs(60));
         assert_eq!(consent.ask("q").await, Answer::NoAnswer);
+    }
+
+    #[tokio::test]
+    async fn a_withdrawn_question_leaves_the_next_line_for_the_next_question() {
+        let (tx, rx) = mpsc::channel(8);
+        let consent = Consent::from_channel(rx, Duration::from_secs(5));
+        let answer = consent
+            .ask_unless("q", async { "withdrawn".to_string() })
+            .await;
+        assert_eq!(answer, Answer::Withdrawn);
+        tx.send("y".to_string()).await.unwrap();
+        assert_eq!(consent.ask("q").await, Answer::Yes);
     }
 }

@@ -33,7 +33,7 @@ enum Command {
         /// Accept only the relay with this certificate fingerprint (sha256:HEX).
         #[arg(long, env = "SPRIJIN_RELAY_FINGERPRINT")]
         relay_fingerprint: Option<Fingerprint>,
-        /// Config file (TOML: relay, relay_fingerprint, trusted_keys, data_dir). Default: ~/.config/sprijin/agent.toml if present
+        /// Config file (TOML: relay, relay_fingerprint, trusted_keys, data_dir, consent_timeout). Default: ~/.config/sprijin/agent.toml if present
         #[arg(long)]
         config: Option<PathBuf>,
         /// A public key whose signed script catalogs you trust (repeatable). Without one, no script can run.
@@ -42,9 +42,10 @@ enum Command {
         /// Where the audit log and the record of accepted catalogs are kept. Default: ~/.local/share/sprijin/agent
         #[arg(long)]
         data_dir: Option<PathBuf>,
-        /// Seconds to wait for your answer to a question before it counts as no.
-        #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
-        consent_timeout: u64,
+        /// Seconds to wait for your answer to a question before it counts as no
+        /// (or `consent_timeout` in the config file). Default: 120
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        consent_timeout: Option<u64>,
         /// Output bytes per run sent to the technician; the rest is counted, not sent.
         #[arg(long, default_value_t = sprijin_agent::script::runner::DEFAULT_OUTPUT_CAP)]
         output_cap: u64,
@@ -136,7 +137,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 relay_fingerprint,
                 trusted_keys,
                 data_dir: data_dir(dir),
-                consent_timeout: Duration::from_secs(consent_timeout),
+                consent_timeout: consent_timeout
+                    .or(file.consent_timeout)
+                    .map_or(AgentConfig::DEFAULT_CONSENT_TIMEOUT, Duration::from_secs),
                 output_cap,
                 sample_interval: AgentConfig::DEFAULT_SAMPLE_INTERVAL,
             };

@@ -5,8 +5,15 @@
 //! answer requests until either side ends. Messages to the console go through
 //! one writer task, so runs stream output while diagnostics are answered.
 //! Every decision and run is in the audit log before it takes effect.
+//!
+//! Every run belongs to the session: the session owns its task, a cancel
+//! reaches it while its question is still on the screen, and when the
+//! session ends, in any way, every run is stopped and its end recorded
+//! before `share` returns. A session ends cleanly only with the other
+//! side's sealed goodbye; a stream that just stops is a lost connection.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,9 +22,12 @@ use sprijin_proto::client::{ConnectError, RelayLink};
 use sprijin_proto::code::{Password, SessionCode};
 use sprijin_proto::framing::FrameError;
 use sprijin_proto::message::control::{ClientMsg, ErrorFrame, RelayMsg, Role, Technician};
+use sprijin_proto::message::script::RunStatus;
 use sprijin_proto::message::session::{AgentMsg, ConsoleMsg, Request, RequestId};
 use sprijin_proto::secure::{self, SecureError};
+use sprijin_proto::text::{clean_line, clean_text};
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info_span};
 
 use crate::audit::{AuditError, AuditEvent, AuditLog, Head};
@@ -33,10 +43,20 @@ use crate::script::runner::{self, RunEvent, RunSpec};
 /// this is what keeps a chatty script from growing the agent's memory.
 const OUTBOX: usize = 64;
 
-/// How a session ended, when it ended without an error.
+/// How long the end of a session waits for its runs to stop and be
+/// recorded. A run stops within its grace periods (a few seconds); this
+/// bounds a process stuck in the kernel.
+const RUNS_STOP_LIMIT: Duration = Duration::from_secs(20);
+
+/// How long, as a session ends, runs may still send their last messages
+/// before sending is given up.
+const SEND_GRACE: Duration = Duration::from_secs(5);
+
+/// How a session ended, when it ended without an error (a lost connection
+/// is [`AgentError::ConnectionLost`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ending {
-    /// The technician said goodbye or closed the session.
+    /// The technician said goodbye (the sealed `Bye`).
     ByTechnician,
     /// The person ended it (Ctrl-C).
     ByPerson,
@@ -108,7 +128,7 @@ pub async fn share(
                 );
                 record(&audit, AuditEvent::Note {
                     text: format!("a connection with a wrong code was refused (claimed by {})", technician.name),
-                })?;
+                }).await?;
                 return Err(AgentError::Secure(e));
             }
             Err(e) => return Err(AgentError::Secure(e)),
@@ -126,7 +146,7 @@ pub async fn share(
             &established.binding,
             std::time::SystemTime::now(),
         );
-        println!("connected: technician {technician_shown}");
+        println!("connected: technician {}", clean_line(&technician_shown.to_string()));
         println!("verification words: {}", established.verification);
         println!("press Ctrl-C at any time to end the session at once");
         record(&audit, AuditEvent::SessionStart {
@@ -136,20 +156,27 @@ pub async fn share(
             verified: technician_shown.verified(),
             credential_key: technician_shown.key_id().map(str::to_owned),
             not_verified: technician_shown.reason().map(str::to_owned),
-        })?;
+        }).await?;
 
         let (outbox, outbox_rx) = mpsc::channel::<AgentMsg>(OUTBOX);
         let writer = tokio::spawn(write_loop(established.writer, outbox_rx));
         let _ = outbox.send(technician_shown.to_message()).await;
 
         let question = format!(
-            "technician {technician_shown} wants to see this machine's state: system, processes, disks and network"
+            "technician {} wants to see this machine's state: system, processes, disks and network",
+            clean_line(&technician_shown.to_string())
         );
-        let answer = consent.ask(&question).await;
+        // Ctrl-C while this question is on the screen ends the session.
+        let answer = consent
+            .ask_unless(&question, async {
+                (&mut stop).await;
+                "you ended the session".to_string()
+            })
+            .await;
         record(&audit, AuditEvent::Consent {
             question,
             answer: answer.approved(),
-        })?;
+        }).await?;
         let host = sampler
             .ready()
             .await
@@ -162,10 +189,14 @@ pub async fn share(
             })
             .await;
         if !answer.approved() {
-            end(&audit, &outbox, "the person did not allow the session")?;
+            let (reason, ending) = match answer {
+                Answer::Withdrawn => ("the person ended the session", Ending::ByPerson),
+                _ => ("the person did not allow the session", Ending::Declined),
+            };
+            end(&audit, &outbox, reason).await?;
             drop(outbox);
             let _ = writer.await;
-            return Ok(Ending::Declined);
+            return Ok(ending);
         }
 
         // From here on, the console follows the audit log's head.
@@ -181,44 +212,51 @@ pub async fn share(
             catalog: Mutex::new(None),
             runs: Mutex::new(HashMap::new()),
             outbox: outbox.clone(),
+            over: watch::Sender::new(false),
             thresholds: Thresholds::default(),
             viewing_noticed: Mutex::new(None),
         });
-        let ending = loop {
+        let mut runs = JoinSet::new();
+        // `Err` is why the connection was lost.
+        let ending: Result<Ending, String> = loop {
             tokio::select! {
                 msg = reader.recv::<ConsoleMsg>() => match msg {
-                    Ok(Some(ConsoleMsg::Request { id, request })) => handle(&ctx, id, request).await,
-                    Ok(Some(ConsoleMsg::Bye)) | Ok(None) => break Ending::ByTechnician,
+                    Ok(Some(ConsoleMsg::Request { id, request })) => {
+                        handle(&ctx, &mut runs, id, request).await
+                    }
+                    Ok(Some(ConsoleMsg::Bye)) => break Ok(Ending::ByTechnician),
                     // Who the technician is was settled at the start.
                     Ok(Some(ConsoleMsg::Identify { .. })) => {}
-                    Err(e) => {
-                        println!("the session was broken: {e}");
-                        let reason = format!("session broken: {e}");
-                        end(&audit, &outbox, &reason)?;
-                        drop(ctx);
-                        drop(outbox);
-                        let _ = writer.await;
-                        return Err(AgentError::Secure(e));
-                    }
+                    // Only the sealed goodbye ends a session: a stream that
+                    // stops at a frame boundary may be the relay's doing.
+                    Ok(None) => break Err("the session stream ended without a goodbye".to_string()),
+                    Err(e) => break Err(e.to_string()),
                 },
-                () = &mut stop => {
-                    println!("you ended the session");
-                    break Ending::ByPerson;
-                }
+                Some(_) = runs.join_next(), if !runs.is_empty() => {}
+                () = &mut stop => break Ok(Ending::ByPerson),
             }
         };
-        ctx.cancel_all();
-        let reason = match ending {
-            Ending::ByPerson => "the person ended the session",
-            _ => "the technician ended the session",
+        let reason = match &ending {
+            Ok(Ending::ByPerson) => {
+                println!("you ended the session");
+                "the person ended the session".to_string()
+            }
+            Ok(_) => {
+                println!("the technician ended the session");
+                "the technician ended the session".to_string()
+            }
+            Err(why) => {
+                let reason = format!("the connection was lost: {why}");
+                println!("{reason}");
+                reason
+            }
         };
-        if ending == Ending::ByTechnician {
-            println!("the technician ended the session");
-        }
-        end(&audit, &outbox, reason)?;
+        stop_runs(&ctx, &mut runs, &reason, ending.is_err()).await;
+        end(&audit, &outbox, &reason).await?;
         drop(ctx);
         drop(outbox);
         let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+        let ending = ending.map_err(AgentError::ConnectionLost)?;
         Ok(ending)
     }
     .instrument(span)
@@ -229,18 +267,25 @@ pub async fn share(
     result
 }
 
-fn record(audit: &Mutex<AuditLog>, event: AuditEvent) -> Result<Head, AgentError> {
-    audit
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .append(event)
-        .map_err(AgentError::Audit)
+/// Appends to the audit log on a blocking thread (the append waits for the
+/// disk), so the session keeps answering meanwhile.
+async fn record(audit: &Arc<Mutex<AuditLog>>, event: AuditEvent) -> Result<Head, AgentError> {
+    let audit = audit.clone();
+    tokio::task::spawn_blocking(move || {
+        audit
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .append(event)
+            .map_err(AgentError::Audit)
+    })
+    .await
+    .map_err(|e| AgentError::AuditTask(e.to_string()))?
 }
 
 /// Records the end, then tells the console the log's final head and says
 /// goodbye, in that order, so the head arrives before the goodbye.
-fn end(
-    audit: &Mutex<AuditLog>,
+async fn end(
+    audit: &Arc<Mutex<AuditLog>>,
     outbox: &mpsc::Sender<AgentMsg>,
     reason: &str,
 ) -> Result<(), AgentError> {
@@ -249,7 +294,8 @@ fn end(
         AuditEvent::SessionEnd {
             reason: reason.to_string(),
         },
-    );
+    )
+    .await;
     if let Ok(head) = &recorded {
         let _ = outbox.try_send(AgentMsg::AuditHead {
             seq: head.seq,
@@ -293,6 +339,59 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Stops every run of the session and waits until each has stopped and
+/// its end is in the audit log; the person is told.
+/// When the connection is `lost`, nothing more is sent to the console;
+/// otherwise the runs' last messages may still go out for a moment.
+async fn stop_runs(ctx: &Ctx, runs: &mut JoinSet<()>, reason: &str, lost: bool) {
+    if lost {
+        ctx.over.send_replace(true);
+    }
+    let live = ctx.stop_all(StopReason::SessionEnded(reason.to_string()));
+    if live == 0 && runs.is_empty() {
+        return;
+    }
+    println!("stopping {live} run(s) of this session: {reason}");
+    let stopped = {
+        let all_done = async { while runs.join_next().await.is_some() {} };
+        tokio::pin!(all_done);
+        let mut stopped = tokio::time::timeout(SEND_GRACE, &mut all_done)
+            .await
+            .is_ok();
+        if !stopped {
+            // A console that no longer reads must not hold a run's end back.
+            ctx.over.send_replace(true);
+            stopped = tokio::time::timeout(RUNS_STOP_LIMIT, &mut all_done)
+                .await
+                .is_ok();
+        }
+        stopped
+    };
+    if !stopped {
+        // Dropping a run kills its whole group with SIGKILL.
+        runs.abort_all();
+        while runs.join_next().await.is_some() {}
+        let left: Vec<String> = ctx
+            .runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(id, _)| id.to_string())
+            .collect();
+        let text = format!(
+            "run(s) {} did not stop within {} s after the session ended and were killed; their end was not recorded",
+            left.join(", "),
+            RUNS_STOP_LIMIT.as_secs()
+        );
+        println!("{text}");
+        if let Err(e) = record(&ctx.audit, AuditEvent::Note { text }).await {
+            println!("{e}");
+        }
+    } else {
+        println!("every run of this session is stopped and recorded");
+    }
+}
+
 async fn write_loop(
     mut writer: secure::SecureWriter<quinn::SendStream>,
     mut outbox: mpsc::Receiver<AgentMsg>,
@@ -315,8 +414,12 @@ struct Ctx {
     audit: Arc<Mutex<AuditLog>>,
     sampler: Sampler,
     catalog: Mutex<Option<Arc<Catalog>>>,
-    runs: Mutex<HashMap<RequestId, oneshot::Sender<()>>>,
+    /// The runs of this session that have not ended, by request id; each
+    /// is stopped (or its question withdrawn) through its sender.
+    runs: Mutex<HashMap<RequestId, watch::Sender<Option<StopReason>>>>,
     outbox: mpsc::Sender<AgentMsg>,
+    /// Set once nothing more is sent to the console (the session is over).
+    over: watch::Sender<bool>,
     thresholds: Thresholds,
     /// When the person was last told the technician is looking.
     viewing_noticed: Mutex<Option<std::time::Instant>>,
@@ -341,25 +444,63 @@ impl Ctx {
         }
     }
 
-    fn cancel_all(&self) {
-        let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
-        for (_, cancel) in runs.drain() {
-            let _ = cancel.send(());
+    /// Asks every run to stop; returns how many there were.
+    fn stop_all(&self, reason: StopReason) -> usize {
+        let runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        for stop in runs.values() {
+            stop.send_replace(Some(reason.clone()));
         }
+        runs.len()
     }
 
     async fn refuse(&self, id: RequestId, reason: impl Into<String>) {
-        let _ = self
-            .outbox
-            .send(AgentMsg::Refused {
-                id,
-                reason: reason.into(),
-            })
-            .await;
+        self.send(AgentMsg::Refused {
+            id,
+            reason: reason.into(),
+        })
+        .await;
+    }
+
+    /// Sends to the console, unless the session is over: a run must not
+    /// wait on a connection that is gone. False when it was not sent.
+    async fn send(&self, msg: AgentMsg) -> bool {
+        let mut over = self.over.subscribe();
+        tokio::select! {
+            sent = self.outbox.send(msg) => sent.is_ok(),
+            _ = over.wait_for(|over| *over) => false,
+        }
     }
 }
 
-async fn handle(ctx: &Arc<Ctx>, id: RequestId, request: Request) {
+/// Why a run was asked to stop before its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum StopReason {
+    /// The technician sent a cancel.
+    Technician,
+    /// The session ended, for this reason.
+    SessionEnded(String),
+}
+
+impl StopReason {
+    /// Said to the person when a question is withdrawn.
+    fn withdrawn(&self) -> String {
+        match self {
+            StopReason::Technician => "the technician withdrew this request".to_string(),
+            StopReason::SessionEnded(why) => format!("this request is withdrawn: {why}"),
+        }
+    }
+}
+
+/// Completes with the reason once the run is asked to stop.
+async fn stop_requested(stop: &mut watch::Receiver<Option<StopReason>>) -> StopReason {
+    match stop.wait_for(Option::is_some).await {
+        Ok(reason) => reason.clone().unwrap_or(StopReason::Technician),
+        // The session dropped the run's entry: it is over.
+        Err(_) => StopReason::SessionEnded("the session ended".to_string()),
+    }
+}
+
+async fn handle(ctx: &Arc<Ctx>, runs: &mut JoinSet<()>, id: RequestId, request: Request) {
     match request {
         Request::Diagnostics => {
             ctx.notice_viewing();
@@ -378,21 +519,50 @@ async fn handle(ctx: &Arc<Ctx>, id: RequestId, request: Request) {
         }
         Request::Catalog(signed) => accept_catalog(ctx, id, signed).await,
         Request::Run { script, params } => {
+            let stop = match ctx.runs.lock().unwrap_or_else(|e| e.into_inner()).entry(id) {
+                Entry::Occupied(_) => None,
+                Entry::Vacant(slot) => {
+                    let (tx, rx) = watch::channel(None);
+                    slot.insert(tx);
+                    Some(rx)
+                }
+            };
+            let Some(stop) = stop else {
+                // Refused without touching the run that holds the id, so
+                // its cancel still reaches it.
+                return ctx
+                    .refuse(
+                        id,
+                        format!("request id {id} is already in use by a run of this session"),
+                    )
+                    .await;
+            };
             let ctx = ctx.clone();
-            tokio::spawn(async move { run_script(&ctx, id, script, params).await });
+            runs.spawn(async move {
+                run_script(&ctx, id, script, params, stop).await;
+                ctx.runs
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id);
+            });
         }
         Request::Cancel { run } => {
-            let cancel = ctx
-                .runs
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&run);
-            match cancel {
-                Some(cancel) => {
-                    let _ = cancel.send(());
+            let found = match ctx.runs.lock().unwrap_or_else(|e| e.into_inner()).get(&run) {
+                Some(stop) => {
+                    stop.send_if_modified(|reason| {
+                        // A stop already under way keeps its reason.
+                        reason.get_or_insert(StopReason::Technician);
+                        true
+                    });
+                    true
+                }
+                None => false,
+            };
+            match found {
+                true => {
                     let _ = ctx.outbox.send(AgentMsg::Ack { id }).await;
                 }
-                None => {
+                false => {
                     ctx.refuse(id, format!("there is no run {run} in progress to cancel"))
                         .await
                 }
@@ -426,7 +596,9 @@ async fn accept_catalog(ctx: &Ctx, id: RequestId, signed: SignedCatalog) {
                 AuditEvent::CatalogRefused {
                     reason: reason.clone(),
                 },
-            ) {
+            )
+            .await
+            {
                 println!("{e}");
             }
             ctx.refuse(id, reason).await;
@@ -434,14 +606,20 @@ async fn accept_catalog(ctx: &Ctx, id: RequestId, signed: SignedCatalog) {
     }
 }
 
-async fn run_script(ctx: &Ctx, id: RequestId, script_id: String, params: Vec<(String, String)>) {
-    if let Err(reason) = approve_and_run(ctx, id, &script_id, &params).await {
+async fn run_script(
+    ctx: &Ctx,
+    id: RequestId,
+    script_id: String,
+    params: Vec<(String, String)>,
+    mut stop: watch::Receiver<Option<StopReason>>,
+) {
+    if let Err(reason) = approve_and_run(ctx, id, &script_id, &params, &mut stop).await {
         let event = AuditEvent::RunRefused {
             run: u64::from(id),
             script: script_id,
             reason: reason.clone(),
         };
-        if let Err(e) = record(&ctx.audit, event) {
+        if let Err(e) = record(&ctx.audit, event).await {
             println!("{e}");
         }
         ctx.refuse(id, reason).await;
@@ -455,6 +633,7 @@ async fn approve_and_run(
     id: RequestId,
     script_id: &str,
     params: &[(String, String)],
+    stop: &mut watch::Receiver<Option<StopReason>>,
 ) -> Result<(), String> {
     let catalog = ctx
         .catalog
@@ -481,10 +660,10 @@ async fn approve_and_run(
     let args = script.bind(params).map_err(|e| format!("refused: {e}"))?;
     let question = format!(
         "the technician asks to run a repair script:\n  {title}\n  {description}\n  risk: {risk}\n  command: {command}\n  stops after {timeout} s",
-        title = script.title,
-        description = script.description,
+        title = clean_line(&script.title),
+        description = clean_text(&script.description).replace('\n', "\n  "),
         risk = script.risk,
-        command = catalog::display_command(&script.program, &args),
+        command = clean_line(&catalog::display_command(&script.program, &args)),
         timeout = script.timeout_secs,
     );
     // A run whose records could not be written is refused before the
@@ -494,7 +673,16 @@ async fn approve_and_run(
         .unwrap_or_else(|e| e.into_inner())
         .check_writable()
         .map_err(|e| format!("nothing was run: {e}"))?;
-    let answer = ctx.consent.ask(&question).await;
+    let mut withdrawn = None;
+    let answer = ctx
+        .consent
+        .ask_unless(&question, async {
+            let reason = stop_requested(stop).await;
+            let said = reason.withdrawn();
+            withdrawn = Some(reason);
+            said
+        })
+        .await;
     record(
         &ctx.audit,
         AuditEvent::Consent {
@@ -502,9 +690,25 @@ async fn approve_and_run(
             answer: answer.approved(),
         },
     )
+    .await
     .map_err(|e| format!("nothing was run: {e}"))?;
+    if let Some(reason) = withdrawn {
+        return Err(match reason {
+            StopReason::Technician => format!(
+                "the technician withdrew the run of {script_id} before the person answered; nothing was run"
+            ),
+            StopReason::SessionEnded(why) => format!(
+                "the run of {script_id} was withdrawn before the person answered ({why}); nothing was run"
+            ),
+        });
+    }
     if !answer.approved() {
         return Err(not_approved(answer, script_id));
+    }
+    // A yes given just as the session ended does not start anything.
+    let ended = stop.borrow().clone();
+    if let Some(StopReason::SessionEnded(why)) = ended {
+        return Err(format!("the run of {script_id} was not started: {why}"));
     }
     // The run is on disk before it starts: if the agent dies mid-run, the
     // log still shows what was started and who approved it.
@@ -520,21 +724,15 @@ async fn approve_and_run(
             risk: script.risk.to_string(),
         },
     )
+    .await
     .map_err(|e| format!("nothing was run: {e}"))?;
-    let (cancel_tx, cancel_rx) = oneshot::channel();
-    ctx.runs
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(id, cancel_tx);
     println!("running {script_id} for the technician");
-    let _ = ctx
-        .outbox
-        .send(AgentMsg::RunStarted {
-            id,
-            program: script.program.clone(),
-            args: args.clone(),
-        })
-        .await;
+    ctx.send(AgentMsg::RunStarted {
+        id,
+        program: script.program.clone(),
+        args: args.clone(),
+    })
+    .await;
     let spec = RunSpec {
         program: script.program.clone(),
         args,
@@ -548,27 +746,30 @@ async fn approve_and_run(
                 RunEvent::Output { stream, data } => AgentMsg::Output { id, stream, data },
                 RunEvent::Truncated { cap } => AgentMsg::Truncated { id, cap },
             };
-            if ctx.outbox.send(msg).await.is_err() {
+            if !ctx.send(msg).await {
                 break;
             }
         }
     };
-    let cancelled = async move {
-        let _ = cancel_rx.await;
+    let mut stopped_by = None;
+    let cancelled = async {
+        stopped_by = Some(stop_requested(stop).await);
     };
     let (end, ()) = tokio::join!(runner::run(spec, events_tx, cancelled), forward);
-    ctx.runs
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&id);
-    println!("{script_id} finished: {}", end.status);
-    if let Err(e) = record(
-        &ctx.audit,
-        AuditEvent::run_end(u64::from(id), script_id, &end),
-    ) {
+    let mut event = AuditEvent::run_end(u64::from(id), script_id, &end);
+    match (&end.status, stopped_by) {
+        (RunStatus::Cancelled, Some(StopReason::SessionEnded(why))) => {
+            println!("{script_id} was stopped: {why}");
+            if let AuditEvent::RunEnd { status, .. } = &mut event {
+                *status = format!("{status}: the session ended ({why})");
+            }
+        }
+        _ => println!("{script_id} finished: {}", end.status),
+    }
+    if let Err(e) = record(&ctx.audit, event).await {
         println!("{e}");
     }
-    let _ = ctx.outbox.send(AgentMsg::RunEnded { id, end }).await;
+    ctx.send(AgentMsg::RunEnded { id, end }).await;
     Ok(())
 }
 
@@ -580,6 +781,9 @@ fn not_approved(answer: Answer, script_id: &str) -> String {
             format!("nobody answered whether to run {script_id}: the agent's input is closed")
         }
         Answer::NoAnswer => format!("the person did not answer in time whether to run {script_id}"),
+        Answer::Withdrawn => {
+            format!("the run of {script_id} was withdrawn before the person answered")
+        }
         Answer::No | Answer::Yes => format!("the person declined the run of {script_id}"),
     }
 }
@@ -599,6 +803,10 @@ pub enum AgentError {
     Secure(SecureError),
     #[error(transparent)]
     Audit(#[from] AuditError),
+    #[error("the audit log could not be written: {0}")]
+    AuditTask(String),
+    #[error("the connection was lost: {0}")]
+    ConnectionLost(String),
     #[error(transparent)]
     Diag(#[from] crate::diag::DiagError),
     #[error(transparent)]

@@ -1,20 +1,23 @@
 //! `connect CODE`: open the session, send the catalog, then run the
 //! technician's commands, from `--exec` or typed one per line.
 
+use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
 use sprijin_proto::code::SessionCode;
+use sprijin_proto::message::session::{AgentMsg, RequestId};
 use sprijin_proto::text::clean_line;
 use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::mpsc;
 
 use crate::command::Command;
 use crate::credential_tool::HeldCredential;
-use crate::driver::{Driver, DriverError, Flow, LocalCatalog};
+use crate::driver::{Driver, DriverError, Flow, LocalCatalog, RunProgress};
 use crate::log::SessionLog;
 use crate::report::SessionRecord;
-use crate::session::{ConnectOptions, Session, ShownIdentity};
+use crate::session::{ConnectOptions, Replies, Session, ShownIdentity};
 
 pub struct ConnectArgs {
     pub code: SessionCode,
@@ -147,34 +150,105 @@ async fn run_line(driver: &mut Driver, line: &str) -> Option<Flow> {
 
 /// Reads commands from standard input, one per line, until `quit`, the end
 /// of input, or the end of the session.
+///
+/// A `run` goes on in the background, its output shown as it comes, so the
+/// prompt stays free: `cancel RUN` and `quit` act at once while a run goes
+/// on. Every other command (and the end of input) waits until the runs in
+/// progress have ended, so commands still take effect in the order given
+/// and a report includes the runs before it.
 async fn interactive(driver: &mut Driver) -> bool {
     let tty = std::io::stdin().is_terminal();
     if tty {
         println!("type help for the commands, quit to end");
     }
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    // Every running run's answers, tagged with its id; `None` when its
+    // answers ended before the run did.
+    let (run_tx, mut run_rx) = mpsc::channel::<(RequestId, Option<AgentMsg>)>(64);
+    let mut running: BTreeSet<RequestId> = BTreeSet::new();
+    // A command (`None`: the end of input) waiting for the runs to end;
+    // nothing more is read meanwhile.
+    let mut waiting: Option<Option<Command>> = None;
     let mut ok = true;
+    let mut prompt = true;
     loop {
-        if tty {
-            use std::io::Write;
-            print!("> ");
-            let _ = std::io::stdout().flush();
-        }
-        let line = tokio::select! {
-            line = lines.next_line() => line,
-            _ = driver.session.wait_ended() => return false,
+        let command = if running.is_empty()
+            && let Some(command) = waiting.take()
+        {
+            match command {
+                Some(command) => command,
+                None => return ok,
+            }
+        } else {
+            if tty && prompt && waiting.is_none() {
+                use std::io::Write;
+                print!("> ");
+                let _ = std::io::stdout().flush();
+            }
+            prompt = true;
+            let line = tokio::select! {
+                line = lines.next_line(), if waiting.is_none() => line,
+                Some((id, msg)) = run_rx.recv() => {
+                    prompt = false;
+                    if let Some(done) = driver.run_message(id, msg, &mut RunProgress::new(false)) {
+                        running.remove(&id);
+                        if let Err(e) = done {
+                            driver.report_error(&e);
+                            ok = false;
+                        }
+                        prompt = true;
+                    }
+                    continue;
+                }
+                _ = driver.session.wait_ended() => return false,
+            };
+            let line = match line {
+                Ok(Some(line)) => line,
+                Ok(None) | Err(_) => {
+                    waiting = Some(None);
+                    continue;
+                }
+            };
+            if line.trim().is_empty() {
+                continue;
+            }
+            let command = match line.parse::<Command>() {
+                Ok(c) => c,
+                Err(e) => {
+                    driver.report_error(&DriverError::Refused(e.to_string()));
+                    ok = false;
+                    continue;
+                }
+            };
+            if !running.is_empty() && !matches!(command, Command::Cancel { .. } | Command::Quit) {
+                waiting = Some(Some(command));
+                continue;
+            }
+            command
         };
-        let line = match line {
-            Ok(Some(line)) => line,
-            Ok(None) | Err(_) => return ok,
-        };
-        if line.trim().is_empty() {
-            continue;
-        }
-        match run_line(driver, &line).await {
-            Some(Flow::Quit) => return ok,
-            Some(Flow::Continue) => {}
-            None => ok = false,
+        match command {
+            Command::Run { script, params } => match driver.start_run(script, params).await {
+                Ok((id, replies)) => {
+                    running.insert(id);
+                    tokio::spawn(forward_run(id, replies, run_tx.clone()));
+                }
+                Err(e) => {
+                    driver.report_error(&e);
+                    ok = false;
+                }
+            },
+            Command::Quit => {
+                stop_notice(&running);
+                return ok;
+            }
+            command => match driver.execute(command).await {
+                Ok(Flow::Quit) => return ok,
+                Ok(Flow::Continue) => {}
+                Err(e) => {
+                    driver.report_error(&e);
+                    ok = false;
+                }
+            },
         }
         if driver.session.ended().is_some() {
             return false;
@@ -216,4 +290,26 @@ fn identity_line(identity: Option<&ShownIdentity>) -> Option<String> {
             identity.shown
         )
     })
+}
+
+/// Passes a run's answers on, tagged with its id, until its last one.
+async fn forward_run(
+    id: RequestId,
+    mut replies: Replies,
+    to: mpsc::Sender<(RequestId, Option<AgentMsg>)>,
+) {
+    while let Some(msg) = replies.recv().await {
+        let last = msg.is_final();
+        if to.send((id, Some(msg))).await.is_err() || last {
+            return;
+        }
+    }
+    let _ = to.send((id, None)).await;
+}
+
+/// Says which runs the agent stops because the technician leaves.
+fn stop_notice(running: &BTreeSet<RequestId>) {
+    for id in running {
+        println!("run {id} is still going: the agent stops it as the session ends");
+    }
 }

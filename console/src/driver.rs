@@ -11,14 +11,14 @@ use serde_json::json;
 use sprijin_proto::catalog::{self, Script, ScriptId, SignedCatalog};
 use sprijin_proto::diag_text;
 use sprijin_proto::message::diag::DiagReport;
-use sprijin_proto::message::session::{AgentMsg, Request};
+use sprijin_proto::message::session::{AgentMsg, Request, RequestId};
 use sprijin_proto::text::{clean_line, clean_text};
 use std::collections::BTreeMap;
 
 use crate::command::{Command, HELP};
 use crate::output::RunOutput;
 use crate::report::SessionRecord;
-use crate::session::{AuditHead, Session, SessionError};
+use crate::session::{AuditHead, Replies, Session, SessionError};
 
 /// The catalog the console brought, parsed for listing and local checks.
 pub struct LocalCatalog {
@@ -41,6 +41,32 @@ impl LocalCatalog {
     }
 }
 
+/// A run's progress line on standard error, while its output streams.
+pub struct RunProgress {
+    started: Instant,
+    received: u64,
+    /// Whether the progress line is shown at all.
+    shown: bool,
+}
+
+impl RunProgress {
+    pub fn new(shown: bool) -> RunProgress {
+        RunProgress {
+            started: Instant::now(),
+            received: 0,
+            shown,
+        }
+    }
+
+    fn tick(&self) {
+        eprint!(
+            "\r  {:.1} s, {} received ",
+            self.started.elapsed().as_secs_f64(),
+            diag_text::human_bytes(self.received)
+        );
+    }
+}
+
 /// Whether to keep going after a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
@@ -57,6 +83,8 @@ pub struct Driver {
     /// Set once an error saying the session ended was shown, so the end is
     /// not reported a second time when the console exits.
     end_reported: Cell<bool>,
+    /// The output of each run under way, as it is being printed.
+    outputs: BTreeMap<RequestId, RunOutput>,
 }
 
 impl Driver {
@@ -73,6 +101,7 @@ impl Driver {
             catalog,
             catalog_accepted: None,
             end_reported: Cell::new(false),
+            outputs: BTreeMap::new(),
         }
     }
 
@@ -292,11 +321,37 @@ impl Driver {
         );
     }
 
+    /// Runs a script to its end, showing its output as it comes.
     async fn run(
         &mut self,
         script: String,
         params: Vec<(String, String)>,
     ) -> Result<(), DriverError> {
+        let (id, mut replies) = self.start_run(script, params).await?;
+        let mut progress =
+            RunProgress::new(!self.json && std::io::IsTerminal::is_terminal(&std::io::stderr()));
+        let mut ticker = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            let msg = tokio::select! {
+                msg = replies.recv() => msg,
+                _ = ticker.tick(), if progress.shown => {
+                    progress.tick();
+                    continue;
+                }
+            };
+            if let Some(done) = self.run_message(id, msg, &mut progress) {
+                return done;
+            }
+        }
+    }
+
+    /// Checks a run locally and asks the agent for it; the run's answers
+    /// arrive on the returned channel, for [`Driver::run_message`].
+    pub async fn start_run(
+        &mut self,
+        script: String,
+        params: Vec<(String, String)>,
+    ) -> Result<(RequestId, Replies), DriverError> {
         // Check locally first, so a typo never reaches the person's screen.
         if let Some(cat) = &self.catalog {
             let Some(s) = cat.scripts.get(
@@ -311,7 +366,7 @@ impl Driver {
             s.bind(&params)
                 .map_err(|e| DriverError::Refused(e.to_string()))?;
         }
-        let (id, mut replies) = self
+        let (id, replies) = self
             .session
             .request(Request::Run {
                 script: script.clone(),
@@ -323,67 +378,85 @@ impl Driver {
             format!("run {id}: asking the person to approve {script}..."),
             json!({"event": "run_requested", "run": id, "script": script}),
         );
-        let started = Instant::now();
-        let mut received: u64 = 0;
-        let progress = !self.json && std::io::IsTerminal::is_terminal(&std::io::stderr());
-        let mut ticker = tokio::time::interval(Duration::from_millis(500));
-        let mut output = RunOutput::new(id, self.json);
-        loop {
-            let msg = tokio::select! {
-                msg = replies.recv() => msg,
-                _ = ticker.tick(), if progress => {
-                    eprint!("\r  {:.1} s, {} received ", started.elapsed().as_secs_f64(), diag_text::human_bytes(received));
-                    continue;
-                }
-            };
-            if let Some(msg) = &msg {
-                self.record.apply(msg);
+        Ok((id, replies))
+    }
+
+    /// Shows one answer to run `id` (`None`: the answers ended early).
+    /// Returns the run's result once it is over.
+    pub fn run_message(
+        &mut self,
+        id: RequestId,
+        msg: Option<AgentMsg>,
+        progress: &mut RunProgress,
+    ) -> Option<Result<(), DriverError>> {
+        if let Some(msg) = &msg {
+            self.record.apply(msg);
+        }
+        match msg {
+            Some(AgentMsg::RunStarted { program, args, .. }) => {
+                let command = catalog::display_command(&program, &args);
+                self.emit(
+                    format!("run {id}: approved; running {}", clean_line(&command)),
+                    json!({"event": "run_started", "run": id, "program": program, "args": args}),
+                );
             }
-            match msg {
-                Some(AgentMsg::RunStarted { program, args, .. }) => {
-                    let command = catalog::display_command(&program, &args);
-                    self.emit(format!("run {id}: approved; running {}", clean_line(&command)), json!({"event": "run_started", "run": id, "program": program, "args": args}));
-                }
-                Some(AgentMsg::Output { stream, data, .. }) => {
-                    received += data.len() as u64;
-                    output.chunk(stream, &data);
-                }
-                Some(AgentMsg::Truncated { cap, .. }) => self.emit(
-                    format!(
-                        "[run {id}: output over {} — the rest is counted, not shown]",
-                        diag_text::human_bytes(cap)
-                    ),
-                    json!({"event": "truncated", "run": id, "cap": cap}),
+            Some(AgentMsg::Output { stream, data, .. }) => {
+                progress.received += data.len() as u64;
+                let json = self.json;
+                self.outputs
+                    .entry(id)
+                    .or_insert_with(|| RunOutput::new(id, json))
+                    .chunk(stream, &data);
+            }
+            Some(AgentMsg::Truncated { cap, .. }) => self.emit(
+                format!(
+                    "[run {id}: output over {} — the rest is counted, not shown]",
+                    diag_text::human_bytes(cap)
                 ),
-                Some(AgentMsg::RunEnded { end, .. }) => {
-                    if progress {
-                        eprint!("\r\x1b[K");
-                    }
-                    output.finish();
-                    let status = end.status.to_string();
-                    let mut text = format!(
-                        "run {id}: {} after {:.1} s, {} of output",
-                        clean_line(&status),
-                        end.duration_ms as f64 / 1000.0,
-                        diag_text::human_bytes(end.bytes)
-                    );
-                    if end.dropped > 0 {
-                        text.push_str(&format!(
-                            " ({} dropped over the cap)",
-                            diag_text::human_bytes(end.dropped)
-                        ));
-                    }
-                    self.emit(text, json!({"event": "run_end", "run": id, "status": status, "success": end.success(), "duration_ms": end.duration_ms, "bytes": end.bytes, "dropped": end.dropped, "output_sha256": end.output_sha256}));
-                    return if end.success() {
-                        Ok(())
-                    } else {
-                        Err(DriverError::RunFailed(status))
-                    };
+                json!({"event": "truncated", "run": id, "cap": cap}),
+            ),
+            Some(AgentMsg::RunEnded { end, .. }) => {
+                if progress.shown {
+                    eprint!("\r\x1b[K");
                 }
-                Some(AgentMsg::Refused { reason, .. }) => return Err(DriverError::Refused(reason)),
-                Some(_) => {}
-                None => return Err(self.gone()),
+                self.finish_output(id);
+                let status = end.status.to_string();
+                let mut text = format!(
+                    "run {id}: {} after {:.1} s, {} of output",
+                    clean_line(&status),
+                    end.duration_ms as f64 / 1000.0,
+                    diag_text::human_bytes(end.bytes)
+                );
+                if end.dropped > 0 {
+                    text.push_str(&format!(
+                        " ({} dropped over the cap)",
+                        diag_text::human_bytes(end.dropped)
+                    ));
+                }
+                self.emit(text, json!({"event": "run_end", "run": id, "status": status, "success": end.success(), "duration_ms": end.duration_ms, "bytes": end.bytes, "dropped": end.dropped, "output_sha256": end.output_sha256}));
+                return Some(if end.success() {
+                    Ok(())
+                } else {
+                    Err(DriverError::RunFailed(status))
+                });
             }
+            Some(AgentMsg::Refused { reason, .. }) => {
+                self.finish_output(id);
+                return Some(Err(DriverError::Refused(reason)));
+            }
+            Some(_) => {}
+            None => {
+                self.finish_output(id);
+                return Some(Err(self.gone()));
+            }
+        }
+        None
+    }
+
+    /// Prints what run `id`'s output still holds back.
+    fn finish_output(&mut self, id: RequestId) {
+        if let Some(mut output) = self.outputs.remove(&id) {
+            output.finish();
         }
     }
 

@@ -188,8 +188,13 @@ impl Session {
                             routes.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
                         }
                     }
-                    Ok(None) => break "the agent closed the session".to_string(),
-                    Err(e) => break format!("the session was broken: {e}"),
+                    // Only the agent's sealed goodbye ends a session: a
+                    // stream that just stops may be the relay's doing.
+                    Ok(None) => {
+                        break "the connection was lost: the agent's stream ended without a goodbye"
+                            .to_string();
+                    }
+                    Err(e) => break format!("the connection was lost: {e}"),
                 }
             };
             // The reason goes out first: a request woken by its route being

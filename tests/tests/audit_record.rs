@@ -407,7 +407,9 @@ fn a_run_the_log_could_not_record_is_refused_before_the_person_is_asked() {
         &["--catalog", sample.to_str().unwrap(), "--exec", "scripts"],
     );
     assert!(out.status.success(), "{}", out.stderr);
-    first.wait(STEP).expect("the first agent ends with its session");
+    first
+        .wait(STEP)
+        .expect("the first agent ends with its session");
     let mut agent = agent_in(&relay, &dir, &["y", "y"]);
     let code = code_of(&agent);
     disk.fill();

@@ -629,7 +629,7 @@ fn tampered_sealed_frames_from_the_console_break_the_session_on_the_agent() {
     );
     assert!(
         t.agent_stdout
-            .contains("the session was broken: a sealed message failed to open"),
+            .contains("the connection was lost: a sealed message failed to open"),
         "{}",
         t.agent_stdout
     );

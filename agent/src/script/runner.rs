@@ -24,6 +24,10 @@
 //!   is then stopped the same way: nothing a run started outlives it.
 //!   Output still in the pipes is forwarded until the run's deadline.
 //!
+//! - **Guard.** A small guard process watches a pipe only the agent holds
+//!   and kills the group if the agent dies without stopping it, so no run
+//!   outlives the agent (see [`Group::guard`]).
+//!
 //! The result is a [`RunEnd`]: status, duration, bytes produced and dropped,
 //! and the SHA-256 of the forwarded bytes (see [`RunEnd`] for why only
 //! those). A program that cannot be started ends as
@@ -72,6 +76,14 @@ pub const SEARCH_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin
 
 /// The locale given to every run: UTF-8 output, untranslated messages.
 pub const LANG: &str = "C.UTF-8";
+
+/// The shell the run's guard is written in (see [`Group::guard`]).
+const GUARD_SHELL: &str = "/bin/sh";
+
+/// The guard: waits for its standard input to end, then kills the process
+/// group named by its first argument. Signals a terminal or a hangup would
+/// send are ignored, so only the end of its input or SIGKILL stops it.
+const GUARD_SCRIPT: &str = "trap '' INT HUP TERM QUIT; read _; kill -s KILL -- \"-$1\"";
 
 /// How often a stopped group is checked for survivors during [`STOP_GRACE`].
 const GROUP_POLL: Duration = Duration::from_millis(20);
@@ -145,6 +157,16 @@ pub async fn run(
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let mut group = Group::new(child);
+    if let Err(reason) = group.guard() {
+        group.stop().await;
+        return RunEnd {
+            status: RunStatus::FailedToStart { reason },
+            duration_ms: millis(started.elapsed()),
+            bytes: 0,
+            dropped: 0,
+            output_sha256: hex::encode(Sha256::digest(b"")),
+        };
+    }
     let mut pump = Pump::new(events, spec.output_cap);
 
     let status = {
@@ -300,6 +322,8 @@ fn status_of(exit: ExitStatus) -> RunStatus {
 struct Group {
     child: Child,
     pgid: Option<Pid>,
+    /// Kills the group should the agent die without stopping it.
+    guard: Option<Child>,
     /// Set once the group has been stopped, so dropping does not signal.
     stopped: bool,
 }
@@ -313,7 +337,44 @@ impl Group {
         Group {
             child,
             pgid,
+            guard: None,
             stopped: false,
+        }
+    }
+
+    /// Starts the group's guard: a small process, outside the group, that
+    /// reads a pipe only this agent writes to. When the agent ends in any
+    /// way, even SIGKILL, the kernel closes the pipe, the guard's read ends
+    /// and it kills the whole group, so no run outlives its agent. When the
+    /// run ends normally the agent stops the group itself and then kills
+    /// the guard. (A parent-death signal would reach only the group's
+    /// leader, not what the script started, and fires when the spawning
+    /// thread ends rather than the agent.)
+    fn guard(&mut self) -> Result<(), String> {
+        let Some(pgid) = self.pgid else {
+            return Err("the run's process group is unknown, so it could not be guarded".into());
+        };
+        let guard = Command::new(GUARD_SHELL)
+            .args(["-c", GUARD_SCRIPT, "sprijin-run-guard", &pgid.to_string()])
+            .env_clear()
+            .env("PATH", SEARCH_PATH)
+            .current_dir("/")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("the run's guard ({GUARD_SHELL}) could not be started: {e}"))?;
+        self.guard = Some(guard);
+        Ok(())
+    }
+
+    /// Kills the guard (the group is already stopped) and reaps it.
+    async fn end_guard(&mut self) {
+        if let Some(mut guard) = self.guard.take() {
+            let _ = guard.start_kill();
+            let _ = timeout(STOP_GRACE, guard.wait()).await;
         }
     }
 
@@ -355,6 +416,7 @@ impl Group {
         // delay its death; give up waiting rather than hang the run.
         let _ = timeout(STOP_GRACE, self.child.wait()).await;
         self.stopped = true;
+        self.end_guard().await;
     }
 }
 
@@ -364,6 +426,7 @@ impl Drop for Group {
         if !self.stopped {
             self.signal(Some(Signal::SIGKILL));
         }
+        // The guard (if still there) is killed by `kill_on_drop`.
     }
 }
 
@@ -772,6 +835,38 @@ mod tests {
             wait_until_dead(child).await,
             "background child {child} survived"
         );
+    }
+
+    #[tokio::test]
+    async fn the_guard_kills_the_group_when_the_agent_is_gone() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pidfile = dir.path().join("child.pid");
+        let spec = spec(
+            "sh",
+            &[
+                "-c",
+                "sleep 30 & echo $! > \"$1\"; sleep 30",
+                "sh",
+                &pidfile.to_string_lossy(),
+            ],
+        );
+        let child = spawn(&spec).expect("spawn");
+        let leader = child.id().expect("leader pid") as i32;
+        let mut group = Group::new(child);
+        group.guard().expect("guard");
+        let background = read_pid(&pidfile).await;
+        // The agent's end of the pipe closes, as it does when the agent dies.
+        drop(group.guard.as_mut().and_then(|g| g.stdin.take()));
+        let _ = timeout(Duration::from_secs(5), group.child.wait()).await;
+        assert!(
+            wait_until_dead(leader).await,
+            "the leader {leader} survived"
+        );
+        assert!(
+            wait_until_dead(background).await,
+            "background child {background} survived"
+        );
+        group.stop().await;
     }
 
     #[tokio::test]

@@ -1,0 +1,891 @@
+//! Faults made on purpose on a running session, and the person's yes at a
+//! real terminal.
+//!
+//! Every run belongs to its session: whether the relay is killed or paused,
+//! the console killed, the stream cut without a goodbye, or the technician
+//! quits or cancels, the run is stopped, its start and end are in the audit
+//! log, and no process of it is left. Killing the agent kills the run too.
+//! A cancel withdraws a question still on the screen; a request id already
+//! in use is refused. A "y" typed before a question appears never answers it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use quinn::{RecvStream, SendStream};
+use serde_json::Value;
+use sprijin_console::catalog_tool;
+use sprijin_proto::client::RelayLink;
+use sprijin_proto::code::SessionCode;
+use sprijin_proto::framing::{FrameReader, FrameWriter};
+use sprijin_proto::message::control::{ClientMsg, RelayMsg, Role};
+use sprijin_proto::message::script::RunStatus;
+use sprijin_proto::message::session::{AgentMsg, ConsoleMsg, Request};
+use sprijin_proto::secure;
+use sprijin_relay::splice::Side;
+use sprijin_relay::{Relay, RelayConfig};
+use sprijin_tests::*;
+use tokio::sync::watch;
+
+/// Writes its own pid and a background child's pid into a folder, then
+/// waits; only a stop ends it.
+const SLOW: &str = r#"
+id = "slow"
+title = "Wait a long time"
+description = "Starts a child that sleeps, writes both pids and waits."
+risk = "low"
+platforms = ["linux"]
+timeout_secs = 600
+program = "sh"
+args = ["-c", 'echo $$ > "$1/leader"; sleep 600 & echo $! > "$1/child"; wait', "sh", "{dir}"]
+
+[params.dir]
+pattern = '^/[A-Za-z0-9._/-]{1,200}$'
+"#;
+
+/// Says hello and ends.
+const HELLO: &str = r#"
+id = "hello"
+title = "Say hello"
+description = "Prints hello."
+risk = "low"
+platforms = ["linux"]
+timeout_secs = 30
+program = "echo"
+args = ["hello"]
+"#;
+
+/// Questions the agent asks before a run show this.
+const RUN_QUESTION: &str = "asks to run a repair script";
+
+/// Once a connection is silent this long it is dead (the programs' QUIC
+/// idle timeout), plus room for stopping the run on a loaded machine.
+const LOST_WITHIN: Duration = Duration::from_secs(50);
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Runtime::new()
+        .expect("a runtime")
+        .block_on(future)
+}
+
+/// The pids a run of [`SLOW`] wrote: the script and its background child.
+struct RunPids {
+    leader: u32,
+    child: u32,
+}
+
+impl RunPids {
+    /// Waits for a run of [`SLOW`] in `dir` to have started both.
+    fn wait(dir: &Path) -> RunPids {
+        let child =
+            wait_for_pid_file(&dir.join("child"), STEP).expect("the script wrote its child's pid");
+        let leader =
+            wait_for_pid_file(&dir.join("leader"), STEP).expect("the script wrote its pid");
+        assert!(!process_gone(leader) && !process_gone(child));
+        RunPids { leader, child }
+    }
+
+    fn assert_gone(&self, when: &str) {
+        for pid in [self.leader, self.child] {
+            assert!(
+                wait_until_gone(pid, Duration::from_secs(10)),
+                "process {pid} of the run is still there {when}"
+            );
+        }
+    }
+}
+
+/// A folder for one run's pid files.
+fn run_dir(root: &Path, name: &str) -> PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The audit events of one kind.
+fn events_of(data_dir: &Path, kind: &str) -> Vec<Value> {
+    audit_records(data_dir)
+        .into_iter()
+        .filter(|r| r["event"]["kind"] == kind)
+        .map(|r| r["event"].clone())
+        .collect()
+}
+
+/// The log holds the run's start and then its end, which says it was
+/// stopped because the session ended (with `why` in the reason), and the
+/// session's end after it.
+fn assert_run_ended_with_session(data_dir: &Path, why: &str) {
+    let kinds = audit_kinds(data_dir);
+    let start = kinds.iter().position(|k| k == "run_start");
+    let end = kinds.iter().position(|k| k == "run_end");
+    let session_end = kinds.iter().rposition(|k| k == "session_end");
+    assert!(
+        matches!((start, end, session_end), (Some(s), Some(e), Some(x)) if s < e && e < x),
+        "the log should hold run_start, run_end, session_end in order: {kinds:?}"
+    );
+    let ends = events_of(data_dir, "run_end");
+    let status = ends[0]["status"].as_str().unwrap_or_default();
+    assert!(
+        status.starts_with("cancelled: the session ended") && status.contains(why),
+        "run end status: {status}"
+    );
+    let reason = events_of(data_dir, "session_end")[0]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(reason.contains(why), "session end reason: {reason}");
+}
+
+/// Waits for a program to end, showing what it printed if it does not.
+fn wait_end(proc: &mut Proc, within: Duration, what: &str) -> std::process::ExitStatus {
+    proc.wait(within).unwrap_or_else(|| {
+        panic!(
+            "{what} did not end within {within:?}:\n{}\n{}",
+            proc.stdout.text(),
+            proc.stderr.text()
+        )
+    })
+}
+
+/// An agent trusting `cat`, and an interactive line console (commands on
+/// its standard input) with `cat`, connected; the view is approved.
+fn session_with_console(
+    relay: &RelayProc,
+    cat: &TestCatalog,
+    answers: &[&str],
+) -> (AgentProc, Proc) {
+    let agent = AgentProc::start(relay, answers, &["--trusted-key", cat.public_arg()]);
+    let console = console_interactive(relay, &agent.code, &["--catalog", cat.dir_arg()]);
+    assert!(
+        console
+            .stdout
+            .wait_for("accepted the catalog", STEP)
+            .is_some(),
+        "the console did not connect: {}\n{}",
+        console.stdout.text(),
+        console.stderr.text()
+    );
+    (agent, console)
+}
+
+/// Types `run slow dir=DIR` at the console and waits for the run to go.
+fn start_slow_run(console: &mut Proc, dir: &Path) -> RunPids {
+    console.answer(&[&format!("run slow dir={}", dir.display())]);
+    assert!(
+        console.stdout.wait_for("approved; running", STEP).is_some(),
+        "the run did not start: {}\n{}",
+        console.stdout.text(),
+        console.stderr.text()
+    );
+    RunPids::wait(dir)
+}
+
+/// The agent was told the connection was lost, not that anyone said goodbye.
+fn assert_agent_lost_connection(agent: &AgentProc) {
+    let said = agent.proc.stdout.text();
+    assert!(said.contains("the connection was lost"), "{said}");
+    assert!(!said.contains("the technician ended the session"), "{said}");
+    assert!(said.contains("stopping 1 run(s) of this session"), "{said}");
+    assert_no_panic(&agent.proc.stderr.text());
+}
+
+// 1. Faults mid-run: the run ends on the record and leaves nothing behind.
+
+#[test]
+fn a_relay_killed_mid_run_ends_the_run_on_the_record() {
+    let cat = TestCatalog::signed(&[("slow", SLOW)]);
+    let mut relay = RelayProc::start(&[]);
+    let (mut agent, mut console) = session_with_console(&relay, &cat, &["y", "y"]);
+    let pids = start_slow_run(&mut console, &run_dir(cat.root.path(), "run"));
+
+    relay.proc.child.kill().unwrap();
+    let killed = Instant::now();
+    let status = wait_end(&mut agent.proc, LOST_WITHIN, "the agent");
+    assert!(!status.success());
+    assert!(killed.elapsed() < LOST_WITHIN);
+    assert_agent_lost_connection(&agent);
+    assert_run_ended_with_session(agent.data_dir.path(), "the connection was lost");
+    pids.assert_gone("after the relay died");
+    // The technician is told the same.
+    wait_end(&mut console, LOST_WITHIN, "the console");
+    assert!(
+        console.stderr.text().contains("the connection was lost"),
+        "{}",
+        console.stderr.text()
+    );
+}
+
+#[test]
+fn a_relay_paused_mid_run_ends_the_session_within_the_idle_timeout() {
+    let cat = TestCatalog::signed(&[("slow", SLOW)]);
+    let relay = RelayProc::start(&[]);
+    let (mut agent, mut console) = session_with_console(&relay, &cat, &["y", "y"]);
+    let pids = start_slow_run(&mut console, &run_dir(cat.root.path(), "run"));
+
+    let stopped = Command::new("kill")
+        .args(["-STOP", &relay.proc.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let paused = Instant::now();
+    let status = wait_end(&mut agent.proc, LOST_WITHIN, "the agent");
+    assert!(!status.success());
+    assert!(paused.elapsed() < LOST_WITHIN);
+    assert_agent_lost_connection(&agent);
+    assert_run_ended_with_session(agent.data_dir.path(), "the connection was lost");
+    pids.assert_gone("after the relay stopped answering");
+    // Dropping the relay kills it, paused or not.
+}
+
+#[test]
+fn a_console_killed_mid_run_ends_the_run_on_the_record() {
+    let cat = TestCatalog::signed(&[("slow", SLOW)]);
+    let relay = RelayProc::start(&[]);
+    let (mut agent, mut console) = session_with_console(&relay, &cat, &["y", "y"]);
+    let pids = start_slow_run(&mut console, &run_dir(cat.root.path(), "run"));
+
+    console.child.kill().unwrap();
+    let status = wait_end(&mut agent.proc, LOST_WITHIN, "the agent");
+    assert!(!status.success());
+    assert_agent_lost_connection(&agent);
+    assert_run_ended_with_session(agent.data_dir.path(), "the connection was lost");
+    pids.assert_gone("after the console died");
+}
+
+#[test]
+fn an_agent_killed_mid_run_leaves_no_process_of_the_run() {
+    let cat = TestCatalog::signed(&[("slow", SLOW)]);
+    let relay = RelayProc::start(&[]);
+    let (mut agent, mut console) = session_with_console(&relay, &cat, &["y", "y"]);
+    let pids = start_slow_run(&mut console, &run_dir(cat.root.path(), "run"));
+
+    agent.proc.child.kill().unwrap();
+    let _ = agent.proc.child.wait();
+    pids.assert_gone("after the agent was killed");
+    // The start was on disk before the run began.
+    assert_eq!(events_of(agent.data_dir.path(), "run_start").len(), 1);
+}
+
+// 2. A cut stream is a lost connection, never a goodbye.
+
+/// A relay in this process that forwards whole frames both ways until the
+/// test says cut, then finishes both streams at a frame boundary, as a
+/// relay could, without either side's goodbye.
+struct CuttingRelay {
+    addr: String,
+    fingerprint: String,
+    cut: watch::Sender<bool>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    runtime: Option<tokio::runtime::Runtime>,
+    _dir: tempfile::TempDir,
+}
+
+impl CuttingRelay {
+    fn start() -> CuttingRelay {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (cut, cut_rx) = watch::channel(false);
+        let mut config = RelayConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().join("relay"));
+        config.interceptor = Some(Arc::new(move |agent: Side, console: Side| {
+            let cut = cut_rx.clone();
+            Box::pin(async move {
+                tokio::join!(
+                    forward_until_cut(agent.recv, console.send, cut.clone()),
+                    forward_until_cut(console.recv, agent.send, cut),
+                );
+            })
+        }));
+        let relay = {
+            let _in_runtime = runtime.enter();
+            Relay::bind(config).expect("bind the in-process relay")
+        };
+        let addr = relay.local_addr().unwrap().to_string();
+        let fingerprint = relay.fingerprint().to_string();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        runtime.spawn(relay.run(async {
+            let _ = stopped.await;
+        }));
+        CuttingRelay {
+            addr,
+            fingerprint,
+            cut,
+            stop: Some(stop),
+            runtime: Some(runtime),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for CuttingRelay {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+async fn until_cut(cut: &mut watch::Receiver<bool>) {
+    let cut = cut.wait_for(|cut| *cut).await.is_ok();
+    if !cut {
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn forward_until_cut(
+    mut from: RecvStream,
+    mut to: SendStream,
+    mut cut: watch::Receiver<bool>,
+) {
+    {
+        let mut reader = FrameReader::new(&mut from);
+        let mut writer = FrameWriter::new(&mut to);
+        loop {
+            tokio::select! {
+                frame = reader.read_frame() => match frame {
+                    Ok(Some(frame)) => {
+                        if writer.write_frame(&frame).await.is_err() {
+                            return;
+                        }
+                    }
+                    _ => return,
+                },
+                () = until_cut(&mut cut) => break,
+            }
+        }
+    }
+    // A clean end of the stream, exactly between two frames.
+    let _ = to.finish();
+    let _ = tokio::time::timeout(STEP, to.stopped()).await;
+}
+
+#[test]
+fn a_stream_cut_without_a_goodbye_is_a_lost_connection_on_both_sides() {
+    let cat = TestCatalog::signed(&[("slow", SLOW)]);
+    let relay = CuttingRelay::start();
+    let mut agent = AgentProc::start_at(
+        &relay.addr,
+        &relay.fingerprint,
+        &["y", "y"],
+        &["--trusted-key", cat.public_arg()],
+    );
+    let mut console = Proc::spawn(console_command(
+        &relay.addr,
+        &relay.fingerprint,
+        &agent.code,
+        &["--catalog", cat.dir_arg()],
+    ));
+    assert!(
+        console
+            .stdout
+            .wait_for("accepted the catalog", STEP)
+            .is_some(),
+        "{}\n{}",
+        console.stdout.text(),
+        console.stderr.text()
+    );
+    let pids = start_slow_run(&mut console, &run_dir(cat.root.path(), "run"));
+
+    relay.cut.send_replace(true);
+    let status = wait_end(&mut agent.proc, STEP, "the agent");
+    assert!(!status.success());
+    assert_agent_lost_connection(&agent);
+    assert!(
+        agent
+            .proc
+            .stdout
+            .text()
+            .contains("the session stream ended without a goodbye")
+    );
+    assert_run_ended_with_session(agent.data_dir.path(), "the connection was lost");
+    pids.assert_gone("after the stream was cut");
+
+    let status = wait_end(&mut console, STEP, "the console");
+    assert!(!status.success());
+    let said = console.stderr.text();
+    assert!(
+        said.contains("the connection was lost: the agent's stream ended without a goodbye"),
+        "{said}"
+    );
+}
+
+// 3. The technician cancels, quits or reuses an id.
+
+#[test]
+fn cancel_withdraws_a_question_still_on_the_screen() {
+    let cat = TestCatalog::signed(&[("slow", SLOW)]);
+    let dir = run_dir(cat.root.path(), "run");
+    let relay = RelayProc::start(&[]);
+    // Only the view is answered; the run's question stays on the screen.
+    let mut agent = AgentProc::start(&relay, &["y"], &["--trusted-key", cat.public_arg()]);
+    let signed = catalog_tool::load(&cat.dir).unwrap();
+    let dir_arg = dir.display().to_string();
+    block_on(async {
+        // A hostile name cannot reach the person's terminal raw.
+        let session = connect_in_process(&relay, &agent.code, "Ana\x1b[2J\u{202e}").await;
+        let (_, mut replies) = session.request(Request::Catalog(signed)).await.unwrap();
+        assert!(matches!(
+            next_reply(&mut replies).await,
+            AgentMsg::CatalogAccepted { .. }
+        ));
+        let (run, mut replies) = session
+            .request(Request::Run {
+                script: "slow".into(),
+                params: vec![("dir".into(), dir_arg)],
+            })
+            .await
+            .unwrap();
+        let question = tokio::task::spawn_blocking({
+            let stdout = agent.proc.stdout.clone();
+            move || stdout.wait_for(RUN_QUESTION, STEP)
+        });
+        assert!(
+            question.await.unwrap().is_some(),
+            "the person was not asked"
+        );
+
+        let (_, mut cancel) = session.request(Request::Cancel { run }).await.unwrap();
+        match next_reply(&mut cancel).await {
+            AgentMsg::Ack { .. } => {}
+            other => panic!("the cancel was not taken: {other:?}"),
+        }
+        match next_reply(&mut replies).await {
+            AgentMsg::Refused { reason, .. } => {
+                assert!(reason.contains("withdrew"), "{reason}")
+            }
+            other => panic!("the run was not withdrawn: {other:?}"),
+        }
+        session.close().await;
+    });
+    // A yes typed now answers nothing.
+    agent.proc.answer(&["y"]);
+    let status = wait_end(&mut agent.proc, STEP, "the agent");
+    assert!(status.success(), "{}", agent.proc.stderr.text());
+    let said = agent.proc.stdout.text();
+    assert!(
+        said.contains("the technician withdrew this request"),
+        "{said}"
+    );
+    let question = said
+        .lines()
+        .find(|l| l.contains("wants to see this machine's state"))
+        .expect("the view question");
+    assert!(
+        !question.contains('\x1b') && !question.contains('\u{202e}'),
+        "{question:?}"
+    );
+    let kinds = audit_kinds(agent.data_dir.path());
+    assert!(!kinds.iter().any(|k| k == "run_start"), "{kinds:?}");
+    let refused = events_of(agent.data_dir.path(), "run_refused");
+    assert_eq!(refused.len(), 1, "{kinds:?}");
+    assert!(
+        refused[0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("withdrew"),
+        "{refused:?}"
+    );
+    assert!(!dir.join("leader").exists(), "the script ran");
+}
+
+/// A console built from the protocol library, so it can send what the real
+/// console never would: two requests with the same id.
+struct RawConsole {
+    writer: secure::SecureWriter<SendStream>,
+    reader: secure::SecureReader<RecvStream>,
+    _link: (quinn::Endpoint, quinn::Connection),
+}
+
+impl RawConsole {
+    async fn connect(relay: &RelayProc, code: &str) -> RawConsole {
+        let code: SessionCode = code.parse().unwrap();
+        let mut link = RelayLink::connect(
+            &relay.addr,
+            Some(relay.fingerprint.parse().unwrap()),
+            Role::Console,
+        )
+        .await
+        .unwrap();
+        link.writer
+            .write_msg(&ClientMsg::Claim {
+                nameplate: code.nameplate(),
+                technician: "Ana".into(),
+                token: None,
+            })
+            .await
+            .unwrap();
+        assert!(matches!(
+            link.reader.expect_msg::<RelayMsg>().await.unwrap(),
+            RelayMsg::Paired { .. }
+        ));
+        let mut established = secure::establish(Role::Console, &code, link.reader, link.writer)
+            .await
+            .unwrap();
+        assert!(matches!(
+            established.reader.recv::<AgentMsg>().await.unwrap(),
+            Some(AgentMsg::Welcome { granted: true, .. })
+        ));
+        RawConsole {
+            writer: established.writer,
+            reader: established.reader,
+            _link: (link.endpoint, link.connection),
+        }
+    }
+
+    async fn send(&mut self, id: u32, request: Request) {
+        self.writer
+            .send(&ConsoleMsg::Request { id, request })
+            .await
+            .unwrap();
+    }
+
+    /// The next message that is not run output.
+    async fn next(&mut self) -> AgentMsg {
+        loop {
+            let msg = tokio::time::timeout(STEP, self.reader.recv::<AgentMsg>())
+                .await
+                .expect("the agent answers in time")
+                .expect("the session holds")
+                .expect("the session goes on");
+            if !matches!(msg, AgentMsg::Output { .. }) {
+                return msg;
+            }
+        }
+    }
+}
+
+#[test]
+fn a_request_id_already_in_use_is_refused_and_the_first_run_can_still_be_cancelled() {
+    let cat = TestCatalog::signed(&[("slow", SLOW)]);
+    let dir = run_dir(cat.root.path(), "run");
+    let relay = RelayProc::start(&[]);
+    let mut agent = AgentProc::start(&relay, &["y"], &["--trusted-key", cat.public_arg()]);
+    let signed = catalog_tool::load(&cat.dir).unwrap();
+    let run = Request::Run {
+        script: "slow".into(),
+        params: vec![("dir".into(), dir.display().to_string())],
+    };
+    let agent_stdout = agent.proc.stdout.clone();
+    let mut stdin = agent.proc.stdin.take();
+    block_on(async {
+        let mut console = RawConsole::connect(&relay, &agent.code).await;
+        console.send(7, Request::Catalog(signed)).await;
+        assert!(matches!(
+            console.next().await,
+            AgentMsg::CatalogAccepted { id: 7, .. }
+        ));
+        console.send(8, run.clone()).await;
+        console.send(8, run).await;
+        match console.next().await {
+            AgentMsg::Refused { id: 8, reason } => {
+                assert!(reason.contains("already in use"), "{reason}")
+            }
+            other => panic!("the second request was not refused: {other:?}"),
+        }
+        let asked = tokio::task::spawn_blocking(move || agent_stdout.wait_for(RUN_QUESTION, STEP));
+        assert!(asked.await.unwrap().is_some());
+        // The person approves the first request.
+        if let Some(stdin) = &mut stdin {
+            use std::io::Write;
+            writeln!(stdin, "y").unwrap();
+        }
+        assert!(matches!(
+            console.next().await,
+            AgentMsg::RunStarted { id: 8, .. }
+        ));
+        let dir = dir.clone();
+        let pids = tokio::task::spawn_blocking(move || RunPids::wait(&dir))
+            .await
+            .unwrap();
+        console.send(9, Request::Cancel { run: 8 }).await;
+        let mut acked = false;
+        let end = loop {
+            match console.next().await {
+                AgentMsg::Ack { id: 9 } => acked = true,
+                AgentMsg::RunEnded { id: 8, end } => break end,
+                other => panic!("unexpected: {other:?}"),
+            }
+        };
+        assert!(acked);
+        assert_eq!(end.status, RunStatus::Cancelled);
+        tokio::task::spawn_blocking(move || pids.assert_gone("after the cancel"))
+            .await
+            .unwrap();
+        console.writer.send(&ConsoleMsg::Bye).await.unwrap();
+        let _ = console.writer.get_mut().finish();
+        while let Ok(Some(_)) = console.reader.recv::<AgentMsg>().await {}
+    });
+    let status = wait_end(&mut agent.proc, STEP, "the agent");
+    assert!(status.success(), "{}", agent.proc.stdout.text());
+    assert_eq!(events_of(agent.data_dir.path(), "run_start").len(), 1);
+    let ends = events_of(agent.data_dir.path(), "run_end");
+    assert_eq!(ends.len(), 1);
+    assert_eq!(ends[0]["status"], "cancelled");
+}
+
+#[test]
+fn cancel_and_quit_typed_at_the_line_console_work_while_a_run_goes_on() {
+    let cat = TestCatalog::signed(&[("slow", SLOW)]);
+    let relay = RelayProc::start(&[]);
+    let (mut agent, mut console) = session_with_console(&relay, &cat, &["y", "y", "y"]);
+
+    // The catalog was request 1, so this run is 2.
+    let first = start_slow_run(&mut console, &run_dir(cat.root.path(), "first"));
+    console.answer(&["cancel 2"]);
+    assert!(
+        console
+            .stdout
+            .wait_for("asked the agent to cancel run 2", STEP)
+            .is_some(),
+        "{}\n{}",
+        console.stdout.text(),
+        console.stderr.text()
+    );
+    assert!(console.stdout.wait_for("run 2: cancelled", STEP).is_some());
+    first.assert_gone("after the cancel");
+
+    // The prompt is free during a run: quit ends the session at once. (The
+    // cancel was request 3, so this run is 4.)
+    let second = start_slow_run_numbered(&mut console, &run_dir(cat.root.path(), "second"), 4);
+    console.answer(&["quit"]);
+    let status = wait_end(&mut console, Duration::from_secs(15), "the console");
+    assert!(
+        console
+            .stdout
+            .text()
+            .contains("run 4 is still going: the agent stops it as the session ends"),
+        "{}",
+        console.stdout.text()
+    );
+    let _ = status;
+    let status = wait_end(&mut agent.proc, STEP, "the agent");
+    assert!(status.success(), "{}", agent.proc.stdout.text());
+    second.assert_gone("after the technician quit");
+    let ends = events_of(agent.data_dir.path(), "run_end");
+    assert_eq!(ends.len(), 2, "{ends:?}");
+    assert_eq!(ends[0]["status"], "cancelled");
+    assert_eq!(
+        ends[1]["status"],
+        "cancelled: the session ended (the technician ended the session)"
+    );
+    assert_eq!(events_of(agent.data_dir.path(), "run_start").len(), 2);
+    assert!(
+        agent
+            .proc
+            .stdout
+            .text()
+            .contains("stopping 1 run(s) of this session: the technician ended the session")
+    );
+}
+
+/// Like [`start_slow_run`], waiting for run `id` to be approved.
+fn start_slow_run_numbered(console: &mut Proc, dir: &Path, id: u32) -> RunPids {
+    console.answer(&[&format!("run slow dir={}", dir.display())]);
+    assert!(
+        console
+            .stdout
+            .wait_for(&format!("run {id}: approved; running"), STEP)
+            .is_some(),
+        "run {id} did not start: {}\n{}",
+        console.stdout.text(),
+        console.stderr.text()
+    );
+    RunPids::wait(dir)
+}
+
+// 4. At a real terminal, a yes answers only the question on the screen.
+
+/// A private tmux server running one command in a wide window, killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(command: &str) -> Tmux {
+        let socket = format!("sprijin-consent-{}", std::process::id());
+        let status = Command::new("tmux")
+            .args([
+                "-L",
+                &socket,
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                "200",
+                "-y",
+                "50",
+                command,
+            ])
+            .status()
+            .expect("run tmux");
+        assert!(status.success(), "tmux did not start");
+        Tmux { socket }
+    }
+
+    /// Types `text` and Enter.
+    fn type_line(&self, text: &str) {
+        let status = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "t", "-l", text])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let status = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "t", "Enter"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args([
+                "-L",
+                &self.socket,
+                "capture-pane",
+                "-p",
+                "-t",
+                "t",
+                "-S",
+                "-200",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until `check` holds for the screen; panics with the screen if not.
+    fn wait_until(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + STEP;
+        loop {
+            let screen = self.screen();
+            if check(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the screen never showed {what}:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+#[test]
+fn a_yes_typed_before_the_question_does_not_approve_the_run() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "tmux is missing in CI: .ci/run installs it"
+        );
+        eprintln!("tmux is not installed: skipping the terminal test outside CI");
+        return;
+    }
+    let cat = TestCatalog::signed(&[("hello", HELLO)]);
+    let relay = RelayProc::start(&[]);
+    let data = tempfile::tempdir().unwrap();
+    let command = format!(
+        "{} share --relay {} --relay-fingerprint {} --data-dir {} --trusted-key {} --consent-timeout 3 2>/dev/null; echo AGENT-EXITED; sleep 60",
+        bin("sprijin-agent").display(),
+        relay.addr,
+        relay.fingerprint,
+        data.path().display(),
+        cat.public_arg(),
+    );
+    let tmux = Tmux::start(&command);
+    let screen = tmux.wait_until("the code", |s| s.contains("code: "));
+    let code = screen
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("code: "))
+        .expect("a code line")
+        .trim()
+        .to_string();
+    let signed = catalog_tool::load(&cat.dir).unwrap();
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let session = runtime.spawn({
+        let relay_addr = relay.addr.clone();
+        let relay_fp = relay.fingerprint.clone();
+        async move {
+            use sprijin_console::session::{ConnectOptions, Session};
+            let code: SessionCode = code.parse().unwrap();
+            let options = ConnectOptions {
+                relay: relay_addr,
+                relay_fingerprint: Some(relay_fp.parse().unwrap()),
+                technician: "Ana".into(),
+                token: None,
+            };
+            Session::connect(&code, &options)
+                .await
+                .expect("the session opens")
+        }
+    });
+    // The person allows the view, then types one more yes, with no run
+    // question on the screen.
+    tmux.wait_until("the view question", |s| s.contains("allow? [y/N]"));
+    tmux.type_line("y");
+    tmux.wait_until("the view approved", |s| s.contains("approved"));
+    tmux.type_line("yes");
+    // The terminal echoes what it holds for the agent.
+    tmux.wait_until("the extra yes", |s| s.lines().any(|l| l.trim() == "yes"));
+    let session = runtime.block_on(session).unwrap();
+
+    runtime.block_on(async {
+        let (_, mut replies) = session.request(Request::Catalog(signed)).await.unwrap();
+        assert!(matches!(
+            next_reply(&mut replies).await,
+            AgentMsg::CatalogAccepted { .. }
+        ));
+        let hello = || Request::Run {
+            script: "hello".into(),
+            params: vec![],
+        };
+        // The early yes must not answer this: the question times out.
+        let (_, mut replies) = session.request(hello()).await.unwrap();
+        match next_reply(&mut replies).await {
+            AgentMsg::Refused { reason, .. } => {
+                assert!(reason.contains("did not answer in time"), "{reason}")
+            }
+            other => panic!("the early yes approved the run: {other:?}"),
+        }
+        tmux.wait_until("the time-out said", |s| {
+            s.contains("no answer within 3 s, so this is declined")
+        });
+
+        // A yes typed after the question appears does approve.
+        let (_, mut replies) = session.request(hello()).await.unwrap();
+        tmux.wait_until("the second run question", |s| {
+            s.matches(RUN_QUESTION).count() == 2
+        });
+        tmux.type_line("y");
+        match next_reply(&mut replies).await {
+            AgentMsg::RunStarted { .. } => {}
+            other => panic!("the run was not approved: {other:?}"),
+        }
+        session.close().await;
+    });
+    tmux.wait_until("the agent's end", |s| s.contains("AGENT-EXITED"));
+
+    let consents: Vec<bool> = events_of(data.path(), "consent")
+        .iter()
+        .map(|c| c["answer"].as_bool().unwrap_or(true))
+        .collect();
+    assert_eq!(consents, vec![true, false, true]);
+    assert_eq!(events_of(data.path(), "run_refused").len(), 1);
+    assert_eq!(events_of(data.path(), "run_start").len(), 1);
+}
