@@ -528,8 +528,19 @@ impl RawConsole {
         let mut established = secure::establish(Role::Console, &code, link.reader, link.writer)
             .await
             .unwrap();
+        established
+            .writer
+            .send(&ConsoleMsg::Identify { presentation: None })
+            .await
+            .unwrap();
+        let welcome = loop {
+            match established.reader.recv::<AgentMsg>().await.unwrap() {
+                Some(AgentMsg::Identity { .. }) => continue,
+                other => break other,
+            }
+        };
         assert!(matches!(
-            established.reader.recv::<AgentMsg>().await.unwrap(),
+            welcome,
             Some(AgentMsg::Welcome { granted: true, .. })
         ));
         RawConsole {
@@ -554,7 +565,7 @@ impl RawConsole {
                 .expect("the agent answers in time")
                 .expect("the session holds")
                 .expect("the session goes on");
-            if !matches!(msg, AgentMsg::Output { .. }) {
+            if !matches!(msg, AgentMsg::Output { .. } | AgentMsg::AuditHead { .. }) {
                 return msg;
             }
         }
