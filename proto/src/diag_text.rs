@@ -420,6 +420,7 @@ mod tests {
                 critical_celsius: Some(100.0),
             }],
             users: vec!["ana".into()],
+            ..Snapshot::default()
         }
     }
 

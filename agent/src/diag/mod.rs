@@ -12,6 +12,8 @@
 pub mod collect;
 pub mod error;
 pub mod findings;
+pub mod probes;
+pub mod procfs;
 pub mod redact;
 pub mod report;
 pub mod sampler;

@@ -12,6 +12,7 @@ use sprijin_proto::message::diag::{DiagReport, Snapshot};
 use super::collect::Collector;
 use super::error::DiagError;
 use super::findings::{Thresholds, evaluate};
+use super::probes;
 use super::sampler::FIRST_SAMPLE_GAP;
 
 /// This machine's report as text or as one line of JSON, without a trailing
@@ -27,13 +28,27 @@ pub fn local_report(json: bool) -> Result<String, DiagError> {
     }
 }
 
-/// Samples this machine twice and evaluates the rules. Fails only when the
-/// system gave no CPU or memory figures at all.
+/// How long a local report waits for the slow checks (name resolution,
+/// services, clock) before it goes without them.
+pub const SLOW_WAIT: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// Samples this machine twice, runs the slow checks alongside (waiting at
+/// most [`SLOW_WAIT`] for them), and evaluates the rules. Fails only when
+/// the system gave no CPU or memory figures at all.
 pub fn take_report(t: &Thresholds) -> Result<DiagReport, DiagError> {
+    let (slow_tx, slow_rx) = std::sync::mpsc::channel();
+    let _ = std::thread::Builder::new()
+        .name("diag-probes".into())
+        .spawn(move || {
+            let _ = slow_tx.send(probes::run_all());
+        });
     let mut collector = Collector::new();
     collector.sample();
     std::thread::sleep(FIRST_SAMPLE_GAP);
     collector.sample();
+    if let Ok(slow) = slow_rx.recv_timeout(SLOW_WAIT) {
+        collector.set_slow(slow);
+    }
     let snapshot = collector.snapshot();
     if snapshot.cpu.logical_cores == 0 && snapshot.memory.total_bytes == 0 {
         return Err(DiagError::NothingRead);

@@ -215,6 +215,7 @@ pub(crate) mod testing {
                 critical_celsius: Some(100.0),
             }],
             users: vec!["ana".into()],
+            ..Snapshot::default()
         }
     }
 
