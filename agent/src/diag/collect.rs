@@ -319,6 +319,8 @@ fn disks(disks: &Disks) -> Vec<Disk> {
 
 /// Total and free inodes of the file system at `mount_point`; zeros when
 /// it cannot be asked or does not count them.
+// The counts are 32 bits wide on some targets, so the conversion is kept.
+#[allow(clippy::useless_conversion)]
 fn inodes(mount_point: &Path) -> (u64, u64) {
     match nix::sys::statvfs::statvfs(mount_point) {
         Ok(st) => {

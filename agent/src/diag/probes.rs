@@ -236,8 +236,8 @@ fn failed_units() -> Option<Services> {
 fn parse_failed_units(out: &str) -> Vec<String> {
     let mut units: Vec<String> = out
         .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        // Older versions print a bullet even with --plain.
+        // Some versions print a bullet even with --plain.
+        .filter_map(|l| l.split_whitespace().find(|w| *w != "●" && *w != "*"))
         .map(|u| u.trim_start_matches('●').to_string())
         .filter(|u| !u.is_empty() && u.contains('.'))
         .collect();

@@ -1,6 +1,7 @@
-//! Memory rules: memory and swap running out.
+//! Memory rules: memory and swap running out, and processes the kernel
+//! killed for lack of memory.
 
-use sprijin_proto::diag_text::{human_bytes, percent};
+use sprijin_proto::diag_text::{human_bytes, human_duration, percent};
 use sprijin_proto::message::diag::{Evidence, Finding, Severity, Snapshot};
 
 use super::Thresholds;
@@ -88,6 +89,71 @@ pub fn heavy_swapping(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
     }]
 }
 
+/// Processes the kernel killed for lack of memory within the threshold
+/// time: the cause behind a program that "just vanished". Critical when the
+/// whole machine ran out; a warning when a group limit (a container or a
+/// service's memory cap) was hit.
+pub fn recent_oom_kills(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
+    let now = s.taken_at_ms / 1000;
+    let recent: Vec<_> = s
+        .oom_kills
+        .iter()
+        .filter(|k| now > 0 && k.at_secs.saturating_add(t.oom_recent_secs) >= now)
+        .collect();
+    let Some(last) = recent.last() else {
+        return Vec::new();
+    };
+    let severity = if recent.iter().any(|k| !k.limited_group) {
+        Severity::Critical
+    } else {
+        Severity::Warning
+    };
+    let killed: Vec<String> = recent
+        .iter()
+        .rev()
+        .map(|k| {
+            format!(
+                "{} (pid {}) {} ago{}",
+                k.name,
+                k.pid,
+                human_duration(now.saturating_sub(k.at_secs)),
+                if k.limited_group { ", group limit" } else { "" }
+            )
+        })
+        .collect();
+    let mut evidence = vec![
+        Evidence::new("killed", killed.join(", ")),
+        Evidence::new("kills", recent.len().to_string()),
+        Evidence::new("last killed", format!("{} (pid {})", last.name, last.pid)),
+        Evidence::new("its memory", human_bytes(last.rss_bytes)),
+        Evidence::new(
+            "limit hit",
+            if last.limited_group {
+                "a memory limit of its group (cgroup)"
+            } else {
+                "the whole machine's memory"
+            },
+        ),
+    ];
+    evidence.push(Evidence::new(
+        "memory available now",
+        human_bytes(s.memory.available_bytes),
+    ));
+    vec![Finding {
+        id: "recent-oom-kills".into(),
+        severity,
+        title: format!(
+            "The kernel killed {} (pid {}) for lack of memory {} ago",
+            last.name,
+            last.pid,
+            human_duration(now.saturating_sub(last.at_secs))
+        ),
+        evidence,
+        subject: Some(last.name.clone()),
+        script: None,
+    }]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,5 +222,42 @@ mod tests {
         assert_eq!(heavy_swapping(&s, &Thresholds::default()), vec![]);
         s.swap = sprijin_proto::message::diag::Swap::default();
         assert_eq!(heavy_swapping(&s, &Thresholds::default()), vec![]);
+    }
+
+    #[test]
+    fn a_recent_oom_kill_names_the_killed_process() {
+        let mut s = quiet();
+        s.oom_kills = vec![
+            sprijin_proto::message::diag::OomKill {
+                pid: 10,
+                name: "old".into(),
+                at_secs: NOW_SECS - 2 * 86_400,
+                rss_bytes: MIB,
+                limited_group: false,
+            },
+            sprijin_proto::message::diag::OomKill {
+                pid: 4242,
+                name: "java".into(),
+                at_secs: NOW_SECS - 600,
+                rss_bytes: 3 * GIB,
+                limited_group: false,
+            },
+        ];
+        let f = only(recent_oom_kills(&s, &Thresholds::default()));
+        assert_eq!(f.id, "recent-oom-kills");
+        assert_eq!(f.severity, Severity::Critical);
+        assert_eq!(
+            f.title,
+            "The kernel killed java (pid 4242) for lack of memory 10m 0s ago"
+        );
+        assert_eq!(evidence(&f, "killed"), "java (pid 4242) 10m 0s ago");
+        assert_eq!(evidence(&f, "its memory"), "3.0 GiB");
+        s.oom_kills[1].limited_group = true;
+        assert_eq!(
+            only(recent_oom_kills(&s, &Thresholds::default())).severity,
+            Severity::Warning
+        );
+        s.oom_kills.pop();
+        assert_eq!(recent_oom_kills(&s, &Thresholds::default()), vec![]);
     }
 }

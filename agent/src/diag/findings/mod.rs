@@ -20,11 +20,15 @@ mod processes;
 mod services;
 
 pub use cpu::{cpu_saturated, high_temperature, load_above_cores};
-pub use disk::disk_nearly_full;
-pub use memory::{heavy_swapping, memory_nearly_exhausted};
-pub use network::{network_errors, no_network_address};
-pub use processes::{many_zombies, process_cpu_hog, process_memory_hog};
-pub use services::long_uptime;
+pub use disk::{
+    deleted_files_hold_space, disk_nearly_full, inodes_exhausted, read_only_file_system,
+};
+pub use memory::{heavy_swapping, memory_nearly_exhausted, recent_oom_kills};
+pub use network::{name_resolution_failing, network_errors, no_default_route, no_network_address};
+pub use processes::{
+    many_zombies, open_file_limit, process_cpu_hog, process_memory_hog, stuck_processes,
+};
+pub use services::{clock_not_synchronized, failed_units, long_uptime};
 
 /// Catalog script ids the rules suggest.
 pub mod scripts {
@@ -38,6 +42,19 @@ pub mod scripts {
     pub const STOP_PROCESS: &str = "stop-process";
     /// Checks name resolution and reachability.
     pub const TEST_CONNECTIVITY: &str = "test-connectivity";
+    /// Counts files per folder under a mount point, to find what used the
+    /// inodes.
+    pub const FOLDERS_WITH_MOST_FILES: &str = "folders-with-most-files";
+    /// Lists the deleted files one process keeps open, with their sizes.
+    pub const LIST_DELETED_OPEN_FILES: &str = "list-deleted-open-files";
+    /// Lists what one process has open.
+    pub const LIST_OPEN_FILES: &str = "list-open-files";
+    /// Clears cached name lookups.
+    pub const FLUSH_DNS: &str = "flush-dns";
+    /// Restarts one systemd unit.
+    pub const RESTART_UNIT: &str = "restart-unit";
+    /// Turns network time synchronisation on.
+    pub const TURN_ON_TIME_SYNC: &str = "turn-on-time-sync";
 }
 
 pub(crate) const GIB: u64 = 1 << 30;
@@ -81,6 +98,24 @@ pub struct Thresholds {
     pub network_error_count: u64,
     /// ...and they are at least this share of its packets.
     pub network_error_percent: f64,
+    /// Inodes in use as a share of a file system's inodes.
+    pub inode_warning_percent: f64,
+    pub inode_critical_percent: f64,
+    /// A process holding deleted files is reported when they take at least
+    /// this much...
+    pub deleted_open_bytes: u64,
+    /// ...or at least this share of their file system's size.
+    pub deleted_open_percent: f64,
+    /// Open descriptors as a share of a process's soft limit.
+    pub open_files_warning_percent: f64,
+    pub open_files_critical_percent: f64,
+    /// Time in uninterruptible sleep, seen without a break, worth naming.
+    pub stuck_secs: u64,
+    /// Out-of-memory kills this recent are reported.
+    pub oom_recent_secs: u64,
+    /// Mount points that should be writable: "/" itself, and each of the
+    /// others with everything mounted below it.
+    pub writable_mounts: Vec<String>,
 }
 
 impl Default for Thresholds {
@@ -105,6 +140,18 @@ impl Default for Thresholds {
             temperature_critical_celsius: 95.0,
             network_error_count: 100,
             network_error_percent: 1.0,
+            inode_warning_percent: 90.0,
+            inode_critical_percent: 97.0,
+            deleted_open_bytes: GIB,
+            deleted_open_percent: 10.0,
+            open_files_warning_percent: 90.0,
+            open_files_critical_percent: 98.0,
+            stuck_secs: 60,
+            oom_recent_secs: 86_400,
+            writable_mounts: ["/", "/home", "/var", "/srv", "/tmp", "/opt"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
         }
     }
 }
@@ -115,7 +162,11 @@ pub type Rule = fn(&Snapshot, &Thresholds) -> Vec<Finding>;
 /// Every rule [`evaluate`] runs, in the order equal-severity findings are
 /// listed.
 pub const RULES: &[Rule] = &[
+    read_only_file_system,
     disk_nearly_full,
+    inodes_exhausted,
+    deleted_files_hold_space,
+    recent_oom_kills,
     memory_nearly_exhausted,
     heavy_swapping,
     cpu_saturated,
@@ -126,6 +177,12 @@ pub const RULES: &[Rule] = &[
     high_temperature,
     network_errors,
     no_network_address,
+    no_default_route,
+    name_resolution_failing,
+    open_file_limit,
+    stuck_processes,
+    failed_units,
+    clock_not_synchronized,
     long_uptime,
 ];
 
@@ -141,8 +198,8 @@ pub fn evaluate(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
 pub(crate) mod testing {
     //! A hand-made healthy snapshot and small helpers shared by the rules' tests.
     use sprijin_proto::message::diag::{
-        Cpu, Disk, Finding, Host, LoadAverage, Memory, NetworkInterface, ProcessInfo, Processes,
-        Snapshot, Swap, Temperature,
+        Cpu, Disk, Finding, Host, LoadAverage, Memory, NameResolution, NetworkInterface,
+        ProcessInfo, Processes, ResolutionOutcome, Routes, Services, Snapshot, Swap, Temperature,
     };
 
     pub(crate) use super::GIB;
@@ -215,6 +272,20 @@ pub(crate) mod testing {
                 critical_celsius: Some(100.0),
             }],
             users: vec!["ana".into()],
+            routes: Some(Routes {
+                ipv4_default: vec!["via 192.168.1.1 on eth0".into()],
+                ipv6_default: vec![],
+            }),
+            name_resolution: Some(NameResolution {
+                name: "example.com".into(),
+                resolvers: vec!["192.168.1.1".into()],
+                outcome: ResolutionOutcome::Resolved,
+                answered_by: Some("192.168.1.1".into()),
+                elapsed_ms: 12,
+                checked_at_ms: NOW_SECS * 1000,
+            }),
+            services: Some(Services::default()),
+            clock_synchronized: Some(true),
             ..Snapshot::default()
         }
     }
@@ -226,6 +297,8 @@ pub(crate) mod testing {
             file_system: "ext4".into(),
             total_bytes: total,
             available_bytes: available,
+            inodes_total: 1_000_000,
+            inodes_free: 900_000,
             ..Disk::default()
         }
     }

@@ -1,9 +1,12 @@
-//! Network rules: interface errors and no usable address.
+//! Network rules: interface errors, no usable address or route, and name
+//! resolution failing.
 
 use std::net::IpAddr;
 
 use sprijin_proto::diag_text::percent;
-use sprijin_proto::message::diag::{Evidence, Finding, NetworkInterface, Severity, Snapshot};
+use sprijin_proto::message::diag::{
+    Evidence, Finding, NetworkInterface, ResolutionOutcome, Severity, Snapshot,
+};
 
 use super::{Thresholds, scripts};
 
@@ -122,10 +125,119 @@ fn is_usable(ip: IpAddr) -> bool {
     }
 }
 
+/// The machine has an address to reach other machines but no default
+/// route: only its own subnet is reachable, the internet and other
+/// networks are not. Says nothing when the routing tables could not be read
+/// or when there is no usable address (that is its own finding).
+pub fn no_default_route(s: &Snapshot, _t: &Thresholds) -> Vec<Finding> {
+    let Some(routes) = &s.routes else {
+        return Vec::new();
+    };
+    if !routes.ipv4_default.is_empty() || !routes.ipv6_default.is_empty() {
+        return Vec::new();
+    }
+    let addresses: Vec<String> = s
+        .networks
+        .iter()
+        .filter(|n| !is_loopback(n))
+        .flat_map(|n| {
+            n.addresses
+                .iter()
+                .filter(|a| parse_address(a).is_some_and(is_usable))
+                .map(move |a| format!("{a} on {}", n.name))
+        })
+        .collect();
+    if addresses.is_empty() {
+        return Vec::new();
+    }
+    vec![Finding {
+        id: "no-default-route".into(),
+        severity: Severity::Critical,
+        title: "No default route: only the local network can be reached".into(),
+        evidence: vec![
+            Evidence::new("addresses", addresses.join(", ")),
+            Evidence::new("ipv4 default route", "none"),
+            Evidence::new("ipv6 default route", "none"),
+        ],
+        subject: None,
+        script: Some(scripts::TEST_CONNECTIVITY.into()),
+    }]
+}
+
+/// Name resolution does not work: no resolver is configured, none answers
+/// (named, so the technician knows which one to check), a resolver answers
+/// with an error, or it says a name that exists everywhere does not exist.
+pub fn name_resolution_failing(s: &Snapshot, _t: &Thresholds) -> Vec<Finding> {
+    let Some(r) = &s.name_resolution else {
+        return Vec::new();
+    };
+    let resolvers = if r.resolvers.is_empty() {
+        "none".to_string()
+    } else {
+        r.resolvers.join(", ")
+    };
+    let (severity, title, subject, script) = match r.outcome {
+        ResolutionOutcome::Resolved => return Vec::new(),
+        ResolutionOutcome::NoResolverConfigured => (
+            Severity::Critical,
+            "No name resolver is configured: names cannot be looked up".to_string(),
+            None,
+            None,
+        ),
+        ResolutionOutcome::NoResolverAnswers => (
+            Severity::Critical,
+            format!("No name resolver answers ({resolvers} configured): names cannot be looked up"),
+            r.resolvers.first().cloned(),
+            Some(scripts::TEST_CONNECTIVITY),
+        ),
+        ResolutionOutcome::ResolverFailed => (
+            Severity::Critical,
+            format!(
+                "Name resolver {} answers with an error: names cannot be looked up",
+                r.answered_by.as_deref().unwrap_or(&resolvers)
+            ),
+            r.answered_by.clone(),
+            Some(scripts::FLUSH_DNS),
+        ),
+        ResolutionOutcome::NameDoesNotExist => (
+            Severity::Warning,
+            format!(
+                "Name resolver {} says {} does not exist: it cannot look up public names",
+                r.answered_by.as_deref().unwrap_or(&resolvers),
+                r.name
+            ),
+            r.answered_by.clone(),
+            Some(scripts::FLUSH_DNS),
+        ),
+    };
+    let answer = match r.outcome {
+        ResolutionOutcome::Resolved => "an address",
+        ResolutionOutcome::NameDoesNotExist => "the name does not exist",
+        ResolutionOutcome::ResolverFailed => "an error from the resolver",
+        ResolutionOutcome::NoResolverAnswers => "no answer in time",
+        ResolutionOutcome::NoResolverConfigured => "no resolver to ask",
+    };
+    vec![Finding {
+        id: "name-resolution-failing".into(),
+        severity,
+        title,
+        evidence: vec![
+            Evidence::new("name looked up", &r.name),
+            Evidence::new("answer", answer),
+            Evidence::new("resolvers configured", resolvers),
+            Evidence::new("answered by", r.answered_by.as_deref().unwrap_or("none")),
+            Evidence::new("waited", format!("{} ms", r.elapsed_ms)),
+        ],
+        subject,
+        script: script.map(String::from),
+    }]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::diag::findings::testing::*;
+    use sprijin_proto::message::diag::{NameResolution, Routes};
 
     #[test]
     fn interface_with_enough_errors_is_named() {
@@ -188,5 +300,96 @@ mod tests {
         let mut s = quiet();
         s.networks[1].addresses = vec!["fe80::1/64".into(), "2001:db8::5/64".into()];
         assert_eq!(no_network_address(&s, &Thresholds::default()), vec![]);
+    }
+
+    #[test]
+    fn an_address_without_a_default_route_is_critical() {
+        let mut s = quiet();
+        s.routes = Some(Routes::default());
+        let f = only(no_default_route(&s, &Thresholds::default()));
+        assert_eq!(f.id, "no-default-route");
+        assert_eq!(f.severity, Severity::Critical);
+        assert_eq!(evidence(&f, "addresses"), "192.168.1.20/24 on eth0");
+        // Unread tables or no usable address: nothing said here.
+        s.routes = None;
+        assert_eq!(no_default_route(&s, &Thresholds::default()), vec![]);
+        s.routes = Some(Routes::default());
+        s.networks[1].addresses = vec!["fe80::1/64".into()];
+        assert_eq!(no_default_route(&s, &Thresholds::default()), vec![]);
+        // An IPv6 default route alone is enough.
+        s.networks[1].addresses = vec!["2001:db8::5/64".into()];
+        s.routes = Some(Routes {
+            ipv4_default: vec![],
+            ipv6_default: vec!["via fe80::1 on eth0".into()],
+        });
+        assert_eq!(no_default_route(&s, &Thresholds::default()), vec![]);
+    }
+
+    fn resolution(outcome: ResolutionOutcome, answered_by: Option<&str>) -> NameResolution {
+        NameResolution {
+            name: "example.com".into(),
+            resolvers: vec!["10.0.0.53".into(), "10.0.1.53".into()],
+            outcome,
+            answered_by: answered_by.map(String::from),
+            elapsed_ms: 2000,
+            checked_at_ms: NOW_SECS * 1000,
+        }
+    }
+
+    #[test]
+    fn silent_resolvers_are_named() {
+        let mut s = quiet();
+        s.name_resolution = Some(resolution(ResolutionOutcome::NoResolverAnswers, None));
+        let f = only(name_resolution_failing(&s, &Thresholds::default()));
+        assert_eq!(f.id, "name-resolution-failing");
+        assert_eq!(f.severity, Severity::Critical);
+        assert_eq!(
+            f.title,
+            "No name resolver answers (10.0.0.53, 10.0.1.53 configured): names cannot be looked up"
+        );
+        assert_eq!(evidence(&f, "answer"), "no answer in time");
+        assert_eq!(f.subject.as_deref(), Some("10.0.0.53"));
+        assert_eq!(f.script.as_deref(), Some(scripts::TEST_CONNECTIVITY));
+    }
+
+    #[test]
+    fn a_missing_name_is_told_from_a_silent_resolver() {
+        let mut s = quiet();
+        s.name_resolution = Some(resolution(
+            ResolutionOutcome::NameDoesNotExist,
+            Some("10.0.1.53"),
+        ));
+        let f = only(name_resolution_failing(&s, &Thresholds::default()));
+        assert_eq!(f.severity, Severity::Warning);
+        assert_eq!(
+            f.title,
+            "Name resolver 10.0.1.53 says example.com does not exist: it cannot look up public names"
+        );
+        assert_eq!(evidence(&f, "answer"), "the name does not exist");
+        assert_eq!(evidence(&f, "answered by"), "10.0.1.53");
+        s.name_resolution = Some(resolution(
+            ResolutionOutcome::ResolverFailed,
+            Some("10.0.0.53"),
+        ));
+        assert_eq!(
+            evidence(
+                &only(name_resolution_failing(&s, &Thresholds::default())),
+                "answer"
+            ),
+            "an error from the resolver"
+        );
+        s.name_resolution = Some(NameResolution {
+            resolvers: vec![],
+            ..resolution(ResolutionOutcome::NoResolverConfigured, None)
+        });
+        assert_eq!(
+            evidence(
+                &only(name_resolution_failing(&s, &Thresholds::default())),
+                "resolvers configured"
+            ),
+            "none"
+        );
+        s.name_resolution = None;
+        assert_eq!(name_resolution_failing(&s, &Thresholds::default()), vec![]);
     }
 }

@@ -1,4 +1,5 @@
-//! Process rules: single processes hogging the machine, and zombies.
+//! Process rules: single processes hogging the machine, zombies, processes
+//! at their open-file limit, and processes stuck in uninterruptible sleep.
 
 use sprijin_proto::diag_text::{human_bytes, human_duration, percent, shorten};
 use sprijin_proto::message::diag::{Evidence, Finding, ProcessInfo, Severity, Snapshot};
@@ -117,10 +118,84 @@ pub fn many_zombies(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
     }]
 }
 
+/// Each process at or near its open-file limit (open descriptors against
+/// its soft `RLIMIT_NOFILE`): at the limit it can open no file, socket or
+/// pipe, and fails in ways that rarely say why.
+pub fn open_file_limit(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
+    s.open_files
+        .iter()
+        .filter(|p| p.soft_limit > 0)
+        .filter_map(|p| {
+            let share = percent(p.open, p.soft_limit);
+            if share < t.open_files_warning_percent {
+                return None;
+            }
+            let severity = if share >= t.open_files_critical_percent {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            };
+            Some(Finding {
+                id: "open-file-limit".into(),
+                severity,
+                title: format!(
+                    "{} (pid {}) has {} files open of its limit of {}",
+                    p.name, p.pid, p.open, p.soft_limit
+                ),
+                evidence: vec![
+                    Evidence::new("process", format!("{} (pid {})", p.name, p.pid)),
+                    Evidence::new("open descriptors", p.open.to_string()),
+                    Evidence::new("soft limit", p.soft_limit.to_string()),
+                    Evidence::new("share of the limit", format!("{share:.1}%")),
+                ],
+                subject: Some(p.pid.to_string()),
+                script: Some(scripts::LIST_OPEN_FILES.into()),
+            })
+        })
+        .collect()
+}
+
+/// Each process seen in uninterruptible sleep (state D) without a break
+/// for at least the threshold: it waits on a disk or a network file system
+/// that does not answer, cannot be killed, and often drags others along.
+pub fn stuck_processes(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
+    s.stuck_processes
+        .iter()
+        .filter(|p| p.stuck_secs >= t.stuck_secs)
+        .map(|p| {
+            let mut evidence = vec![
+                Evidence::new("process", format!("{} (pid {})", p.name, p.pid)),
+                Evidence::new("state", "D (uninterruptible sleep)"),
+                Evidence::new("stuck for", human_duration(p.stuck_secs)),
+            ];
+            if !p.command.is_empty() {
+                evidence.push(Evidence::new(
+                    "command",
+                    shorten(&p.command, EVIDENCE_COMMAND_CHARS),
+                ));
+            }
+            Finding {
+                id: "process-stuck".into(),
+                severity: Severity::Warning,
+                title: format!(
+                    "{} (pid {}) has been stuck waiting on input or output for {}",
+                    p.name,
+                    p.pid,
+                    human_duration(p.stuck_secs)
+                ),
+                evidence,
+                subject: Some(p.pid.to_string()),
+                script: None,
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::diag::findings::testing::*;
+    use sprijin_proto::message::diag::{OpenFileUse, StuckProcess};
 
     #[test]
     fn process_at_80_percent_of_a_core_is_named_by_pid_and_name() {
@@ -209,5 +284,53 @@ mod tests {
         assert_eq!(evidence(&f, "processes"), "200");
         s.processes.zombies = 19;
         assert_eq!(many_zombies(&s, &Thresholds::default()), vec![]);
+    }
+
+    #[test]
+    fn process_near_its_open_file_limit_is_named() {
+        let mut s = quiet();
+        s.open_files = vec![OpenFileUse {
+            pid: 77,
+            name: "nginx".into(),
+            open: 922,
+            soft_limit: 1024,
+        }];
+        let f = only(open_file_limit(&s, &Thresholds::default()));
+        assert_eq!(f.id, "open-file-limit");
+        assert_eq!(f.severity, Severity::Warning);
+        assert_eq!(
+            f.title,
+            "nginx (pid 77) has 922 files open of its limit of 1024"
+        );
+        assert_eq!(evidence(&f, "share of the limit"), "90.0%");
+        assert_eq!(f.subject.as_deref(), Some("77"));
+        assert_eq!(f.script.as_deref(), Some(scripts::LIST_OPEN_FILES));
+        s.open_files[0].open = 1024;
+        assert_eq!(
+            only(open_file_limit(&s, &Thresholds::default())).severity,
+            Severity::Critical
+        );
+        s.open_files[0].open = 921;
+        assert_eq!(open_file_limit(&s, &Thresholds::default()), vec![]);
+    }
+
+    #[test]
+    fn process_stuck_a_minute_in_state_d_is_named() {
+        let mut s = quiet();
+        s.stuck_processes = vec![StuckProcess {
+            pid: 31,
+            name: "cp".into(),
+            command: "cp big /mnt/nfs/".into(),
+            stuck_secs: 60,
+        }];
+        let f = only(stuck_processes(&s, &Thresholds::default()));
+        assert_eq!(f.id, "process-stuck");
+        assert_eq!(
+            f.title,
+            "cp (pid 31) has been stuck waiting on input or output for 1m 0s"
+        );
+        assert_eq!(evidence(&f, "command"), "cp big /mnt/nfs/");
+        s.stuck_processes[0].stuck_secs = 59;
+        assert_eq!(stuck_processes(&s, &Thresholds::default()), vec![]);
     }
 }
