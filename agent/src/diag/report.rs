@@ -94,6 +94,33 @@ mod tests {
     }
 
     #[test]
+    fn json_from_an_agent_without_the_newer_parts_still_reads() {
+        let mut value: serde_json::Value =
+            serde_json::from_str(&local_report(true).unwrap()).unwrap();
+        let snapshot = value["snapshot"].as_object_mut().unwrap();
+        for key in [
+            "deleted_open",
+            "open_files",
+            "stuck_processes",
+            "routes",
+            "name_resolution",
+            "services",
+            "clock_synchronized",
+            "oom_kills",
+        ] {
+            assert!(snapshot.remove(key).is_some(), "{key} is in the report");
+        }
+        for disk in value["snapshot"]["disks"].as_array_mut().unwrap() {
+            let disk = disk.as_object_mut().unwrap();
+            disk.remove("inodes_total");
+            disk.remove("inodes_free");
+        }
+        let back: DiagReport = serde_json::from_value(value).unwrap();
+        assert_eq!(back.snapshot.name_resolution, None);
+        assert!(back.snapshot.oom_kills.is_empty());
+    }
+
+    #[test]
     fn text_report_is_the_overview() {
         let text = local_report(false).unwrap();
         assert!(text.starts_with("Host "));

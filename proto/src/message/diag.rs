@@ -411,6 +411,22 @@ mod tests {
                     critical_celsius: Some(100.0),
                 }],
                 users: vec!["ana".into()],
+                deleted_open: vec![DeletedOpenFiles {
+                    pid: 9,
+                    bytes: 6 << 20,
+                    ..DeletedOpenFiles::default()
+                }],
+                routes: Some(Routes::default()),
+                name_resolution: Some(NameResolution {
+                    outcome: ResolutionOutcome::NameDoesNotExist,
+                    answered_by: Some("10.0.0.53".into()),
+                    ..NameResolution::default()
+                }),
+                services: Some(Services {
+                    failed_units: vec!["cups.service".into()],
+                }),
+                clock_synchronized: Some(false),
+                oom_kills: vec![OomKill::default()],
                 ..Snapshot::default()
             },
             findings: vec![Finding {
