@@ -9,6 +9,14 @@
 //!
 //! Where a catalog script addresses a finding, the finding names it by id;
 //! the console offers it, and the person still approves every run.
+//!
+//! The rules live by subject, one file each: `disk` (space, inodes,
+//! deleted files held open, read-only mounts), `memory` (memory, swap,
+//! out-of-memory kills), `cpu` (usage, load, temperature), `processes`
+//! (hogs, zombies, open-file limits, stuck processes), `network`
+//! (interface errors, addresses, routes, name resolution) and `services`
+//! (failed units, the clock, uptime). This file holds the thresholds and the
+//! list of rules.
 
 use sprijin_proto::message::diag::{Finding, Snapshot};
 
