@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 
 use crate::text::clean_line;
 
-use crate::message::diag::{Finding, ProcessInfo, Snapshot};
+use crate::message::diag::{Finding, ProcessInfo, ResolutionOutcome, Snapshot};
 
 /// What [`findings`] says when there is nothing to report.
 pub const NO_FINDINGS: &str = "no findings: nothing looks wrong";
@@ -110,6 +110,14 @@ pub fn machine(s: &Snapshot) -> String {
         if d.removable {
             flags.push_str(", removable");
         }
+        if d.inodes_total > 0 {
+            let used_inodes = d.inodes_total.saturating_sub(d.inodes_free);
+            let _ = write!(
+                flags,
+                ", inodes {} used",
+                whole_percent(used_inodes, d.inodes_total)
+            );
+        }
         let _ = writeln!(
             out,
             "  {:<20} {:<8} {} of {} used ({}), {} free{}",
@@ -145,6 +153,8 @@ pub fn machine(s: &Snapshot) -> String {
         );
     }
 
+    network_state(&mut out, s);
+
     if !s.temperatures.is_empty() {
         let _ = writeln!(out, "Temperatures");
         for t in &s.temperatures {
@@ -167,7 +177,127 @@ pub fn machine(s: &Snapshot) -> String {
 
     let p = &s.processes;
     let _ = writeln!(out, "Processes {} (zombies: {})", p.count, p.zombies);
+    process_troubles(&mut out, s);
     out
+}
+
+/// Routes, name resolution, services and the clock, each only when known.
+fn network_state(out: &mut String, s: &Snapshot) {
+    if let Some(r) = &s.routes {
+        let all: Vec<&String> = r.ipv4_default.iter().chain(&r.ipv6_default).collect();
+        let routes = if all.is_empty() {
+            "no default route".to_string()
+        } else {
+            let all: Vec<&str> = all.iter().map(|r| r.as_str()).collect();
+            format!("default {}", all.join(", "))
+        };
+        let _ = writeln!(out, "Routes    {}", clean_line(&routes));
+    }
+    if let Some(n) = &s.name_resolution {
+        let resolvers = if n.resolvers.is_empty() {
+            "none configured".to_string()
+        } else {
+            format!("{} configured", n.resolvers.join(", "))
+        };
+        let by = n.answered_by.as_deref().unwrap_or("?");
+        let outcome = match n.outcome {
+            ResolutionOutcome::Resolved => format!("resolved by {by} in {} ms", n.elapsed_ms),
+            ResolutionOutcome::NameDoesNotExist => format!("{by} says it does not exist"),
+            ResolutionOutcome::ResolverFailed => format!("{by} answers with an error"),
+            ResolutionOutcome::NoResolverAnswers => {
+                format!("no resolver answers within {} ms", n.elapsed_ms)
+            }
+            ResolutionOutcome::NoResolverConfigured => "no resolver to ask".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "Names     {}: {} ({})",
+            clean_line(&n.name),
+            clean_line(&outcome),
+            clean_line(&resolvers)
+        );
+    }
+    if let Some(sv) = &s.services {
+        if sv.failed_units.is_empty() {
+            let _ = writeln!(out, "Services  none failed");
+        } else {
+            let _ = writeln!(
+                out,
+                "Services  {} failed: {}",
+                sv.failed_units.len(),
+                clean_line(&sv.failed_units.join(", "))
+            );
+        }
+    }
+    match s.clock_synchronized {
+        Some(true) => {
+            let _ = writeln!(out, "Clock     synchronised");
+        }
+        Some(false) => {
+            let _ = writeln!(out, "Clock     not synchronised");
+        }
+        None => {}
+    }
+}
+
+/// Deleted files held open, processes near their open-file limit or stuck
+/// in uninterruptible sleep, and out-of-memory kills, each only when any.
+fn process_troubles(out: &mut String, s: &Snapshot) {
+    if !s.deleted_open.is_empty() {
+        let _ = writeln!(out, "Deleted files still open");
+        for d in &s.deleted_open {
+            let _ = writeln!(
+                out,
+                "  {} (pid {}) {} in {} file(s) on {}, largest {}",
+                clean_line(&d.name),
+                d.pid,
+                human_bytes(d.bytes),
+                d.files,
+                or_unknown(&d.mount_point),
+                clean_line(&shorten(&d.largest_path, COMMAND_COLUMN_CHARS))
+            );
+        }
+    }
+    if !s.open_files.is_empty() {
+        let _ = writeln!(out, "Open files against the limit");
+        for o in &s.open_files {
+            let _ = writeln!(
+                out,
+                "  {} (pid {}) {} of {} ({})",
+                clean_line(&o.name),
+                o.pid,
+                o.open,
+                o.soft_limit,
+                whole_percent(o.open, o.soft_limit)
+            );
+        }
+    }
+    if !s.stuck_processes.is_empty() {
+        let _ = writeln!(out, "Waiting on input or output (state D)");
+        for p in &s.stuck_processes {
+            let _ = writeln!(
+                out,
+                "  {} (pid {}) for {}",
+                clean_line(&p.name),
+                p.pid,
+                human_duration(p.stuck_secs)
+            );
+        }
+    }
+    if !s.oom_kills.is_empty() {
+        let _ = writeln!(out, "Killed for lack of memory");
+        for k in &s.oom_kills {
+            let _ = writeln!(
+                out,
+                "  {} (pid {}) at {}, {}{}",
+                clean_line(&k.name),
+                k.pid,
+                utc_time(k.at_secs),
+                human_bytes(k.rss_bytes),
+                if k.limited_group { ", group limit" } else { "" }
+            );
+        }
+    }
 }
 
 /// Two tables, the processes busiest on CPU and those holding the most
@@ -346,8 +476,9 @@ pub fn shorten(s: &str, max: usize) -> String {
 mod tests {
     use super::*;
     use crate::message::diag::{
-        Cpu, Disk, Evidence, Host, LoadAverage, Memory, NetworkInterface, Processes, Severity,
-        Swap, Temperature,
+        Cpu, DeletedOpenFiles, Disk, Evidence, Host, LoadAverage, Memory, NameResolution,
+        NetworkInterface, OomKill, OpenFileUse, Processes, Routes, Services, Severity,
+        StuckProcess, Swap, Temperature,
     };
 
     const GIB: u64 = 1 << 30;
@@ -420,6 +551,7 @@ mod tests {
                 critical_celsius: Some(100.0),
             }],
             users: vec!["ana".into()],
+            ..Snapshot::default()
         }
     }
 
@@ -565,6 +697,71 @@ mod tests {
     }
 
     #[test]
+    fn causes_behind_the_symptoms_are_shown_when_known() {
+        let mut s = snapshot();
+        assert!(
+            !machine(&s).contains("Routes"),
+            "unknown parts are left out"
+        );
+        s.disks[0].inodes_total = 100;
+        s.disks[0].inodes_free = 0;
+        s.routes = Some(Routes::default());
+        s.name_resolution = Some(NameResolution {
+            name: "example.com".into(),
+            resolvers: vec!["10.0.0.53".into()],
+            outcome: ResolutionOutcome::NoResolverAnswers,
+            answered_by: None,
+            elapsed_ms: 2000,
+            checked_at_ms: 0,
+        });
+        s.services = Some(Services {
+            failed_units: vec!["cups.service".into()],
+        });
+        s.clock_synchronized = Some(false);
+        s.deleted_open = vec![DeletedOpenFiles {
+            pid: 9,
+            name: "tail".into(),
+            mount_point: "/srv/t".into(),
+            files: 1,
+            bytes: 6 * 1024 * 1024,
+            largest_path: "/srv/t/big".into(),
+        }];
+        s.open_files = vec![OpenFileUse {
+            pid: 10,
+            name: "bash".into(),
+            open: 64,
+            soft_limit: 64,
+        }];
+        s.stuck_processes = vec![StuckProcess {
+            pid: 11,
+            name: "cp".into(),
+            command: "cp".into(),
+            stuck_secs: 125,
+        }];
+        s.oom_kills = vec![OomKill {
+            pid: 12,
+            name: "tail".into(),
+            at_secs: 1_700_000_000,
+            rss_bytes: 20 * 1024 * 1024,
+            limited_group: true,
+        }];
+        let text = machine(&s);
+        for line in [
+            "  /                    ext4     98.0 GiB of 100.0 GiB used (98%), 2.0 GiB free, inodes 100% used",
+            "Routes    no default route",
+            "Names     example.com: no resolver answers within 2000 ms (10.0.0.53 configured)",
+            "Services  1 failed: cups.service",
+            "Clock     not synchronised",
+            "  tail (pid 9) 6.0 MiB in 1 file(s) on /srv/t, largest /srv/t/big",
+            "  bash (pid 10) 64 of 64 (100%)",
+            "  cp (pid 11) for 2m 5s",
+            "  tail (pid 12) at 2023-11-14 22:13:20 UTC, 20.0 MiB, group limit",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+    }
+
+    #[test]
     fn hostile_strings_from_the_machine_are_neutralised() {
         let evil = "x\x1b]0;pwned\x07\x1b[2J\u{202E}\r\nfake line";
         let mut s = snapshot();
@@ -584,6 +781,38 @@ mod tests {
             label: evil.into(),
             celsius: 1.0,
             critical_celsius: None,
+        });
+        s.deleted_open = vec![DeletedOpenFiles {
+            name: evil.into(),
+            mount_point: evil.into(),
+            largest_path: evil.into(),
+            ..DeletedOpenFiles::default()
+        }];
+        s.open_files = vec![OpenFileUse {
+            name: evil.into(),
+            ..OpenFileUse::default()
+        }];
+        s.stuck_processes = vec![StuckProcess {
+            name: evil.into(),
+            ..StuckProcess::default()
+        }];
+        s.oom_kills = vec![OomKill {
+            name: evil.into(),
+            ..OomKill::default()
+        }];
+        s.routes = Some(Routes {
+            ipv4_default: vec![evil.into()],
+            ipv6_default: vec![],
+        });
+        s.name_resolution = Some(NameResolution {
+            name: evil.into(),
+            resolvers: vec![evil.into()],
+            answered_by: Some(evil.into()),
+            outcome: ResolutionOutcome::NameDoesNotExist,
+            ..NameResolution::default()
+        });
+        s.services = Some(Services {
+            failed_units: vec![evil.into()],
         });
         let p = &mut s.processes.top_cpu[0];
         p.name = evil.into();

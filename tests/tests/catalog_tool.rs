@@ -97,7 +97,7 @@ fn verify(ws: &Workspace, public: &Path) -> Output {
     run(&[&"catalog", &"verify", &ws.dir, &"--key", &public])
 }
 
-const SAMPLE_IDS: [&str; 11] = [
+const SAMPLE_IDS: [&str; 15] = [
     "flush-dns",
     "restart-unit",
     "list-failed-units",
@@ -109,6 +109,10 @@ const SAMPLE_IDS: [&str; 11] = [
     "disk-usage",
     "echo-test",
     "sleep-test",
+    "folders-with-most-files",
+    "list-deleted-open-files",
+    "list-open-files",
+    "turn-on-time-sync",
 ];
 
 fn sample_catalog() -> catalog::Catalog {
@@ -155,10 +159,18 @@ fn sample_catalog_has_the_ids_other_code_uses_with_honest_risks() {
     }
     let risk = |id| sample.get(id).unwrap().risk;
     assert_eq!(risk("stop-process"), Risk::High);
-    for id in ["restart-unit", "journal-vacuum", "clear-user-cache"] {
+    for id in [
+        "restart-unit",
+        "journal-vacuum",
+        "clear-user-cache",
+        "turn-on-time-sync",
+    ] {
         assert_eq!(risk(id), Risk::Medium, "{id}");
     }
     for id in [
+        "folders-with-most-files",
+        "list-deleted-open-files",
+        "list-open-files",
         "flush-dns",
         "list-failed-units",
         "disk-usage",
@@ -238,6 +250,25 @@ fn sample_scripts_bind_what_they_are_for_and_nothing_else() {
         &["-x", "-h", "-d", "1", "/home/ana/.local"],
     );
     ok("stop-process", &[("pid", "4242")], &["-TERM", "4242"]);
+    ok(
+        "folders-with-most-files",
+        &[("path", "/var")],
+        &["--inodes", "-x", "-d", "1", "/var"],
+    );
+    ok("turn-on-time-sync", &[], &["set-ntp", "true"]);
+    for id in ["list-deleted-open-files", "list-open-files"] {
+        let args = bind(id, &[("pid", "812")]).unwrap();
+        assert_eq!(args.len(), 4, "{id}: {args:?}");
+        assert_eq!(
+            &args[2..],
+            ["sh", "812"],
+            "{id}: the pid is an argument, not code"
+        );
+        refused(id, &[("pid", "0")]);
+        refused(id, &[("pid", "1; reboot")]);
+        refused(id, &[("pid", "self")]);
+    }
+    refused("folders-with-most-files", &[("path", "/var/../etc")]);
 
     refused("echo-test", &[("word", "a; rm -rf /")]);
     refused("echo-test", &[("word", "$(id)")]);
@@ -322,10 +353,10 @@ fn keygen_refuses_to_overwrite_a_key() {
 fn sign_then_verify_succeeds() {
     let ws = workspace();
     let signed = sign(&ws);
-    assert!(signed.starts_with("signed 11 scripts in "), "{signed}");
+    assert!(signed.starts_with("signed 15 scripts in "), "{signed}");
     assert!(ws.dir.join("catalog.sig").is_file());
     let verified = stdout(&verify(&ws, &ws.public));
-    assert!(verified.contains("verifies: 11 scripts"), "{verified}");
+    assert!(verified.contains("verifies: 15 scripts"), "{verified}");
 }
 
 #[test]

@@ -21,8 +21,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sprijin_proto::diag_text::shorten;
 use sprijin_proto::message::diag::{
     Cpu, Disk, DiskKind, Host, LoadAverage, Memory, NetworkInterface, ProcessInfo, Processes,
-    Snapshot, Swap, Temperature,
+    Routes, Snapshot, StuckProcess, Swap, Temperature,
 };
+
+use super::probes::SlowReadings;
+use super::procfs::{self, FdScan, KernelLog, StuckTracker};
 use sysinfo::{
     Components, CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, Networks, Process,
     ProcessRefreshKind, ProcessStatus, RefreshKind, System, ThreadKind, UpdateKind, Users,
@@ -83,6 +86,12 @@ pub struct Collector {
     host_name: String,
     uptime_secs: u64,
     taken_at_ms: u64,
+    fd_scan: FdScan,
+    stuck: StuckTracker,
+    stuck_now: Vec<StuckProcess>,
+    routes: Option<Routes>,
+    kernel_log: KernelLog,
+    slow: SlowReadings,
 }
 
 impl Default for Collector {
@@ -107,6 +116,12 @@ impl Collector {
             host_name: String::new(),
             uptime_secs: 0,
             taken_at_ms: 0,
+            fd_scan: FdScan::default(),
+            stuck: StuckTracker::default(),
+            stuck_now: Vec::new(),
+            routes: None,
+            kernel_log: KernelLog::open(Path::new("/dev/kmsg")),
+            slow: SlowReadings::default(),
         }
     }
 
@@ -142,6 +157,53 @@ impl Collector {
         self.uptime_secs = System::uptime();
         self.samples = self.samples.saturating_add(1);
         self.taken_at_ms = unix_ms_now();
+
+        let proc_root = Path::new("/proc");
+        let mounts: Vec<String> = self
+            .disks
+            .list()
+            .iter()
+            .map(|d| d.mount_point().to_string_lossy().into_owned())
+            .collect();
+        self.fd_scan = procfs::scan_fds(proc_root, &mounts);
+        self.routes = procfs::routes(proc_root);
+        self.kernel_log.read_new(self.facts.boot_time_secs);
+        self.stuck_now = self.stuck_processes();
+    }
+
+    /// Gives the snapshot the latest slow readings (name resolution,
+    /// services, clock), which are taken elsewhere.
+    pub fn set_slow(&mut self, slow: SlowReadings) {
+        self.slow = slow;
+    }
+
+    fn stuck_processes(&mut self) -> Vec<StuckProcess> {
+        let in_d: Vec<u32> = self
+            .system
+            .processes()
+            .values()
+            .filter(|p| p.thread_kind() != Some(ThreadKind::Userland))
+            .filter(|p| p.status() == ProcessStatus::UninterruptibleDiskSleep)
+            .map(|p| p.pid().as_u32())
+            .collect();
+        let mut stuck: Vec<StuckProcess> = self
+            .stuck
+            .update(self.taken_at_ms, &in_d)
+            .into_iter()
+            .filter_map(|(pid, secs)| {
+                let p = self.system.process(sysinfo::Pid::from_u32(pid))?;
+                let info = process_info(p, &self.users);
+                Some(StuckProcess {
+                    pid,
+                    name: info.name,
+                    command: info.command,
+                    stuck_secs: secs,
+                })
+            })
+            .collect();
+        stuck.sort_by(|a, b| b.stuck_secs.cmp(&a.stuck_secs).then(a.pid.cmp(&b.pid)));
+        stuck.truncate(procfs::MAX_ENTRIES);
+        stuck
     }
 
     /// Whether two samples have been taken, so CPU usage is real.
@@ -162,6 +224,14 @@ impl Collector {
             processes: processes(&self.system, &self.users),
             temperatures: temperatures(&self.components),
             users: self.logged_in.clone(),
+            deleted_open: self.fd_scan.deleted_open.clone(),
+            open_files: self.fd_scan.open_files.clone(),
+            stuck_processes: self.stuck_now.clone(),
+            routes: self.routes.clone(),
+            name_resolution: self.slow.name_resolution.clone(),
+            services: self.slow.services.clone(),
+            clock_synchronized: self.slow.clock_synchronized,
+            oom_kills: self.kernel_log.kills().to_vec(),
         }
     }
 
@@ -223,23 +293,42 @@ fn disks(disks: &Disks) -> Vec<Disk> {
     let mut out: Vec<Disk> = disks
         .list()
         .iter()
-        .map(|d| Disk {
-            mount_point: d.mount_point().to_string_lossy().into_owned(),
-            device: d.name().to_string_lossy().into_owned(),
-            file_system: d.file_system().to_string_lossy().into_owned(),
-            kind: match d.kind() {
-                sysinfo::DiskKind::HDD => DiskKind::Hdd,
-                sysinfo::DiskKind::SSD => DiskKind::Ssd,
-                sysinfo::DiskKind::Unknown(_) => DiskKind::Unknown,
-            },
-            total_bytes: d.total_space(),
-            available_bytes: d.available_space().min(d.total_space()),
-            removable: d.is_removable(),
-            read_only: d.is_read_only(),
+        .map(|d| {
+            let (inodes_total, inodes_free) = inodes(d.mount_point());
+            Disk {
+                mount_point: d.mount_point().to_string_lossy().into_owned(),
+                device: d.name().to_string_lossy().into_owned(),
+                file_system: d.file_system().to_string_lossy().into_owned(),
+                kind: match d.kind() {
+                    sysinfo::DiskKind::HDD => DiskKind::Hdd,
+                    sysinfo::DiskKind::SSD => DiskKind::Ssd,
+                    sysinfo::DiskKind::Unknown(_) => DiskKind::Unknown,
+                },
+                total_bytes: d.total_space(),
+                available_bytes: d.available_space().min(d.total_space()),
+                removable: d.is_removable(),
+                read_only: d.is_read_only(),
+                inodes_total,
+                inodes_free,
+            }
         })
         .collect();
     out.sort_by(|a, b| a.mount_point.cmp(&b.mount_point));
     out
+}
+
+/// Total and free inodes of the file system at `mount_point`; zeros when
+/// it cannot be asked or does not count them.
+// The counts are 32 bits wide on some targets, so the conversion is kept.
+#[allow(clippy::useless_conversion)]
+fn inodes(mount_point: &Path) -> (u64, u64) {
+    match nix::sys::statvfs::statvfs(mount_point) {
+        Ok(st) => {
+            let total = u64::from(st.files());
+            (total, u64::from(st.files_available()).min(total))
+        }
+        Err(_) => (0, 0),
+    }
 }
 
 fn networks(networks: &Networks) -> Vec<NetworkInterface> {

@@ -2,8 +2,11 @@
 //!
 //! Data flows one way: [`collect`] reads the system through `sysinfo` into a
 //! plain [`Snapshot`], with [`redact`] hiding likely secrets in process
-//! command lines; [`sampler`] does that on a thread every couple of
-//! seconds so a snapshot is always ready; [`findings`] turns a snapshot into
+//! command lines and [`procfs`] adding what `sysinfo` does not read (files
+//! deleted but held open, open-file limits, routes, the kernel log);
+//! [`sampler`] does that on a thread every couple of seconds so a snapshot
+//! is always ready, and runs the slow checks of [`probes`] (name
+//! resolution, failed services, the clock) on a thread of their own; [`findings`] turns a snapshot into
 //! [`Finding`]s with plain rules; [`report`] puts the two together for
 //! `sprijin-agent diag`, and the session sends the same [`DiagReport`] to the
 //! console. Rendering for people lives in `sprijin_proto::diag_text`, shared
@@ -12,6 +15,8 @@
 pub mod collect;
 pub mod error;
 pub mod findings;
+pub mod probes;
+pub mod procfs;
 pub mod redact;
 pub mod report;
 pub mod sampler;

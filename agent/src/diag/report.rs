@@ -12,6 +12,7 @@ use sprijin_proto::message::diag::{DiagReport, Snapshot};
 use super::collect::Collector;
 use super::error::DiagError;
 use super::findings::{Thresholds, evaluate};
+use super::probes;
 use super::sampler::FIRST_SAMPLE_GAP;
 
 /// This machine's report as text or as one line of JSON, without a trailing
@@ -27,13 +28,27 @@ pub fn local_report(json: bool) -> Result<String, DiagError> {
     }
 }
 
-/// Samples this machine twice and evaluates the rules. Fails only when the
-/// system gave no CPU or memory figures at all.
+/// How long a local report waits for the slow checks (name resolution,
+/// services, clock) before it goes without them.
+pub const SLOW_WAIT: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// Samples this machine twice, runs the slow checks alongside (waiting at
+/// most [`SLOW_WAIT`] for them), and evaluates the rules. Fails only when
+/// the system gave no CPU or memory figures at all.
 pub fn take_report(t: &Thresholds) -> Result<DiagReport, DiagError> {
+    let (slow_tx, slow_rx) = std::sync::mpsc::channel();
+    let _ = std::thread::Builder::new()
+        .name("diag-probes".into())
+        .spawn(move || {
+            let _ = slow_tx.send(probes::run_all());
+        });
     let mut collector = Collector::new();
     collector.sample();
     std::thread::sleep(FIRST_SAMPLE_GAP);
     collector.sample();
+    if let Ok(slow) = slow_rx.recv_timeout(SLOW_WAIT) {
+        collector.set_slow(slow);
+    }
     let snapshot = collector.snapshot();
     if snapshot.cpu.logical_cores == 0 && snapshot.memory.total_bytes == 0 {
         return Err(DiagError::NothingRead);
@@ -76,6 +91,33 @@ mod tests {
         ] {
             assert!(value.pointer(path).is_some(), "missing {path} in {json}");
         }
+    }
+
+    #[test]
+    fn json_from_an_agent_without_the_newer_parts_still_reads() {
+        let mut value: serde_json::Value =
+            serde_json::from_str(&local_report(true).unwrap()).unwrap();
+        let snapshot = value["snapshot"].as_object_mut().unwrap();
+        for key in [
+            "deleted_open",
+            "open_files",
+            "stuck_processes",
+            "routes",
+            "name_resolution",
+            "services",
+            "clock_synchronized",
+            "oom_kills",
+        ] {
+            assert!(snapshot.remove(key).is_some(), "{key} is in the report");
+        }
+        for disk in value["snapshot"]["disks"].as_array_mut().unwrap() {
+            let disk = disk.as_object_mut().unwrap();
+            disk.remove("inodes_total");
+            disk.remove("inodes_free");
+        }
+        let back: DiagReport = serde_json::from_value(value).unwrap();
+        assert_eq!(back.snapshot.name_resolution, None);
+        assert!(back.snapshot.oom_kills.is_empty());
     }
 
     #[test]

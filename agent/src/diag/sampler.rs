@@ -12,8 +12,8 @@
 //! blocking file I/O. The [`Sampler`] owns the thread: dropping it wakes the
 //! thread, which ends without waiting out its interval, and joins it.
 
-use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -22,6 +22,10 @@ use tokio::sync::watch;
 
 use super::collect::Collector;
 use super::error::DiagError;
+use super::probes::{self, SlowReadings};
+
+/// How often the slow checks (name resolution, services, clock) run.
+pub const SLOW_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How often the sampler reads the system unless told otherwise.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(2);
@@ -109,6 +113,28 @@ fn run(
     publish: &watch::Sender<Option<Arc<Snapshot>>>,
     stopped: &mpsc::Receiver<()>,
 ) {
+    // The slow checks run on a thread of their own, so no snapshot waits
+    // for a resolver or the service manager. Their thread ends when this
+    // one does (the sender below is dropped), after the check in progress.
+    let slow = Arc::new(Mutex::new(SlowReadings::default()));
+    let (_stop_slow, slow_stopped) = mpsc::channel::<()>();
+    {
+        let slow = Arc::clone(&slow);
+        let _ = std::thread::Builder::new()
+            .name("diag-probes".into())
+            .spawn(move || {
+                loop {
+                    let readings = probes::run_all();
+                    if let Ok(mut s) = slow.lock() {
+                        *s = readings;
+                    }
+                    match slow_stopped.recv_timeout(SLOW_INTERVAL) {
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            });
+    }
     let mut collector = Collector::new();
     collector.sample();
     let mut wait = FIRST_SAMPLE_GAP;
@@ -118,6 +144,9 @@ fn run(
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
         collector.sample();
+        if let Ok(s) = slow.lock() {
+            collector.set_slow(s.clone());
+        }
         if publish.send(Some(Arc::new(collector.snapshot()))).is_err() {
             return;
         }

@@ -41,6 +41,134 @@ pub struct Snapshot {
     /// Names of people with an open login session, sorted, each once. Empty
     /// when the system does not say.
     pub users: Vec<String>,
+    /// Processes keeping deleted files open, largest total first; a bounded
+    /// number of entries. The space stays used until they close the files.
+    #[serde(default)]
+    pub deleted_open: Vec<DeletedOpenFiles>,
+    /// Processes using at least half of their open-file limit, closest to
+    /// the limit first; a bounded number of entries.
+    #[serde(default)]
+    pub open_files: Vec<OpenFileUse>,
+    /// Processes seen in uninterruptible sleep (state D) on every sample for
+    /// a while, longest first; a bounded number of entries.
+    #[serde(default)]
+    pub stuck_processes: Vec<StuckProcess>,
+    /// Default routes; `None` when the routing table could not be read.
+    #[serde(default)]
+    pub routes: Option<Routes>,
+    /// The latest name resolution check; `None` until one has finished.
+    #[serde(default)]
+    pub name_resolution: Option<NameResolution>,
+    /// Service manager state; `None` when systemd does not run here.
+    #[serde(default)]
+    pub services: Option<Services>,
+    /// Whether the kernel's clock is kept synchronised (by NTP or the
+    /// like); `None` when the system cannot tell.
+    #[serde(default)]
+    pub clock_synchronized: Option<bool>,
+    /// Processes the kernel killed for lack of memory since boot, newest
+    /// last; a bounded number of entries. Empty when the kernel log cannot
+    /// be read.
+    #[serde(default)]
+    pub oom_kills: Vec<OomKill>,
+}
+
+/// One process holding files that were deleted but are still open.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct DeletedOpenFiles {
+    pub pid: u32,
+    pub name: String,
+    /// The mount point of the file system holding the largest of them.
+    pub mount_point: String,
+    /// How many deleted files it keeps open.
+    pub files: u32,
+    /// Their size together.
+    pub bytes: u64,
+    /// The largest one's former path.
+    pub largest_path: String,
+}
+
+/// Open file descriptors of one process against its soft limit.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct OpenFileUse {
+    pub pid: u32,
+    pub name: String,
+    pub open: u64,
+    /// The soft `RLIMIT_NOFILE` ("Max open files").
+    pub soft_limit: u64,
+}
+
+/// A process in uninterruptible sleep, usually waiting on a disk or a
+/// network file system that does not answer.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct StuckProcess {
+    pub pid: u32,
+    pub name: String,
+    pub command: String,
+    /// How long it has been seen in that state without a break.
+    pub stuck_secs: u64,
+}
+
+/// Default routes as the kernel's routing tables list them.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct Routes {
+    /// IPv4 default routes, e.g. "via 192.168.1.1 on eth0".
+    pub ipv4_default: Vec<String>,
+    /// IPv6 default routes, e.g. "via fe80::1 on eth0".
+    pub ipv6_default: Vec<String>,
+}
+
+/// The outcome of resolving one name through the configured resolvers.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct NameResolution {
+    /// The name asked for.
+    pub name: String,
+    /// The resolvers configured (`nameserver` lines), in order.
+    pub resolvers: Vec<String>,
+    pub outcome: ResolutionOutcome,
+    /// The resolver that gave the answer, when one did.
+    pub answered_by: Option<String>,
+    /// How long the answer took, or the whole wait when none came.
+    pub elapsed_ms: u64,
+    /// When the check finished, Unix milliseconds.
+    pub checked_at_ms: u64,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResolutionOutcome {
+    /// The name resolved to at least one address.
+    Resolved,
+    /// A resolver answered that the name does not exist.
+    NameDoesNotExist,
+    /// A resolver answered, but with an error of its own (e.g. it could not
+    /// reach the servers behind it).
+    ResolverFailed,
+    /// No configured resolver answered in time.
+    #[default]
+    NoResolverAnswers,
+    /// No resolver is configured at all.
+    NoResolverConfigured,
+}
+
+/// What the service manager says.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct Services {
+    /// Units in the failed state, e.g. "cups.service", sorted.
+    pub failed_units: Vec<String>,
+}
+
+/// A process the kernel's out-of-memory killer ended.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct OomKill {
+    pub pid: u32,
+    pub name: String,
+    /// When, Unix seconds (from the kernel's time since boot).
+    pub at_secs: u64,
+    /// Its resident memory when killed, where the kernel said.
+    pub rss_bytes: u64,
+    /// Whether a memory limit of a group of processes (a cgroup) was hit
+    /// rather than the whole machine running out.
+    pub limited_group: bool,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
@@ -105,6 +233,12 @@ pub struct Disk {
     pub available_bytes: u64,
     pub removable: bool,
     pub read_only: bool,
+    /// Inodes (file and folder entries) in all and still free; 0 when the
+    /// file system does not count them.
+    #[serde(default)]
+    pub inodes_total: u64,
+    #[serde(default)]
+    pub inodes_free: u64,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -277,6 +411,22 @@ mod tests {
                     critical_celsius: Some(100.0),
                 }],
                 users: vec!["ana".into()],
+                deleted_open: vec![DeletedOpenFiles {
+                    pid: 9,
+                    bytes: 6 << 20,
+                    ..DeletedOpenFiles::default()
+                }],
+                routes: Some(Routes::default()),
+                name_resolution: Some(NameResolution {
+                    outcome: ResolutionOutcome::NameDoesNotExist,
+                    answered_by: Some("10.0.0.53".into()),
+                    ..NameResolution::default()
+                }),
+                services: Some(Services {
+                    failed_units: vec!["cups.service".into()],
+                }),
+                clock_synchronized: Some(false),
+                oom_kills: vec![OomKill::default()],
                 ..Snapshot::default()
             },
             findings: vec![Finding {

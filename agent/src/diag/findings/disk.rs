@@ -1,0 +1,544 @@
+//! Disk rules: file systems running out of space or inodes, space held by
+//! deleted files still open, and file systems mounted read-only.
+
+use sprijin_proto::diag_text::{human_bytes, percent};
+use sprijin_proto::message::diag::{Disk, Evidence, Finding, Severity, Snapshot};
+
+use super::{Thresholds, scripts};
+
+/// File system types whose "fullness" means nothing: kernel interfaces,
+/// read-only images, optical media. `tmpfs` is not among them: a full `/tmp`
+/// or `/dev/shm` breaks programs like a full disk does.
+const PSEUDO_FILE_SYSTEMS: &[&str] = &[
+    "autofs",
+    "binfmt_misc",
+    "bpf",
+    "cgroup",
+    "cgroup2",
+    "configfs",
+    "debugfs",
+    "devfs",
+    "devpts",
+    "devtmpfs",
+    "efivarfs",
+    "fuse.lxcfs",
+    "fuse.snapfuse",
+    "fusectl",
+    "hugetlbfs",
+    "iso9660",
+    "mqueue",
+    "nsfs",
+    "proc",
+    "pstore",
+    "ramfs",
+    "rpc_pipefs",
+    "securityfs",
+    "squashfs",
+    "sysfs",
+    "tracefs",
+    "udf",
+];
+
+/// A file system at or past the warning share. Critical when past the
+/// critical share, or when past the warning share with under
+/// `disk_critical_free_bytes` left (a small disk at 92% may have only
+/// megabytes left, while a small disk at 50% is fine).
+///
+/// Bind mounts show one file system at several mount points; it is reported
+/// once, under its shortest mount point.
+pub fn disk_nearly_full(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
+    let mut seen: Vec<&Disk> = Vec::new();
+    let mut candidates: Vec<&Disk> = s
+        .disks
+        .iter()
+        .filter(|d| d.total_bytes > 0 && !d.read_only)
+        .filter(|d| !PSEUDO_FILE_SYSTEMS.contains(&d.file_system.as_str()))
+        .collect();
+    candidates.sort_by_key(|d| (d.mount_point.len(), d.mount_point.as_str()));
+    for d in candidates {
+        let same_file_system = |o: &&Disk| {
+            o.device == d.device
+                && o.file_system == d.file_system
+                && o.total_bytes == d.total_bytes
+                && o.available_bytes == d.available_bytes
+        };
+        if !seen.iter().any(same_file_system) {
+            seen.push(d);
+        }
+    }
+
+    let mut out = Vec::new();
+    for d in seen {
+        let free = d.available_bytes.min(d.total_bytes);
+        let used = d.total_bytes - free;
+        let used_percent = percent(used, d.total_bytes);
+        if used_percent < t.disk_warning_percent {
+            continue;
+        }
+        let severity =
+            if used_percent >= t.disk_critical_percent || free < t.disk_critical_free_bytes {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            };
+        out.push(Finding {
+            id: "disk-nearly-full".into(),
+            severity,
+            title: format!(
+                "Disk {} is {}% full, {} free",
+                d.mount_point,
+                used_percent.floor(),
+                human_bytes(free)
+            ),
+            evidence: vec![
+                Evidence::new("mount point", &d.mount_point),
+                Evidence::new("used", format!("{used_percent:.1}%")),
+                Evidence::new("used size", human_bytes(used)),
+                Evidence::new("free", human_bytes(free)),
+                Evidence::new("size", human_bytes(d.total_bytes)),
+                Evidence::new("file system", &d.file_system),
+                Evidence::new("device", &d.device),
+            ],
+            subject: Some(d.mount_point.clone()),
+            script: Some(disk_script(&d.mount_point).into()),
+        });
+    }
+    out
+}
+
+/// The script that frees space where it most likely went.
+fn disk_script(mount_point: &str) -> &'static str {
+    let under = |root: &str| {
+        mount_point == root
+            || mount_point
+                .strip_prefix(root)
+                .is_some_and(|rest| rest.starts_with('/'))
+    };
+    if mount_point == "/" || under("/var") {
+        scripts::JOURNAL_VACUUM
+    } else if under("/home") {
+        scripts::CLEAR_USER_CACHE
+    } else {
+        scripts::LARGEST_FOLDERS
+    }
+}
+
+/// File system types that are read-only by design: images and optical media.
+const READ_ONLY_BY_DESIGN: &[&str] = &["squashfs", "iso9660", "udf", "erofs", "cramfs"];
+
+/// Whether a mount point is one that should be writable: "/" itself, or a
+/// watched root or anything mounted below one.
+fn should_be_writable(mount_point: &str, t: &Thresholds) -> bool {
+    t.writable_mounts.iter().any(|root| {
+        mount_point == root
+            || (root != "/"
+                && mount_point
+                    .strip_prefix(root.as_str())
+                    .is_some_and(|rest| rest.starts_with('/')))
+    })
+}
+
+/// A file system that should be writable (the root, `/home`, `/var`, ...)
+/// is mounted read-only: the kernel does that after disk errors, and every
+/// program writing there fails.
+pub fn read_only_file_system(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
+    s.disks
+        .iter()
+        .filter(|d| d.read_only && should_be_writable(&d.mount_point, t))
+        .filter(|d| {
+            let fs = d.file_system.as_str();
+            !PSEUDO_FILE_SYSTEMS.contains(&fs) && !READ_ONLY_BY_DESIGN.contains(&fs)
+        })
+        // Snap packages mount read-only images below /var/lib/snapd.
+        .filter(|d| !d.mount_point.starts_with("/var/lib/snapd/"))
+        .map(|d| Finding {
+            id: "read-only-file-system".into(),
+            severity: Severity::Critical,
+            title: format!(
+                "File system {} is mounted read-only: nothing can be saved there",
+                d.mount_point
+            ),
+            evidence: vec![
+                Evidence::new("mount point", &d.mount_point),
+                Evidence::new("mounted", "read-only"),
+                Evidence::new("file system", &d.file_system),
+                Evidence::new("device", &d.device),
+                Evidence::new("free", human_bytes(d.available_bytes.min(d.total_bytes))),
+            ],
+            subject: Some(d.mount_point.clone()),
+            script: None,
+        })
+        .collect()
+}
+
+/// A file system out of (or nearly out of) inodes while it may still have
+/// free bytes: no new file can be created, and "disk full" errors appear on
+/// a disk that `df -h` shows with room.
+pub fn inodes_exhausted(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
+    let mut seen: Vec<&Disk> = Vec::new();
+    let mut out = Vec::new();
+    let mut candidates: Vec<&Disk> = s
+        .disks
+        .iter()
+        .filter(|d| d.inodes_total > 0 && !d.read_only)
+        .filter(|d| !PSEUDO_FILE_SYSTEMS.contains(&d.file_system.as_str()))
+        .collect();
+    candidates.sort_by_key(|d| (d.mount_point.len(), d.mount_point.as_str()));
+    for d in candidates {
+        let same = |o: &&Disk| {
+            o.device == d.device
+                && o.file_system == d.file_system
+                && o.inodes_total == d.inodes_total
+                && o.inodes_free == d.inodes_free
+        };
+        if seen.iter().any(same) {
+            continue;
+        }
+        seen.push(d);
+        let free = d.inodes_free.min(d.inodes_total);
+        let used = d.inodes_total - free;
+        let used_percent = percent(used, d.inodes_total);
+        if used_percent < t.inode_warning_percent {
+            continue;
+        }
+        let severity = if used_percent >= t.inode_critical_percent || free == 0 {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        };
+        let bytes_free = d.available_bytes.min(d.total_bytes);
+        let title = if free == 0 {
+            format!(
+                "File system {} has no inodes left: no new file can be created, though {} is free",
+                d.mount_point,
+                human_bytes(bytes_free)
+            )
+        } else {
+            format!(
+                "File system {} has used {}% of its inodes, {} left; {} free",
+                d.mount_point,
+                used_percent.floor(),
+                free,
+                human_bytes(bytes_free)
+            )
+        };
+        out.push(Finding {
+            id: "inodes-exhausted".into(),
+            severity,
+            title,
+            evidence: vec![
+                Evidence::new("mount point", &d.mount_point),
+                Evidence::new("inodes used", format!("{used} of {}", d.inodes_total)),
+                Evidence::new("inodes used share", format!("{used_percent:.1}%")),
+                Evidence::new("inodes free", free.to_string()),
+                Evidence::new("space free", human_bytes(bytes_free)),
+                Evidence::new("size", human_bytes(d.total_bytes)),
+                Evidence::new("file system", &d.file_system),
+                Evidence::new("device", &d.device),
+            ],
+            subject: Some(d.mount_point.clone()),
+            script: Some(scripts::FOLDERS_WITH_MOST_FILES.into()),
+        });
+    }
+    out
+}
+
+/// A process keeping deleted files open that take at least the threshold
+/// bytes, or share of their file system: the space stays used until the
+/// process closes them, so `df` says full while `du` finds nothing.
+pub fn deleted_files_hold_space(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
+    s.deleted_open
+        .iter()
+        .filter_map(|p| {
+            let disk = s.disks.iter().find(|d| d.mount_point == p.mount_point);
+            let size = disk.map_or(0, |d| d.total_bytes);
+            let share = percent(p.bytes, size);
+            if p.bytes < t.deleted_open_bytes && (size == 0 || share < t.deleted_open_percent) {
+                return None;
+            }
+            let on_mount: Vec<String> = s
+                .deleted_open
+                .iter()
+                .filter(|o| o.mount_point == p.mount_point)
+                .map(|o| format!("{} (pid {}) {}", o.name, o.pid, human_bytes(o.bytes)))
+                .collect();
+            let severity = match disk {
+                Some(d)
+                    if percent(d.total_bytes - d.available_bytes.min(d.total_bytes), d.total_bytes)
+                        >= t.disk_warning_percent =>
+                {
+                    Severity::Critical
+                }
+                _ => Severity::Warning,
+            };
+            let mut evidence = vec![
+                Evidence::new("process", format!("{} (pid {})", p.name, p.pid)),
+                Evidence::new("held by deleted files", human_bytes(p.bytes)),
+                Evidence::new("deleted files open", p.files.to_string()),
+                Evidence::new("largest", &p.largest_path),
+                Evidence::new("mount point", &p.mount_point),
+            ];
+            if let Some(d) = disk {
+                evidence.push(Evidence::new(
+                    "share of the file system",
+                    format!("{share:.1}% of {}", human_bytes(d.total_bytes)),
+                ));
+                evidence.push(Evidence::new(
+                    "free",
+                    human_bytes(d.available_bytes.min(d.total_bytes)),
+                ));
+            }
+            evidence.push(Evidence::new("all holders there", on_mount.join(", ")));
+            Some(Finding {
+                id: "deleted-files-hold-space".into(),
+                severity,
+                title: format!(
+                    "{} (pid {}) keeps {} of deleted files open on {}: the space returns when it closes them",
+                    p.name,
+                    p.pid,
+                    human_bytes(p.bytes),
+                    if p.mount_point.is_empty() { "?" } else { &p.mount_point }
+                ),
+                evidence,
+                subject: Some(p.pid.to_string()),
+                script: Some(scripts::LIST_DELETED_OPEN_FILES.into()),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::findings::testing::*;
+    use sprijin_proto::message::diag::DeletedOpenFiles;
+
+    #[test]
+    fn disk_at_90_percent_is_a_warning_with_its_numbers() {
+        let mut s = quiet();
+        s.disks[1] = disk("/srv/data", 100 * GIB, 10 * GIB);
+        let f = only(disk_nearly_full(&s, &Thresholds::default()));
+        assert_eq!(f.id, "disk-nearly-full");
+        assert_eq!(f.severity, Severity::Warning);
+        assert_eq!(f.subject.as_deref(), Some("/srv/data"));
+        assert_eq!(f.title, "Disk /srv/data is 90% full, 10.0 GiB free");
+        assert_eq!(evidence(&f, "used"), "90.0%");
+        assert_eq!(evidence(&f, "free"), "10.0 GiB");
+        assert_eq!(evidence(&f, "size"), "100.0 GiB");
+        assert_eq!(f.script.as_deref(), Some(scripts::LARGEST_FOLDERS));
+    }
+
+    #[test]
+    fn disk_just_below_90_percent_is_quiet() {
+        let mut s = quiet();
+        s.disks[1] = disk("/srv/data", 1000 * GIB, 100 * GIB + 1);
+        assert_eq!(disk_nearly_full(&s, &Thresholds::default()), vec![]);
+    }
+
+    #[test]
+    fn disk_at_97_percent_is_critical() {
+        let mut s = quiet();
+        s.disks[0] = disk("/", 1000 * GIB, 30 * GIB);
+        let f = only(disk_nearly_full(&s, &Thresholds::default()));
+        assert_eq!(f.severity, Severity::Critical);
+        assert_eq!(f.script.as_deref(), Some(scripts::JOURNAL_VACUUM));
+        // Just below 97% with plenty left is still only a warning.
+        s.disks[0] = disk("/", 1000 * GIB, 30 * GIB + 1);
+        assert_eq!(
+            only(disk_nearly_full(&s, &Thresholds::default())).severity,
+            Severity::Warning
+        );
+    }
+
+    #[test]
+    fn small_disk_past_warning_with_under_a_gib_free_is_critical() {
+        let mut s = quiet();
+        s.disks[1] = disk("/boot", 10 * GIB - 1, GIB - 1);
+        assert_eq!(
+            only(disk_nearly_full(&s, &Thresholds::default())).severity,
+            Severity::Critical
+        );
+        s.disks[1] = disk("/boot", 10 * GIB, GIB);
+        assert_eq!(
+            only(disk_nearly_full(&s, &Thresholds::default())).severity,
+            Severity::Warning
+        );
+        // Under a GiB free but far from full is not a finding at all.
+        s.disks[1] = disk("/boot", GIB, GIB / 2);
+        assert_eq!(disk_nearly_full(&s, &Thresholds::default()), vec![]);
+    }
+
+    #[test]
+    fn pseudo_read_only_and_empty_file_systems_are_ignored() {
+        let mut s = quiet();
+        let mut snap = disk("/snap/core/1", GIB, 0);
+        snap.file_system = "squashfs".into();
+        let mut cdrom = disk("/media/cdrom", GIB, 0);
+        cdrom.read_only = true;
+        s.disks.extend([snap, cdrom, disk("/sys/x", 0, 0)]);
+        assert_eq!(disk_nearly_full(&s, &Thresholds::default()), vec![]);
+    }
+
+    #[test]
+    fn full_tmpfs_is_reported() {
+        let mut s = quiet();
+        let mut tmp = disk("/tmp", 8 * MIB, MIB / 8);
+        tmp.file_system = "tmpfs".into();
+        s.disks.push(tmp);
+        let f = only(disk_nearly_full(&s, &Thresholds::default()));
+        assert_eq!(f.subject.as_deref(), Some("/tmp"));
+        assert_eq!(f.severity, Severity::Critical);
+        assert_eq!(evidence(&f, "file system"), "tmpfs");
+    }
+
+    #[test]
+    fn bind_mounts_of_one_file_system_are_reported_once_under_the_shortest_path() {
+        let mut s = quiet();
+        let full = disk("/", 100 * GIB, GIB / 2);
+        let mut hosts = full.clone();
+        hosts.mount_point = "/etc/hosts".into();
+        s.disks = vec![hosts, full];
+        let f = only(disk_nearly_full(&s, &Thresholds::default()));
+        assert_eq!(f.subject.as_deref(), Some("/"));
+    }
+
+    #[test]
+    fn disk_scripts_follow_the_mount_point() {
+        assert_eq!(disk_script("/"), scripts::JOURNAL_VACUUM);
+        assert_eq!(disk_script("/var"), scripts::JOURNAL_VACUUM);
+        assert_eq!(disk_script("/var/log"), scripts::JOURNAL_VACUUM);
+        assert_eq!(disk_script("/home"), scripts::CLEAR_USER_CACHE);
+        assert_eq!(disk_script("/home/ana"), scripts::CLEAR_USER_CACHE);
+        assert_eq!(disk_script("/homework"), scripts::LARGEST_FOLDERS);
+        assert_eq!(disk_script("/variable"), scripts::LARGEST_FOLDERS);
+        assert_eq!(disk_script("/srv"), scripts::LARGEST_FOLDERS);
+    }
+
+    // Read-only, inodes, deleted files
+
+    #[test]
+    fn root_mounted_read_only_is_critical() {
+        let mut s = quiet();
+        s.disks[0].read_only = true;
+        let f = only(read_only_file_system(&s, &Thresholds::default()));
+        assert_eq!(f.id, "read-only-file-system");
+        assert_eq!(f.severity, Severity::Critical);
+        assert_eq!(f.subject.as_deref(), Some("/"));
+        assert_eq!(evidence(&f, "mounted"), "read-only");
+        assert_eq!(evidence(&f, "file system"), "ext4");
+    }
+
+    #[test]
+    fn images_and_unwatched_mounts_may_be_read_only() {
+        let mut s = quiet();
+        let mut snap = disk("/var/lib/snapd/snap/core/1", GIB, 0);
+        snap.read_only = true;
+        snap.file_system = "squashfs".into();
+        let mut usb = disk("/media/usb", GIB, 0);
+        usb.read_only = true;
+        let mut cgroup = disk("/sys/fs/cgroup", 0, 0);
+        cgroup.read_only = true;
+        cgroup.file_system = "tmpfs".into();
+        let mut lookalike = disk("/homework", GIB, 0);
+        lookalike.read_only = true;
+        s.disks.extend([snap, usb, cgroup, lookalike]);
+        assert_eq!(read_only_file_system(&s, &Thresholds::default()), vec![]);
+        let mut below = disk("/srv/data", GIB, GIB);
+        below.read_only = true;
+        s.disks.push(below);
+        assert_eq!(
+            only(read_only_file_system(&s, &Thresholds::default()))
+                .subject
+                .as_deref(),
+            Some("/srv/data")
+        );
+    }
+
+    #[test]
+    fn no_inodes_left_with_bytes_free_is_critical() {
+        let mut s = quiet();
+        let mut tmp = disk("/srv/mail", 4 * MIB, 3 * MIB);
+        tmp.inodes_total = 64;
+        tmp.inodes_free = 0;
+        s.disks.push(tmp);
+        let f = only(inodes_exhausted(&s, &Thresholds::default()));
+        assert_eq!(f.id, "inodes-exhausted");
+        assert_eq!(f.severity, Severity::Critical);
+        assert_eq!(f.subject.as_deref(), Some("/srv/mail"));
+        assert_eq!(
+            f.title,
+            "File system /srv/mail has no inodes left: no new file can be created, though 3.0 MiB is free"
+        );
+        assert_eq!(evidence(&f, "inodes used"), "64 of 64");
+        assert_eq!(evidence(&f, "space free"), "3.0 MiB");
+        assert_eq!(f.script.as_deref(), Some(scripts::FOLDERS_WITH_MOST_FILES));
+    }
+
+    #[test]
+    fn inodes_at_90_percent_warn_and_below_are_quiet() {
+        let mut s = quiet();
+        s.disks[1].inodes_free = 100_000;
+        let f = only(inodes_exhausted(&s, &Thresholds::default()));
+        assert_eq!(f.severity, Severity::Warning);
+        assert_eq!(evidence(&f, "inodes used share"), "90.0%");
+        s.disks[1].inodes_free = 100_001;
+        assert_eq!(inodes_exhausted(&s, &Thresholds::default()), vec![]);
+        // A file system that does not count inodes says nothing.
+        s.disks[1].inodes_total = 0;
+        s.disks[1].inodes_free = 0;
+        assert_eq!(inodes_exhausted(&s, &Thresholds::default()), vec![]);
+    }
+
+    fn holder(pid: u32, name: &str, mount_point: &str, bytes: u64) -> DeletedOpenFiles {
+        DeletedOpenFiles {
+            pid,
+            name: name.into(),
+            mount_point: mount_point.into(),
+            files: 2,
+            bytes,
+            largest_path: format!("{mount_point}/old.log"),
+        }
+    }
+
+    #[test]
+    fn deleted_files_held_open_name_the_process_and_its_share() {
+        let mut s = quiet();
+        s.disks[0] = disk("/", 100 * GIB, 5 * GIB);
+        s.deleted_open = vec![
+            holder(812, "rsyslogd", "/", 30 * GIB),
+            holder(900, "less", "/", MIB),
+        ];
+        let f = only(deleted_files_hold_space(&s, &Thresholds::default()));
+        assert_eq!(f.id, "deleted-files-hold-space");
+        assert_eq!(f.severity, Severity::Critical, "the disk is 95% full");
+        assert_eq!(f.subject.as_deref(), Some("812"));
+        assert_eq!(
+            f.title,
+            "rsyslogd (pid 812) keeps 30.0 GiB of deleted files open on /: the space returns when it closes them"
+        );
+        assert_eq!(evidence(&f, "held by deleted files"), "30.0 GiB");
+        assert_eq!(
+            evidence(&f, "share of the file system"),
+            "30.0% of 100.0 GiB"
+        );
+        assert_eq!(
+            evidence(&f, "all holders there"),
+            "rsyslogd (pid 812) 30.0 GiB, less (pid 900) 1.0 MiB"
+        );
+        assert_eq!(f.script.as_deref(), Some(scripts::LIST_DELETED_OPEN_FILES));
+    }
+
+    #[test]
+    fn small_deleted_files_are_quiet_but_a_large_share_of_a_small_disk_is_not() {
+        let mut s = quiet();
+        s.deleted_open = vec![holder(5, "a", "/", GIB - 1)];
+        assert_eq!(deleted_files_hold_space(&s, &Thresholds::default()), vec![]);
+        let mut tmp = disk("/srv/t", 8 * MIB, 2 * MIB);
+        tmp.file_system = "tmpfs".into();
+        s.disks.push(tmp);
+        s.deleted_open = vec![holder(6, "tail", "/srv/t", 6 * MIB)];
+        let f = only(deleted_files_hold_space(&s, &Thresholds::default()));
+        assert_eq!(f.severity, Severity::Warning);
+        assert_eq!(evidence(&f, "share of the file system"), "75.0% of 8.0 MiB");
+    }
+}

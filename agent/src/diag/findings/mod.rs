@@ -1,0 +1,390 @@
+//! Findings: rules that read a snapshot and say, in plain words and with the
+//! numbers, what looks wrong.
+//!
+//! Each rule is a plain function of a [`Snapshot`] and the [`Thresholds`],
+//! so it can be tested on a hand-made snapshot. [`evaluate`] runs every rule
+//! in [`RULES`] and lists the findings most severe first. A rule says
+//! nothing when its data is missing (no swap, no sensors, no interfaces
+//! listed): silence means "nothing wrong seen", never a guess.
+//!
+//! Where a catalog script addresses a finding, the finding names it by id;
+//! the console offers it, and the person still approves every run.
+//!
+//! The rules live by subject, one file each: `disk` (space, inodes,
+//! deleted files held open, read-only mounts), `memory` (memory, swap,
+//! out-of-memory kills), `cpu` (usage, load, temperature), `processes`
+//! (hogs, zombies, open-file limits, stuck processes), `network`
+//! (interface errors, addresses, routes, name resolution) and `services`
+//! (failed units, the clock, uptime). This file holds the thresholds and the
+//! list of rules.
+
+use sprijin_proto::message::diag::{Finding, Snapshot};
+
+mod cpu;
+mod disk;
+mod memory;
+mod network;
+mod processes;
+mod services;
+
+pub use cpu::{cpu_saturated, high_temperature, load_above_cores};
+pub use disk::{
+    deleted_files_hold_space, disk_nearly_full, inodes_exhausted, read_only_file_system,
+};
+pub use memory::{heavy_swapping, memory_nearly_exhausted, recent_oom_kills};
+pub use network::{name_resolution_failing, network_errors, no_default_route, no_network_address};
+pub use processes::{
+    many_zombies, open_file_limit, process_cpu_hog, process_memory_hog, stuck_processes,
+};
+pub use services::{clock_not_synchronized, failed_units, long_uptime};
+
+/// Catalog script ids the rules suggest.
+pub mod scripts {
+    /// Lists the folders taking the most space under a mount point.
+    pub const LARGEST_FOLDERS: &str = "largest-folders";
+    /// Trims the system journal; for a full `/` or `/var`.
+    pub const JOURNAL_VACUUM: &str = "journal-vacuum";
+    /// Clears a user's cache folder; for a full home file system.
+    pub const CLEAR_USER_CACHE: &str = "clear-user-cache";
+    /// Ends one process by pid.
+    pub const STOP_PROCESS: &str = "stop-process";
+    /// Checks name resolution and reachability.
+    pub const TEST_CONNECTIVITY: &str = "test-connectivity";
+    /// Counts files per folder under a mount point, to find what used the
+    /// inodes.
+    pub const FOLDERS_WITH_MOST_FILES: &str = "folders-with-most-files";
+    /// Lists the deleted files one process keeps open, with their sizes.
+    pub const LIST_DELETED_OPEN_FILES: &str = "list-deleted-open-files";
+    /// Lists what one process has open.
+    pub const LIST_OPEN_FILES: &str = "list-open-files";
+    /// Clears cached name lookups.
+    pub const FLUSH_DNS: &str = "flush-dns";
+    /// Restarts one systemd unit.
+    pub const RESTART_UNIT: &str = "restart-unit";
+    /// Turns network time synchronisation on.
+    pub const TURN_ON_TIME_SYNC: &str = "turn-on-time-sync";
+}
+
+pub(crate) const GIB: u64 = 1 << 30;
+
+/// Longest command line quoted as evidence; enough to recognise a program.
+pub(crate) const EVIDENCE_COMMAND_CHARS: usize = 160;
+
+/// Every threshold the rules use, in one place. Percentages are 0 to 100.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thresholds {
+    /// A file system this full (used share) is a warning...
+    pub disk_warning_percent: f64,
+    /// ...and this full is critical...
+    pub disk_critical_percent: f64,
+    /// ...as is one past the warning mark with less than this left.
+    pub disk_critical_free_bytes: u64,
+    /// Memory in use (total less available) as a share of total.
+    pub memory_warning_percent: f64,
+    pub memory_critical_percent: f64,
+    /// Swap in use as a share of swap size.
+    pub swap_warning_percent: f64,
+    pub swap_critical_percent: f64,
+    /// Use of all cores together.
+    pub cpu_warning_percent: f32,
+    pub cpu_critical_percent: f32,
+    /// One process's use of one core (a process can pass 100 on several).
+    pub process_cpu_percent: f32,
+    /// One process's resident memory as a share of total memory.
+    pub process_memory_percent: f64,
+    /// Zombie processes counted at once.
+    pub zombie_count: u32,
+    /// Five-minute load average per logical core.
+    pub load_per_core_warning: f64,
+    pub load_per_core_critical: f64,
+    /// Time since boot worth mentioning (pending updates, slow leaks).
+    pub uptime_secs: u64,
+    /// Sensor readings; a sensor's own critical mark also counts as critical.
+    pub temperature_warning_celsius: f32,
+    pub temperature_critical_celsius: f32,
+    /// An interface is reported when it has at least this many errors...
+    pub network_error_count: u64,
+    /// ...and they are at least this share of its packets.
+    pub network_error_percent: f64,
+    /// Inodes in use as a share of a file system's inodes.
+    pub inode_warning_percent: f64,
+    pub inode_critical_percent: f64,
+    /// A process holding deleted files is reported when they take at least
+    /// this much...
+    pub deleted_open_bytes: u64,
+    /// ...or at least this share of their file system's size.
+    pub deleted_open_percent: f64,
+    /// Open descriptors as a share of a process's soft limit.
+    pub open_files_warning_percent: f64,
+    pub open_files_critical_percent: f64,
+    /// Time in uninterruptible sleep, seen without a break, worth naming.
+    pub stuck_secs: u64,
+    /// Out-of-memory kills this recent are reported.
+    pub oom_recent_secs: u64,
+    /// Mount points that should be writable: "/" itself, and each of the
+    /// others with everything mounted below it.
+    pub writable_mounts: Vec<String>,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            disk_warning_percent: 90.0,
+            disk_critical_percent: 97.0,
+            disk_critical_free_bytes: GIB,
+            memory_warning_percent: 90.0,
+            memory_critical_percent: 97.0,
+            swap_warning_percent: 50.0,
+            swap_critical_percent: 80.0,
+            cpu_warning_percent: 90.0,
+            cpu_critical_percent: 98.0,
+            process_cpu_percent: 80.0,
+            process_memory_percent: 40.0,
+            zombie_count: 20,
+            load_per_core_warning: 1.0,
+            load_per_core_critical: 2.0,
+            uptime_secs: 30 * 86_400,
+            temperature_warning_celsius: 85.0,
+            temperature_critical_celsius: 95.0,
+            network_error_count: 100,
+            network_error_percent: 1.0,
+            inode_warning_percent: 90.0,
+            inode_critical_percent: 97.0,
+            deleted_open_bytes: GIB,
+            deleted_open_percent: 10.0,
+            open_files_warning_percent: 90.0,
+            open_files_critical_percent: 98.0,
+            stuck_secs: 60,
+            oom_recent_secs: 86_400,
+            writable_mounts: ["/", "/home", "/var", "/srv", "/tmp", "/opt"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+        }
+    }
+}
+
+/// A rule: reads a snapshot, returns what it finds (often nothing).
+pub type Rule = fn(&Snapshot, &Thresholds) -> Vec<Finding>;
+
+/// Every rule [`evaluate`] runs, in the order equal-severity findings are
+/// listed.
+pub const RULES: &[Rule] = &[
+    read_only_file_system,
+    disk_nearly_full,
+    inodes_exhausted,
+    deleted_files_hold_space,
+    recent_oom_kills,
+    memory_nearly_exhausted,
+    heavy_swapping,
+    cpu_saturated,
+    process_cpu_hog,
+    process_memory_hog,
+    many_zombies,
+    load_above_cores,
+    high_temperature,
+    network_errors,
+    no_network_address,
+    no_default_route,
+    name_resolution_failing,
+    open_file_limit,
+    stuck_processes,
+    failed_units,
+    clock_not_synchronized,
+    long_uptime,
+];
+
+/// Runs every rule over the snapshot; the most severe findings come first.
+pub fn evaluate(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
+    let mut all: Vec<Finding> = RULES.iter().flat_map(|rule| rule(s, t)).collect();
+    // Stable: equal severities keep the rules' order.
+    all.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    all
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! A hand-made healthy snapshot and small helpers shared by the rules' tests.
+    use sprijin_proto::message::diag::{
+        Cpu, Disk, Finding, Host, LoadAverage, Memory, NameResolution, NetworkInterface,
+        ProcessInfo, Processes, ResolutionOutcome, Routes, Services, Snapshot, Swap, Temperature,
+    };
+
+    pub(crate) use super::GIB;
+    pub const MIB: u64 = 1 << 20;
+    pub const NOW_SECS: u64 = 1_700_000_000;
+
+    /// A healthy machine: every rule stays quiet on it, so a test changes
+    /// one reading and sees exactly one rule answer.
+    pub fn quiet() -> Snapshot {
+        Snapshot {
+            taken_at_ms: NOW_SECS * 1000,
+            host: Host {
+                name: "desk-12".into(),
+                os_name: "Debian GNU/Linux".into(),
+                os_version: "12".into(),
+                kernel: "6.1.0".into(),
+                arch: "x86_64".into(),
+                uptime_secs: 3 * 86_400,
+                boot_time_secs: NOW_SECS - 3 * 86_400,
+            },
+            cpu: Cpu {
+                model: "Example CPU".into(),
+                physical_cores: Some(2),
+                logical_cores: 4,
+                usage_percent: 10.0,
+                per_core_percent: vec![10.0; 4],
+                load_average: LoadAverage {
+                    one: 0.5,
+                    five: 0.4,
+                    fifteen: 0.3,
+                },
+            },
+            memory: Memory {
+                total_bytes: 16 * GIB,
+                used_bytes: 4 * GIB,
+                available_bytes: 12 * GIB,
+            },
+            swap: Swap {
+                total_bytes: 2 * GIB,
+                used_bytes: 0,
+            },
+            disks: vec![
+                disk("/", 100 * GIB, 60 * GIB),
+                disk("/home", 400 * GIB, 300 * GIB),
+            ],
+            networks: vec![
+                NetworkInterface {
+                    name: "lo".into(),
+                    addresses: vec!["127.0.0.1/8".into(), "::1/128".into()],
+                    ..NetworkInterface::default()
+                },
+                NetworkInterface {
+                    name: "eth0".into(),
+                    addresses: vec!["192.168.1.20/24".into(), "fe80::1/64".into()],
+                    mac: "52:54:00:12:34:56".into(),
+                    packets_in: 1_000_000,
+                    packets_out: 800_000,
+                    ..NetworkInterface::default()
+                },
+            ],
+            processes: Processes {
+                count: 200,
+                zombies: 0,
+                top_cpu: vec![process(100, "editor", 5.0, 300 * MIB)],
+                top_memory: vec![process(101, "browser", 1.0, 2 * GIB)],
+            },
+            temperatures: vec![Temperature {
+                label: "Package id 0".into(),
+                celsius: 55.0,
+                critical_celsius: Some(100.0),
+            }],
+            users: vec!["ana".into()],
+            routes: Some(Routes {
+                ipv4_default: vec!["via 192.168.1.1 on eth0".into()],
+                ipv6_default: vec![],
+            }),
+            name_resolution: Some(NameResolution {
+                name: "example.com".into(),
+                resolvers: vec!["192.168.1.1".into()],
+                outcome: ResolutionOutcome::Resolved,
+                answered_by: Some("192.168.1.1".into()),
+                elapsed_ms: 12,
+                checked_at_ms: NOW_SECS * 1000,
+            }),
+            services: Some(Services::default()),
+            clock_synchronized: Some(true),
+            ..Snapshot::default()
+        }
+    }
+
+    pub fn disk(mount_point: &str, total: u64, available: u64) -> Disk {
+        Disk {
+            mount_point: mount_point.into(),
+            device: format!("/dev/{}", mount_point.len()),
+            file_system: "ext4".into(),
+            total_bytes: total,
+            available_bytes: available,
+            inodes_total: 1_000_000,
+            inodes_free: 900_000,
+            ..Disk::default()
+        }
+    }
+
+    pub fn process(pid: u32, name: &str, cpu: f32, memory: u64) -> ProcessInfo {
+        ProcessInfo {
+            pid,
+            name: name.into(),
+            command: format!("/usr/bin/{name} --flag"),
+            user: Some("ana".into()),
+            cpu_percent: cpu,
+            memory_bytes: memory,
+            start_time_secs: NOW_SECS - 3_600,
+            status: "Running".into(),
+        }
+    }
+
+    pub fn ids(f: &[Finding]) -> Vec<&str> {
+        f.iter().map(|f| f.id.as_str()).collect()
+    }
+
+    pub fn evidence<'a>(f: &'a Finding, label: &str) -> &'a str {
+        f.evidence
+            .iter()
+            .find(|e| e.label == label)
+            .map(|e| e.value.as_str())
+            .unwrap_or_else(|| panic!("no evidence {label:?} in {:?}", f.evidence))
+    }
+
+    pub fn only(f: Vec<Finding>) -> Finding {
+        assert_eq!(f.len(), 1, "expected one finding, got {f:#?}");
+        f.into_iter().next().unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+
+    #[test]
+    fn quiet_machine_has_no_findings() {
+        assert_eq!(evaluate(&quiet(), &Thresholds::default()), vec![]);
+    }
+
+    #[test]
+    fn empty_snapshot_has_no_findings() {
+        // An unsampled snapshot must not read as "offline" or "out of memory".
+        assert_eq!(
+            evaluate(&Snapshot::default(), &Thresholds::default()),
+            vec![]
+        );
+    }
+
+    // All together
+
+    #[test]
+    fn evaluate_lists_the_most_severe_first() {
+        let mut s = quiet();
+        s.host.uptime_secs = 400 * 86_400;
+        s.disks[0] = disk("/", 100 * GIB, GIB / 10);
+        s.cpu.usage_percent = 91.0;
+        let f = evaluate(&s, &Thresholds::default());
+        assert_eq!(
+            ids(&f),
+            ["disk-nearly-full", "cpu-saturated", "long-uptime"]
+        );
+        assert!(f.windows(2).all(|w| w[0].severity >= w[1].severity));
+    }
+
+    #[test]
+    fn thresholds_are_honoured_when_changed() {
+        let mut s = quiet();
+        s.cpu.usage_percent = 50.0;
+        let t = Thresholds {
+            cpu_warning_percent: 50.0,
+            ..Thresholds::default()
+        };
+        assert_eq!(ids(&evaluate(&s, &t)), ["cpu-saturated"]);
+    }
+}
