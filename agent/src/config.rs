@@ -66,7 +66,8 @@ pub struct TrustedKeyError {
 pub struct ConfigFile {
     pub relay: Option<String>,
     pub relay_fingerprint: Option<String>,
-    #[serde(default)]
+    /// Also accepted as `trusted_key`, like the flag.
+    #[serde(default, alias = "trusted_key")]
     pub trusted_keys: Vec<PathBuf>,
     pub data_dir: Option<PathBuf>,
 }
@@ -74,40 +75,21 @@ pub struct ConfigFile {
 impl ConfigFile {
     /// `$XDG_CONFIG_HOME/sprijin/agent.toml`, else `~/.config/sprijin/agent.toml`.
     pub fn default_path() -> Option<PathBuf> {
-        let base = std::env::var_os("XDG_CONFIG_HOME")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
-        Some(base.join("sprijin").join("agent.toml"))
+        sprijin_cli::config_file::user_config_path("agent.toml")
     }
 
-    /// Reads `path`; a missing file at the default place is no error.
+    /// Reads `path`; a missing file at the default place is no error. An
+    /// unknown key is an error naming the key and its line.
     pub fn load(path: &std::path::Path, required: bool) -> Result<ConfigFile, ConfigFileError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(ConfigFile::default());
-            }
-            Err(e) => {
-                return Err(ConfigFileError {
-                    path: path.display().to_string(),
-                    reason: e.to_string(),
-                });
-            }
-        };
-        toml::from_str(&text).map_err(|e| ConfigFileError {
-            path: path.display().to_string(),
-            reason: e.message().to_string(),
-        })
+        if required {
+            sprijin_cli::config_file::load(path)
+        } else {
+            Ok(sprijin_cli::config_file::load_if_present(path)?.unwrap_or_default())
+        }
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("cannot use the config file {path}: {reason}")]
-pub struct ConfigFileError {
-    pub path: String,
-    pub reason: String,
-}
+pub use sprijin_cli::config_file::ConfigFileError;
 
 #[cfg(test)]
 mod tests {
@@ -124,6 +106,7 @@ mod tests {
         std::fs::write(&path, "relai = \"r:1\"\n").unwrap();
         let err = ConfigFile::load(&path, true).unwrap_err().to_string();
         assert!(err.contains("relai"), "{err}");
+        assert!(err.contains("line 1"), "{err}");
         assert!(ConfigFile::load(&dir.path().join("missing.toml"), false).is_ok());
         assert!(ConfigFile::load(&dir.path().join("missing.toml"), true).is_err());
     }
