@@ -181,6 +181,16 @@ impl Default for Metrics {
             "Failed accepts on the metrics endpoint",
             m.metrics_accept_errors.clone(),
         );
+        // Every outcome shows from the start, at 0, so a rate can be taken.
+        for outcome in [
+            Outcome::Completed,
+            Outcome::WrongCode,
+            Outcome::Idle,
+            Outcome::Refused,
+            Outcome::Lost,
+        ] {
+            let _ = m.sessions_ended.get_or_create(&OutcomeLabel { outcome });
+        }
         Metrics { registry, ..m }
     }
 }

@@ -35,6 +35,10 @@ use crate::splice::{self, Side, SpliceOptions};
 /// before it closes the connection.
 const LINGER: Duration = Duration::from_secs(2);
 
+/// How long the relay waits, after a session's streams end, for the agent
+/// to close its connection with the code that says how the session ended.
+const END_WAIT: Duration = Duration::from_secs(1);
+
 /// The UDP receive buffer the relay asks for. Every agent and console shares
 /// the relay's one socket, so the system default (about 200 KiB on Linux)
 /// overflows under a burst of handshakes or a fast session, and each dropped
@@ -447,6 +451,11 @@ async fn agent(
             if let Some(first) = stats.first_answer {
                 let setup = claimed_at.elapsed().saturating_sub(spliced_at.elapsed()) + first;
                 shared.metrics.setup_seconds.observe(setup.as_secs_f64());
+            }
+            if !stats.idle {
+                // The agent closes its connection right after the session
+                // with a code that says how it ended; wait briefly for it.
+                let _ = tokio::time::timeout(END_WAIT, connection.closed()).await;
             }
             shared.metrics.ended(session_outcome(
                 stats.idle,
