@@ -127,10 +127,10 @@ fn load_file(path: Option<&Path>) -> anyhow::Result<RelayFile> {
 macro_rules! from_file {
     ($cli:ident, $file:ident, $matches:ident; $($field:ident),* $(,)?) => {
         $(
-            if !given(&$matches, stringify!($field)) {
-                if let Some(value) = $file.$field {
-                    $cli.$field = value.into();
-                }
+            if !given(&$matches, stringify!($field))
+                && let Some(value) = $file.$field
+            {
+                $cli.$field = value.into();
             }
         )*
     };
@@ -157,10 +157,10 @@ fn run(matches: ArgMatches) -> anyhow::Result<ExitCode> {
         connections_per_address, max_remembered_nameplates, metrics_connections,
         max_sessions, max_connections, session_rate, idle_timeout, handshake_timeout,
     );
-    if !given(&matches, "log_format") {
-        if let Some(format) = file.log_format {
-            cli.log.log_format = format;
-        }
+    if !given(&matches, "log_format")
+        && let Some(format) = file.log_format
+    {
+        cli.log.log_format = format;
     }
     sprijin_cli::log::init(cli.log.log_format);
     serve(cli)?;
