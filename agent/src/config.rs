@@ -72,10 +72,18 @@ pub struct ConfigFile {
     pub data_dir: Option<PathBuf>,
 }
 
+/// The machine-wide agent config file, used when a person has none of their own.
+pub const SYSTEM_CONFIG_FILE: &str = "/etc/sprijin/agent.toml";
+
 impl ConfigFile {
-    /// `$XDG_CONFIG_HOME/sprijin/agent.toml`, else `~/.config/sprijin/agent.toml`.
+    /// The person's own file (`$XDG_CONFIG_HOME/sprijin/agent.toml`, else
+    /// `~/.config/sprijin/agent.toml`) when it exists, else the machine's
+    /// [`SYSTEM_CONFIG_FILE`], which an organisation installs once.
     pub fn default_path() -> Option<PathBuf> {
-        sprijin_cli::config_file::user_config_path("agent.toml")
+        match sprijin_cli::config_file::user_config_path("agent.toml") {
+            Some(own) if own.exists() => Some(own),
+            _ => Some(PathBuf::from(SYSTEM_CONFIG_FILE)),
+        }
     }
 
     /// Reads `path`; a missing file at the default place is no error. An

@@ -36,7 +36,7 @@ enum Command {
         /// Accept only the relay with this certificate fingerprint (sha256:HEX).
         #[arg(long, env = "SPRIJIN_RELAY_FINGERPRINT")]
         relay_fingerprint: Option<Fingerprint>,
-        /// Config file (TOML: relay, relay_fingerprint, trusted_keys, data_dir). Default: ~/.config/sprijin/agent.toml if present
+        /// Config file (TOML: relay, relay_fingerprint, trusted_keys, data_dir). Default: ~/.config/sprijin/agent.toml if present, else /etc/sprijin/agent.toml if present
         #[arg(long, env = "SPRIJIN_AGENT_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
         /// A public key whose signed script catalogs you trust (repeatable). Without one, no script can run.
