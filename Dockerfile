@@ -26,7 +26,7 @@ ENV SPRIJIN_RELAY_LISTEN=0.0.0.0:7420 \
     SPRIJIN_RELAY_DATA_DIR=/var/lib/sprijin-relay \
     RUST_LOG=info
 VOLUME ["/var/lib/sprijin-relay"]
-# QUIC; add 9742/tcp when SPRIJIN_RELAY_METRICS=0.0.0.0:9742 is set.
+# QUIC; add 9420/tcp when SPRIJIN_RELAY_METRICS=0.0.0.0:9420 is set.
 EXPOSE 7420/udp
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/bin/sprijin-relay"]

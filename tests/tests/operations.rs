@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -404,4 +404,57 @@ fn man_pages_cover_every_subcommand_and_every_flag_has_help() {
             }
         }
     }
+}
+
+/// A shipped config file with every commented-out key turned on.
+fn uncommented(shipped: &str, dir: &Path) -> std::path::PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../dist/config")
+        .join(shipped);
+    let text: String = std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let l = l.strip_prefix('#')?;
+            let (key, _) = l.split_once(" = ")?;
+            (!key.contains(' ')).then(|| l.split(" # ").next().unwrap().to_string() + "\n")
+        })
+        .collect();
+    let out = dir.join(shipped);
+    write(&out, &text);
+    out
+}
+
+#[test]
+fn the_shipped_config_files_hold_only_known_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = uncommented("relay.toml", dir.path());
+    assert!(
+        std::fs::read_to_string(&relay).unwrap().lines().count() >= 15,
+        "too few keys found in the shipped relay.toml"
+    );
+    let data = dir.path().join("identity");
+    let out = run(
+        "sprijin-relay",
+        &[
+            "--config",
+            relay.to_str().unwrap(),
+            "fingerprint",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(out.stdout.starts_with("sha256:"), "{}", out.stdout);
+
+    let agent = uncommented("agent.toml", dir.path());
+    let out = run(
+        "sprijin-agent",
+        &["share", "--config", agent.to_str().unwrap()],
+    );
+    // The sample's values are placeholders (a fingerprint to fill in, a key
+    // file that is not here), but every key in it is known.
+    assert!(!out.status.success());
+    assert!(!out.stderr.contains("config file"), "{}", out.stderr);
+    assert!(out.stderr.contains("fingerprint"), "{}", out.stderr);
 }
