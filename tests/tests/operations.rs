@@ -458,3 +458,31 @@ fn the_shipped_config_files_hold_only_known_keys() {
     assert!(!out.stderr.contains("config file"), "{}", out.stderr);
     assert!(out.stderr.contains("fingerprint"), "{}", out.stderr);
 }
+
+#[test]
+fn a_session_without_traffic_is_counted_as_idle() {
+    let metrics = free_tcp_addr();
+    let relay = RelayProc::start(&["--metrics", &metrics.to_string(), "--idle-timeout", "1"]);
+    let mut agent = AgentProc::start(&relay, &["y"], &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    // A technician who connects and then does nothing.
+    let mut console = console_interactive(&relay, &agent.code, &["--data-dir", data_dir]);
+    wait_metric(
+        metrics,
+        "sprijin_relay_sessions_ended_total{outcome=\"Idle\"}",
+        1,
+    );
+    console.close_stdin();
+    console.wait(STEP);
+    agent.proc.wait(STEP);
+    let text = get_when_up(metrics, "/metrics");
+    assert_eq!(
+        value(
+            &text,
+            "sprijin_relay_sessions_ended_total{outcome=\"Completed\"}"
+        ),
+        0,
+        "{text}"
+    );
+}
