@@ -67,57 +67,40 @@ pub struct TrustedKeyError {
 pub struct ConfigFile {
     pub relay: Option<String>,
     pub relay_fingerprint: Option<String>,
-    #[serde(default)]
+    /// Also accepted as `trusted_key`, like the flag.
+    #[serde(default, alias = "trusted_key")]
     pub trusted_keys: Vec<PathBuf>,
     pub data_dir: Option<PathBuf>,
-    /// Seconds a question waits for the person's answer.
-    pub consent_timeout: Option<u64>,
+    /// Seconds a question waits for the person's answer; at least 1.
+    pub consent_timeout: Option<std::num::NonZeroU64>,
 }
+
+/// The machine-wide agent config file, used when a person has none of their own.
+pub const SYSTEM_CONFIG_FILE: &str = "/etc/sprijin/agent.toml";
 
 impl ConfigFile {
-    /// `$XDG_CONFIG_HOME/sprijin/agent.toml`, else `~/.config/sprijin/agent.toml`.
+    /// The person's own file (`$XDG_CONFIG_HOME/sprijin/agent.toml`, else
+    /// `~/.config/sprijin/agent.toml`) when it exists, else the machine's
+    /// [`SYSTEM_CONFIG_FILE`], which an organisation installs once.
     pub fn default_path() -> Option<PathBuf> {
-        let base = std::env::var_os("XDG_CONFIG_HOME")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
-        Some(base.join("sprijin").join("agent.toml"))
-    }
-
-    /// Reads `path`; a missing file at the default place is no error.
-    pub fn load(path: &std::path::Path, required: bool) -> Result<ConfigFile, ConfigFileError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(ConfigFile::default());
-            }
-            Err(e) => {
-                return Err(ConfigFileError {
-                    path: path.display().to_string(),
-                    reason: e.to_string(),
-                });
-            }
-        };
-        let file: ConfigFile = toml::from_str(&text).map_err(|e| ConfigFileError {
-            path: path.display().to_string(),
-            reason: e.message().to_string(),
-        })?;
-        if file.consent_timeout == Some(0) {
-            return Err(ConfigFileError {
-                path: path.display().to_string(),
-                reason: "consent_timeout must be at least 1 second".to_string(),
-            });
+        match sprijin_cli::config_file::user_config_path("agent.toml") {
+            Some(own) if own.exists() => Some(own),
+            _ => Some(PathBuf::from(SYSTEM_CONFIG_FILE)),
         }
-        Ok(file)
+    }
+
+    /// Reads `path`; a missing file at the default place is no error. An
+    /// unknown key is an error naming the key and its line.
+    pub fn load(path: &std::path::Path, required: bool) -> Result<ConfigFile, ConfigFileError> {
+        if required {
+            sprijin_cli::config_file::load(path)
+        } else {
+            Ok(sprijin_cli::config_file::load_if_present(path)?.unwrap_or_default())
+        }
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("cannot use the config file {path}: {reason}")]
-pub struct ConfigFileError {
-    pub path: String,
-    pub reason: String,
-}
+pub use sprijin_cli::config_file::ConfigFileError;
 
 #[cfg(test)]
 mod tests {
@@ -134,16 +117,14 @@ mod tests {
         std::fs::write(&path, "relai = \"r:1\"\n").unwrap();
         let err = ConfigFile::load(&path, true).unwrap_err().to_string();
         assert!(err.contains("relai"), "{err}");
+        assert!(err.contains("line 1"), "{err}");
         assert!(ConfigFile::load(&dir.path().join("missing.toml"), false).is_ok());
         std::fs::write(&path, "consent_timeout = 30\n").unwrap();
         let c = ConfigFile::load(&path, true).unwrap();
-        assert_eq!(c.consent_timeout, Some(30));
+        assert_eq!(c.consent_timeout.map(u64::from), Some(30));
         std::fs::write(&path, "consent_timeout = 0\n").unwrap();
         let err = ConfigFile::load(&path, true).unwrap_err().to_string();
-        assert!(
-            err.contains("consent_timeout must be at least 1 second"),
-            "{err}"
-        );
+        assert!(err.contains("line 1") && err.contains("nonzero"), "{err}");
         assert!(ConfigFile::load(&dir.path().join("missing.toml"), true).is_err());
     }
 }

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use sprijin_agent::config::{AgentConfig, ConfigFile};
 use sprijin_agent::consent::Consent;
+use sprijin_cli::pages::{self, CompletionsArgs, ManArgs};
 use sprijin_proto::tls::Fingerprint;
 
 #[derive(Parser)]
@@ -21,6 +22,8 @@ use sprijin_proto::tls::Fingerprint;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: sprijin_cli::LogArgs,
 }
 
 #[derive(Subcommand)]
@@ -33,8 +36,8 @@ enum Command {
         /// Accept only the relay with this certificate fingerprint (sha256:HEX).
         #[arg(long, env = "SPRIJIN_RELAY_FINGERPRINT")]
         relay_fingerprint: Option<Fingerprint>,
-        /// Config file (TOML: relay, relay_fingerprint, trusted_keys, data_dir, consent_timeout). Default: ~/.config/sprijin/agent.toml if present
-        #[arg(long)]
+        /// Config file (TOML: relay, relay_fingerprint, trusted_keys, data_dir, consent_timeout). Default: ~/.config/sprijin/agent.toml if present, else /etc/sprijin/agent.toml if present
+        #[arg(long, env = "SPRIJIN_AGENT_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
         /// A public key whose signed script catalogs you trust (repeatable). Without one, no script can run.
         #[arg(long)]
@@ -61,6 +64,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Print a shell completion script (bash, zsh, fish, ...) on stdout.
+    Completions(CompletionsArgs),
+    /// Write the man pages to a folder.
+    #[command(hide = true)]
+    Man(ManArgs),
 }
 
 #[derive(Subcommand)]
@@ -68,26 +76,19 @@ enum AuditCommand {
     /// Check that no line of the audit log was changed or removed, and that
     /// it is still the log this machine started.
     Verify {
-        #[arg(long)]
+        /// The agent's data folder, holding audit.log. Default: ~/.local/share/sprijin/agent
+        #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
         /// Also check that the log reaches this head (SEQ:HASH, from a session report).
-        #[arg(long)]
+        #[arg(long, value_name = "SEQ:HASH")]
         head: Option<sprijin_agent::audit::Head>,
     },
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let cli = Cli::parse();
+    sprijin_cli::log::init(cli.log.log_format);
+    sprijin_cli::exit(run(cli).map(|()| ExitCode::SUCCESS))
 }
 
 fn data_dir(dir: Option<PathBuf>) -> PathBuf {
@@ -138,7 +139,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 trusted_keys,
                 data_dir: data_dir(dir),
                 consent_timeout: consent_timeout
-                    .or(file.consent_timeout)
+                    .or(file.consent_timeout.map(u64::from))
                     .map_or(AgentConfig::DEFAULT_CONSENT_TIMEOUT, Duration::from_secs),
                 output_cap,
                 sample_interval: AgentConfig::DEFAULT_SAMPLE_INTERVAL,
@@ -154,6 +155,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 None,
             ))?;
+            Ok(())
+        }
+        Command::Completions(args) => Ok(pages::print_completions(Cli::command(), args.shell)?),
+        Command::Man(args) => {
+            pages::write_man_pages(Cli::command(), &args.dir)
+                .with_context(|| format!("cannot write man pages to {}", args.dir.display()))?;
             Ok(())
         }
         Command::Diag { json } => {

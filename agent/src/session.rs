@@ -21,7 +21,9 @@ use sprijin_proto::catalog::{self, Catalog, Platform, SignedCatalog};
 use sprijin_proto::client::{ConnectError, RelayLink};
 use sprijin_proto::code::{Password, SessionCode};
 use sprijin_proto::framing::FrameError;
-use sprijin_proto::message::control::{ClientMsg, ErrorFrame, RelayMsg, Role, Technician};
+use sprijin_proto::message::control::{
+    ClientMsg, ErrorFrame, RelayMsg, Role, Technician, close_code,
+};
 use sprijin_proto::message::script::RunStatus;
 use sprijin_proto::message::session::{AgentMsg, ConsoleMsg, Request, RequestId};
 use sprijin_proto::secure::{self, SecureError};
@@ -261,8 +263,13 @@ pub async fn share(
     }
     .instrument(span)
     .await;
-    // Close at once rather than leave the console to notice by timeout.
-    connection.close(0u32.into(), b"session ended");
+    // Close at once rather than leave the console to notice by timeout; the
+    // close code tells the relay's metrics whether the code was wrong.
+    let close = match &result {
+        Err(AgentError::Secure(e)) if e.is_wrong_code() => close_code::WRONG_CODE,
+        _ => close_code::ENDED,
+    };
+    connection.close(close.into(), b"session ended");
     let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
     result
 }

@@ -5,13 +5,14 @@
 //! parses what the technician types; `driver` runs commands and shows the
 //! results; `output` shows a run's output, made safe for a terminal or exact
 //! for `--json`; `report` keeps the session record and writes Markdown;
-//! `connect` and `demo` are the two ways in; `catalog_tool` is the catalog
+//! `connect` and `demo` are the two ways in (`config` is connect's config file); `catalog_tool` is the catalog
 //! key and signing tooling; `credential_tool` issues and loads technician
 //! credentials.
 #![forbid(unsafe_code)]
 
 pub mod catalog_tool;
 pub mod command;
+pub mod config;
 pub mod connect;
 pub mod credential_tool;
 pub mod demo;

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use sprijin_cli::pages::{self, CompletionsArgs, ManArgs};
+use sprijin_console::config::ConsoleFile;
 use sprijin_console::connect::{ConnectArgs, connect};
 use sprijin_console::session::ConnectOptions;
 use sprijin_proto::code::SessionCode;
@@ -19,6 +21,8 @@ use sprijin_proto::tls::Fingerprint;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: sprijin_cli::LogArgs,
 }
 
 #[derive(Subcommand)]
@@ -27,15 +31,18 @@ enum Command {
     Connect {
         /// The code, NAMEPLATE-WORD-WORD.
         code: String,
-        /// The relay, HOST:PORT.
+        /// The relay, HOST:PORT (or `relay` in the config file).
         #[arg(long, env = "SPRIJIN_RELAY")]
-        relay: String,
+        relay: Option<String>,
         /// Accept only the relay with this certificate fingerprint (sha256:HEX).
         #[arg(long, env = "SPRIJIN_RELAY_FINGERPRINT")]
         relay_fingerprint: Option<Fingerprint>,
-        /// Your name, shown to the person.
-        #[arg(long, env = "SPRIJIN_NAME", default_value = "a technician")]
-        name: String,
+        /// Config file (TOML, keys named like these flags: relay, relay_fingerprint, name, token, catalog, credential, data_dir). Default: ~/.config/sprijin/console.toml if present
+        #[arg(long, env = "SPRIJIN_CONSOLE_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Your name, shown to the person. Default: "a technician"
+        #[arg(long, env = "SPRIJIN_NAME")]
+        name: Option<String>,
         /// Your access token, for relays that only accept listed technicians.
         #[arg(long, env = "SPRIJIN_TOKEN", hide_env_values = true)]
         token: Option<String>,
@@ -71,6 +78,11 @@ enum Command {
         #[command(subcommand)]
         command: CredentialCommand,
     },
+    /// Print a shell completion script (bash, zsh, fish, ...) on stdout.
+    Completions(CompletionsArgs),
+    /// Write the man pages to a folder.
+    #[command(hide = true)]
+    Man(ManArgs),
 }
 
 #[derive(Subcommand)]
@@ -102,11 +114,16 @@ enum CredentialCommand {
 #[derive(Subcommand)]
 enum CatalogCommand {
     /// Make an ed25519 key pair: the private key in OUT (owner-only), the public key in OUT.pub.
-    Keygen { out: PathBuf },
+    Keygen {
+        /// Where to write the private key; the public key goes to OUT.pub.
+        out: PathBuf,
+    },
     /// Sign every script in DIR with the private key.
     Sign {
+        /// The catalog folder: one TOML file per script; the signature is written beside them.
         dir: PathBuf,
-        #[arg(long)]
+        /// The private key file (made by `catalog keygen`).
+        #[arg(long, value_name = "FILE")]
         key: PathBuf,
         /// When the signature expires: a date YYYY-MM-DD (start of that day, UTC) or an RFC 3339 time. Default: 90 days from now.
         #[arg(long, value_name = "DATE")]
@@ -114,29 +131,24 @@ enum CatalogCommand {
     },
     /// Check DIR's signature against a public key.
     Verify {
+        /// The signed catalog folder.
         dir: PathBuf,
-        #[arg(long)]
+        /// The public key file (OUT.pub from `catalog keygen`).
+        #[arg(long, value_name = "PUBFILE")]
         key: PathBuf,
     },
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Cli::parse()) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            // The chain can hold the relay's or the agent's words.
-            eprintln!(
-                "error: {}",
-                sprijin_proto::text::clean_line(&format!("{e:#}"))
-            );
+    let cli = Cli::parse();
+    sprijin_cli::log::init(cli.log.log_format);
+    sprijin_cli::exit(run(cli).map(|ok| {
+        if ok {
+            ExitCode::SUCCESS
+        } else {
             ExitCode::FAILURE
         }
-    }
+    }))
 }
 
 fn run(cli: Cli) -> anyhow::Result<bool> {
@@ -155,6 +167,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             code,
             relay,
             relay_fingerprint,
+            config,
             name,
             token,
             catalog,
@@ -164,6 +177,23 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             data_dir,
         } => {
             let code: SessionCode = code.parse()?;
+            // Flags and their variables first, then the config file.
+            let file = ConsoleFile::load(config.as_deref())?;
+            let relay = relay.or(file.relay).context(
+                "no relay given: pass --relay HOST:PORT, set SPRIJIN_RELAY, or set relay in the config file",
+            )?;
+            let relay_fingerprint = match (relay_fingerprint, file.relay_fingerprint) {
+                (Some(fp), _) => Some(fp),
+                (None, Some(text)) => Some(text.parse::<Fingerprint>()?),
+                (None, None) => None,
+            };
+            let name = name
+                .or(file.name)
+                .unwrap_or_else(|| "a technician".to_string());
+            let token = token.or(file.token);
+            let catalog = catalog.or(file.catalog);
+            let credential = credential.or(file.credential);
+            let data_dir = data_dir.or(file.data_dir);
             let credential = credential
                 .as_deref()
                 .map(sprijin_console::credential_tool::load)
@@ -184,6 +214,15 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                     .unwrap_or_else(|| sprijin_proto::paths::default_data_dir("console")),
             };
             block_on(Box::pin(async { Ok(connect(args).await?) }))
+        }
+        Command::Completions(args) => {
+            pages::print_completions(Cli::command(), args.shell)?;
+            Ok(true)
+        }
+        Command::Man(args) => {
+            pages::write_man_pages(Cli::command(), &args.dir)
+                .with_context(|| format!("cannot write man pages to {}", args.dir.display()))?;
+            Ok(true)
         }
         Command::Demo { json } => block_on(Box::pin(async move {
             Ok(sprijin_console::demo::demo(json).await?)

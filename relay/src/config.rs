@@ -99,6 +99,36 @@ impl RelayConfig {
     }
 }
 
+/// Where the relay looks for its config file when `--config` is not given.
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/sprijin/relay.toml";
+
+/// The relay's config file (TOML): one optional key per flag, named like
+/// the flag (`--data-dir` is `data_dir`). A flag or its environment
+/// variable given at start overrides the key; an unknown key is an error.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayFile {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub metrics: Option<SocketAddr>,
+    pub console_tokens: Option<PathBuf>,
+    pub nameplate_ttl: Option<u64>,
+    pub claims_per_minute: Option<u32>,
+    pub waiting_per_address: Option<usize>,
+    pub opens_per_minute: Option<u32>,
+    pub connections_per_address: Option<usize>,
+    pub max_remembered_nameplates: Option<usize>,
+    pub metrics_connections: Option<usize>,
+    pub max_sessions: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub session_rate: Option<u64>,
+    pub idle_timeout: Option<u64>,
+    pub handshake_timeout: Option<u64>,
+    pub log_format: Option<sprijin_cli::LogFormat>,
+}
+
 /// The smallest control frame limit that still fits every control message.
 const MIN_CONTROL_FRAME: usize = 1024;
 

@@ -32,6 +32,7 @@ pub async fn serve(
     metrics_addr: Option<SocketAddr>,
 ) -> Result<(), RelayError> {
     let metrics_connections = config.limits.metrics_connections;
+    let shutdown = shutdown_signal();
     let relay = Relay::bind(config)?;
     let addr = relay.local_addr()?;
     if let Some(maddr) = metrics_addr {
@@ -50,22 +51,32 @@ pub async fn serve(
     // Scripts and tests wait for this line, so it must not sit in a buffer.
     let _ = stdout.write_all(line.as_bytes()).await;
     let _ = stdout.flush().await;
-    relay.run(shutdown_signal()).await;
+    relay.run(shutdown).await;
     Ok(())
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Completes on Ctrl-C (SIGINT) or SIGTERM. The handlers are installed
+/// when this is called, not when first polled, so a signal that arrives
+/// just after the `listening on` line still stops the relay cleanly.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt()).ok();
+    let mut term = signal(SignalKind::terminate()).ok();
+    async move {
+        let wait = |s: &mut Option<tokio::signal::unix::Signal>| {
+            let s = s.take();
+            async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            () = wait(&mut int) => {}
+            () = wait(&mut term) => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
     }
 }

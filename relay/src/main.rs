@@ -3,41 +3,49 @@
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use sprijin_cli::pages::{self, CompletionsArgs, ManArgs};
 use sprijin_relay::RelayConfig;
-use sprijin_relay::config::{IdentitySource, Limits};
+use sprijin_relay::config::{DEFAULT_CONFIG_FILE, IdentitySource, Limits, RelayFile};
 use sprijin_relay::tokens::ConsoleTokens;
 
 #[derive(Parser)]
 #[command(
     version,
-    about = "Sprijin relay: pairs a person's agent with a technician's console by a one-time code and forwards end-to-end encrypted bytes it cannot read"
+    about = "Sprijin relay: pairs a person's agent with a technician's console by a one-time code and forwards end-to-end encrypted bytes it cannot read",
+    after_help = "Every flag can also be set in the config file, as a key named like the flag (--data-dir is data_dir). Flags and SPRIJIN_RELAY_* variables override the file."
 )]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Config file (TOML, keys named like the flags). Default: /etc/sprijin/relay.toml if present.
+    #[arg(long, env = "SPRIJIN_RELAY_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    log: sprijin_cli::LogArgs,
     /// Address to listen on (UDP, QUIC).
-    #[arg(long, default_value = "0.0.0.0:7420")]
+    #[arg(long, default_value = "0.0.0.0:7420", env = "SPRIJIN_RELAY_LISTEN")]
     listen: SocketAddr,
     /// Folder holding the relay's identity (made on first start). Default: ~/.local/share/sprijin/relay
-    #[arg(long)]
+    #[arg(long, env = "SPRIJIN_RELAY_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// PEM certificate to present instead of the self-signed identity (needs --key).
-    #[arg(long, requires = "key")]
+    #[arg(long, requires = "key", value_name = "FILE")]
     cert: Option<PathBuf>,
     /// PEM private key for --cert.
-    #[arg(long, requires = "cert")]
+    #[arg(long, requires = "cert", value_name = "FILE")]
     key: Option<PathBuf>,
-    /// Serve Prometheus metrics over HTTP on this address.
-    #[arg(long)]
+    /// Serve Prometheus metrics on this address over HTTP (/metrics), with /healthz for load balancers.
+    #[arg(long, env = "SPRIJIN_RELAY_METRICS", value_name = "ADDR")]
     metrics: Option<SocketAddr>,
     /// Only consoles presenting a token listed in this file (lines of `NAME TOKEN`) may claim.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     console_tokens: Option<PathBuf>,
     /// Seconds a nameplate waits to be claimed.
     #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
@@ -81,26 +89,85 @@ struct Cli {
 enum Command {
     /// Print the relay's certificate fingerprint (sha256:HEX), making the identity if missing.
     Fingerprint {
-        #[arg(long)]
+        /// Folder holding the relay's identity. Default: data_dir from the config file, else ~/.local/share/sprijin/relay
+        #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Print a shell completion script (bash, zsh, fish, ...) on stdout.
+    Completions(CompletionsArgs),
+    /// Write the man pages to a folder.
+    #[command(hide = true)]
+    Man(ManArgs),
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let matches = Cli::command().get_matches();
+    sprijin_cli::exit(run(matches))
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+/// Whether an argument was given on the command line or in its
+/// environment variable, so it overrides the config file.
+fn given(matches: &ArgMatches, id: &str) -> bool {
+    matches!(
+        matches.value_source(id),
+        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+    )
+}
+
+/// The config file named by `--config`, else the default one if present.
+fn load_file(path: Option<&Path>) -> anyhow::Result<RelayFile> {
+    Ok(match path {
+        Some(path) => sprijin_cli::config_file::load(path)?,
+        None => sprijin_cli::config_file::load_if_present(Path::new(DEFAULT_CONFIG_FILE))?
+            .unwrap_or_default(),
+    })
+}
+
+/// Takes each setting from the file unless it was given at start.
+macro_rules! from_file {
+    ($cli:ident, $file:ident, $matches:ident; $($field:ident),* $(,)?) => {
+        $(
+            if !given(&$matches, stringify!($field))
+                && let Some(value) = $file.$field
+            {
+                $cli.$field = value.into();
+            }
+        )*
+    };
+}
+
+fn run(matches: ArgMatches) -> anyhow::Result<ExitCode> {
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    match cli.command {
+        Some(Command::Completions(args)) => {
+            pages::print_completions(Cli::command(), args.shell)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(Command::Man(args)) => {
+            pages::write_man_pages(Cli::command(), &args.dir)
+                .with_context(|| format!("cannot write man pages to {}", args.dir.display()))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
+    let file = load_file(cli.config.as_deref())?;
+    from_file!(cli, file, matches;
+        listen, data_dir, cert, key, metrics, console_tokens, nameplate_ttl,
+        claims_per_minute, waiting_per_address, opens_per_minute,
+        connections_per_address, max_remembered_nameplates, metrics_connections,
+        max_sessions, max_connections, session_rate, idle_timeout, handshake_timeout,
+    );
+    if !given(&matches, "log_format")
+        && let Some(format) = file.log_format
+    {
+        cli.log.log_format = format;
+    }
+    sprijin_cli::log::init(cli.log.log_format);
+    serve(cli)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve(cli: Cli) -> anyhow::Result<()> {
     let data_dir =
         |d: Option<PathBuf>| d.unwrap_or_else(|| sprijin_proto::paths::default_data_dir("relay"));
     if let Some(Command::Fingerprint { data_dir: dir }) = cli.command {
@@ -110,9 +177,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         println!("{}", identity.fingerprint());
         return Ok(());
     }
+    for value in [cli.nameplate_ttl, cli.idle_timeout, cli.handshake_timeout] {
+        anyhow::ensure!(
+            value > 0,
+            "nameplate_ttl, idle_timeout and handshake_timeout must be at least 1 second: fix the config file"
+        );
+    }
     let identity = match (cli.cert, cli.key) {
         (Some(cert), Some(key)) => IdentitySource::Files { cert, key },
-        _ => IdentitySource::DataDir(data_dir(cli.data_dir)),
+        (None, None) => IdentitySource::DataDir(data_dir(cli.data_dir)),
+        _ => anyhow::bail!("cert and key go together: give both (or neither) in the config file"),
     };
     let console_tokens = cli
         .console_tokens

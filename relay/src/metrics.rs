@@ -13,6 +13,7 @@ use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use sprijin_proto::message::control::ErrorCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -49,6 +50,31 @@ pub struct LimitLabel {
     pub limit: Limit,
 }
 
+/// How a paired session (or a claim that never became one) ended.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum Outcome {
+    /// Both sides ended it normally.
+    Completed,
+    /// The end-to-end set-up proved the code wrong (the agent says so in its
+    /// close code; the relay cannot read the session).
+    WrongCode,
+    /// Nothing moved for the idle timeout; the relay ended it.
+    Idle,
+    /// The claim was refused before pairing (unknown, used or expired code,
+    /// no token, a limit).
+    Refused,
+    /// A side went away without ending it: a broken network, a killed program.
+    Lost,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: Outcome,
+}
+
+/// Upper bounds, in seconds, of the set-up time buckets.
+const SETUP_BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
 /// Every counter and gauge the relay keeps.
 pub struct Metrics {
     registry: Registry,
@@ -61,6 +87,9 @@ pub struct Metrics {
     pub bytes_forwarded: Counter,
     pub refusals: Family<Reason, Counter>,
     pub limited: Family<LimitLabel, Counter>,
+    pub claims_refused: Family<Reason, Counter>,
+    pub sessions_ended: Family<OutcomeLabel, Counter>,
+    pub setup_seconds: Histogram,
     pub table: TableMetrics,
     pub metrics_accept_errors: Counter,
 }
@@ -78,6 +107,9 @@ impl Default for Metrics {
             bytes_forwarded: Counter::default(),
             refusals: Family::default(),
             limited: Family::default(),
+            claims_refused: Family::default(),
+            sessions_ended: Family::default(),
+            setup_seconds: Histogram::new(SETUP_BUCKETS),
             table: TableMetrics::default(),
             metrics_accept_errors: Counter::default(),
             registry: Registry::default(),
@@ -120,6 +152,21 @@ impl Default for Metrics {
             m.limited.clone(),
         );
         registry.register(
+            "claims_refused",
+            "Console claims refused before pairing, by reason",
+            m.claims_refused.clone(),
+        );
+        registry.register(
+            "sessions_ended",
+            "Sessions and claims ended, by how they ended",
+            m.sessions_ended.clone(),
+        );
+        registry.register(
+            "setup_seconds",
+            "Seconds from a console's claim until the end-to-end session first carried the agent's answer",
+            m.setup_seconds.clone(),
+        );
+        registry.register(
             "nameplates_remembered",
             "Used or expired nameplates remembered to answer late claims",
             m.table.remembered.clone(),
@@ -134,6 +181,16 @@ impl Default for Metrics {
             "Failed accepts on the metrics endpoint",
             m.metrics_accept_errors.clone(),
         );
+        // Every outcome shows from the start, at 0, so a rate can be taken.
+        for outcome in [
+            Outcome::Completed,
+            Outcome::WrongCode,
+            Outcome::Idle,
+            Outcome::Refused,
+            Outcome::Lost,
+        ] {
+            let _ = m.sessions_ended.get_or_create(&OutcomeLabel { outcome });
+        }
         Metrics { registry, ..m }
     }
 }
@@ -153,6 +210,30 @@ impl Metrics {
             .get_or_create(&Reason {
                 reason: format!("{code:?}"),
             })
+            .get()
+    }
+
+    /// Counts a console's claim refused before pairing, and its end.
+    pub fn claim_refused(&self, code: ErrorCode) {
+        self.claims_refused
+            .get_or_create(&Reason {
+                reason: format!("{code:?}"),
+            })
+            .inc();
+        self.ended(Outcome::Refused);
+    }
+
+    /// Counts a session's end.
+    pub fn ended(&self, outcome: Outcome) {
+        self.sessions_ended
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+    }
+
+    /// How many sessions ended this way so far.
+    pub fn ended_count(&self, outcome: Outcome) -> u64 {
+        self.sessions_ended
+            .get_or_create(&OutcomeLabel { outcome })
             .get()
     }
 
@@ -190,8 +271,11 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 const BUSY: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
 
-/// Serves the metrics over plain HTTP, at most `max_connections` at once:
-/// any request gets the text exposition.
+const NOT_FOUND: &str = "not found: this address serves /metrics and /healthz\n";
+
+/// Serves over plain HTTP, at most `max_connections` at once: `/metrics`
+/// (the text exposition), `/healthz` (`ok`, for load balancers) and 404
+/// for any other path.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, max_connections: usize) {
     let places = Arc::new(Semaphore::new(max_connections));
     let mut backoff = ACCEPT_BACKOFF;
@@ -225,13 +309,28 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, max_connections
 }
 
 async fn answer(mut socket: TcpStream, metrics: &Metrics) {
-    // The request itself does not matter; read what came so the client is
-    // not reset before it sees the answer.
+    // Only the request line matters, and it fits the first read; the rest
+    // is read so the client is not reset before it sees the answer.
     let mut buf = [0u8; 1024];
-    let _ = tokio::time::timeout(READ_TIMEOUT, socket.read(&mut buf)).await;
-    let body = metrics.render();
+    let n = match tokio::time::timeout(READ_TIMEOUT, socket.read(&mut buf)).await {
+        Ok(Ok(n)) => n,
+        _ => 0,
+    };
+    let (status, content_type, body) = match request_path(&buf[..n]) {
+        Some("/metrics") => (
+            "200 OK",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            metrics.render(),
+        ),
+        Some("/healthz") => ("200 OK", "text/plain; charset=utf-8", "ok\n".to_string()),
+        _ => (
+            "404 Not Found",
+            "text/plain; charset=utf-8",
+            NOT_FOUND.to_string(),
+        ),
+    };
     let head = format!(
-        "HTTP/1.1 200 OK\r\ncontent-type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         body.len()
     );
     let _ = socket.write_all(head.as_bytes()).await;
@@ -239,7 +338,37 @@ async fn answer(mut socket: TcpStream, metrics: &Metrics) {
     let _ = socket.shutdown().await;
 }
 
+/// The path of an HTTP request line (`GET /metrics?x HTTP/1.1`), without
+/// its query.
+fn request_path(request: &[u8]) -> Option<&str> {
+    let line = request.split(|b| *b == b'\r' || *b == b'\n').next()?;
+    let line = std::str::from_utf8(line).ok()?;
+    let mut words = line.split(' ');
+    let _method = words.next()?;
+    let target = words.next()?;
+    target.split('?').next()
+}
+
 /// Binds the metrics listener.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_path_is_read_from_the_request_line() {
+        assert_eq!(
+            request_path(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n"),
+            Some("/metrics")
+        );
+        assert_eq!(
+            request_path(b"GET /healthz?probe=1 HTTP/1.0\r\n"),
+            Some("/healthz")
+        );
+        assert_eq!(request_path(b""), None);
+        assert_eq!(request_path(b"\xff\xfe"), None);
+    }
 }

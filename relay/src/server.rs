@@ -19,7 +19,7 @@ use quinn::{Connection, ConnectionError, Endpoint, Incoming, TransportErrorCode}
 use sprijin_proto::framing::{FrameError, FrameReader, FrameWriter};
 use sprijin_proto::message::control::{
     ClientMsg, ErrorCode, ErrorFrame, Hello, PROTOCOL_VERSION, RelayMsg, Role, Technician,
-    version_mismatch,
+    close_code, version_mismatch,
 };
 use sprijin_proto::tls::{self, Fingerprint};
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -27,13 +27,17 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::config::{ConfigError, RelayConfig};
 use crate::identity::{Identity, IdentityError};
 use crate::limits::{ConnectionLimiter, ConnectionSlot, LimitKey, RateLimiter, limit_key};
-use crate::metrics::{Limit, Metrics};
+use crate::metrics::{Limit, Metrics, Outcome};
 use crate::rendezvous::{ClaimError, Rendezvous, TableLimits};
 use crate::splice::{self, Side, SpliceOptions};
 
 /// How long the relay waits for a refused peer to read the error frame
 /// before it closes the connection.
 const LINGER: Duration = Duration::from_secs(2);
+
+/// How long the relay waits, after a session's streams end, for the agent
+/// to close its connection with the code that says how the session ended.
+const END_WAIT: Duration = Duration::from_secs(1);
 
 /// The UDP receive buffer the relay asks for. Every agent and console shares
 /// the relay's one socket, so the system default (about 200 KiB on Linux)
@@ -51,6 +55,8 @@ type Writer = FrameWriter<quinn::SendStream>;
 /// What a claiming console hands to the waiting agent's task.
 struct Claimed {
     technician: Technician,
+    // When the claim arrived, for the set-up time.
+    at: tokio::time::Instant,
     console: Side,
     // Kept so the console's connection lives as long as the session.
     connection: Connection,
@@ -402,6 +408,7 @@ async fn agent(
         };
         let Claimed {
             technician,
+            at: claimed_at,
             console,
             connection: console_connection,
             _slot: _console_slot,
@@ -426,6 +433,7 @@ async fn agent(
         if let Some(intercept) = &shared.config.interceptor {
             intercept(agent_side, console).await;
         } else {
+            let spliced_at = tokio::time::Instant::now();
             let stats = splice::splice(
                 agent_side,
                 console,
@@ -440,6 +448,20 @@ async fn agent(
                 .metrics
                 .bytes_forwarded
                 .inc_by(stats.agent_to_console + stats.console_to_agent);
+            if let Some(first) = stats.first_answer {
+                let setup = claimed_at.elapsed().saturating_sub(spliced_at.elapsed()) + first;
+                shared.metrics.setup_seconds.observe(setup.as_secs_f64());
+            }
+            if !stats.idle {
+                // The agent closes its connection right after the session
+                // with a code that says how it ended; wait briefly for it.
+                let _ = tokio::time::timeout(END_WAIT, connection.closed()).await;
+            }
+            shared.metrics.ended(session_outcome(
+                stats.idle,
+                &connection.close_reason(),
+                &console_connection.close_reason(),
+            ));
             if stats.idle {
                 // The sealed stream has no room for a relay's frame; the
                 // close reason tells both sides why.
@@ -481,6 +503,7 @@ async fn console(
     claimed_name: String,
     token: Option<String>,
 ) -> Result<(), RelayError> {
+    let claimed_at = tokio::time::Instant::now();
     if !shared.claims.allow(key) {
         shared.metrics.limited(Limit::ClaimsPerMinute);
         let frame = ErrorFrame::new(
@@ -490,7 +513,7 @@ async fn console(
                 shared.config.limits.claims_per_minute
             ),
         );
-        return refuse(shared, &connection, writer, frame).await;
+        return refuse_claim(shared, &connection, writer, frame).await;
     }
     let technician = match (&shared.config.console_tokens, token) {
         (None, _) => Technician {
@@ -516,13 +539,13 @@ async fn console(
             ErrorCode::Busy,
             "the relay is at its session limit: try again later",
         );
-        return refuse(shared, &connection, writer, frame).await;
+        return refuse_claim(shared, &connection, writer, frame).await;
     }
     let handoff = match shared.rendezvous.claim(nameplate) {
         Ok(handoff) => handoff,
         Err(e) => {
             warn!(%nameplate, "claim refused: {e}");
-            return refuse(shared, &connection, writer, e.frame()).await;
+            return refuse_claim(shared, &connection, writer, e.frame()).await;
         }
     };
     writer
@@ -531,6 +554,7 @@ async fn console(
         .map_err(|e| RelayError::Peer(e.to_string()))?;
     let claim = Claimed {
         technician,
+        at: claimed_at,
         console: Side {
             send: writer.into_inner(),
             recv: reader.into_inner(),
@@ -556,7 +580,48 @@ async fn unauthorized(
             "this relay only accepts listed technicians and the console's token {what}: pass --token or set SPRIJIN_TOKEN"
         ),
     );
+    refuse_claim(shared, connection, writer, frame).await
+}
+
+/// Refuses a console's claim, counted as a claim refused and a session
+/// that ended before it began.
+async fn refuse_claim(
+    shared: &Shared,
+    connection: &Connection,
+    writer: Writer,
+    frame: ErrorFrame,
+) -> Result<(), RelayError> {
+    shared.metrics.claim_refused(frame.code);
     refuse(shared, connection, writer, frame).await
+}
+
+/// How a spliced session ended, from what the relay can see: the idle
+/// timer, and the close codes the two sides' connections ended with.
+fn session_outcome(
+    idle: bool,
+    agent: &Option<ConnectionError>,
+    console: &Option<ConnectionError>,
+) -> Outcome {
+    let code = |e: &Option<ConnectionError>| match e {
+        Some(ConnectionError::ApplicationClosed(c)) => Some(c.error_code.into_inner()),
+        _ => None,
+    };
+    let lost = |e: &Option<ConnectionError>| match e {
+        None | Some(ConnectionError::LocallyClosed) => false,
+        Some(ConnectionError::ApplicationClosed(c)) => {
+            c.error_code.into_inner() != u64::from(close_code::ENDED)
+        }
+        Some(_) => true,
+    };
+    if idle {
+        Outcome::Idle
+    } else if code(agent) == Some(close_code::WRONG_CODE.into()) {
+        Outcome::WrongCode
+    } else if lost(agent) || lost(console) {
+        Outcome::Lost
+    } else {
+        Outcome::Completed
+    }
 }
 
 /// Keeps a self-declared name printable and short, since it is shown to the

@@ -44,6 +44,9 @@ pub struct SpliceStats {
     pub agent_to_console: u64,
     pub console_to_agent: u64,
     pub idle: bool,
+    /// How long after the splice began the agent's first bytes passed:
+    /// its answer in the end-to-end set-up.
+    pub first_answer: Option<Duration>,
 }
 
 /// The largest chunk read at once: big enough for throughput, small enough
@@ -57,22 +60,29 @@ const FLUSH_WAIT: Duration = Duration::from_secs(5);
 /// Splices until the session ends. Never fails: a broken side just ends it.
 pub async fn splice(agent: Side, console: Side, opts: SpliceOptions) -> SpliceStats {
     let last = Arc::new(AtomicU64::new(0));
+    let first = AtomicU64::new(NOT_YET);
     let start = Instant::now();
     let a2c = pump(
         agent.recv,
         console.send,
         Direction::AgentToConsole,
         &opts,
-        &last,
-        start,
+        Clock {
+            last: &last,
+            first: Some(&first),
+            start,
+        },
     );
     let c2a = pump(
         console.recv,
         agent.send,
         Direction::ConsoleToAgent,
         &opts,
-        &last,
-        start,
+        Clock {
+            last: &last,
+            first: None,
+            start,
+        },
     );
     let watchdog = async {
         loop {
@@ -85,10 +95,29 @@ pub async fn splice(agent: Side, console: Side, opts: SpliceOptions) -> SpliceSt
         }
     };
     let both = async { tokio::join!(a2c, c2a) };
-    tokio::select! {
-        (a, c) = both => SpliceStats { agent_to_console: a, console_to_agent: c, idle: false },
-        () = watchdog => SpliceStats { agent_to_console: 0, console_to_agent: 0, idle: true },
+    let (agent_to_console, console_to_agent, idle) = tokio::select! {
+        (a, c) = both => (a, c, false),
+        () = watchdog => (0, 0, true),
+    };
+    let first = first.load(Ordering::Relaxed);
+    SpliceStats {
+        agent_to_console,
+        console_to_agent,
+        idle,
+        first_answer: (first != NOT_YET).then(|| Duration::from_micros(first)),
     }
+}
+
+/// `first` before any byte has passed.
+const NOT_YET: u64 = u64::MAX;
+
+/// When bytes last passed either way, and (for one direction) when the
+/// first did, in time since the splice began.
+#[derive(Clone, Copy)]
+struct Clock<'a> {
+    last: &'a AtomicU64,
+    first: Option<&'a AtomicU64>,
+    start: Instant,
 }
 
 fn pump<'a>(
@@ -96,8 +125,7 @@ fn pump<'a>(
     mut to: SendStream,
     dir: Direction,
     opts: &'a SpliceOptions,
-    last: &'a AtomicU64,
-    start: Instant,
+    clock: Clock<'a>,
 ) -> Pin<Box<dyn Future<Output = u64> + Send + 'a>> {
     Box::pin(async move {
         let mut moved: u64 = 0;
@@ -110,7 +138,17 @@ fn pump<'a>(
                     }
                     budget.spend(chunk.bytes.len() as u64).await;
                     moved += chunk.bytes.len() as u64;
+                    let Clock { last, first, start } = clock;
                     last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+                    if let Some(first) = first {
+                        let at = start.elapsed().as_micros() as u64;
+                        let _ = first.compare_exchange(
+                            NOT_YET,
+                            at,
+                            Ordering::Relaxed,
+                            Ordering::Relaxed,
+                        );
+                    }
                     if to.write_chunk(chunk.bytes).await.is_err() {
                         let _ = from.stop(0u32.into());
                         return moved;

@@ -169,3 +169,15 @@ mod tests {
         assert!(text.contains("version 1") && text.contains("version 9"));
     }
 }
+
+/// QUIC close codes a client ends its relay connection with. The relay
+/// cannot read the session, so these are how it learns, for its metrics,
+/// that a session ended because the code was wrong.
+pub mod close_code {
+    /// The session ended normally.
+    pub const ENDED: u32 = 0;
+    /// The end-to-end set-up failed for another reason.
+    pub const SETUP_FAILED: u32 = 1;
+    /// The end-to-end set-up proved the code wrong.
+    pub const WRONG_CODE: u32 = 3;
+}
