@@ -5,16 +5,15 @@
 //! parses what the technician types; `driver` runs commands and shows the
 //! results; `output` shows a run's output, made safe for a terminal or exact
 //! for `--json`; `report` keeps the session record and writes Markdown;
-//! `connect` and `demo` are the two ways in; `catalog_tool` is the catalog
-//! key and signing tooling; `credential_tool` issues and loads technician
-//! credentials.
+//! `connect` is the way in (the demo, in its own package, uses it too);
+//! `catalog_tool` is the catalog key and signing tooling; `credential_tool`
+//! issues and loads technician credentials.
 #![forbid(unsafe_code)]
 
 pub mod catalog_tool;
 pub mod command;
 pub mod connect;
 pub mod credential_tool;
-pub mod demo;
 pub mod driver;
 pub mod log;
 pub mod output;

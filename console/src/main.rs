@@ -55,12 +55,6 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
-    /// Start a relay and an agent on this machine and connect to it: the whole product in one command.
-    Demo {
-        /// Print one JSON object per line for every result and event.
-        #[arg(long)]
-        json: bool,
-    },
     /// Script catalog tooling: keys and signatures.
     Catalog {
         #[command(subcommand)]
@@ -185,9 +179,6 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             };
             block_on(Box::pin(async { Ok(connect(args).await?) }))
         }
-        Command::Demo { json } => block_on(Box::pin(async move {
-            Ok(sprijin_console::demo::demo(json).await?)
-        })),
         Command::Catalog { command } => {
             use sprijin_console::catalog_tool;
             match command {

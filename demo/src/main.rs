@@ -1,0 +1,47 @@
+//! `sprijin-demo`: a relay, an agent and a console on this machine, the whole
+//! product in one command.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Sprijin demo: start a relay and an agent on this machine and connect to it with the console, the whole product in one command"
+)]
+struct Cli {
+    /// Print one JSON object per line for every result and event.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            // The chain can hold the relay's or the agent's words.
+            eprintln!(
+                "error: {}",
+                sprijin_proto::text::clean_line(&format!("{e:#}"))
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<bool> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let result = runtime.block_on(sprijin_demo::demo(cli.json));
+    // The session's reader of standard input cannot be interrupted, so the
+    // runtime is shut down without waiting for it.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    Ok(result?)
+}
