@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use tokio::sync::watch;
 
-use super::chain::{MAX_LINE, RecordOut, io_error, rfc3339_utc, sha256_hex, sync_parent};
+use super::chain::{MAX_LINE, RecordOut, io_error, sha256_hex, sync_parent};
 use super::damage::{AuditError, Damage};
 use super::event::AuditEvent;
 use super::head::Head;
@@ -143,7 +143,7 @@ impl AuditLog {
         }
         let record = RecordOut {
             seq: self.next_seq,
-            time: rfc3339_utc(SystemTime::now()),
+            time: sprijin_proto::utc::rfc3339_millis(SystemTime::now()),
             prev: &self.head.hash,
             event: &event,
         };
