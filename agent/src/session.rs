@@ -18,10 +18,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sprijin_proto::catalog::{self, Catalog, Platform, SignedCatalog};
-use sprijin_proto::client::{ConnectError, RelayLink};
+use sprijin_proto::client::{ConnectError, LinkError, RelayLink};
 use sprijin_proto::code::{Password, SessionCode};
 use sprijin_proto::framing::FrameError;
-use sprijin_proto::message::control::{ClientMsg, ErrorFrame, RelayMsg, Role, Technician};
+use sprijin_proto::message::control::{ClientMsg, RelayMsg, Role, Technician};
 use sprijin_proto::message::script::RunStatus;
 use sprijin_proto::message::session::{AgentMsg, ConsoleMsg, Request, RequestId};
 use sprijin_proto::secure::{self, SecureError};
@@ -37,6 +37,7 @@ use crate::diag::Sampler;
 use crate::diag::{Thresholds, report_for};
 use crate::identity::{self, IdentifyError, Identity};
 use crate::script::catalog_memory;
+use crate::script::not_run::NotRun;
 use crate::script::runner::{self, RunEvent, RunSpec};
 
 /// How many messages may wait for the writer before producers slow down;
@@ -86,13 +87,12 @@ pub async fn share(
 
     let mut link = RelayLink::connect(&config.relay, config.relay_fingerprint, Role::Agent).await?;
     link.writer.write_msg(&ClientMsg::Open).await?;
-    let (nameplate, expires) = match link.reader.expect_msg::<RelayMsg>().await? {
+    let (nameplate, expires) = match link.answer().await? {
         RelayMsg::Opened {
             nameplate,
             expires_in_secs,
         } => (nameplate, expires_in_secs),
-        RelayMsg::Error(e) => return Err(AgentError::Relay(e)),
-        other => return Err(AgentError::Unexpected(format!("{other:?}"))),
+        other => return Err(LinkError::unexpected(&other).into()),
     };
     let code = SessionCode::new(nameplate, Password::generate());
     println!("code: {code}");
@@ -106,10 +106,9 @@ pub async fn share(
 
     tokio::pin!(stop);
     let technician = tokio::select! {
-        msg = link.reader.expect_msg::<RelayMsg>() => match msg? {
+        msg = link.answer() => match msg? {
             RelayMsg::Paired { technician: Some(t) } => t,
-            RelayMsg::Error(e) => return Err(AgentError::Relay(e)),
-            other => return Err(AgentError::Unexpected(format!("{other:?}"))),
+            other => return Err(LinkError::unexpected(&other).into()),
         },
         () = &mut stop => {
             println!("sharing stopped; the code no longer works");
@@ -613,7 +612,8 @@ async fn run_script(
     params: Vec<(String, String)>,
     mut stop: watch::Receiver<Option<StopReason>>,
 ) {
-    if let Err(reason) = approve_and_run(ctx, id, &script_id, &params, &mut stop).await {
+    if let Err(not_run) = approve_and_run(ctx, id, &script_id, &params, &mut stop).await {
+        let reason = not_run.to_string();
         let event = AuditEvent::RunRefused {
             run: u64::from(id),
             script: script_id,
@@ -634,7 +634,7 @@ async fn approve_and_run(
     script_id: &str,
     params: &[(String, String)],
     stop: &mut watch::Receiver<Option<StopReason>>,
-) -> Result<(), String> {
+) -> Result<(), NotRun> {
     let catalog = ctx
         .catalog
         .lock()
@@ -642,22 +642,22 @@ async fn approve_and_run(
         .clone();
     let Some(catalog) = catalog else {
         return Err(if ctx.config.trusted_keys.is_empty() {
-            "no trusted catalog key is configured on this machine, so no scripts can run"
-                .to_string()
+            NotRun::NoTrustedKey
         } else {
-            "no verified catalog in this session: the console must send a signed catalog first"
-                .to_string()
+            NotRun::NoCatalog
         });
     };
     let script = catalog
         .get(script_id)
-        .ok_or_else(|| format!("there is no script {script_id:?} in the signed catalog"))?;
+        .ok_or_else(|| NotRun::UnknownScript {
+            script: script_id.to_string(),
+        })?;
     if !Platform::current().is_some_and(|p| script.runs_on(p)) {
-        return Err(format!(
-            "script {script_id:?} is not made for this platform"
-        ));
+        return Err(NotRun::WrongPlatform {
+            script: script_id.to_string(),
+        });
     }
-    let args = script.bind(params).map_err(|e| format!("refused: {e}"))?;
+    let args = script.bind(params).map_err(NotRun::Params)?;
     let question = format!(
         "the technician asks to run a repair script:\n  {title}\n  {description}\n  risk: {risk}\n  command: {command}\n  stops after {timeout} s",
         title = clean_line(&script.title),
@@ -672,7 +672,7 @@ async fn approve_and_run(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .check_writable()
-        .map_err(|e| format!("nothing was run: {e}"))?;
+        .map_err(|e| NotRun::Unrecorded(e.into()))?;
     let mut withdrawn = None;
     let answer = ctx
         .consent
@@ -691,24 +691,31 @@ async fn approve_and_run(
         },
     )
     .await
-    .map_err(|e| format!("nothing was run: {e}"))?;
+    .map_err(NotRun::Unrecorded)?;
     if let Some(reason) = withdrawn {
         return Err(match reason {
-            StopReason::Technician => format!(
-                "the technician withdrew the run of {script_id} before the person answered; nothing was run"
-            ),
-            StopReason::SessionEnded(why) => format!(
-                "the run of {script_id} was withdrawn before the person answered ({why}); nothing was run"
-            ),
+            StopReason::Technician => NotRun::WithdrawnByTechnician {
+                script: script_id.to_string(),
+            },
+            StopReason::SessionEnded(why) => NotRun::WithdrawnAsSessionEnded {
+                script: script_id.to_string(),
+                why,
+            },
         });
     }
     if !answer.approved() {
-        return Err(not_approved(answer, script_id));
+        return Err(NotRun::NotApproved {
+            script: script_id.to_string(),
+            answer,
+        });
     }
     // A yes given just as the session ended does not start anything.
     let ended = stop.borrow().clone();
     if let Some(StopReason::SessionEnded(why)) = ended {
-        return Err(format!("the run of {script_id} was not started: {why}"));
+        return Err(NotRun::SessionEnded {
+            script: script_id.to_string(),
+            why,
+        });
     }
     // The run is on disk before it starts: if the agent dies mid-run, the
     // log still shows what was started and who approved it.
@@ -725,7 +732,7 @@ async fn approve_and_run(
         },
     )
     .await
-    .map_err(|e| format!("nothing was run: {e}"))?;
+    .map_err(NotRun::Unrecorded)?;
     println!("running {script_id} for the technician");
     ctx.send(AgentMsg::RunStarted {
         id,
@@ -773,32 +780,11 @@ async fn approve_and_run(
     Ok(())
 }
 
-/// Why a run did not start when the person did not say yes, as a sentence
-/// for the technician and the audit log.
-fn not_approved(answer: Answer, script_id: &str) -> String {
-    match answer {
-        Answer::NoInput => {
-            format!("nobody answered whether to run {script_id}: the agent's input is closed")
-        }
-        Answer::NoAnswer => format!("the person did not answer in time whether to run {script_id}"),
-        Answer::Withdrawn => {
-            format!("the run of {script_id} was withdrawn before the person answered")
-        }
-        Answer::No | Answer::Yes => format!("the person declined the run of {script_id}"),
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AgentError {
     #[error(transparent)]
-    Connect(#[from] ConnectError),
-    #[error("relay refused: {0}")]
-    Relay(ErrorFrame),
-    #[error("relay connection failed: {0}")]
-    Frame(#[from] FrameError),
-    #[error("unexpected message from the relay: {0}")]
-    Unexpected(String),
+    Link(#[from] LinkError),
     #[error(transparent)]
     Secure(SecureError),
     #[error(transparent)]
@@ -811,6 +797,18 @@ pub enum AgentError {
     Diag(#[from] crate::diag::DiagError),
     #[error(transparent)]
     Identify(IdentifyError),
+}
+
+impl From<ConnectError> for AgentError {
+    fn from(e: ConnectError) -> Self {
+        AgentError::Link(e.into())
+    }
+}
+
+impl From<FrameError> for AgentError {
+    fn from(e: FrameError) -> Self {
+        AgentError::Link(e.into())
+    }
 }
 
 // Kept for callers that show who connected.

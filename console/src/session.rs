@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use quinn::{Connection, Endpoint, RecvStream, SendStream};
-use sprijin_proto::client::{ConnectError, RelayLink};
+use sprijin_proto::client::{ConnectError, LinkError, RelayLink};
 use sprijin_proto::code::SessionCode;
 use sprijin_proto::framing::{FrameError, FrameReader, FrameWriter};
-use sprijin_proto::message::control::{ClientMsg, ErrorFrame, RelayMsg, Role};
+use sprijin_proto::message::control::{ClientMsg, RelayMsg, Role};
 use sprijin_proto::message::session::{AgentMsg, ConsoleMsg, Request, RequestId};
 use sprijin_proto::secure::{self, Established, SecureError};
 use sprijin_proto::text::clean_line;
@@ -118,15 +118,9 @@ impl Session {
                 token: opts.token.clone(),
             })
             .await?;
-        match link.reader.expect_msg::<RelayMsg>().await {
-            Ok(RelayMsg::Paired { .. }) => {}
-            Ok(RelayMsg::Error(e)) => return Err(SessionError::Relay(e)),
-            Ok(other) => {
-                return Err(SessionError::Protocol(format!(
-                    "unexpected message from the relay: {other:?}"
-                )));
-            }
-            Err(e) => return Err(e.into()),
+        match link.answer().await? {
+            RelayMsg::Paired { .. } => {}
+            other => return Err(LinkError::unexpected(&other).into()),
         }
         let opened = Self::handshake(code, credential, link.reader, link.writer).await;
         let (established, host, identity) = match opened {
@@ -360,11 +354,7 @@ impl Session {
 #[non_exhaustive]
 pub enum SessionError {
     #[error(transparent)]
-    Connect(#[from] ConnectError),
-    #[error("relay refused: {0}")]
-    Relay(ErrorFrame),
-    #[error("relay connection failed: {0}")]
-    Frame(#[from] FrameError),
+    Link(#[from] LinkError),
     #[error(
         "the code was wrong: the person's agent has a different code, and this one no longer works; ask the person to start again and read out the new code"
     )]
@@ -379,4 +369,16 @@ pub enum SessionError {
     Secure(SecureError),
     #[error("protocol error: {0}")]
     Protocol(String),
+}
+
+impl From<ConnectError> for SessionError {
+    fn from(e: ConnectError) -> Self {
+        SessionError::Link(e.into())
+    }
+}
+
+impl From<FrameError> for SessionError {
+    fn from(e: FrameError) -> Self {
+        SessionError::Link(e.into())
+    }
 }

@@ -80,8 +80,7 @@ impl Relay {
         config.limits.validate()?;
         let identity = Identity::load(&config.identity)?;
         let fingerprint = identity.fingerprint();
-        let server = tls::server_config(identity.cert, identity.key)
-            .map_err(|e| RelayError::Tls(e.to_string()))?;
+        let server = tls::server_config(identity.cert, identity.key).map_err(RelayError::Tls)?;
         let bind_error = |e: std::io::Error| RelayError::Bind {
             addr: config.listen,
             reason: e.to_string(),
@@ -219,8 +218,7 @@ async fn handle(
     let handshake = shared.config.limits.handshake_timeout;
     let connection = tokio::time::timeout(handshake, incoming)
         .await
-        .map_err(|_| RelayError::Timeout)?
-        .map_err(|e| RelayError::Peer(e.to_string()))?;
+        .map_err(|_| RelayError::Timeout)??;
     let watch = connection.clone();
     let result = serve_connection(connection, shared, key, slot).await;
     if watch.close_reason().as_ref().is_some_and(broke_limits) {
@@ -250,7 +248,7 @@ async fn serve_connection(
 ) -> Result<(), RelayError> {
     let handshake = shared.config.limits.handshake_timeout;
     let (send, recv) = match tokio::time::timeout(handshake, connection.accept_bi()).await {
-        Ok(stream) => stream.map_err(|e| RelayError::Peer(e.to_string()))?,
+        Ok(stream) => stream?,
         Err(_) => {
             // No stream to put an error frame on: say it in the close reason.
             shared.metrics.refused(ErrorCode::Timeout);
@@ -413,8 +411,7 @@ async fn agent(
             .write_msg(&RelayMsg::Paired {
                 technician: Some(technician),
             })
-            .await
-            .map_err(|e| RelayError::Peer(e.to_string()))?;
+            .await?;
         info!("paired");
         shared.metrics.sessions.inc();
         shared.metrics.sessions_active.inc();
@@ -527,8 +524,7 @@ async fn console(
     };
     writer
         .write_msg(&RelayMsg::Paired { technician: None })
-        .await
-        .map_err(|e| RelayError::Peer(e.to_string()))?;
+        .await?;
     let claim = Claimed {
         technician,
         console: Side {
@@ -578,11 +574,13 @@ pub enum RelayError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("cannot set up tls: {0}")]
-    Tls(String),
+    Tls(#[source] tls::TlsError),
     #[error("cannot listen on {addr}: {reason}")]
     Bind { addr: SocketAddr, reason: String },
     #[error("peer did not finish the handshake in time")]
     Timeout,
     #[error("peer connection failed: {0}")]
-    Peer(String),
+    Peer(#[from] ConnectionError),
+    #[error("peer connection failed: {0}")]
+    PeerStream(#[from] FrameError),
 }

@@ -1,4 +1,6 @@
-//! Repair scripts: catalog verification and the runner.
+//! Repair scripts: catalog verification, why a run did not start, and the
+//! runner.
 
 pub mod catalog_memory;
+pub mod not_run;
 pub mod runner;
