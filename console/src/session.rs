@@ -21,6 +21,7 @@ use sprijin_proto::secure::{self, Established, SecureError};
 use sprijin_proto::text::clean_line;
 use sprijin_proto::tls::Fingerprint;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 
 use crate::credential_tool::HeldCredential;
 
@@ -87,6 +88,8 @@ pub struct Session {
     audit_head: watch::Receiver<Option<AuditHead>>,
     next_id: AtomicU32,
     writer: tokio::task::JoinHandle<()>,
+    /// The reader of the agent's messages.
+    tasks: JoinSet<()>,
     // Kept so the connection lives as long as the session.
     connection: Connection,
     endpoint: Endpoint,
@@ -152,7 +155,10 @@ impl Session {
         let (ended_tx, ended) = watch::channel(None);
         let (head_tx, audit_head) = watch::channel(None);
         let routes = pending.clone();
-        tokio::spawn(async move {
+        // The reader belongs to the session: closing it waits for the
+        // reader, and dropping it stops the reader.
+        let mut tasks = JoinSet::new();
+        tasks.spawn(async move {
             let reason = loop {
                 match reader.recv::<AgentMsg>().await {
                     Ok(Some(AgentMsg::Bye { reason })) => break reason,
@@ -207,6 +213,7 @@ impl Session {
             audit_head,
             next_id: AtomicU32::new(1),
             writer,
+            tasks,
             connection: link.connection,
             endpoint: link.endpoint,
         })
@@ -347,6 +354,13 @@ impl Session {
         self.connection.close(0u32.into(), b"bye");
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.endpoint.wait_idle())
             .await;
+        // With the connection closed the reader ends at once; one still
+        // running after that is stopped when `tasks` is dropped.
+        let mut tasks = self.tasks;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
     }
 }
 

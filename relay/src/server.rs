@@ -22,6 +22,7 @@ use sprijin_proto::message::control::{
     version_mismatch,
 };
 use sprijin_proto::tls::{self, Fingerprint};
+use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::config::{ConfigError, RelayConfig};
@@ -150,23 +151,33 @@ impl Relay {
                 }
             })
         };
+        // Every connection's handler belongs to the relay: on shutdown the
+        // relay waits for them, and stops those still running after that.
+        let mut handlers = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 incoming = self.endpoint.accept() => {
                     let Some(incoming) = incoming else { break };
-                    self.admit(incoming);
+                    self.admit(incoming, &mut handlers);
                 }
+                // Finished handlers are collected as they end.
+                Some(_) = handlers.join_next(), if !handlers.is_empty() => {}
                 () = &mut shutdown => break,
             }
         }
         info!("relay shutting down");
         sweeper.abort();
         self.endpoint.close(0u32.into(), b"relay shutting down");
-        let _ = tokio::time::timeout(LINGER, self.endpoint.wait_idle()).await;
+        let _ = tokio::time::timeout(LINGER, async {
+            self.endpoint.wait_idle().await;
+            while handlers.join_next().await.is_some() {}
+        })
+        .await;
+        handlers.shutdown().await;
     }
 
-    fn admit(&self, incoming: Incoming) {
+    fn admit(&self, incoming: Incoming, handlers: &mut JoinSet<()>) {
         let limits = &self.shared.config.limits;
         if self.endpoint.open_connections() >= limits.max_connections {
             self.shared.metrics.refused(ErrorCode::Busy);
@@ -194,7 +205,7 @@ impl Relay {
             return;
         };
         let shared = self.shared.clone();
-        tokio::spawn(
+        handlers.spawn(
             async move {
                 shared.metrics.connections.inc();
                 shared.metrics.connections_open.inc();
