@@ -324,83 +324,9 @@ pub fn shorten(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::diag::{
-        Cpu, Disk, Evidence, Host, LoadAverage, Memory, NetworkInterface, Processes, Severity,
-        Swap, Temperature,
-    };
+    use crate::message::diag::{Evidence, Severity, Temperature, sample_snapshot as snapshot};
 
     const GIB: u64 = 1 << 30;
-
-    fn snapshot() -> Snapshot {
-        Snapshot {
-            taken_at_ms: 1_700_000_000_000,
-            host: Host {
-                name: "desk-12".into(),
-                os_name: "Debian GNU/Linux".into(),
-                os_version: "12".into(),
-                kernel: "6.1.0-18-amd64".into(),
-                arch: "x86_64".into(),
-                uptime_secs: 4 * 86_400 + 3 * 3_600 + 59,
-                boot_time_secs: 0,
-            },
-            cpu: Cpu {
-                model: "Example CPU".into(),
-                physical_cores: Some(4),
-                logical_cores: 8,
-                usage_percent: 12.5,
-                per_core_percent: vec![12.5; 8],
-                load_average: LoadAverage {
-                    one: 1.0,
-                    five: 0.5,
-                    fifteen: 0.25,
-                },
-            },
-            memory: Memory {
-                total_bytes: 16 * GIB,
-                used_bytes: 4 * GIB,
-                available_bytes: 12 * GIB,
-            },
-            swap: Swap {
-                total_bytes: 2 * GIB,
-                used_bytes: GIB / 2,
-            },
-            disks: vec![Disk {
-                mount_point: "/".into(),
-                device: "/dev/sda1".into(),
-                file_system: "ext4".into(),
-                total_bytes: 100 * GIB,
-                available_bytes: 2 * GIB,
-                ..Disk::default()
-            }],
-            networks: vec![NetworkInterface {
-                name: "eth0".into(),
-                addresses: vec!["192.168.1.20/24".into()],
-                bytes_in: 3 * GIB,
-                ..NetworkInterface::default()
-            }],
-            processes: Processes {
-                count: 120,
-                zombies: 1,
-                top_cpu: vec![ProcessInfo {
-                    pid: 4242,
-                    name: "spin".into(),
-                    command: "spin --forever".into(),
-                    user: Some("ana".into()),
-                    cpu_percent: 99.5,
-                    memory_bytes: 3 * 1024 * 1024,
-                    start_time_secs: 0,
-                    status: "Runnable".into(),
-                }],
-                top_memory: vec![],
-            },
-            temperatures: vec![Temperature {
-                label: "Package id 0".into(),
-                celsius: 61.0,
-                critical_celsius: Some(100.0),
-            }],
-            users: vec!["ana".into()],
-        }
-    }
 
     fn finding(id: &str, severity: Severity) -> Finding {
         Finding {
