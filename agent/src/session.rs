@@ -17,7 +17,7 @@ use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sprijin_proto::catalog::{self, Catalog, Platform, SignedCatalog};
+use sprijin_proto::catalog::{self, Catalog, Platform, ScriptId, SignedCatalog};
 use sprijin_proto::client::{ConnectError, LinkError, RelayLink};
 use sprijin_proto::code::{Password, SessionCode};
 use sprijin_proto::framing::FrameError;
@@ -608,7 +608,7 @@ async fn accept_catalog(ctx: &Ctx, id: RequestId, signed: SignedCatalog) {
 async fn run_script(
     ctx: &Ctx,
     id: RequestId,
-    script_id: String,
+    script_id: ScriptId,
     params: Vec<(String, String)>,
     mut stop: watch::Receiver<Option<StopReason>>,
 ) {
@@ -616,7 +616,7 @@ async fn run_script(
         let reason = not_run.to_string();
         let event = AuditEvent::RunRefused {
             run: u64::from(id),
-            script: script_id,
+            script: script_id.to_string(),
             reason: reason.clone(),
         };
         if let Err(e) = record(&ctx.audit, event).await {
@@ -631,7 +631,7 @@ async fn run_script(
 async fn approve_and_run(
     ctx: &Ctx,
     id: RequestId,
-    script_id: &str,
+    script_id: &ScriptId,
     params: &[(String, String)],
     stop: &mut watch::Receiver<Option<StopReason>>,
 ) -> Result<(), NotRun> {
@@ -648,7 +648,7 @@ async fn approve_and_run(
         });
     };
     let script = catalog
-        .get(script_id)
+        .get(script_id.as_str())
         .ok_or_else(|| NotRun::UnknownScript {
             script: script_id.to_string(),
         })?;
@@ -763,7 +763,7 @@ async fn approve_and_run(
         stopped_by = Some(stop_requested(stop).await);
     };
     let (end, ()) = tokio::join!(runner::run(spec, events_tx, cancelled), forward);
-    let mut event = AuditEvent::run_end(u64::from(id), script_id, &end);
+    let mut event = AuditEvent::run_end(u64::from(id), script_id.as_str(), &end);
     match (&end.status, stopped_by) {
         (RunStatus::Cancelled, Some(StopReason::SessionEnded(why))) => {
             println!("{script_id} was stopped: {why}");

@@ -281,7 +281,7 @@ fn a_signed_pattern_that_escapes_its_anchors_is_refused_by_the_agent() {
         };
         let (_, mut replies) = session
             .request(Request::Run {
-                script: "hello".into(),
+                script: "hello".parse().unwrap(),
                 params: vec![("word".into(), "a;reboot".into())],
             })
             .await

@@ -245,7 +245,7 @@ fn an_unsigned_catalog_is_refused_by_the_console_and_by_the_agent() {
         }
         let (_, mut replies) = session
             .request(Request::Run {
-                script: "echo-test".into(),
+                script: "echo-test".parse().unwrap(),
                 params: vec![("word".into(), "hello".into())],
             })
             .await
@@ -437,7 +437,7 @@ async fn refused_run(
 ) -> String {
     let (_, mut replies) = session
         .request(Request::Run {
-            script: script.into(),
+            script: script.parse().unwrap(),
             params: params
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -660,7 +660,7 @@ fn a_cancelled_run_is_stopped_with_its_children_and_the_session_goes_on() {
         send_catalog(&session, signed).await;
         let (run, mut replies) = session
             .request(Request::Run {
-                script: "hang-long".into(),
+                script: "hang-long".parse().unwrap(),
                 params: vec![("pidfile".into(), pidfile_arg)],
             })
             .await

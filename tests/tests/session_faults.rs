@@ -407,7 +407,7 @@ fn cancel_withdraws_a_question_still_on_the_screen() {
         ));
         let (run, mut replies) = session
             .request(Request::Run {
-                script: "slow".into(),
+                script: "slow".parse().unwrap(),
                 params: vec![("dir".into(), dir_arg)],
             })
             .await
@@ -550,7 +550,7 @@ fn a_request_id_already_in_use_is_refused_and_the_first_run_can_still_be_cancell
     let mut agent = AgentProc::start(&relay, &["y"], &["--trusted-key", cat.public_arg()]);
     let signed = catalog_tool::load(&cat.dir).unwrap();
     let run = Request::Run {
-        script: "slow".into(),
+        script: "slow".parse().unwrap(),
         params: vec![("dir".into(), dir.display().to_string())],
     };
     let agent_stdout = agent.proc.stdout.clone();
@@ -833,7 +833,7 @@ fn a_yes_typed_before_the_question_does_not_approve_the_run() {
             AgentMsg::CatalogAccepted { .. }
         ));
         let hello = || Request::Run {
-            script: "hello".into(),
+            script: "hello".parse().unwrap(),
             params: vec![],
         };
         // The early yes must not answer this: the question times out.
