@@ -2,7 +2,6 @@
 //! how one line links to the one before it, and the plain helpers both
 //! need (hashing, time stamps, reading a line at a time under a bound).
 
-use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
@@ -151,13 +150,7 @@ pub(super) fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Err
 
 /// Syncs the folder holding `path`, so a newly created file survives a crash.
 pub(super) fn sync_parent(path: &Path) -> Result<(), AuditError> {
-    let parent = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    File::open(parent)
-        .and_then(|dir| dir.sync_all())
-        .map_err(io_error("sync the folder of", path))
+    crate::folder::sync(path).map_err(io_error("sync the folder of", path))
 }
 
 pub(super) fn sha256_hex(bytes: &[u8]) -> String {
