@@ -5,13 +5,15 @@
 //! `session` drives one sharing session; `consent` asks the person; `diag`
 //! samples the machine and draws findings; `script` runs approved scripts;
 //! `audit` records every decision before it takes effect; `identity` decides
-//! how the technician's name is shown.
+//! how the technician's name is shown; `folder` makes and syncs the folders
+//! that hold the agent's files.
 #![forbid(unsafe_code)]
 
 pub mod audit;
 pub mod config;
 pub mod consent;
 pub mod diag;
+pub mod folder;
 pub mod identity;
 pub mod script;
 pub mod session;

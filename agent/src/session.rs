@@ -17,13 +17,11 @@ use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sprijin_proto::catalog::{self, Catalog, Platform, SignedCatalog};
-use sprijin_proto::client::{ConnectError, RelayLink};
+use sprijin_proto::catalog::{self, Catalog, Platform, ScriptId, SignedCatalog};
+use sprijin_proto::client::{ConnectError, LinkError, RelayLink};
 use sprijin_proto::code::{Password, SessionCode};
 use sprijin_proto::framing::FrameError;
-use sprijin_proto::message::control::{
-    ClientMsg, ErrorFrame, RelayMsg, Role, Technician, close_code,
-};
+use sprijin_proto::message::control::{ClientMsg, RelayMsg, Role, Technician, close_code};
 use sprijin_proto::message::script::RunStatus;
 use sprijin_proto::message::session::{AgentMsg, ConsoleMsg, Request, RequestId};
 use sprijin_proto::secure::{self, SecureError};
@@ -39,6 +37,7 @@ use crate::diag::Sampler;
 use crate::diag::{Thresholds, report_for};
 use crate::identity::{self, IdentifyError, Identity};
 use crate::script::catalog_memory;
+use crate::script::not_run::NotRun;
 use crate::script::runner::{self, RunEvent, RunSpec};
 
 /// How many messages may wait for the writer before producers slow down;
@@ -88,13 +87,12 @@ pub async fn share(
 
     let mut link = RelayLink::connect(&config.relay, config.relay_fingerprint, Role::Agent).await?;
     link.writer.write_msg(&ClientMsg::Open).await?;
-    let (nameplate, expires) = match link.reader.expect_msg::<RelayMsg>().await? {
+    let (nameplate, expires) = match link.answer().await? {
         RelayMsg::Opened {
             nameplate,
             expires_in_secs,
         } => (nameplate, expires_in_secs),
-        RelayMsg::Error(e) => return Err(AgentError::Relay(e)),
-        other => return Err(AgentError::Unexpected(format!("{other:?}"))),
+        other => return Err(LinkError::unexpected(&other).into()),
     };
     let code = SessionCode::new(nameplate, Password::generate());
     println!("code: {code}");
@@ -108,10 +106,9 @@ pub async fn share(
 
     tokio::pin!(stop);
     let technician = tokio::select! {
-        msg = link.reader.expect_msg::<RelayMsg>() => match msg? {
+        msg = link.answer() => match msg? {
             RelayMsg::Paired { technician: Some(t) } => t,
-            RelayMsg::Error(e) => return Err(AgentError::Relay(e)),
-            other => return Err(AgentError::Unexpected(format!("{other:?}"))),
+            other => return Err(LinkError::unexpected(&other).into()),
         },
         () = &mut stop => {
             println!("sharing stopped; the code no longer works");
@@ -616,14 +613,15 @@ async fn accept_catalog(ctx: &Ctx, id: RequestId, signed: SignedCatalog) {
 async fn run_script(
     ctx: &Ctx,
     id: RequestId,
-    script_id: String,
+    script_id: ScriptId,
     params: Vec<(String, String)>,
     mut stop: watch::Receiver<Option<StopReason>>,
 ) {
-    if let Err(reason) = approve_and_run(ctx, id, &script_id, &params, &mut stop).await {
+    if let Err(not_run) = approve_and_run(ctx, id, &script_id, &params, &mut stop).await {
+        let reason = not_run.to_string();
         let event = AuditEvent::RunRefused {
             run: u64::from(id),
-            script: script_id,
+            script: script_id.to_string(),
             reason: reason.clone(),
         };
         if let Err(e) = record(&ctx.audit, event).await {
@@ -638,10 +636,10 @@ async fn run_script(
 async fn approve_and_run(
     ctx: &Ctx,
     id: RequestId,
-    script_id: &str,
+    script_id: &ScriptId,
     params: &[(String, String)],
     stop: &mut watch::Receiver<Option<StopReason>>,
-) -> Result<(), String> {
+) -> Result<(), NotRun> {
     let catalog = ctx
         .catalog
         .lock()
@@ -649,22 +647,22 @@ async fn approve_and_run(
         .clone();
     let Some(catalog) = catalog else {
         return Err(if ctx.config.trusted_keys.is_empty() {
-            "no trusted catalog key is configured on this machine, so no scripts can run"
-                .to_string()
+            NotRun::NoTrustedKey
         } else {
-            "no verified catalog in this session: the console must send a signed catalog first"
-                .to_string()
+            NotRun::NoCatalog
         });
     };
     let script = catalog
-        .get(script_id)
-        .ok_or_else(|| format!("there is no script {script_id:?} in the signed catalog"))?;
+        .get(script_id.as_str())
+        .ok_or_else(|| NotRun::UnknownScript {
+            script: script_id.to_string(),
+        })?;
     if !Platform::current().is_some_and(|p| script.runs_on(p)) {
-        return Err(format!(
-            "script {script_id:?} is not made for this platform"
-        ));
+        return Err(NotRun::WrongPlatform {
+            script: script_id.to_string(),
+        });
     }
-    let args = script.bind(params).map_err(|e| format!("refused: {e}"))?;
+    let args = script.bind(params).map_err(NotRun::Params)?;
     let question = format!(
         "the technician asks to run a repair script:\n  {title}\n  {description}\n  risk: {risk}\n  command: {command}\n  stops after {timeout} s",
         title = clean_line(&script.title),
@@ -679,7 +677,7 @@ async fn approve_and_run(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .check_writable()
-        .map_err(|e| format!("nothing was run: {e}"))?;
+        .map_err(|e| NotRun::Unrecorded(e.into()))?;
     let mut withdrawn = None;
     let answer = ctx
         .consent
@@ -698,24 +696,31 @@ async fn approve_and_run(
         },
     )
     .await
-    .map_err(|e| format!("nothing was run: {e}"))?;
+    .map_err(NotRun::Unrecorded)?;
     if let Some(reason) = withdrawn {
         return Err(match reason {
-            StopReason::Technician => format!(
-                "the technician withdrew the run of {script_id} before the person answered; nothing was run"
-            ),
-            StopReason::SessionEnded(why) => format!(
-                "the run of {script_id} was withdrawn before the person answered ({why}); nothing was run"
-            ),
+            StopReason::Technician => NotRun::WithdrawnByTechnician {
+                script: script_id.to_string(),
+            },
+            StopReason::SessionEnded(why) => NotRun::WithdrawnAsSessionEnded {
+                script: script_id.to_string(),
+                why,
+            },
         });
     }
     if !answer.approved() {
-        return Err(not_approved(answer, script_id));
+        return Err(NotRun::NotApproved {
+            script: script_id.to_string(),
+            answer,
+        });
     }
     // A yes given just as the session ended does not start anything.
     let ended = stop.borrow().clone();
     if let Some(StopReason::SessionEnded(why)) = ended {
-        return Err(format!("the run of {script_id} was not started: {why}"));
+        return Err(NotRun::SessionEnded {
+            script: script_id.to_string(),
+            why,
+        });
     }
     // The run is on disk before it starts: if the agent dies mid-run, the
     // log still shows what was started and who approved it.
@@ -732,7 +737,7 @@ async fn approve_and_run(
         },
     )
     .await
-    .map_err(|e| format!("nothing was run: {e}"))?;
+    .map_err(NotRun::Unrecorded)?;
     println!("running {script_id} for the technician");
     ctx.send(AgentMsg::RunStarted {
         id,
@@ -763,7 +768,7 @@ async fn approve_and_run(
         stopped_by = Some(stop_requested(stop).await);
     };
     let (end, ()) = tokio::join!(runner::run(spec, events_tx, cancelled), forward);
-    let mut event = AuditEvent::run_end(u64::from(id), script_id, &end);
+    let mut event = AuditEvent::run_end(u64::from(id), script_id.as_str(), &end);
     match (&end.status, stopped_by) {
         (RunStatus::Cancelled, Some(StopReason::SessionEnded(why))) => {
             println!("{script_id} was stopped: {why}");
@@ -780,32 +785,11 @@ async fn approve_and_run(
     Ok(())
 }
 
-/// Why a run did not start when the person did not say yes, as a sentence
-/// for the technician and the audit log.
-fn not_approved(answer: Answer, script_id: &str) -> String {
-    match answer {
-        Answer::NoInput => {
-            format!("nobody answered whether to run {script_id}: the agent's input is closed")
-        }
-        Answer::NoAnswer => format!("the person did not answer in time whether to run {script_id}"),
-        Answer::Withdrawn => {
-            format!("the run of {script_id} was withdrawn before the person answered")
-        }
-        Answer::No | Answer::Yes => format!("the person declined the run of {script_id}"),
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AgentError {
     #[error(transparent)]
-    Connect(#[from] ConnectError),
-    #[error("relay refused: {0}")]
-    Relay(ErrorFrame),
-    #[error("relay connection failed: {0}")]
-    Frame(#[from] FrameError),
-    #[error("unexpected message from the relay: {0}")]
-    Unexpected(String),
+    Link(#[from] LinkError),
     #[error(transparent)]
     Secure(SecureError),
     #[error(transparent)]
@@ -818,6 +802,18 @@ pub enum AgentError {
     Diag(#[from] crate::diag::DiagError),
     #[error(transparent)]
     Identify(IdentifyError),
+}
+
+impl From<ConnectError> for AgentError {
+    fn from(e: ConnectError) -> Self {
+        AgentError::Link(e.into())
+    }
+}
+
+impl From<FrameError> for AgentError {
+    fn from(e: FrameError) -> Self {
+        AgentError::Link(e.into())
+    }
 }
 
 // Kept for callers that show who connected.

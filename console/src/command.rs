@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use sprijin_proto::catalog::{CatalogError, ScriptId};
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Diag,
@@ -12,7 +14,7 @@ pub enum Command {
     Processes,
     Scripts,
     Run {
-        script: String,
+        script: ScriptId,
         params: Vec<(String, String)>,
     },
     Cancel {
@@ -79,7 +81,7 @@ impl FromStr for Command {
                     })
                     .collect::<Result<_, _>>()?;
                 Ok(Command::Run {
-                    script: script.clone(),
+                    script: script.parse()?,
                     params,
                 })
             }
@@ -97,6 +99,8 @@ pub enum CommandError {
     Unknown(String),
     #[error("{0} takes no arguments")]
     ExtraArguments(String),
+    #[error(transparent)]
+    Script(#[from] CatalogError),
     #[error("usage: {0}")]
     Usage(&'static str),
     #[error("{0:?} is not KEY=VALUE: give script parameters as KEY=VALUE")]
@@ -116,14 +120,14 @@ mod tests {
         assert_eq!(
             "run restart-unit unit=nginx.service".parse(),
             Ok(Command::Run {
-                script: "restart-unit".into(),
+                script: "restart-unit".parse().unwrap(),
                 params: vec![("unit".into(), "nginx.service".into())]
             })
         );
         assert_eq!(
             "run echo-test 'word=a; rm -rf /'".parse(),
             Ok(Command::Run {
-                script: "echo-test".into(),
+                script: "echo-test".parse().unwrap(),
                 params: vec![("word".into(), "a; rm -rf /".into())]
             })
         );

@@ -11,6 +11,7 @@ use sprijin_proto::message::session::{AgentMsg, RequestId};
 use sprijin_proto::text::clean_line;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use crate::command::Command;
 use crate::credential_tool::HeldCredential;
@@ -166,6 +167,8 @@ async fn interactive(driver: &mut Driver) -> bool {
     // answers ended before the run did.
     let (run_tx, mut run_rx) = mpsc::channel::<(RequestId, Option<AgentMsg>)>(64);
     let mut running: BTreeSet<RequestId> = BTreeSet::new();
+    // The tasks passing each run's answers on; they stop when this returns.
+    let mut forwards = JoinSet::new();
     // A command (`None`: the end of input) waiting for the runs to end;
     // nothing more is read meanwhile.
     let mut waiting: Option<Option<Command>> = None;
@@ -230,7 +233,8 @@ async fn interactive(driver: &mut Driver) -> bool {
             Command::Run { script, params } => match driver.start_run(script, params).await {
                 Ok((id, replies)) => {
                     running.insert(id);
-                    tokio::spawn(forward_run(id, replies, run_tx.clone()));
+                    while forwards.try_join_next().is_some() {}
+                    forwards.spawn(forward_run(id, replies, run_tx.clone()));
                 }
                 Err(e) => {
                     driver.report_error(&e);

@@ -324,7 +324,7 @@ impl Driver {
     /// Runs a script to its end, showing its output as it comes.
     async fn run(
         &mut self,
-        script: String,
+        script: ScriptId,
         params: Vec<(String, String)>,
     ) -> Result<(), DriverError> {
         let (id, mut replies) = self.start_run(script, params).await?;
@@ -349,18 +349,14 @@ impl Driver {
     /// arrive on the returned channel, for [`Driver::run_message`].
     pub async fn start_run(
         &mut self,
-        script: String,
+        script: ScriptId,
         params: Vec<(String, String)>,
     ) -> Result<(RequestId, Replies), DriverError> {
         // Check locally first, so a typo never reaches the person's screen.
         if let Some(cat) = &self.catalog {
-            let Some(s) = cat.scripts.get(
-                &script
-                    .parse::<ScriptId>()
-                    .map_err(|e| DriverError::Refused(e.to_string()))?,
-            ) else {
+            let Some(s) = cat.scripts.get(&script) else {
                 return Err(DriverError::Refused(format!(
-                    "there is no script {script:?} in the catalog; type scripts for the list"
+                    "there is no script \"{script}\" in the catalog; type scripts for the list"
                 )));
             };
             s.bind(&params)
@@ -373,7 +369,7 @@ impl Driver {
                 params: params.clone(),
             })
             .await?;
-        self.record.run_requested(id, &script, &params);
+        self.record.run_requested(id, script.as_str(), &params);
         self.emit(
             format!("run {id}: asking the person to approve {script}..."),
             json!({"event": "run_requested", "run": id, "script": script}),

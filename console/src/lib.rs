@@ -5,8 +5,9 @@
 //! parses what the technician types; `driver` runs commands and shows the
 //! results; `output` shows a run's output, made safe for a terminal or exact
 //! for `--json`; `report` keeps the session record and writes Markdown;
-//! `connect` and `demo` are the two ways in (`config` is connect's config file); `catalog_tool` is the catalog
-//! key and signing tooling; `credential_tool` issues and loads technician
+//! `connect` is the way in (`config` is its config file; the demo, in its
+//! own package, uses `connect` too); `catalog_tool` is the catalog key and
+//! signing tooling; `credential_tool` issues and loads technician
 //! credentials.
 #![forbid(unsafe_code)]
 
@@ -15,7 +16,6 @@ pub mod command;
 pub mod config;
 pub mod connect;
 pub mod credential_tool;
-pub mod demo;
 pub mod driver;
 pub mod log;
 pub mod output;

@@ -62,12 +62,6 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
-    /// Start a relay and an agent on this machine and connect to it: the whole product in one command.
-    Demo {
-        /// Print one JSON object per line for every result and event.
-        #[arg(long)]
-        json: bool,
-    },
     /// Script catalog tooling: keys and signatures.
     Catalog {
         #[command(subcommand)]
@@ -224,9 +218,6 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                 .with_context(|| format!("cannot write man pages to {}", args.dir.display()))?;
             Ok(true)
         }
-        Command::Demo { json } => block_on(Box::pin(async move {
-            Ok(sprijin_console::demo::demo(json).await?)
-        })),
         Command::Catalog { command } => {
             use sprijin_console::catalog_tool;
             match command {

@@ -12,15 +12,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use quinn::{Connection, Endpoint, RecvStream, SendStream};
-use sprijin_proto::client::{ConnectError, RelayLink};
+use sprijin_proto::client::{ConnectError, LinkError, RelayLink};
 use sprijin_proto::code::SessionCode;
 use sprijin_proto::framing::{FrameError, FrameReader, FrameWriter};
-use sprijin_proto::message::control::{ClientMsg, ErrorFrame, RelayMsg, Role};
+use sprijin_proto::message::control::{ClientMsg, RelayMsg, Role};
 use sprijin_proto::message::session::{AgentMsg, ConsoleMsg, Request, RequestId};
 use sprijin_proto::secure::{self, Established, SecureError};
 use sprijin_proto::text::clean_line;
 use sprijin_proto::tls::Fingerprint;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 
 use crate::credential_tool::HeldCredential;
 
@@ -87,6 +88,8 @@ pub struct Session {
     audit_head: watch::Receiver<Option<AuditHead>>,
     next_id: AtomicU32,
     writer: tokio::task::JoinHandle<()>,
+    /// The reader of the agent's messages.
+    tasks: JoinSet<()>,
     // Kept so the connection lives as long as the session.
     connection: Connection,
     endpoint: Endpoint,
@@ -118,15 +121,9 @@ impl Session {
                 token: opts.token.clone(),
             })
             .await?;
-        match link.reader.expect_msg::<RelayMsg>().await {
-            Ok(RelayMsg::Paired { .. }) => {}
-            Ok(RelayMsg::Error(e)) => return Err(SessionError::Relay(e)),
-            Ok(other) => {
-                return Err(SessionError::Protocol(format!(
-                    "unexpected message from the relay: {other:?}"
-                )));
-            }
-            Err(e) => return Err(e.into()),
+        match link.answer().await? {
+            RelayMsg::Paired { .. } => {}
+            other => return Err(LinkError::unexpected(&other).into()),
         }
         let opened = Self::handshake(code, credential, link.reader, link.writer).await;
         let (established, host, identity) = match opened {
@@ -158,7 +155,10 @@ impl Session {
         let (ended_tx, ended) = watch::channel(None);
         let (head_tx, audit_head) = watch::channel(None);
         let routes = pending.clone();
-        tokio::spawn(async move {
+        // The reader belongs to the session: closing it waits for the
+        // reader, and dropping it stops the reader.
+        let mut tasks = JoinSet::new();
+        tasks.spawn(async move {
             let reason = loop {
                 match reader.recv::<AgentMsg>().await {
                     Ok(Some(AgentMsg::Bye { reason })) => break reason,
@@ -213,6 +213,7 @@ impl Session {
             audit_head,
             next_id: AtomicU32::new(1),
             writer,
+            tasks,
             connection: link.connection,
             endpoint: link.endpoint,
         })
@@ -353,6 +354,13 @@ impl Session {
         self.connection.close(0u32.into(), b"bye");
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.endpoint.wait_idle())
             .await;
+        // With the connection closed the reader ends at once; one still
+        // running after that is stopped when `tasks` is dropped.
+        let mut tasks = self.tasks;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
     }
 }
 
@@ -360,11 +368,7 @@ impl Session {
 #[non_exhaustive]
 pub enum SessionError {
     #[error(transparent)]
-    Connect(#[from] ConnectError),
-    #[error("relay refused: {0}")]
-    Relay(ErrorFrame),
-    #[error("relay connection failed: {0}")]
-    Frame(#[from] FrameError),
+    Link(#[from] LinkError),
     #[error(
         "the code was wrong: the person's agent has a different code, and this one no longer works; ask the person to start again and read out the new code"
     )]
@@ -379,4 +383,16 @@ pub enum SessionError {
     Secure(SecureError),
     #[error("protocol error: {0}")]
     Protocol(String),
+}
+
+impl From<ConnectError> for SessionError {
+    fn from(e: ConnectError) -> Self {
+        SessionError::Link(e.into())
+    }
+}
+
+impl From<FrameError> for SessionError {
+    fn from(e: FrameError) -> Self {
+        SessionError::Link(e.into())
+    }
 }

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use quinn::{Connection, Endpoint, RecvStream, SendStream};
 
 use crate::framing::{FrameError, FrameReader, FrameWriter};
-use crate::message::control::{Hello, Role};
+use crate::message::control::{ErrorFrame, Hello, RelayMsg, Role};
 use crate::tls::{self, Fingerprint, TlsError};
 
 /// An open control stream to the relay, with the connection that carries it.
@@ -84,6 +84,17 @@ impl RelayLink {
     }
 }
 
+impl RelayLink {
+    /// The relay's next answer on the control stream; its error frame
+    /// becomes [`LinkError::Refused`].
+    pub async fn answer(&mut self) -> Result<RelayMsg, LinkError> {
+        match self.reader.expect_msg::<RelayMsg>().await? {
+            RelayMsg::Error(e) => Err(LinkError::Refused(e)),
+            msg => Ok(msg),
+        }
+    }
+}
+
 /// Whether the relay turned the connection away before the handshake (it
 /// does so at its connection limits).
 fn refused(e: &quinn::ConnectionError) -> bool {
@@ -131,4 +142,26 @@ pub enum ConnectError {
     Tls(#[from] TlsError),
     #[error("relay connection failed: {0}")]
     Frame(#[from] FrameError),
+}
+
+/// What goes wrong between a client (agent or console) and the relay,
+/// before the end-to-end channel exists.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LinkError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("relay refused: {0}")]
+    Refused(ErrorFrame),
+    #[error("relay connection failed: {0}")]
+    Frame(#[from] FrameError),
+    #[error("unexpected message from the relay: {0}")]
+    Unexpected(String),
+}
+
+impl LinkError {
+    /// The relay sent `msg` where another answer belonged.
+    pub fn unexpected(msg: &RelayMsg) -> Self {
+        LinkError::Unexpected(format!("{msg:?}"))
+    }
 }

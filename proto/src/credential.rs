@@ -305,8 +305,7 @@ pub fn date(secs: u64) -> String {
 
 /// `secs` since the Unix epoch in RFC 3339, to the second (UTC).
 fn timestamp(secs: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs.min(MAX_TIME)))
-        .to_string()
+    crate::utc::rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs.min(MAX_TIME)))
 }
 
 /// The credential file: the credential, readable, and the technician's

@@ -45,7 +45,11 @@ pub fn machine(s: &Snapshot) -> String {
     let h = &s.host;
     let _ = writeln!(out, "Host      {}", or_unknown(&h.name));
     if s.taken_at_ms > 0 {
-        let _ = writeln!(out, "Taken     {}", utc_time(s.taken_at_ms / 1000));
+        let _ = writeln!(
+            out,
+            "Taken     {}",
+            crate::utc::readable(s.taken_at_ms / 1000)
+        );
     }
     let _ = writeln!(
         out,
@@ -292,7 +296,7 @@ fn process_troubles(out: &mut String, s: &Snapshot) {
                 "  {} (pid {}) at {}, {}{}",
                 clean_line(&k.name),
                 k.pid,
-                utc_time(k.at_secs),
+                crate::utc::readable(k.at_secs),
                 human_bytes(k.rss_bytes),
                 if k.limited_group { ", group limit" } else { "" }
             );
@@ -408,31 +412,6 @@ pub fn human_duration(secs: u64) -> String {
     } else {
         format!("{seconds}s")
     }
-}
-
-/// Unix seconds as a UTC date and time: "2023-11-14 22:13:20 UTC". Written
-/// out here because the crate has no calendar dependency and a ticket needs
-/// no more than this.
-pub fn utc_time(unix_secs: u64) -> String {
-    let days = (unix_secs / 86_400) as i64;
-    let secs_of_day = unix_secs % 86_400;
-    // Days since 1970-01-01 to a civil date, after Howard Hinnant's
-    // "chrono-compatible low-level date algorithms" (days_from_civil inverse).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        secs_of_day / 3_600,
-        secs_of_day % 3_600 / 60,
-        secs_of_day % 60
-    )
 }
 
 /// `part` as a share of `whole`, 0 to 100; 0 when `whole` is 0.
@@ -584,15 +563,6 @@ mod tests {
         assert_eq!(human_duration(12 * 60 + 5), "12m 5s");
         assert_eq!(human_duration(3 * 3600 + 20 * 60 + 7), "3h 20m");
         assert_eq!(human_duration(4 * 86_400 + 3 * 3600 + 59), "4d 3h");
-    }
-
-    #[test]
-    fn unix_times_read_as_utc_dates() {
-        assert_eq!(utc_time(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc_time(951_782_400), "2000-02-29 00:00:00 UTC");
-        assert_eq!(utc_time(1_700_000_000), "2023-11-14 22:13:20 UTC");
-        assert_eq!(utc_time(4_102_444_799), "2099-12-31 23:59:59 UTC");
-        assert!(utc_time(u64::MAX).ends_with(" UTC"));
     }
 
     #[test]

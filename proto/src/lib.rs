@@ -20,4 +20,5 @@ pub mod paths;
 pub mod secure;
 pub mod text;
 pub mod tls;
+pub mod utc;
 pub mod words;

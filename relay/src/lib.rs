@@ -23,6 +23,7 @@ pub use server::{Relay, RelayError};
 use std::net::SocketAddr;
 
 use tokio::io::AsyncWriteExt;
+use tokio::task::JoinSet;
 
 /// Runs a relay the way the `sprijin-relay` program does: prints the
 /// `listening on HOST:PORT fingerprint sha256:HEX` line first, serves metrics
@@ -35,12 +36,14 @@ pub async fn serve(
     let shutdown = shutdown_signal();
     let relay = Relay::bind(config)?;
     let addr = relay.local_addr()?;
+    // The metrics server belongs to this function and stops with the relay.
+    let mut tasks = JoinSet::new();
     if let Some(maddr) = metrics_addr {
         let listener = metrics::bind(maddr).await.map_err(|e| RelayError::Bind {
             addr: maddr,
             reason: e.to_string(),
         })?;
-        tokio::spawn(metrics::serve(
+        tasks.spawn(metrics::serve(
             listener,
             relay.metrics(),
             metrics_connections,
@@ -52,6 +55,7 @@ pub async fn serve(
     let _ = stdout.write_all(line.as_bytes()).await;
     let _ = stdout.flush().await;
     relay.run(shutdown).await;
+    tasks.shutdown().await;
     Ok(())
 }
 

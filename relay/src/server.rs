@@ -22,6 +22,7 @@ use sprijin_proto::message::control::{
     close_code, version_mismatch,
 };
 use sprijin_proto::tls::{self, Fingerprint};
+use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::config::{ConfigError, RelayConfig};
@@ -86,8 +87,7 @@ impl Relay {
         config.limits.validate()?;
         let identity = Identity::load(&config.identity)?;
         let fingerprint = identity.fingerprint();
-        let server = tls::server_config(identity.cert, identity.key)
-            .map_err(|e| RelayError::Tls(e.to_string()))?;
+        let server = tls::server_config(identity.cert, identity.key).map_err(RelayError::Tls)?;
         let bind_error = |e: std::io::Error| RelayError::Bind {
             addr: config.listen,
             reason: e.to_string(),
@@ -157,23 +157,33 @@ impl Relay {
                 }
             })
         };
+        // Every connection's handler belongs to the relay: on shutdown the
+        // relay waits for them, and stops those still running after that.
+        let mut handlers = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 incoming = self.endpoint.accept() => {
                     let Some(incoming) = incoming else { break };
-                    self.admit(incoming);
+                    self.admit(incoming, &mut handlers);
                 }
+                // Finished handlers are collected as they end.
+                Some(_) = handlers.join_next(), if !handlers.is_empty() => {}
                 () = &mut shutdown => break,
             }
         }
         info!("relay shutting down");
         sweeper.abort();
         self.endpoint.close(0u32.into(), b"relay shutting down");
-        let _ = tokio::time::timeout(LINGER, self.endpoint.wait_idle()).await;
+        let _ = tokio::time::timeout(LINGER, async {
+            self.endpoint.wait_idle().await;
+            while handlers.join_next().await.is_some() {}
+        })
+        .await;
+        handlers.shutdown().await;
     }
 
-    fn admit(&self, incoming: Incoming) {
+    fn admit(&self, incoming: Incoming, handlers: &mut JoinSet<()>) {
         let limits = &self.shared.config.limits;
         if self.endpoint.open_connections() >= limits.max_connections {
             self.shared.metrics.refused(ErrorCode::Busy);
@@ -201,7 +211,7 @@ impl Relay {
             return;
         };
         let shared = self.shared.clone();
-        tokio::spawn(
+        handlers.spawn(
             async move {
                 shared.metrics.connections.inc();
                 shared.metrics.connections_open.inc();
@@ -225,8 +235,7 @@ async fn handle(
     let handshake = shared.config.limits.handshake_timeout;
     let connection = tokio::time::timeout(handshake, incoming)
         .await
-        .map_err(|_| RelayError::Timeout)?
-        .map_err(|e| RelayError::Peer(e.to_string()))?;
+        .map_err(|_| RelayError::Timeout)??;
     let watch = connection.clone();
     let result = serve_connection(connection, shared, key, slot).await;
     if watch.close_reason().as_ref().is_some_and(broke_limits) {
@@ -256,7 +265,7 @@ async fn serve_connection(
 ) -> Result<(), RelayError> {
     let handshake = shared.config.limits.handshake_timeout;
     let (send, recv) = match tokio::time::timeout(handshake, connection.accept_bi()).await {
-        Ok(stream) => stream.map_err(|e| RelayError::Peer(e.to_string()))?,
+        Ok(stream) => stream?,
         Err(_) => {
             // No stream to put an error frame on: say it in the close reason.
             shared.metrics.refused(ErrorCode::Timeout);
@@ -420,8 +429,7 @@ async fn agent(
             .write_msg(&RelayMsg::Paired {
                 technician: Some(technician),
             })
-            .await
-            .map_err(|e| RelayError::Peer(e.to_string()))?;
+            .await?;
         info!("paired");
         shared.metrics.sessions.inc();
         shared.metrics.sessions_active.inc();
@@ -550,8 +558,7 @@ async fn console(
     };
     writer
         .write_msg(&RelayMsg::Paired { technician: None })
-        .await
-        .map_err(|e| RelayError::Peer(e.to_string()))?;
+        .await?;
     let claim = Claimed {
         technician,
         at: claimed_at,
@@ -643,11 +650,13 @@ pub enum RelayError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("cannot set up tls: {0}")]
-    Tls(String),
+    Tls(#[source] tls::TlsError),
     #[error("cannot listen on {addr}: {reason}")]
     Bind { addr: SocketAddr, reason: String },
     #[error("peer did not finish the handshake in time")]
     Timeout,
     #[error("peer connection failed: {0}")]
-    Peer(String),
+    Peer(#[from] ConnectionError),
+    #[error("peer connection failed: {0}")]
+    PeerStream(#[from] FrameError),
 }

@@ -639,3 +639,47 @@ pub fn console_at(
 ) -> ConsoleOutput {
     run_to_end(console_command(relay_addr, relay_fingerprint, code, args))
 }
+
+/// Questions the agent asks before a run show this.
+pub const RUN_QUESTION: &str = "asks to run a repair script";
+
+/// Runs `future` to its end on a runtime of its own.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Runtime::new()
+        .expect("a runtime")
+        .block_on(future)
+}
+
+/// The audit events of one kind in an agent's data folder, in order.
+pub fn audit_events(data_dir: &std::path::Path, kind: &str) -> Vec<serde_json::Value> {
+    audit_records(data_dir)
+        .into_iter()
+        .filter(|r| r["event"]["kind"] == kind)
+        .map(|r| r["event"].clone())
+        .collect()
+}
+
+/// Waits for a program to end within `within`, showing what it printed if
+/// it does not.
+pub fn wait_end(proc: &mut Proc, within: Duration, what: &str) -> ExitStatus {
+    proc.wait(within).unwrap_or_else(|| {
+        panic!(
+            "{what} did not end within {within:?}:\n{}\n{}",
+            proc.stdout.text(),
+            proc.stderr.text()
+        )
+    })
+}
+
+/// Waits for an agent to end with its session, successfully and without a
+/// panic.
+pub fn agent_finishes(agent: &mut Proc) {
+    let status = agent.wait(STEP).expect("the agent ends with the session");
+    assert!(
+        status.success(),
+        "agent failed: {}\n{}",
+        agent.stdout.text(),
+        agent.stderr.text()
+    );
+    assert_no_panic(&agent.stderr.text());
+}

@@ -92,18 +92,6 @@ fn agent_in(
     (proc, code)
 }
 
-/// Waits for an agent to end with its session, successfully.
-fn finishes(agent: &mut Proc) {
-    let status = agent.wait(STEP).expect("the agent ends with the session");
-    assert!(
-        status.success(),
-        "agent failed: {}\n{}",
-        agent.stdout.text(),
-        agent.stderr.text()
-    );
-    assert_no_panic(&agent.stderr.text());
-}
-
 /// Connects with `--catalog DIR --json`, runs `exec`, and returns the
 /// agent's verdict on the catalog: `Ok(digest)` or `Err(reason)`.
 fn send(relay: &RelayProc, code: &str, cat: &TestCatalog, exec: &str) -> Result<String, String> {
@@ -124,15 +112,6 @@ fn send(relay: &RelayProc, code: &str, cat: &TestCatalog, exec: &str) -> Result<
         assert!(!out.status.success(), "{}", out.stdout);
         Err(verdict["reason"].as_str().unwrap().to_owned())
     }
-}
-
-/// The audit records of one kind in `data_dir`.
-fn records_of(data_dir: &Path, kind: &str) -> Vec<Value> {
-    audit_records(data_dir)
-        .into_iter()
-        .filter(|r| r["event"]["kind"] == kind)
-        .map(|r| r["event"].clone())
-        .collect()
 }
 
 /// Nothing ran: no run in the audit log.
@@ -165,13 +144,13 @@ fn an_expired_catalog_is_refused_by_the_agent() {
             sig.key_id
         )
     );
-    finishes(&mut agent);
+    agent_finishes(&mut agent);
     assert!(
         agent.stdout.text().contains(&reason),
         "the person is told: {}",
         agent.stdout.text()
     );
-    let refused = records_of(data.path(), "catalog_refused");
+    let refused = audit_events(data.path(), "catalog_refused");
     assert_eq!(refused.len(), 1);
     assert_eq!(refused[0]["reason"], reason);
     nothing_ran(data.path());
@@ -201,13 +180,13 @@ fn an_older_catalog_is_refused_after_a_newer_one_was_accepted() {
     // Before any newer one was seen, the old catalog is still good.
     let (mut agent, code) = agent_in(&relay, data.path(), &old.public, &["y"]);
     send(&relay, &code, &old, "scripts").expect("the old catalog is accepted at first");
-    finishes(&mut agent);
+    agent_finishes(&mut agent);
 
     // The current catalog is accepted and used.
     let (mut agent, code) = agent_in(&relay, data.path(), &old.public, &["y", "y"]);
     send(&relay, &code, &current, "run hello word=today").expect("the current catalog");
-    finishes(&mut agent);
-    assert_eq!(records_of(data.path(), "run_end").len(), 1);
+    agent_finishes(&mut agent);
+    assert_eq!(audit_events(data.path(), "run_end").len(), 1);
 
     // A later session, by a new agent process with the same data dir: the
     // old catalog and its withdrawn script are refused, with both dates.
@@ -222,15 +201,15 @@ fn an_older_catalog_is_refused_after_a_newer_one_was_accepted() {
             format_time(current_sig.signed_at)
         )
     );
-    finishes(&mut agent);
-    let refused = records_of(data.path(), "catalog_refused");
+    agent_finishes(&mut agent);
+    let refused = audit_events(data.path(), "catalog_refused");
     assert_eq!(refused.len(), 1);
     assert_eq!(refused[0]["reason"], reason);
-    let runs = records_of(data.path(), "run_start");
+    let runs = audit_events(data.path(), "run_start");
     assert_eq!(runs.len(), 1, "only the current catalog's run: {runs:?}");
     assert_eq!(runs[0]["script"], "hello");
     assert!(
-        records_of(data.path(), "run_refused")
+        audit_events(data.path(), "run_refused")
             .iter()
             .any(|r| r["script"] == "withdrawn")
     );
@@ -238,7 +217,7 @@ fn an_older_catalog_is_refused_after_a_newer_one_was_accepted() {
     // The current catalog still works there.
     let (mut agent, code) = agent_in(&relay, data.path(), &old.public, &["y"]);
     send(&relay, &code, &current, "scripts").expect("the current catalog again");
-    finishes(&mut agent);
+    agent_finishes(&mut agent);
 }
 
 #[test]
@@ -251,7 +230,7 @@ fn an_untrusted_key_and_a_tampered_catalog_are_told_apart() {
     let data = tempfile::tempdir().unwrap();
     let (mut agent, code) = agent_in(&relay, data.path(), &trusted.public, &["y"]);
     let untrusted = send(&relay, &code, &foreign, "scripts").unwrap_err();
-    finishes(&mut agent);
+    agent_finishes(&mut agent);
     assert_eq!(
         untrusted,
         format!(
@@ -265,14 +244,14 @@ fn an_untrusted_key_and_a_tampered_catalog_are_told_apart() {
     std::fs::write(&script, text.replace("{1,16}", "{1,200}")).unwrap();
     let (mut agent, code) = agent_in(&relay, data.path(), &trusted.public, &["y"]);
     let tampered = send(&relay, &code, &trusted, "scripts").unwrap_err();
-    finishes(&mut agent);
+    agent_finishes(&mut agent);
     assert_eq!(
         tampered,
         format!(
             "catalog refused: the catalog signature by key {trusted_id} does not match its files: a file was changed, added, removed or renamed after signing, or the signature file was edited; sign the catalog again"
         )
     );
-    let refused: Vec<Value> = records_of(data.path(), "catalog_refused")
+    let refused: Vec<Value> = audit_events(data.path(), "catalog_refused")
         .into_iter()
         .map(|r| r["reason"].clone())
         .collect();
@@ -302,7 +281,7 @@ fn a_signed_pattern_that_escapes_its_anchors_is_refused_by_the_agent() {
         };
         let (_, mut replies) = session
             .request(Request::Run {
-                script: "hello".into(),
+                script: "hello".parse().unwrap(),
                 params: vec![("word".into(), "a;reboot".into())],
             })
             .await
@@ -314,13 +293,13 @@ fn a_signed_pattern_that_escapes_its_anchors_is_refused_by_the_agent() {
         session.close().await;
         reason
     });
-    finishes(&mut agent);
+    agent_finishes(&mut agent);
     assert!(
         reason.starts_with(r#"catalog refused: catalog file "hello.toml" is not a valid script: "#)
             && reason.contains(r#"pattern "^a)|(?:b$" does not compile on its own"#),
         "{reason}"
     );
-    assert_eq!(records_of(data.path(), "catalog_refused").len(), 1);
+    assert_eq!(audit_events(data.path(), "catalog_refused").len(), 1);
     nothing_ran(data.path());
 }
 

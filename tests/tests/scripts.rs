@@ -6,7 +6,6 @@
 //! whole process group while the session goes on; and the audit log holds
 //! every decision in a chain that detects edits.
 
-use std::future::Future;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -68,15 +67,6 @@ fn hang_long() -> String {
         .replace("timeout_secs = 2", "timeout_secs = 600")
 }
 
-/// Questions the agent asks before a run show this.
-const RUN_QUESTION: &str = "asks to run a repair script";
-
-fn block_on<F: Future>(future: F) -> F::Output {
-    tokio::runtime::Runtime::new()
-        .expect("a runtime")
-        .block_on(future)
-}
-
 fn key_id_of(public: &Path) -> String {
     catalog::key_id(&catalog_tool::read_public_key(public).expect("a public key"))
 }
@@ -92,30 +82,6 @@ fn assert_nothing_ran(agent: &AgentProc) {
     let said = agent.proc.stdout.text();
     assert!(!said.contains(RUN_QUESTION), "the person was asked: {said}");
     assert!(!said.contains("running "), "something ran: {said}");
-}
-
-/// Waits for the agent to finish after the session, successfully.
-fn agent_finishes(agent: &mut AgentProc) {
-    let status = agent
-        .proc
-        .wait(STEP)
-        .expect("the agent ends with the session");
-    assert!(
-        status.success(),
-        "agent failed: {}\n{}",
-        agent.proc.stdout.text(),
-        agent.proc.stderr.text()
-    );
-    assert_no_panic(&agent.proc.stderr.text());
-}
-
-/// The audit records of one kind.
-fn records_of(agent: &AgentProc, kind: &str) -> Vec<Value> {
-    audit_records(agent.data_dir.path())
-        .into_iter()
-        .filter(|r| r["event"]["kind"] == kind)
-        .map(|r| r["event"].clone())
-        .collect()
 }
 
 // 1. Output arrives complete and in order.
@@ -175,7 +141,7 @@ fn a_signed_script_runs_and_its_output_arrives_complete_and_in_order() {
     let last_output = events.iter().rposition(|e| e["event"] == "output");
     let end_at = events.iter().position(|e| e["event"] == "run_end");
     assert!(last_output < end_at);
-    agent_finishes(&mut agent);
+    agent_finishes(&mut agent.proc);
 }
 
 // 2. Refusals: a clear reason, a non-zero exit, and nothing runs.
@@ -219,10 +185,13 @@ fn without_a_trusted_key_no_script_runs() {
         "{}",
         out.stderr
     );
-    agent_finishes(&mut agent);
+    agent_finishes(&mut agent.proc);
     assert_nothing_ran(&agent);
-    assert_eq!(records_of(&agent, "catalog_refused").len(), 1);
-    let refused = records_of(&agent, "run_refused");
+    assert_eq!(
+        audit_events(agent.data_dir.path(), "catalog_refused").len(),
+        1
+    );
+    let refused = audit_events(agent.data_dir.path(), "run_refused");
     assert_eq!(refused.len(), 1);
     assert_eq!(refused[0]["script"], "echo-test");
 }
@@ -276,7 +245,7 @@ fn an_unsigned_catalog_is_refused_by_the_console_and_by_the_agent() {
         }
         let (_, mut replies) = session
             .request(Request::Run {
-                script: "echo-test".into(),
+                script: "echo-test".parse().unwrap(),
                 params: vec![("word".into(), "hello".into())],
             })
             .await
@@ -290,9 +259,9 @@ fn an_unsigned_catalog_is_refused_by_the_console_and_by_the_agent() {
         }
         session.close().await;
     });
-    agent_finishes(&mut agent);
+    agent_finishes(&mut agent.proc);
     assert_nothing_ran(&agent);
-    let refused = records_of(&agent, "catalog_refused");
+    let refused = audit_events(agent.data_dir.path(), "catalog_refused");
     assert_eq!(refused.len(), 1);
     assert!(
         refused[0]["reason"]
@@ -341,9 +310,9 @@ fn a_script_edited_after_signing_is_refused() {
         "{}",
         out.stderr
     );
-    agent_finishes(&mut agent);
+    agent_finishes(&mut agent.proc);
     assert_nothing_ran(&agent);
-    let refused = records_of(&agent, "catalog_refused");
+    let refused = audit_events(agent.data_dir.path(), "catalog_refused");
     assert_eq!(refused.len(), 1);
     assert!(refused[0]["reason"].as_str().unwrap().contains(&reason));
 }
@@ -396,7 +365,7 @@ fn a_catalog_signed_by_an_untrusted_key_is_refused() {
         "refused: no verified catalog in this session: the console must send a signed catalog first"
     );
     assert!(events_named(&events, "run_started").is_empty());
-    agent_finishes(&mut agent);
+    agent_finishes(&mut agent.proc);
     assert_nothing_ran(&agent);
 }
 
@@ -423,10 +392,10 @@ fn an_unknown_script_is_refused_by_the_console_and_by_the_agent() {
         "{}",
         out.stderr
     );
-    agent_finishes(&mut agent);
+    agent_finishes(&mut agent.proc);
     assert_nothing_ran(&agent);
     // The console stopped it: nothing reached the agent.
-    assert!(records_of(&agent, "run_refused").is_empty());
+    assert!(audit_events(agent.data_dir.path(), "run_refused").is_empty());
 
     // Sent anyway, the agent refuses it itself.
     let mut agent = AgentProc::start_trusting(&relay, &["y"]);
@@ -441,9 +410,9 @@ fn an_unknown_script_is_refused_by_the_console_and_by_the_agent() {
         );
         session.close().await;
     });
-    agent_finishes(&mut agent);
+    agent_finishes(&mut agent.proc);
     assert_nothing_ran(&agent);
-    let refused = records_of(&agent, "run_refused");
+    let refused = audit_events(agent.data_dir.path(), "run_refused");
     assert_eq!(refused.len(), 1);
     assert_eq!(refused[0]["script"], "no-such-script");
 }
@@ -468,7 +437,7 @@ async fn refused_run(
 ) -> String {
     let (_, mut replies) = session
         .request(Request::Run {
-            script: script.into(),
+            script: script.parse().unwrap(),
             params: params
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -519,9 +488,9 @@ fn hostile_parameter_values_are_refused_by_the_console_and_by_the_agent() {
             out.stderr
         );
     }
-    agent_finishes(&mut agent);
+    agent_finishes(&mut agent.proc);
     assert_nothing_ran(&agent);
-    assert!(records_of(&agent, "run_refused").is_empty());
+    assert!(audit_events(agent.data_dir.path(), "run_refused").is_empty());
 
     // With the console's check bypassed, the agent refuses them itself,
     // before asking the person (no answer is waiting on its input).
@@ -537,9 +506,9 @@ fn hostile_parameter_values_are_refused_by_the_console_and_by_the_agent() {
         }
         session.close().await;
     });
-    agent_finishes(&mut agent);
+    agent_finishes(&mut agent.proc);
     assert_nothing_ran(&agent);
-    let refused = records_of(&agent, "run_refused");
+    let refused = audit_events(agent.data_dir.path(), "run_refused");
     assert_eq!(refused.len(), HOSTILE.len());
     for (record, value) in refused.iter().zip(HOSTILE) {
         assert_eq!(record["script"], "echo-test");
@@ -573,16 +542,16 @@ fn a_denied_run_does_not_start() {
         out.stderr
     );
     assert!(!out.stdout.contains("approved; running"), "{}", out.stdout);
-    agent_finishes(&mut agent);
+    agent_finishes(&mut agent.proc);
     // The person was asked, with the exact command, and said no.
     let said = agent.proc.stdout.text();
     assert!(said.contains("command: echo sprijin hello"), "{said}");
     let kinds = audit_kinds(agent.data_dir.path());
     assert!(!kinds.iter().any(|k| k == "run_start"), "{kinds:?}");
-    let consents = records_of(&agent, "consent");
+    let consents = audit_events(agent.data_dir.path(), "consent");
     assert_eq!(consents.len(), 2);
     assert_eq!(consents[1]["answer"], false);
-    let refused = records_of(&agent, "run_refused");
+    let refused = audit_events(agent.data_dir.path(), "run_refused");
     assert_eq!(refused.len(), 1);
     assert_eq!(
         refused[0]["reason"],
@@ -614,13 +583,13 @@ fn an_unanswered_run_question_counts_as_no() {
         "{}",
         out.stderr
     );
-    agent_finishes(&mut agent);
+    agent_finishes(&mut agent.proc);
     let kinds = audit_kinds(agent.data_dir.path());
     assert!(!kinds.iter().any(|k| k == "run_start"), "{kinds:?}");
-    let consents = records_of(&agent, "consent");
+    let consents = audit_events(agent.data_dir.path(), "consent");
     assert_eq!(consents.len(), 2);
     assert_eq!(consents[1]["answer"], false);
-    let refused = records_of(&agent, "run_refused");
+    let refused = audit_events(agent.data_dir.path(), "run_refused");
     assert_eq!(refused.len(), 1);
     assert_eq!(refused[0]["reason"], expected);
 }
@@ -672,8 +641,8 @@ fn a_script_past_its_timeout_is_stopped_with_its_children_and_the_session_goes_o
         wait_until_gone(child, Duration::from_secs(5)),
         "the script's child {child} outlived the run"
     );
-    agent_finishes(&mut agent);
-    let ends = records_of(&agent, "run_end");
+    agent_finishes(&mut agent.proc);
+    let ends = audit_events(agent.data_dir.path(), "run_end");
     assert_eq!(ends.len(), 1);
     assert_eq!(ends[0]["status"], "timed out after 2 s and was stopped");
 }
@@ -691,7 +660,7 @@ fn a_cancelled_run_is_stopped_with_its_children_and_the_session_goes_on() {
         send_catalog(&session, signed).await;
         let (run, mut replies) = session
             .request(Request::Run {
-                script: "hang-long".into(),
+                script: "hang-long".parse().unwrap(),
                 params: vec![("pidfile".into(), pidfile_arg)],
             })
             .await
@@ -733,8 +702,8 @@ fn a_cancelled_run_is_stopped_with_its_children_and_the_session_goes_on() {
         ));
         session.close().await;
     });
-    agent_finishes(&mut agent);
-    let ends = records_of(&agent, "run_end");
+    agent_finishes(&mut agent.proc);
+    let ends = audit_events(agent.data_dir.path(), "run_end");
     assert_eq!(ends.len(), 1);
     assert_eq!(ends[0]["status"], "cancelled");
 }
@@ -848,7 +817,7 @@ fn the_audit_log_holds_every_decision_and_run_and_detects_an_edit() {
     );
     // The second run was declined.
     assert!(!out.status.success(), "{}", out.stdout);
-    agent_finishes(&mut agent);
+    agent_finishes(&mut agent.proc);
     let events = json_lines(&out.stdout);
     let digest = events_named(&events, "catalog")[0]["digest"]
         .as_str()

@@ -98,17 +98,6 @@ impl Drop for LocalRelay {
     }
 }
 
-/// Waits for a program to end within [`END`], showing what it printed if not.
-fn wait_end(proc: &mut Proc, what: &str) -> ExitStatus {
-    proc.wait(END).unwrap_or_else(|| {
-        panic!(
-            "{what} did not end within {END:?}:\n{}\n{}",
-            proc.stdout.text(),
-            proc.stderr.text()
-        )
-    })
-}
-
 /// The same nameplate with two other words: a guess at the password.
 fn wrong_password(code: &SessionCode) -> SessionCode {
     let real: Vec<&str> = code.password().words().collect();
@@ -225,7 +214,7 @@ fn session_content_and_password_never_cross_the_relay_in_clear() {
         ],
     );
     assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
-    let status = wait_end(&mut agent.proc, "the agent");
+    let status = wait_end(&mut agent.proc, END, "the agent");
     assert!(status.success(), "{}", agent.proc.stderr.text());
 
     // The content really crossed: the script's output and the host name.
@@ -367,7 +356,7 @@ fn a_relay_in_the_middle_with_a_guessed_password_fails_and_burns_the_code() {
 
     let out = relay.console(&agent.code, &["--exec", "quit"]);
     assert_clean_failure(&out, "the code was wrong");
-    let status = wait_end(&mut agent.proc, "the agent");
+    let status = wait_end(&mut agent.proc, END, "the agent");
     assert!(!status.success(), "the agent should fail");
     assert!(
         agent
@@ -414,7 +403,7 @@ fn right_nameplate_wrong_password_is_refused_and_burns_the_code() {
 
     let out = console(&relay, &wrong, &["--exec", "quit"]);
     assert_clean_failure(&out, "the code was wrong");
-    let status = wait_end(&mut agent.proc, "the agent");
+    let status = wait_end(&mut agent.proc, END, "the agent");
     assert!(!status.success(), "the agent should fail");
     assert!(
         agent
@@ -539,7 +528,7 @@ fn session_through(tampering: Tampering, commands: &[&str]) -> Tampered {
         args.extend(["--exec", command]);
     }
     let console = relay.console(&agent.code, &args);
-    let agent_status = wait_end(&mut agent.proc, "the agent");
+    let agent_status = wait_end(&mut agent.proc, END, "the agent");
     assert_no_panic(&console.stderr);
     assert_no_panic(&agent.proc.stderr.text());
     eprintln!(
@@ -555,87 +544,113 @@ fn session_through(tampering: Tampering, commands: &[&str]) -> Tampered {
     }
 }
 
-#[test]
-fn tampered_sealed_frames_end_the_session_cleanly_when_a_bit_is_flipped() {
-    let t = session_through(
-        Tampering {
-            direction: Direction::AgentToConsole,
-            frame: 4,
-            how: Tamper::FlipBit,
-        },
-        &["diag", "quit"],
-    );
-    assert_clean_failure(&t.console, "a sealed message failed to open");
-    assert!(
-        !t.console.stdout.contains("connected to "),
-        "{}",
-        t.console.stdout
-    );
-    // The agent did start the session, and has ended since.
-    assert!(t.agent_stdout.contains("connected: "), "{}", t.agent_stdout);
+/// One way of tampering with the sealed frames, and what each side must
+/// make of it.
+struct TamperCase {
+    what: &'static str,
+    tampering: Tampering,
+    commands: &'static [&'static str],
+    /// The reason the console gives for the end.
+    console_error: &'static str,
+    /// Whether the console saw the session start, when that is certain.
+    console_connected: Option<bool>,
+    /// What the agent prints: that it started the session, or why it ended.
+    agent_says: &'static str,
+    /// Whether the agent itself fails, when that is certain.
+    agent_fails: Option<bool>,
 }
 
 #[test]
-fn tampered_sealed_frames_end_the_session_cleanly_when_a_frame_is_replayed() {
-    let t = session_through(
-        Tampering {
-            direction: Direction::AgentToConsole,
-            frame: 5,
-            how: Tamper::Replay,
+fn tampered_sealed_frames_end_the_session_cleanly() {
+    let cases = [
+        TamperCase {
+            what: "a bit flipped on the way to the console",
+            tampering: Tampering {
+                direction: Direction::AgentToConsole,
+                frame: 4,
+                how: Tamper::FlipBit,
+            },
+            commands: &["diag", "quit"],
+            console_error: "a sealed message failed to open",
+            console_connected: Some(false),
+            // The agent did start the session, and has ended since.
+            agent_says: "connected: ",
+            agent_fails: None,
         },
-        &["diag", "quit"],
-    );
-    // The first copy opens; the second does not, so the session is over
-    // before the diagnostics arrive.
-    assert!(
-        t.console.stdout.contains("connected to "),
-        "{}",
-        t.console.stdout
-    );
-    assert_clean_failure(&t.console, "a sealed message failed to open");
-    assert!(t.agent_stdout.contains("connected: "), "{}", t.agent_stdout);
-}
-
-#[test]
-fn tampered_sealed_frames_end_the_session_cleanly_when_a_frame_is_cut_short() {
-    let t = session_through(
-        Tampering {
-            direction: Direction::AgentToConsole,
-            frame: 4,
-            how: Tamper::CutShort,
+        TamperCase {
+            what: "a frame replayed to the console",
+            tampering: Tampering {
+                direction: Direction::AgentToConsole,
+                frame: 5,
+                how: Tamper::Replay,
+            },
+            commands: &["diag", "quit"],
+            // The first copy opens; the second does not, so the session is
+            // over before the diagnostics arrive.
+            console_error: "a sealed message failed to open",
+            console_connected: Some(true),
+            agent_says: "connected: ",
+            agent_fails: None,
         },
-        &["diag", "quit"],
-    );
-    assert_clean_failure(&t.console, "the stream ended in the middle of a frame");
-    assert!(
-        !t.console.stdout.contains("connected to "),
-        "{}",
-        t.console.stdout
-    );
-    assert!(t.agent_stdout.contains("connected: "), "{}", t.agent_stdout);
-}
-
-#[test]
-fn tampered_sealed_frames_from_the_console_break_the_session_on_the_agent() {
-    // Console frames: 4 is its identity, 5 the first diagnostics request,
-    // 6 the second.
-    let t = session_through(
-        Tampering {
-            direction: Direction::ConsoleToAgent,
-            frame: 6,
-            how: Tamper::FlipBit,
+        TamperCase {
+            what: "a frame to the console cut short",
+            tampering: Tampering {
+                direction: Direction::AgentToConsole,
+                frame: 4,
+                how: Tamper::CutShort,
+            },
+            commands: &["diag", "quit"],
+            console_error: "the stream ended in the middle of a frame",
+            console_connected: Some(false),
+            agent_says: "connected: ",
+            agent_fails: None,
         },
-        &["diag", "diag", "quit"],
-    );
-    assert!(
-        t.agent_stdout
-            .contains("the connection was lost: a sealed message failed to open"),
-        "{}",
-        t.agent_stdout
-    );
-    assert!(!t.agent_status.success(), "the agent should fail");
-    // The console is told why the session ended.
-    assert_clean_failure(&t.console, "a sealed message failed to open");
+        TamperCase {
+            what: "a bit flipped on the way to the agent",
+            // Console frames: 4 is its identity, 5 the first diagnostics
+            // request, 6 the second.
+            tampering: Tampering {
+                direction: Direction::ConsoleToAgent,
+                frame: 6,
+                how: Tamper::FlipBit,
+            },
+            commands: &["diag", "diag", "quit"],
+            // The console is told why the session ended.
+            console_error: "a sealed message failed to open",
+            console_connected: None,
+            agent_says: "the connection was lost: a sealed message failed to open",
+            agent_fails: Some(true),
+        },
+    ];
+    for case in cases {
+        eprintln!("case: {}", case.what);
+        let t = session_through(case.tampering, case.commands);
+        assert_clean_failure(&t.console, case.console_error);
+        if let Some(connected) = case.console_connected {
+            assert_eq!(
+                t.console.stdout.contains("connected to "),
+                connected,
+                "{}: {}",
+                case.what,
+                t.console.stdout
+            );
+        }
+        assert!(
+            t.agent_stdout.contains(case.agent_says),
+            "{}: {}",
+            case.what,
+            t.agent_stdout
+        );
+        if let Some(fails) = case.agent_fails {
+            assert_eq!(
+                !t.agent_status.success(),
+                fails,
+                "{}: agent status {}",
+                case.what,
+                t.agent_status
+            );
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -791,7 +806,7 @@ fn console_tokens_restrict_who_may_claim() {
     // the name is shown as not verified.
     let out = run_to_end(connect(&agent.code, &["--token", TOKEN]));
     assert!(out.status.success(), "{}", out.stderr);
-    wait_end(&mut agent.proc, "the agent");
+    wait_end(&mut agent.proc, END, "the agent");
     let shown = agent.proc.stdout.text();
     assert!(
         shown.contains("connected: technician Ana Pop (name not verified: no credential)"),
@@ -806,7 +821,7 @@ fn console_tokens_restrict_who_may_claim() {
     cmd.env("SPRIJIN_TOKEN", TOKEN);
     let out = run_to_end(cmd);
     assert!(out.status.success(), "{}", out.stderr);
-    wait_end(&mut agent.proc, "the agent");
+    wait_end(&mut agent.proc, END, "the agent");
     let shown = agent.proc.stdout.text();
     assert!(
         shown.contains("connected: technician Ana Pop (name not verified: no credential)"),

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use quinn::{RecvStream, SendStream};
-use serde_json::Value;
 use sprijin_console::catalog_tool;
 use sprijin_proto::client::RelayLink;
 use sprijin_proto::code::SessionCode;
@@ -56,18 +55,9 @@ program = "echo"
 args = ["hello"]
 "#;
 
-/// Questions the agent asks before a run show this.
-const RUN_QUESTION: &str = "asks to run a repair script";
-
 /// Once a connection is silent this long it is dead (the programs' QUIC
 /// idle timeout), plus room for stopping the run on a loaded machine.
 const LOST_WITHIN: Duration = Duration::from_secs(50);
-
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Runtime::new()
-        .expect("a runtime")
-        .block_on(future)
-}
 
 /// The pids a run of [`SLOW`] wrote: the script and its background child.
 struct RunPids {
@@ -103,15 +93,6 @@ fn run_dir(root: &Path, name: &str) -> PathBuf {
     dir
 }
 
-/// The audit events of one kind.
-fn events_of(data_dir: &Path, kind: &str) -> Vec<Value> {
-    audit_records(data_dir)
-        .into_iter()
-        .filter(|r| r["event"]["kind"] == kind)
-        .map(|r| r["event"].clone())
-        .collect()
-}
-
 /// The log holds the run's start and then its end, which says it was
 /// stopped because the session ended (with `why` in the reason), and the
 /// session's end after it.
@@ -124,28 +105,17 @@ fn assert_run_ended_with_session(data_dir: &Path, why: &str) {
         matches!((start, end, session_end), (Some(s), Some(e), Some(x)) if s < e && e < x),
         "the log should hold run_start, run_end, session_end in order: {kinds:?}"
     );
-    let ends = events_of(data_dir, "run_end");
+    let ends = audit_events(data_dir, "run_end");
     let status = ends[0]["status"].as_str().unwrap_or_default();
     assert!(
         status.starts_with("cancelled: the session ended") && status.contains(why),
         "run end status: {status}"
     );
-    let reason = events_of(data_dir, "session_end")[0]["reason"]
+    let reason = audit_events(data_dir, "session_end")[0]["reason"]
         .as_str()
         .unwrap_or_default()
         .to_string();
     assert!(reason.contains(why), "session end reason: {reason}");
-}
-
-/// Waits for a program to end, showing what it printed if it does not.
-fn wait_end(proc: &mut Proc, within: Duration, what: &str) -> std::process::ExitStatus {
-    proc.wait(within).unwrap_or_else(|| {
-        panic!(
-            "{what} did not end within {within:?}:\n{}\n{}",
-            proc.stdout.text(),
-            proc.stderr.text()
-        )
-    })
 }
 
 /// An agent trusting `cat`, and an interactive line console (commands on
@@ -264,7 +234,7 @@ fn an_agent_killed_mid_run_leaves_no_process_of_the_run() {
     let _ = agent.proc.child.wait();
     pids.assert_gone("after the agent was killed");
     // The start was on disk before the run began.
-    assert_eq!(events_of(agent.data_dir.path(), "run_start").len(), 1);
+    assert_eq!(audit_events(agent.data_dir.path(), "run_start").len(), 1);
 }
 
 // 2. A cut stream is a lost connection, never a goodbye.
@@ -437,7 +407,7 @@ fn cancel_withdraws_a_question_still_on_the_screen() {
         ));
         let (run, mut replies) = session
             .request(Request::Run {
-                script: "slow".into(),
+                script: "slow".parse().unwrap(),
                 params: vec![("dir".into(), dir_arg)],
             })
             .await
@@ -483,7 +453,7 @@ fn cancel_withdraws_a_question_still_on_the_screen() {
     );
     let kinds = audit_kinds(agent.data_dir.path());
     assert!(!kinds.iter().any(|k| k == "run_start"), "{kinds:?}");
-    let refused = events_of(agent.data_dir.path(), "run_refused");
+    let refused = audit_events(agent.data_dir.path(), "run_refused");
     assert_eq!(refused.len(), 1, "{kinds:?}");
     assert!(
         refused[0]["reason"]
@@ -580,7 +550,7 @@ fn a_request_id_already_in_use_is_refused_and_the_first_run_can_still_be_cancell
     let mut agent = AgentProc::start(&relay, &["y"], &["--trusted-key", cat.public_arg()]);
     let signed = catalog_tool::load(&cat.dir).unwrap();
     let run = Request::Run {
-        script: "slow".into(),
+        script: "slow".parse().unwrap(),
         params: vec![("dir".into(), dir.display().to_string())],
     };
     let agent_stdout = agent.proc.stdout.clone();
@@ -635,8 +605,8 @@ fn a_request_id_already_in_use_is_refused_and_the_first_run_can_still_be_cancell
     });
     let status = wait_end(&mut agent.proc, STEP, "the agent");
     assert!(status.success(), "{}", agent.proc.stdout.text());
-    assert_eq!(events_of(agent.data_dir.path(), "run_start").len(), 1);
-    let ends = events_of(agent.data_dir.path(), "run_end");
+    assert_eq!(audit_events(agent.data_dir.path(), "run_start").len(), 1);
+    let ends = audit_events(agent.data_dir.path(), "run_end");
     assert_eq!(ends.len(), 1);
     assert_eq!(ends[0]["status"], "cancelled");
 }
@@ -679,14 +649,14 @@ fn cancel_and_quit_typed_at_the_line_console_work_while_a_run_goes_on() {
     let status = wait_end(&mut agent.proc, STEP, "the agent");
     assert!(status.success(), "{}", agent.proc.stdout.text());
     second.assert_gone("after the technician quit");
-    let ends = events_of(agent.data_dir.path(), "run_end");
+    let ends = audit_events(agent.data_dir.path(), "run_end");
     assert_eq!(ends.len(), 2, "{ends:?}");
     assert_eq!(ends[0]["status"], "cancelled");
     assert_eq!(
         ends[1]["status"],
         "cancelled: the session ended (the technician ended the session)"
     );
-    assert_eq!(events_of(agent.data_dir.path(), "run_start").len(), 2);
+    assert_eq!(audit_events(agent.data_dir.path(), "run_start").len(), 2);
     assert!(
         agent
             .proc
@@ -863,7 +833,7 @@ fn a_yes_typed_before_the_question_does_not_approve_the_run() {
             AgentMsg::CatalogAccepted { .. }
         ));
         let hello = || Request::Run {
-            script: "hello".into(),
+            script: "hello".parse().unwrap(),
             params: vec![],
         };
         // The early yes must not answer this: the question times out.
@@ -892,11 +862,11 @@ fn a_yes_typed_before_the_question_does_not_approve_the_run() {
     });
     tmux.wait_until("the agent's end", |s| s.contains("AGENT-EXITED"));
 
-    let consents: Vec<bool> = events_of(data.path(), "consent")
+    let consents: Vec<bool> = audit_events(data.path(), "consent")
         .iter()
         .map(|c| c["answer"].as_bool().unwrap_or(true))
         .collect();
     assert_eq!(consents, vec![true, false, true]);
-    assert_eq!(events_of(data.path(), "run_refused").len(), 1);
-    assert_eq!(events_of(data.path(), "run_start").len(), 1);
+    assert_eq!(audit_events(data.path(), "run_refused").len(), 1);
+    assert_eq!(audit_events(data.path(), "run_start").len(), 1);
 }

@@ -3,15 +3,15 @@
 //! found (see `recover`); each append is on disk, and the kept head
 //! updated, before it returns.
 
-use std::fs::{DirBuilder, File, OpenOptions, TryLockError};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use tokio::sync::watch;
 
-use super::chain::{MAX_LINE, RecordOut, io_error, rfc3339_utc, sha256_hex, sync_parent};
+use super::chain::{MAX_LINE, RecordOut, io_error, sha256_hex, sync_parent};
 use super::damage::{AuditError, Damage};
 use super::event::AuditEvent;
 use super::head::Head;
@@ -44,15 +44,8 @@ impl AuditLog {
     /// disk has room; removes a last line cut off mid-write; and records
     /// what it found (see [`AuditLog::opened`]).
     pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
-        let folder = match path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent,
-            _ => Path::new("."),
-        };
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(folder)
-            .map_err(io_error("create the folder of", path))?;
+        let folder =
+            crate::folder::create_private(path).map_err(io_error("create the folder of", path))?;
         let lock = File::open(folder).map_err(io_error("open the folder of", path))?;
         match lock.try_lock() {
             Ok(()) => {}
@@ -143,7 +136,7 @@ impl AuditLog {
         }
         let record = RecordOut {
             seq: self.next_seq,
-            time: rfc3339_utc(SystemTime::now()),
+            time: sprijin_proto::utc::rfc3339_millis(SystemTime::now()),
             prev: &self.head.hash,
             event: &event,
         };

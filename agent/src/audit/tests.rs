@@ -1,10 +1,9 @@
-use super::chain::{rfc3339_utc, sha256_hex};
+use super::chain::sha256_hex;
 use super::*;
 use sprijin_proto::message::script::RunEnd;
 use sprijin_proto::message::script::RunStatus;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::UNIX_EPOCH;
 
 fn events() -> Vec<AuditEvent> {
     vec![
@@ -342,21 +341,6 @@ fn a_missing_log_is_an_io_error() {
     let dir = tempfile::tempdir().expect("temp dir");
     let err = verify(&dir.path().join("none.jsonl"), None).expect_err("missing");
     assert!(matches!(err, AuditError::Io { action: "open", .. }));
-}
-
-#[test]
-fn times_are_rfc3339_utc() {
-    let at = |secs: u64, millis: u64| {
-        rfc3339_utc(UNIX_EPOCH + std::time::Duration::from_millis(secs * 1000 + millis))
-    };
-    assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
-    assert_eq!(at(951_782_400, 5), "2000-02-29T00:00:00.005Z");
-    assert_eq!(at(1_709_210_096, 789), "2024-02-29T12:34:56.789Z");
-    assert_eq!(at(4_102_444_799, 999), "2099-12-31T23:59:59.999Z");
-    assert_eq!(
-        rfc3339_utc(UNIX_EPOCH - std::time::Duration::from_secs(1)),
-        "1970-01-01T00:00:00.000Z"
-    );
 }
 
 /// The log cut to its first `keep` lines, as a person with an editor might.

@@ -11,9 +11,9 @@
 //! an error, never an empty memory: forgetting would let an old catalog in.
 
 use std::collections::BTreeMap;
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -125,15 +125,7 @@ fn store(path: &Path, memory: &Memory) -> Result<(), CatalogRefusal> {
         path: path.to_owned(),
         cause,
     };
-    let folder = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(folder)
-        .map_err(unwritable)?;
+    crate::folder::create_private(path).map_err(unwritable)?;
     let mut text = serde_json::to_vec_pretty(memory).map_err(|e| unwritable(e.into()))?;
     text.push(b'\n');
     let mut temporary = path.as_os_str().to_owned();
@@ -152,9 +144,7 @@ fn store(path: &Path, memory: &Memory) -> Result<(), CatalogRefusal> {
         return Err(unwritable(cause));
     }
     // The rename is durable only once the folder is.
-    File::open(folder)
-        .and_then(|dir| dir.sync_all())
-        .map_err(unwritable)
+    crate::folder::sync(path).map_err(unwritable)
 }
 
 #[cfg(test)]

@@ -1,4 +1,8 @@
-//! Repair scripts: catalog verification and the runner.
+//! Repair scripts: catalog verification, why a run did not start, and the
+//! runner.
 
 pub mod catalog_memory;
+mod group;
+pub mod not_run;
+mod pump;
 pub mod runner;

@@ -26,7 +26,10 @@
 //!
 //! - **Guard.** A small guard process watches a pipe only the agent holds
 //!   and kills the group if the agent dies without stopping it, so no run
-//!   outlives the agent (see [`Group::guard`]).
+//!   outlives the agent (see `Group::guard`).
+//!
+//! The process group and its guard are in `group`; the output pump is in
+//! `pump`.
 //!
 //! The result is a [`RunEnd`]: status, duration, bytes produced and dropped,
 //! and the SHA-256 of the forwarded bytes (see [`RunEnd`] for why only
@@ -40,19 +43,17 @@ use std::future::Future;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use nix::errno::Errno;
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
 use sha2::{Digest, Sha256};
 use sprijin_proto::message::script::{OutStream, RunEnd, RunStatus};
-use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
-use tokio::time::{Instant, sleep, sleep_until, timeout, timeout_at};
+use tokio::time::{Instant, sleep, sleep_until};
+
+use super::group::Group;
+use super::pump::{Pump, Pumping};
 
 /// How much output a run forwards unless its spec says otherwise.
 pub const DEFAULT_OUTPUT_CAP: u64 = 1024 * 1024;
@@ -76,17 +77,6 @@ pub const SEARCH_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin
 
 /// The locale given to every run: UTF-8 output, untranslated messages.
 pub const LANG: &str = "C.UTF-8";
-
-/// The shell the run's guard is written in (see [`Group::guard`]).
-const GUARD_SHELL: &str = "/bin/sh";
-
-/// The guard: waits for its standard input to end, then kills the process
-/// group named by its first argument. Signals a terminal or a hangup would
-/// send are ignored, so only the end of its input or SIGKILL stops it.
-const GUARD_SCRIPT: &str = "trap '' INT HUP TERM QUIT; read _; kill -s KILL -- \"-$1\"";
-
-/// How often a stopped group is checked for survivors during [`STOP_GRACE`].
-const GROUP_POLL: Duration = Duration::from_millis(20);
 
 /// What to run and within which bounds. Parameters are already substituted
 /// into `args`; each element reaches the program as one argument.
@@ -311,253 +301,6 @@ fn status_of(exit: ExitStatus) -> RunStatus {
     }
 }
 
-/// The run's process group, led by the program itself.
-///
-/// Signals go to the group, so children and grandchildren the script started
-/// are stopped with it. The group id is the leader's pid. After the leader
-/// has been reaped the kernel keeps that number reserved while any member
-/// lives; only an empty group's number could be handed to someone else, and
-/// since pids are given out in increasing order that would take the pid
-/// space wrapping around in the seconds between the reap and [`Group::stop`].
-struct Group {
-    child: Child,
-    pgid: Option<Pid>,
-    /// Kills the group should the agent die without stopping it.
-    guard: Option<Child>,
-    /// Set once the group has been stopped, so dropping does not signal.
-    stopped: bool,
-}
-
-impl Group {
-    fn new(child: Child) -> Group {
-        let pgid = child
-            .id()
-            .and_then(|id| i32::try_from(id).ok())
-            .map(Pid::from_raw);
-        Group {
-            child,
-            pgid,
-            guard: None,
-            stopped: false,
-        }
-    }
-
-    /// Starts the group's guard: a small process, outside the group, that
-    /// reads a pipe only this agent writes to. When the agent ends in any
-    /// way, even SIGKILL, the kernel closes the pipe, the guard's read ends
-    /// and it kills the whole group, so no run outlives its agent. When the
-    /// run ends normally the agent stops the group itself and then kills
-    /// the guard. (A parent-death signal would reach only the group's
-    /// leader, not what the script started, and fires when the spawning
-    /// thread ends rather than the agent.)
-    fn guard(&mut self) -> Result<(), String> {
-        let Some(pgid) = self.pgid else {
-            return Err("the run's process group is unknown, so it could not be guarded".into());
-        };
-        let guard = Command::new(GUARD_SHELL)
-            .args(["-c", GUARD_SCRIPT, "sprijin-run-guard", &pgid.to_string()])
-            .env_clear()
-            .env("PATH", SEARCH_PATH)
-            .current_dir("/")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("the run's guard ({GUARD_SHELL}) could not be started: {e}"))?;
-        self.guard = Some(guard);
-        Ok(())
-    }
-
-    /// Kills the guard (the group is already stopped) and reaps it.
-    async fn end_guard(&mut self) {
-        if let Some(mut guard) = self.guard.take() {
-            let _ = guard.start_kill();
-            let _ = timeout(STOP_GRACE, guard.wait()).await;
-        }
-    }
-
-    /// Sends `signal` (or only checks, with `None`) to the group and says
-    /// whether any member is left to receive it.
-    fn signal(&mut self, signal: Option<Signal>) -> bool {
-        let Some(pgid) = self.pgid else {
-            // Without a group id only the leader can be reached.
-            if signal.is_some() {
-                let _ = self.child.start_kill();
-            }
-            return false;
-        };
-        match killpg(pgid, signal) {
-            Ok(()) => true,
-            Err(Errno::ESRCH) => false,
-            // EPERM: members exist but changed identity (setuid); they are
-            // alive, though out of reach.
-            Err(_) => true,
-        }
-    }
-
-    /// SIGTERM to the group, SIGKILL after [`STOP_GRACE`] to whatever is
-    /// left, and the leader reaped if it was still running.
-    async fn stop(&mut self) {
-        if self.signal(Some(Signal::SIGTERM)) {
-            let deadline = Instant::now() + STOP_GRACE;
-            let _ = timeout_at(deadline, self.child.wait()).await;
-            // An unreaped leader keeps the group alive in the kernel's eyes,
-            // so only after the wait above does an empty group mean all gone.
-            while self.signal(None) && Instant::now() < deadline {
-                sleep(GROUP_POLL).await;
-            }
-            if self.signal(None) {
-                self.signal(Some(Signal::SIGKILL));
-            }
-        }
-        // SIGKILL cannot be ignored, but a process stuck in the kernel can
-        // delay its death; give up waiting rather than hang the run.
-        let _ = timeout(STOP_GRACE, self.child.wait()).await;
-        self.stopped = true;
-        self.end_guard().await;
-    }
-}
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        // The run was abandoned midway: nothing it started may outlive it.
-        if !self.stopped {
-            self.signal(Some(Signal::SIGKILL));
-        }
-        // The guard (if still there) is killed by `kill_on_drop`.
-    }
-}
-
-/// Reads both output streams and forwards what fits under the cap.
-struct Pump {
-    /// `None` once the receiver is gone; output is then only counted.
-    events: Option<mpsc::Sender<RunEvent>>,
-    cap: u64,
-    produced: u64,
-    forwarded: u64,
-    truncated: bool,
-    digest: Sha256,
-}
-
-impl Pump {
-    fn new(events: mpsc::Sender<RunEvent>, cap: u64) -> Pump {
-        Pump {
-            events: Some(events),
-            cap,
-            produced: 0,
-            forwarded: 0,
-            truncated: false,
-            digest: Sha256::new(),
-        }
-    }
-
-    /// Forwards both streams until each reaches its end.
-    async fn run<O, E>(&mut self, mut stdout: Option<O>, mut stderr: Option<E>)
-    where
-        O: AsyncRead + Unpin,
-        E: AsyncRead + Unpin,
-    {
-        let mut out_buf = vec![0u8; CHUNK_SIZE];
-        let mut err_buf = vec![0u8; CHUNK_SIZE];
-        loop {
-            // Reads are cancel safe, so losing the race costs no data.
-            let (stream, read) = tokio::select! {
-                read = read_some(&mut stdout, &mut out_buf), if stdout.is_some() => {
-                    (OutStream::Stdout, read)
-                }
-                read = read_some(&mut stderr, &mut err_buf), if stderr.is_some() => {
-                    (OutStream::Stderr, read)
-                }
-                else => break,
-            };
-            match (stream, read) {
-                (OutStream::Stdout, Ok(n)) if n > 0 => {
-                    self.take(OutStream::Stdout, out_buf.get(..n).unwrap_or_default())
-                        .await;
-                }
-                (OutStream::Stderr, Ok(n)) if n > 0 => {
-                    self.take(OutStream::Stderr, err_buf.get(..n).unwrap_or_default())
-                        .await;
-                }
-                // End of stream, or a pipe error that leaves nothing to read.
-                (OutStream::Stdout, _) => stdout = None,
-                (OutStream::Stderr, _) => stderr = None,
-            }
-        }
-    }
-
-    async fn take(&mut self, stream: OutStream, data: &[u8]) {
-        self.produced = self.produced.saturating_add(data.len() as u64);
-        let room = self.cap.saturating_sub(self.forwarded);
-        let keep = data.len().min(usize::try_from(room).unwrap_or(usize::MAX));
-        let (kept, over) = data.split_at(keep);
-        if !kept.is_empty() {
-            self.digest.update(kept);
-            self.forwarded = self.forwarded.saturating_add(kept.len() as u64);
-            self.send(RunEvent::Output {
-                stream,
-                data: kept.to_vec(),
-            })
-            .await;
-        }
-        if !over.is_empty() && !self.truncated {
-            self.truncated = true;
-            self.send(RunEvent::Truncated { cap: self.cap }).await;
-        }
-    }
-
-    async fn send(&mut self, event: RunEvent) {
-        let Some(events) = &self.events else {
-            return;
-        };
-        if events.send(event).await.is_err() {
-            self.events = None;
-        }
-    }
-}
-
-async fn read_some<R: AsyncRead + Unpin>(
-    pipe: &mut Option<R>,
-    buf: &mut [u8],
-) -> io::Result<usize> {
-    match pipe {
-        Some(pipe) => pipe.read(buf).await,
-        // A closed stream never yields again; select! skips it by its guard.
-        None => std::future::pending().await,
-    }
-}
-
-/// The output pump, polled alongside whatever the run is waiting for, so
-/// output keeps flowing while the group is being watched or stopped.
-struct Pumping<'a> {
-    future: Pin<&'a mut (dyn Future<Output = ()> + Send + 'a)>,
-    done: bool,
-}
-
-impl Pumping<'_> {
-    async fn alongside<T>(&mut self, work: impl Future<Output = T>) -> T {
-        tokio::pin!(work);
-        loop {
-            tokio::select! {
-                () = self.future.as_mut(), if !self.done => self.done = true,
-                out = &mut work => return out,
-            }
-        }
-    }
-
-    /// Lets the pump run to its end, unless `stop` completes first.
-    async fn finish_unless(&mut self, stop: impl Future<Output = ()>) {
-        if !self.done {
-            tokio::select! {
-                () = self.future.as_mut() => self.done = true,
-                () = stop => {}
-            }
-        }
-    }
-}
-
 async fn until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => sleep_until(deadline).await,
@@ -581,6 +324,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
     use tokio::sync::oneshot;
+    use tokio::time::timeout;
 
     /// Everything a run sent, in order, plus its end.
     struct Outcome {

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use sprijin_proto::catalog::ScriptId;
 use sprijin_proto::message::session::{AgentMsg, Request, RequestId};
 use tokio::sync::mpsc;
 
@@ -83,11 +84,14 @@ pub async fn run(
                 match action {
                     Action::Quit => break Ok(()),
                     Action::Refresh => refresh(&session, &mut app, &net_tx).await,
-                    Action::Run { script, params } => {
-                        if let Some(id) = send(&session, &mut app, &net_tx, Request::Run { script: script.clone(), params: params.clone() }).await {
-                            app.run_requested(id, script, &params);
+                    Action::Run { script, params } => match script.parse::<ScriptId>() {
+                        Ok(id) => {
+                            if let Some(run) = send(&session, &mut app, &net_tx, Request::Run { script: id, params: params.clone() }).await {
+                                app.run_requested(run, script, &params);
+                            }
                         }
-                    }
+                        Err(e) => app.status = e.to_string(),
+                    },
                     Action::Cancel(run) => {
                         send(&session, &mut app, &net_tx, Request::Cancel { run }).await;
                         app.status = format!("asked the agent to stop run {run}");

@@ -20,6 +20,7 @@
 mod dates;
 mod error;
 mod keys;
+mod param;
 mod script;
 mod signature;
 mod signing;
@@ -36,9 +37,10 @@ pub use keys::{
     format_signing_key, format_verifying_key, key_id, parse_signature, parse_signing_key,
     parse_verifying_key,
 };
+pub use param::{MAX_CHOICES, MAX_VALUE_LEN, ParamSpec, ParamValue, parse_assignment};
 pub use script::{
-    MAX_ARG_LEN, MAX_ARGS, MAX_CHOICES, MAX_PARAMS, MAX_TIMEOUT_SECS, MAX_VALUE_LEN, ParamSpec,
-    ParamValue, Platform, Risk, Script, ScriptId, display_command, parse_assignment,
+    MAX_ARG_LEN, MAX_ARGS, MAX_PARAMS, MAX_TIMEOUT_SECS, Platform, Risk, Script, ScriptId,
+    display_command,
 };
 pub use signature::{CatalogSignature, MAX_SIGNATURE_BYTES, SIGNATURE_HEADER};
 pub use signing::{

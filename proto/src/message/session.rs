@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::diag::DiagReport;
 use super::script::{OutStream, RunEnd};
-use crate::catalog::SignedCatalog;
+use crate::catalog::{ScriptId, SignedCatalog};
 use crate::credential::Presentation;
 
 /// A request id, chosen by the console, unique within a session.
@@ -38,9 +38,11 @@ pub enum Request {
     Diagnostics,
     /// The organisation's signed catalog, for the agent to verify.
     Catalog(SignedCatalog),
-    /// Run a catalog script with these parameter values.
+    /// Run a catalog script with these parameter values. The id is checked
+    /// as it is read; the values stay as typed, because the agent checks them
+    /// against the script's own rules and says why it refuses one.
     Run {
-        script: String,
+        script: ScriptId,
         params: Vec<(String, String)>,
     },
     /// Stop the run started by request `run`.

@@ -1,8 +1,12 @@
-//! `demo`: the whole product on one machine, for a newcomer. It starts a real
-//! relay on loopback, a real agent that shares this machine (its person's
-//! answers typed automatically), and a console that connects with the code,
-//! looks at the machine, runs a script from the signed sample catalog and
-//! writes the session report.
+//! The whole product on one machine, for a newcomer. It starts a real relay
+//! on loopback, a real agent that shares this machine (its person's answers
+//! typed automatically), and a console that connects with the code, looks at
+//! the machine, runs a script from the signed sample catalog and writes the
+//! session report.
+//!
+//! It lives in its own package so that the technician's console does not
+//! carry the agent and the relay.
+#![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,9 +18,9 @@ use sprijin_agent::consent::Consent;
 use sprijin_relay::{Relay, RelayConfig};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::connect::{ConnectArgs, connect};
-use crate::driver::DriverError;
-use crate::session::ConnectOptions;
+use sprijin_console::connect::{ConnectArgs, connect};
+use sprijin_console::driver::DriverError;
+use sprijin_console::session::ConnectOptions;
 
 /// The sample catalog and its development key, shipped in the repository.
 fn sample_catalog() -> PathBuf {

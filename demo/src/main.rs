@@ -1,0 +1,42 @@
+//! `sprijin-demo`: a relay, an agent and a console on this machine, the whole
+//! product in one command.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Sprijin demo: start a relay and an agent on this machine and connect to it with the console, the whole product in one command"
+)]
+struct Cli {
+    /// Print one JSON object per line for every result and event.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    log: sprijin_cli::LogArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    sprijin_cli::log::init(cli.log.log_format);
+    sprijin_cli::exit(run(cli).map(|ok| {
+        if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    }))
+}
+
+fn run(cli: Cli) -> anyhow::Result<bool> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let result = runtime.block_on(sprijin_demo::demo(cli.json));
+    // The session's reader of standard input cannot be interrupted, so the
+    // runtime is shut down without waiting for it.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    Ok(result?)
+}
