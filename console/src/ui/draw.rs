@@ -512,6 +512,7 @@ mod tests {
             catalog: None,
             latest: None,
             runs: Vec::new(),
+            conversation: Vec::new(),
             log: None,
             audit_head: tokio::sync::watch::channel(None).1,
         };
