@@ -311,12 +311,19 @@ mod tests {
         let consent = Consent::from_channel(rx, Duration::from_secs(5));
         let never = || std::future::pending::<String>();
         for (line, want) in [
-            ("  it broke on Monday ", TextAnswer::Text("it broke on Monday".into())),
+            (
+                "  it broke on Monday ",
+                TextAnswer::Text("it broke on Monday".into()),
+            ),
             ("", TextAnswer::Declined),
             ("   ", TextAnswer::Declined),
         ] {
             tx.send(line.to_string()).await.unwrap();
-            assert_eq!(consent.ask_text_unless("q", never()).await, want, "{line:?}");
+            assert_eq!(
+                consent.ask_text_unless("q", never()).await,
+                want,
+                "{line:?}"
+            );
         }
         // Questions of both kinds take lines in order.
         tx.send("y".to_string()).await.unwrap();
@@ -327,7 +334,10 @@ mod tests {
             TextAnswer::Text("y".into())
         );
         drop(tx);
-        assert_eq!(consent.ask_text_unless("q", never()).await, TextAnswer::NoInput);
+        assert_eq!(
+            consent.ask_text_unless("q", never()).await,
+            TextAnswer::NoInput
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -612,7 +612,10 @@ where
     };
     let Some(stop) = stop else {
         return ctx
-            .refuse(id, format!("request id {id} is already in use in this session"))
+            .refuse(
+                id,
+                format!("request id {id} is already in use in this session"),
+            )
             .await;
     };
     let work = task(ctx.clone(), stop);

@@ -298,7 +298,8 @@ impl Driver {
             .await?;
         match replies.recv().await {
             Some(AgentMsg::Ack { .. }) => {
-                self.record.exchanged(id, Exchange::Said { text: text.clone() });
+                self.record
+                    .exchanged(id, Exchange::Said { text: text.clone() });
                 self.emit(
                     format!("shown to the person: {}", clean_text(&text)),
                     json!({"event": "said", "request": id, "text": text}),
@@ -372,8 +373,7 @@ impl Driver {
             ),
             json!({"event": "fetch_requested", "request": id, "path": path, "local": local.display().to_string()}),
         );
-        let shown =
-            !self.json && std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let shown = !self.json && std::io::IsTerminal::is_terminal(&std::io::stderr());
         let mut progress: Option<Instant> = None;
         let mut ticker = tokio::time::interval(Duration::from_millis(500));
         let result = loop {
@@ -427,7 +427,13 @@ impl Driver {
             eprint!("\r\x1b[K");
         }
         let kept = result.as_ref().map(Clone::clone).map_err(|e| e.to_string());
-        self.record.exchanged(id, Exchange::Fetched { path: path.clone(), kept });
+        self.record.exchanged(
+            id,
+            Exchange::Fetched {
+                path: path.clone(),
+                kept,
+            },
+        );
         let kept = result?;
         self.emit(
             format!(

@@ -134,9 +134,13 @@ impl Drop for Receiving {
 pub enum FetchError {
     #[error("{0} names no file: give the local name too, as fetch PATH LOCAL")]
     NoName(String),
-    #[error("{0} already exists here; nothing was asked: choose another name with fetch PATH LOCAL")]
+    #[error(
+        "{0} already exists here; nothing was asked: choose another name with fetch PATH LOCAL"
+    )]
     Exists(String),
-    #[error("cannot create {0}: {1}; nothing was asked (remove a leftover part, or choose another name)")]
+    #[error(
+        "cannot create {0}: {1}; nothing was asked (remove a leftover part, or choose another name)"
+    )]
     Part(String, String),
     #[error("cannot write {0}: {1}; the file was not kept")]
     Write(String, String),
@@ -191,13 +195,19 @@ mod tests {
         let mut r = Receiving::create(&other).unwrap();
         r.start(11);
         r.write(b"hello wOrld").unwrap();
-        assert!(matches!(r.finish(11, &digest), Err(FetchError::Digest { .. })));
+        assert!(matches!(
+            r.finish(11, &digest),
+            Err(FetchError::Digest { .. })
+        ));
         assert!(!other.exists());
         assert!(!dir.path().join("other.txt.part").exists());
 
         let mut r = Receiving::create(&other).unwrap();
         r.start(5);
-        assert!(matches!(r.write(b"hello world"), Err(FetchError::Size { .. })));
+        assert!(matches!(
+            r.write(b"hello world"),
+            Err(FetchError::Size { .. })
+        ));
         drop(r);
         assert!(!dir.path().join("other.txt.part").exists());
     }

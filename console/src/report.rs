@@ -387,12 +387,7 @@ impl SessionRecord {
             let _ = match &entry.exchange {
                 Exchange::Said { text } => writeln!(md, "said: {}", escape(text)),
                 Exchange::Asked { question, answer } => match answer {
-                    Ok(a) => writeln!(
-                        md,
-                        "asked: {}\n  - answer: {}",
-                        escape(question),
-                        escape(a)
-                    ),
+                    Ok(a) => writeln!(md, "asked: {}\n  - answer: {}", escape(question), escape(a)),
                     Err(why) => writeln!(
                         md,
                         "asked: {}\n  - no answer: {}",

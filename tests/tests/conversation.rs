@@ -40,7 +40,11 @@ fn records_of(agent: &AgentProc, kind: &str) -> Vec<Value> {
 }
 
 /// Runs the console with `--exec` for each command, in `--json` mode.
-fn exec_json(relay: &RelayProc, agent: &AgentProc, commands: &[String]) -> (ExitStatus, Vec<Value>, String) {
+fn exec_json(
+    relay: &RelayProc,
+    agent: &AgentProc,
+    commands: &[String],
+) -> (ExitStatus, Vec<Value>, String) {
     let mut args: Vec<&str> = vec!["--json"];
     for c in commands {
         args.push("--exec");
@@ -82,7 +86,9 @@ fn a_message_shows_on_the_agent_and_is_in_the_audit_log_and_report() {
 
     let screen = agent_finishes(&mut agent);
     assert!(
-        screen.contains("message from the technician: I'm looking at the printer queue now \u{FFFD}[2J"),
+        screen.contains(
+            "message from the technician: I'm looking at the printer queue now \u{FFFD}[2J"
+        ),
         "{screen}"
     );
     assert!(!screen.contains('\x1b'), "{screen:?}");
@@ -95,7 +101,10 @@ fn a_message_shows_on_the_agent_and_is_in_the_audit_log_and_report() {
     assert!(audit_verify(agent.data_dir.path()).status.success());
 
     let md = std::fs::read_to_string(&report).unwrap();
-    let conversation = md.split("## Conversation").nth(1).expect("a conversation section");
+    let conversation = md
+        .split("## Conversation")
+        .nth(1)
+        .expect("a conversation section");
     assert!(
         conversation.contains("said: I'm looking at the printer queue now"),
         "{md}"
@@ -124,7 +133,10 @@ fn a_question_returns_the_typed_answer_in_order_with_the_runs() {
     assert_eq!(answers[0]["answer"], "since Monday, after the update");
 
     let screen = agent_finishes(&mut agent);
-    assert!(screen.contains("the technician asks: When did it start?"), "{screen}");
+    assert!(
+        screen.contains("the technician asks: When did it start?"),
+        "{screen}"
+    );
     let questions = records_of(&agent, "question");
     assert_eq!(questions.len(), 1);
     assert_eq!(questions[0]["text"], "When did it start?");
@@ -140,7 +152,10 @@ fn a_question_returns_the_typed_answer_in_order_with_the_runs() {
     let said_at = md.find("said: hello").expect("the message in the report");
     let asked_at = md.find("asked: When did it start?").expect("the question");
     assert!(said_at < asked_at, "{md}");
-    assert!(md.contains("answer: since Monday, after the update"), "{md}");
+    assert!(
+        md.contains("answer: since Monday, after the update"),
+        "{md}"
+    );
 }
 
 /// Asks one question the person does not answer and returns the console's
@@ -152,7 +167,10 @@ fn unanswered(answers: &[&str], close_input: bool, extra: &[&str]) -> (String, V
         agent.proc.close_stdin();
     }
     let (status, events, _) = exec_json(&relay, &agent, &["ask Is the printer on?".to_string()]);
-    assert!(!status.success(), "an unanswered question is an error: {events:?}");
+    assert!(
+        !status.success(),
+        "an unanswered question is an error: {events:?}"
+    );
     assert!(events_named(&events, "answer").is_empty(), "{events:?}");
     let errors = error_messages(&events);
     assert_eq!(errors.len(), 1, "{events:?}");
@@ -167,7 +185,13 @@ fn unanswered(answers: &[&str], close_input: bool, extra: &[&str]) -> (String, V
 fn an_empty_answer_is_a_refusal_to_answer() {
     let (error, record, screen) = unanswered(&["y", ""], false, &[]);
     assert!(error.contains("the person chose not to answer"), "{error}");
-    assert!(record["why"].as_str().unwrap().contains("chose not to answer"), "{record}");
+    assert!(
+        record["why"]
+            .as_str()
+            .unwrap()
+            .contains("chose not to answer"),
+        "{record}"
+    );
     assert!(screen.contains("you chose not to answer"), "{screen}");
 }
 
@@ -175,7 +199,10 @@ fn an_empty_answer_is_a_refusal_to_answer() {
 fn input_that_ends_is_a_refusal_to_answer() {
     let (error, record, screen) = unanswered(&["y"], true, &[]);
     assert!(error.contains("input is closed"), "{error}");
-    assert!(record["why"].as_str().unwrap().contains("input is closed"), "{record}");
+    assert!(
+        record["why"].as_str().unwrap().contains("input is closed"),
+        "{record}"
+    );
     assert!(screen.contains("not answered (input closed)"), "{screen}");
 }
 
@@ -183,7 +210,10 @@ fn input_that_ends_is_a_refusal_to_answer() {
 fn an_unanswered_question_times_out() {
     let (error, record, screen) = unanswered(&["y"], false, &["--consent-timeout", "1"]);
     assert!(error.contains("did not answer within 1 s"), "{error}");
-    assert!(record["why"].as_str().unwrap().contains("within 1 s"), "{record}");
+    assert!(
+        record["why"].as_str().unwrap().contains("within 1 s"),
+        "{record}"
+    );
     assert!(screen.contains("no answer within 1 s"), "{screen}");
 }
 
@@ -230,8 +260,14 @@ fn a_fetched_file_arrives_whole_with_its_digest() {
     assert_eq!(fetched[0]["size"], content.len() as u64);
 
     let screen = agent_finishes(&mut agent);
-    assert!(screen.contains("the technician asks for a copy of this file"), "{screen}");
-    assert!(screen.contains(&format!("{} bytes", content.len())), "{screen}");
+    assert!(
+        screen.contains("the technician asks for a copy of this file"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains(&format!("{} bytes", content.len())),
+        "{screen}"
+    );
     let sent = records_of(&agent, "file_sent");
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0]["path"], path.display().to_string());
@@ -267,7 +303,10 @@ fn refused_fetch(path: &str, answers: &[&str], extra: &[&str]) -> (String, Strin
     assert!(records_of(&agent, "file_sent").is_empty());
     let refused = records_of(&agent, "file_refused");
     assert_eq!(refused.len(), 1, "{:?}", audit_kinds(agent.data_dir.path()));
-    assert_eq!(refused[0]["reason"], errors[0].trim_start_matches("refused: "));
+    assert_eq!(
+        refused[0]["reason"],
+        errors[0].trim_start_matches("refused: ")
+    );
     (errors[0].clone(), screen, agent)
 }
 
@@ -278,7 +317,10 @@ fn a_fetch_the_person_declines_sends_nothing() {
     std::fs::write(&path, "secret").unwrap();
     let (error, screen, agent) = refused_fetch(path.to_str().unwrap(), &["y", "n"], &[]);
     assert!(error.contains("the person declined to send"), "{error}");
-    assert!(screen.contains("the technician asks for a copy of this file"), "{screen}");
+    assert!(
+        screen.contains("the technician asks for a copy of this file"),
+        "{screen}"
+    );
     assert!(screen.contains("declined"), "{screen}");
     let consents = records_of(&agent, "consent");
     assert_eq!(consents.last().unwrap()["answer"], false);
@@ -310,7 +352,10 @@ fn a_file_over_the_cap_is_refused_without_asking() {
 fn a_fifo_or_a_device_is_refused() {
     let remote = tempfile::tempdir().unwrap();
     let fifo = remote.path().join("pipe");
-    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
     assert!(made.success());
     let (error, screen, _) = refused_fetch(fifo.to_str().unwrap(), &["y"], &[]);
     assert!(error.contains("FIFO"), "{error}");
@@ -357,7 +402,10 @@ fn a_file_that_changes_while_read_is_not_kept() {
     let writer = {
         let (path, stop) = (path.clone(), stop.clone());
         std::thread::spawn(move || {
-            let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let _ = std::io::Write::write_all(&mut f, b"another line\n");
                 std::thread::sleep(std::time::Duration::from_millis(1));
@@ -375,7 +423,10 @@ fn a_file_that_changes_while_read_is_not_kept() {
     writer.join().unwrap();
     assert!(!status.success(), "{events:?}");
     let errors = error_messages(&events);
-    assert!(errors[0].contains("changed while it was read"), "{errors:?}");
+    assert!(
+        errors[0].contains("changed while it was read"),
+        "{errors:?}"
+    );
     assert_eq!(std::fs::read_dir(here.path()).unwrap().count(), 0);
     let screen = agent_finishes(&mut agent);
     assert!(screen.contains("changed while it was read"), "{screen}");

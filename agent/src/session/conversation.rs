@@ -74,7 +74,10 @@ pub(super) async fn ask(
         .await;
     let (answer, why) = match answer {
         TextAnswer::Text(answer) => (Some(answer), None),
-        other => (None, Some(unanswered(&other, ctx.config.consent_timeout.as_secs()))),
+        other => (
+            None,
+            Some(unanswered(&other, ctx.config.consent_timeout.as_secs())),
+        ),
     };
     let event = AuditEvent::Question {
         text,
@@ -106,9 +109,7 @@ pub fn unanswered(answer: &TextAnswer, timeout_secs: u64) -> String {
         TextAnswer::Declined => {
             "the person chose not to answer (they pressed Enter without typing)".to_string()
         }
-        TextAnswer::NoInput => {
-            "nobody can answer: the agent's input is closed".to_string()
-        }
+        TextAnswer::NoInput => "nobody can answer: the agent's input is closed".to_string(),
         TextAnswer::NoAnswer => {
             format!("the person did not answer within {timeout_secs} s")
         }

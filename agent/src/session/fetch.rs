@@ -187,9 +187,8 @@ pub fn open_regular(path: &Path, cap: u64) -> Result<(File, Metadata), String> {
             "{shown} is not a full path: give the file's path from / on the person's machine"
         ));
     }
-    let flags = nix::fcntl::OFlag::O_NOFOLLOW
-        | nix::fcntl::OFlag::O_NONBLOCK
-        | nix::fcntl::OFlag::O_NOCTTY;
+    let flags =
+        nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOCTTY;
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(flags.bits())
