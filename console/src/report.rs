@@ -555,6 +555,32 @@ mod tests {
                 output_sha256: "ab`\n# x".into(),
             },
         });
+        record.exchanged(3, Exchange::Said { text: evil.into() });
+        record.exchanged(
+            4,
+            Exchange::Asked {
+                question: evil.into(),
+                answer: Ok(evil.into()),
+            },
+        );
+        record.exchanged(
+            5,
+            Exchange::Fetched {
+                path: evil.into(),
+                kept: Ok(KeptFile {
+                    local: evil.into(),
+                    size: 1,
+                    sha256: evil.into(),
+                }),
+            },
+        );
+        record.exchanged(
+            6,
+            Exchange::Fetched {
+                path: evil.into(),
+                kept: Err(evil.into()),
+            },
+        );
         let md = record.to_markdown();
         let unsafe_chars: Vec<char> = md
             .chars()
@@ -579,6 +605,7 @@ mod tests {
                 "## Findings",
                 "## Runs",
                 "### Run 2: `fix'x`",
+                "## Conversation",
             ],
             "{md}"
         );

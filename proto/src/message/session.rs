@@ -190,3 +190,37 @@ impl AgentMsg {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversation_and_file_messages_name_their_request_and_end_it_once() {
+        let file = [
+            AgentMsg::FileStart {
+                id: 7,
+                path: "/a".into(),
+                size: 1,
+            },
+            AgentMsg::FileChunk {
+                id: 7,
+                data: vec![1],
+            },
+            AgentMsg::FileEnd {
+                id: 7,
+                size: 1,
+                sha256: "x".into(),
+            },
+        ];
+        assert!(file.iter().all(|m| m.request_id() == Some(7)));
+        let finals: Vec<bool> = file.iter().map(AgentMsg::is_final).collect();
+        assert_eq!(finals, [false, false, true]);
+        let answer = AgentMsg::Answer {
+            id: 3,
+            text: "yes".into(),
+        };
+        assert_eq!(answer.request_id(), Some(3));
+        assert!(answer.is_final());
+    }
+}
