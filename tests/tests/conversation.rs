@@ -434,3 +434,129 @@ fn a_file_that_changes_while_read_is_not_kept() {
     assert_eq!(refused.len(), 1);
     assert!(records_of(&agent, "file_sent").is_empty());
 }
+
+/// A private tmux server running one command, killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(command: &str) -> Tmux {
+        let socket = format!("sprijin-talk-{}", std::process::id());
+        let status = std::process::Command::new("tmux")
+            .args([
+                "-L",
+                &socket,
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                "100",
+                "-y",
+                "30",
+            ])
+            .arg(command)
+            .status()
+            .expect("run tmux");
+        assert!(status.success(), "tmux did not start");
+        Tmux { socket }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let status = std::process::Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "t"])
+            .args(keys)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn wait_for(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + STEP;
+        loop {
+            let out = std::process::Command::new("tmux")
+                .args(["-L", &self.socket, "capture-pane", "-p", "-t", "t"])
+                .output()
+                .unwrap();
+            let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+            if screen.contains(needle) {
+                return screen;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the screen never showed {needle:?}:\n{screen}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+#[test]
+fn the_full_screen_console_sends_messages_and_shows_answers() {
+    if std::process::Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "tmux is missing in CI: .ci/run installs it"
+        );
+        eprintln!("tmux is not installed: skipping the terminal UI test outside CI");
+        return;
+    }
+    let relay = RelayProc::start(&[]);
+    let mut agent = AgentProc::start(&relay, &["y", "the blue one"], &[]);
+    let logs = tempfile::tempdir().unwrap();
+    let command = format!(
+        "{} connect {} --relay {} --relay-fingerprint {} --name Ana --data-dir {}; echo EXITED-$?; sleep 60",
+        bin("sprijin-console").display(),
+        agent.code,
+        relay.addr,
+        relay.fingerprint,
+        logs.path().display()
+    );
+    let tmux = Tmux::start(&command);
+    tmux.wait_for("1 Overview");
+    tmux.wait_for("6 Talk");
+
+    tmux.keys(&["m"]);
+    tmux.wait_for("Message for the person");
+    tmux.keys(&["-l", "I am checking the spooler"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("shown");
+    assert!(
+        agent
+            .proc
+            .stdout
+            .wait_for(
+                "message from the technician: I am checking the spooler",
+                STEP
+            )
+            .is_some()
+    );
+
+    tmux.keys(&["a"]);
+    tmux.wait_for("Question for the person");
+    tmux.keys(&["-l", "Which printer?"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("answer: the blue one");
+
+    tmux.keys(&["q"]);
+    tmux.wait_for("EXITED-0");
+    agent_finishes(&mut agent);
+    let questions = records_of(&agent, "question");
+    assert_eq!(questions.len(), 1);
+    assert_eq!(questions[0]["text"], "Which printer?");
+    assert_eq!(questions[0]["answer"], "the blue one");
+    assert_eq!(records_of(&agent, "message").len(), 1);
+}
