@@ -22,11 +22,14 @@ pub struct AgentConfig {
     pub output_cap: u64,
     /// How often the background sampler refreshes the snapshot.
     pub sample_interval: Duration,
+    /// The largest file the technician may fetch, in bytes.
+    pub fetch_cap: u64,
 }
 
 impl AgentConfig {
     pub const DEFAULT_CONSENT_TIMEOUT: Duration = Duration::from_secs(120);
     pub const DEFAULT_SAMPLE_INTERVAL: Duration = Duration::from_secs(2);
+    pub const DEFAULT_FETCH_CAP: u64 = 64 * 1024 * 1024;
 
     pub fn audit_path(&self) -> PathBuf {
         self.data_dir.join("audit.log")
@@ -60,8 +63,9 @@ pub struct TrustedKeyError {
 
 /// The agent's optional config file (TOML), for what an organisation sets
 /// once on a machine: which relay, its fingerprint, the catalog keys it
-/// trusts, and how long a question waits for the person (`consent_timeout`,
-/// in seconds). Flags on the command line add to it or override it.
+/// trusts, how long a question waits for the person (`consent_timeout`,
+/// in seconds) and the largest file a technician may fetch (`fetch_cap`,
+/// in bytes). Flags on the command line add to it or override it.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
@@ -73,6 +77,8 @@ pub struct ConfigFile {
     pub data_dir: Option<PathBuf>,
     /// Seconds a question waits for the person's answer; at least 1.
     pub consent_timeout: Option<std::num::NonZeroU64>,
+    /// The largest file the technician may fetch, in bytes.
+    pub fetch_cap: Option<u64>,
 }
 
 /// The machine-wide agent config file, used when a person has none of their own.
@@ -126,5 +132,8 @@ mod tests {
         let err = ConfigFile::load(&path, true).unwrap_err().to_string();
         assert!(err.contains("line 1") && err.contains("nonzero"), "{err}");
         assert!(ConfigFile::load(&dir.path().join("missing.toml"), true).is_err());
+        std::fs::write(&path, "fetch_cap = 1048576\n").unwrap();
+        let c = ConfigFile::load(&path, true).unwrap();
+        assert_eq!(c.fetch_cap, Some(1_048_576));
     }
 }

@@ -132,11 +132,70 @@ impl Consent {
         question: &str,
         withdrawn: impl Future<Output = String>,
     ) -> Answer {
+        let shown = format!("{}\nallow? [y/N] ", clean_text(question));
+        let answer = match self
+            .next_line(&shown, "so this is declined", withdrawn)
+            .await
+        {
+            Reply::Line(text) => match text.trim().to_ascii_lowercase().as_str() {
+                "y" | "yes" => Answer::Yes,
+                _ => Answer::No,
+            },
+            Reply::NoInput => Answer::NoInput,
+            Reply::NoAnswer => return Answer::NoAnswer,
+            Reply::Withdrawn => return Answer::Withdrawn,
+        };
+        println!("{}", answer.describe());
+        answer
+    }
+
+    /// Shows `question` and waits for a typed answer, with the same rules
+    /// as [`ask_unless`](Self::ask_unless): one question at a time, only a
+    /// line typed after the question counts, and the same timeout. An empty
+    /// line is a refusal to answer.
+    pub async fn ask_text_unless(
+        &self,
+        question: &str,
+        withdrawn: impl Future<Output = String>,
+    ) -> TextAnswer {
+        let shown = format!(
+            "{}\nyour answer (Enter alone to not answer): ",
+            clean_text(question)
+        );
+        match self
+            .next_line(&shown, "so it is left unanswered", withdrawn)
+            .await
+        {
+            Reply::Line(text) => match text.trim() {
+                "" => {
+                    println!("you chose not to answer");
+                    TextAnswer::Declined
+                }
+                text => TextAnswer::Text(text.to_string()),
+            },
+            Reply::NoInput => {
+                println!("not answered (input closed)");
+                TextAnswer::NoInput
+            }
+            Reply::NoAnswer => TextAnswer::NoAnswer,
+            Reply::Withdrawn => TextAnswer::Withdrawn,
+        }
+    }
+
+    /// Shows `shown` and waits for the next line typed after it, one
+    /// question at a time. On a timeout, the person is told, followed by
+    /// `on_timeout`.
+    async fn next_line(
+        &self,
+        shown: &str,
+        on_timeout: &str,
+        withdrawn: impl Future<Output = String>,
+    ) -> Reply {
         tokio::pin!(withdrawn);
         // A question waiting for its turn can be withdrawn too.
         let mut lines = tokio::select! {
             lines = self.lines.lock() => lines,
-            _ = &mut withdrawn => return Answer::Withdrawn,
+            _ = &mut withdrawn => return Reply::Withdrawn,
         };
         if let (true, Source::Stamped(lines)) = (self.terminal, &mut *lines) {
             discard_typed_ahead(lines);
@@ -144,38 +203,56 @@ impl Consent {
         let asked = Instant::now();
         {
             let mut out = std::io::stdout().lock();
-            let _ = write!(out, "{}\nallow? [y/N] ", clean_text(question));
+            let _ = write!(out, "{shown}");
             let _ = out.flush();
         }
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let answer = loop {
+        loop {
             let line = tokio::select! {
                 line = tokio::time::timeout_at(deadline, lines.recv()) => line,
                 reason = &mut withdrawn => {
                     println!("\n{}: nothing will be done", clean_text(&reason));
-                    return Answer::Withdrawn;
+                    return Reply::Withdrawn;
                 }
             };
-            break match line {
+            return match line {
                 Err(_) => {
                     println!(
-                        "\nno answer within {} s, so this is declined",
+                        "\nno answer within {} s, {on_timeout}",
                         self.timeout.as_secs()
                     );
-                    return Answer::NoAnswer;
+                    Reply::NoAnswer
                 }
-                Ok(None) => Answer::NoInput,
+                Ok(None) => Reply::NoInput,
                 // Read before the question was on the screen: not an answer to it.
                 Ok(Some(line)) if self.terminal && line.at < asked => continue,
-                Ok(Some(line)) => match line.text.trim().to_ascii_lowercase().as_str() {
-                    "y" | "yes" => Answer::Yes,
-                    _ => Answer::No,
-                },
+                Ok(Some(line)) => Reply::Line(line.text),
             };
-        };
-        println!("{}", answer.describe());
-        answer
+        }
     }
+}
+
+/// What came back for a question.
+enum Reply {
+    Line(String),
+    NoInput,
+    NoAnswer,
+    Withdrawn,
+}
+
+/// How the person answered a question that wants words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TextAnswer {
+    /// What they typed, trimmed; never empty.
+    Text(String),
+    /// They pressed Enter without typing.
+    Declined,
+    /// The input ended: nobody can answer any more.
+    NoInput,
+    /// Nobody answered in time.
+    NoAnswer,
+    /// The question was withdrawn before the person answered.
+    Withdrawn,
 }
 
 /// Throws away what the person typed while no question was on the screen:
@@ -226,5 +303,50 @@ mod tests {
         assert_eq!(answer, Answer::Withdrawn);
         tx.send("y".to_string()).await.unwrap();
         assert_eq!(consent.ask("q").await, Answer::Yes);
+    }
+
+    #[tokio::test]
+    async fn a_typed_answer_is_kept_and_an_empty_line_declines() {
+        let (tx, rx) = mpsc::channel(8);
+        let consent = Consent::from_channel(rx, Duration::from_secs(5));
+        let never = || std::future::pending::<String>();
+        for (line, want) in [
+            (
+                "  it broke on Monday ",
+                TextAnswer::Text("it broke on Monday".into()),
+            ),
+            ("", TextAnswer::Declined),
+            ("   ", TextAnswer::Declined),
+        ] {
+            tx.send(line.to_string()).await.unwrap();
+            assert_eq!(
+                consent.ask_text_unless("q", never()).await,
+                want,
+                "{line:?}"
+            );
+        }
+        // Questions of both kinds take lines in order.
+        tx.send("y".to_string()).await.unwrap();
+        tx.send("y".to_string()).await.unwrap();
+        assert_eq!(consent.ask("q").await, Answer::Yes);
+        assert_eq!(
+            consent.ask_text_unless("q", never()).await,
+            TextAnswer::Text("y".into())
+        );
+        drop(tx);
+        assert_eq!(
+            consent.ask_text_unless("q", never()).await,
+            TextAnswer::NoInput
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unanswered_text_question_times_out() {
+        let (_tx, rx) = mpsc::channel(8);
+        let consent = Consent::from_channel(rx, Duration::from_secs(60));
+        let answer = consent
+            .ask_text_unless("q", std::future::pending::<String>())
+            .await;
+        assert_eq!(answer, TextAnswer::NoAnswer);
     }
 }

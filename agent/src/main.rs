@@ -36,7 +36,7 @@ enum Command {
         /// Accept only the relay with this certificate fingerprint (sha256:HEX).
         #[arg(long, env = "SPRIJIN_RELAY_FINGERPRINT")]
         relay_fingerprint: Option<Fingerprint>,
-        /// Config file (TOML: relay, relay_fingerprint, trusted_keys, data_dir, consent_timeout). Default: ~/.config/sprijin/agent.toml if present, else /etc/sprijin/agent.toml if present
+        /// Config file (TOML: relay, relay_fingerprint, trusted_keys, data_dir, consent_timeout, fetch_cap). Default: ~/.config/sprijin/agent.toml if present, else /etc/sprijin/agent.toml if present
         #[arg(long, env = "SPRIJIN_AGENT_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
         /// A public key whose signed script catalogs you trust (repeatable). Without one, no script can run.
@@ -52,6 +52,10 @@ enum Command {
         /// Output bytes per run sent to the technician; the rest is counted, not sent.
         #[arg(long, default_value_t = sprijin_agent::script::runner::DEFAULT_OUTPUT_CAP)]
         output_cap: u64,
+        /// The largest file the technician may fetch, in bytes (or
+        /// `fetch_cap` in the config file). Default: 67108864 (64 MiB)
+        #[arg(long, value_name = "BYTES")]
+        fetch_cap: Option<u64>,
     },
     /// Show this machine's state and what looks wrong, without any network.
     Diag {
@@ -105,6 +109,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             data_dir: dir,
             consent_timeout,
             output_cap,
+            fetch_cap,
         } => {
             let file = match config {
                 Some(path) => ConfigFile::load(&path, true)?,
@@ -143,6 +148,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .map_or(AgentConfig::DEFAULT_CONSENT_TIMEOUT, Duration::from_secs),
                 output_cap,
                 sample_interval: AgentConfig::DEFAULT_SAMPLE_INTERVAL,
+                fetch_cap: fetch_cap
+                    .or(file.fetch_cap)
+                    .unwrap_or(AgentConfig::DEFAULT_FETCH_CAP),
             };
             let consent = Arc::new(Consent::from_stdin(config.consent_timeout));
             let runtime =

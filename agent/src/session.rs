@@ -40,6 +40,9 @@ use crate::script::catalog_memory;
 use crate::script::not_run::NotRun;
 use crate::script::runner::{self, RunEvent, RunSpec};
 
+mod conversation;
+mod fetch;
+
 /// How many messages may wait for the writer before producers slow down;
 /// this is what keeps a chatty script from growing the agent's memory.
 const OUTBOX: usize = 64;
@@ -572,7 +575,55 @@ async fn handle(ctx: &Arc<Ctx>, runs: &mut JoinSet<()>, id: RequestId, request: 
                 }
             }
         }
+        Request::Say { text } => conversation::say(ctx, id, text).await,
+        Request::Ask { text } => {
+            spawn_tracked(ctx, runs, id, move |ctx, stop| async move {
+                conversation::ask(&ctx, id, text, stop).await
+            })
+            .await
+        }
+        Request::Fetch { path } => {
+            spawn_tracked(ctx, runs, id, move |ctx, stop| async move {
+                fetch::fetch(&ctx, id, path, stop).await
+            })
+            .await
+        }
     }
+}
+
+/// Starts a request that waits for the person (a question, a file) as a
+/// task of the session, stopped like a run: by a cancel naming it, or when
+/// the session ends.
+async fn spawn_tracked<F, Fut>(ctx: &Arc<Ctx>, runs: &mut JoinSet<()>, id: RequestId, task: F)
+where
+    F: FnOnce(Arc<Ctx>, watch::Receiver<Option<StopReason>>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let stop = match ctx.runs.lock().unwrap_or_else(|e| e.into_inner()).entry(id) {
+        Entry::Occupied(_) => None,
+        Entry::Vacant(slot) => {
+            let (tx, rx) = watch::channel(None);
+            slot.insert(tx);
+            Some(rx)
+        }
+    };
+    let Some(stop) = stop else {
+        return ctx
+            .refuse(
+                id,
+                format!("request id {id} is already in use in this session"),
+            )
+            .await;
+    };
+    let work = task(ctx.clone(), stop);
+    let ctx = ctx.clone();
+    runs.spawn(async move {
+        work.await;
+        ctx.runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    });
 }
 
 async fn accept_catalog(ctx: &Ctx, id: RequestId, signed: SignedCatalog) {

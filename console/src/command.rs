@@ -21,6 +21,15 @@ pub enum Command {
         run: u32,
     },
     Report(PathBuf),
+    /// A message for the person's screen, as typed.
+    Say(String),
+    /// A question the person answers by typing.
+    Ask(String),
+    /// A copy of a file on the person's machine, kept as `local`.
+    Fetch {
+        path: String,
+        local: Option<PathBuf>,
+    },
     Help,
     Quit,
 }
@@ -33,6 +42,9 @@ commands:
   scripts               the catalog's scripts and their risk
   run ID [KEY=VALUE]... run a catalog script (the person must approve)
   cancel RUN            stop a run in progress
+  say TEXT              show a message on the person's screen
+  ask TEXT              ask the person a question; their typed answer comes back
+  fetch PATH [LOCAL]    copy a file from the person's machine (they must approve)
   report FILE           write a Markdown report of this session
   help                  this text
   quit                  end the session";
@@ -41,6 +53,19 @@ impl FromStr for Command {
     type Err = CommandError;
 
     fn from_str(line: &str) -> Result<Self, Self::Err> {
+        // Messages and questions are taken as typed: an apostrophe is a
+        // word, not a quote.
+        let trimmed = line.trim();
+        let (first, rest) = trimmed
+            .split_once(char::is_whitespace)
+            .unwrap_or((trimmed, ""));
+        match (first, rest.trim()) {
+            ("say", "") => return Err(CommandError::Usage("say TEXT")),
+            ("ask", "") => return Err(CommandError::Usage("ask TEXT")),
+            ("say", text) => return Ok(Command::Say(text.to_string())),
+            ("ask", text) => return Ok(Command::Ask(text.to_string())),
+            _ => {}
+        }
         let words = shell_words::split(line).map_err(|_| CommandError::Quotes(line.to_string()))?;
         let (name, args) = words.split_first().ok_or(CommandError::Empty)?;
         let none = |cmd: Command| {
@@ -60,6 +85,17 @@ impl FromStr for Command {
             "report" => match args {
                 [file] => Ok(Command::Report(PathBuf::from(file))),
                 _ => Err(CommandError::Usage("report FILE")),
+            },
+            "fetch" => match args {
+                [path] => Ok(Command::Fetch {
+                    path: path.clone(),
+                    local: None,
+                }),
+                [path, local] => Ok(Command::Fetch {
+                    path: path.clone(),
+                    local: Some(PathBuf::from(local)),
+                }),
+                _ => Err(CommandError::Usage("fetch PATH [LOCAL]")),
             },
             "cancel" => match args {
                 [run] => run
@@ -136,6 +172,28 @@ mod tests {
             Ok(Command::Report("out.md".into()))
         );
         assert_eq!("cancel 3".parse(), Ok(Command::Cancel { run: 3 }));
+        assert_eq!(
+            "say  don't unplug it; I'm \"on\" it ".parse(),
+            Ok(Command::Say("don't unplug it; I'm \"on\" it".into()))
+        );
+        assert_eq!(
+            "ask\twhich printer?".parse(),
+            Ok(Command::Ask("which printer?".into()))
+        );
+        assert_eq!(
+            "fetch /var/log/syslog".parse(),
+            Ok(Command::Fetch {
+                path: "/var/log/syslog".into(),
+                local: None
+            })
+        );
+        assert_eq!(
+            "fetch '/tmp/a b.txt' here.txt".parse(),
+            Ok(Command::Fetch {
+                path: "/tmp/a b.txt".into(),
+                local: Some("here.txt".into())
+            })
+        );
     }
 
     #[test]
@@ -165,5 +223,11 @@ mod tests {
             "cancel x".parse::<Command>(),
             Err(CommandError::Usage(_))
         ));
+        for line in ["say", "ask  ", "fetch", "fetch a b c"] {
+            assert!(
+                matches!(line.parse::<Command>(), Err(CommandError::Usage(_))),
+                "{line:?}"
+            );
+        }
     }
 }

@@ -67,6 +67,7 @@ pub async fn connect(args: ConnectArgs) -> Result<bool, DriverError> {
         catalog: None,
         latest: None,
         runs: Vec::new(),
+        conversation: Vec::new(),
         log,
         audit_head: session.audit_head(),
     };

@@ -16,8 +16,9 @@ use sprijin_proto::text::{clean_line, clean_text};
 use std::collections::BTreeMap;
 
 use crate::command::{Command, HELP};
+use crate::fetch::{FetchError, Receiving};
 use crate::output::RunOutput;
-use crate::report::SessionRecord;
+use crate::report::{Exchange, KeptFile, SessionRecord};
 use crate::session::{AuditHead, Replies, Session, SessionError};
 
 /// The catalog the console brought, parsed for listing and local checks.
@@ -265,6 +266,9 @@ impl Driver {
                     json!({"event": "report", "path": path.display().to_string()}),
                 );
             }
+            Command::Say(text) => self.say(text).await?,
+            Command::Ask(text) => self.ask(text).await?,
+            Command::Fetch { path, local } => self.fetch(path, local).await?,
             Command::Help => self.emit(HELP, json!({"event": "help", "text": HELP})),
             Command::Quit => return Ok(Flow::Quit),
         }
@@ -284,6 +288,164 @@ impl Driver {
             Some(AgentMsg::Refused { reason, .. }) => Err(DriverError::Refused(reason)),
             _ => Err(self.gone()),
         }
+    }
+
+    /// Shows a message on the person's screen.
+    async fn say(&mut self, text: String) -> Result<(), DriverError> {
+        let (id, mut replies) = self
+            .session
+            .request(Request::Say { text: text.clone() })
+            .await?;
+        match replies.recv().await {
+            Some(AgentMsg::Ack { .. }) => {
+                self.record
+                    .exchanged(id, Exchange::Said { text: text.clone() });
+                self.emit(
+                    format!("shown to the person: {}", clean_text(&text)),
+                    json!({"event": "said", "request": id, "text": text}),
+                );
+                Ok(())
+            }
+            Some(AgentMsg::Refused { reason, .. }) => Err(DriverError::Refused(reason)),
+            _ => Err(self.gone()),
+        }
+    }
+
+    /// Asks the person a question and shows their typed answer.
+    async fn ask(&mut self, question: String) -> Result<(), DriverError> {
+        let (id, mut replies) = self
+            .session
+            .request(Request::Ask {
+                text: question.clone(),
+            })
+            .await?;
+        self.emit(
+            format!(
+                "ask {id}: waiting for the person's answer to: {}",
+                clean_text(&question)
+            ),
+            json!({"event": "asked", "request": id, "question": question}),
+        );
+        match replies.recv().await {
+            Some(AgentMsg::Answer { text, .. }) => {
+                self.record.exchanged(
+                    id,
+                    Exchange::Asked {
+                        question,
+                        answer: Ok(text.clone()),
+                    },
+                );
+                self.emit(
+                    format!("ask {id}: the person answered: {}", clean_text(&text)),
+                    json!({"event": "answer", "request": id, "answer": text}),
+                );
+                Ok(())
+            }
+            Some(AgentMsg::Refused { reason, .. }) => {
+                self.record.exchanged(
+                    id,
+                    Exchange::Asked {
+                        question,
+                        answer: Err(reason.clone()),
+                    },
+                );
+                Err(DriverError::Unanswered(reason))
+            }
+            _ => Err(self.gone()),
+        }
+    }
+
+    /// Asks the person for a copy of the file at `path` and keeps it as
+    /// `local` once its size and SHA-256 check out.
+    async fn fetch(&mut self, path: String, local: Option<PathBuf>) -> Result<(), DriverError> {
+        let local = crate::fetch::local_for(&path, local)?;
+        // Before the person is asked: a name that cannot be used is found
+        // here, not after they said yes.
+        let mut receiving = Receiving::create(&local)?;
+        let (id, mut replies) = self
+            .session
+            .request(Request::Fetch { path: path.clone() })
+            .await?;
+        self.emit(
+            format!(
+                "fetch {id}: asking the person to send {}...",
+                clean_line(&path)
+            ),
+            json!({"event": "fetch_requested", "request": id, "path": path, "local": local.display().to_string()}),
+        );
+        let shown = !self.json && std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let mut progress: Option<Instant> = None;
+        let mut ticker = tokio::time::interval(Duration::from_millis(500));
+        let result = loop {
+            let msg = tokio::select! {
+                msg = replies.recv() => msg,
+                _ = ticker.tick(), if shown && progress.is_some() => {
+                    if let (Some(started), Some(size)) = (progress, receiving.announced()) {
+                        eprint!(
+                            "\r  {:.1} s, {} of {} received ",
+                            started.elapsed().as_secs_f64(),
+                            diag_text::human_bytes(receiving.received()),
+                            diag_text::human_bytes(size)
+                        );
+                    }
+                    continue;
+                }
+            };
+            match msg {
+                Some(AgentMsg::FileStart { size, .. }) => {
+                    receiving.start(size);
+                    progress = Some(Instant::now());
+                    self.emit(
+                        format!(
+                            "fetch {id}: the person agreed; receiving {} ({size} bytes)",
+                            diag_text::human_bytes(size)
+                        ),
+                        json!({"event": "fetch_started", "request": id, "size": size}),
+                    );
+                }
+                Some(AgentMsg::FileChunk { data, .. }) => {
+                    if let Err(e) = receiving.write(&data) {
+                        break Err(DriverError::Fetch(e));
+                    }
+                }
+                Some(AgentMsg::FileEnd { size, sha256, .. }) => {
+                    break receiving
+                        .finish(size, &sha256)
+                        .map(|kept| KeptFile {
+                            local: kept.display().to_string(),
+                            size,
+                            sha256,
+                        })
+                        .map_err(DriverError::Fetch);
+                }
+                Some(AgentMsg::Refused { reason, .. }) => break Err(DriverError::Refused(reason)),
+                Some(_) => {}
+                None => break Err(self.gone()),
+            }
+        };
+        if shown && progress.is_some() {
+            eprint!("\r\x1b[K");
+        }
+        let kept = result.as_ref().map(Clone::clone).map_err(|e| e.to_string());
+        self.record.exchanged(
+            id,
+            Exchange::Fetched {
+                path: path.clone(),
+                kept,
+            },
+        );
+        let kept = result?;
+        self.emit(
+            format!(
+                "fetch {id}: kept {} as {} ({} bytes, SHA-256 {})",
+                clean_line(&path),
+                clean_line(&kept.local),
+                kept.size,
+                clean_line(&kept.sha256)
+            ),
+            json!({"event": "fetched", "request": id, "path": path, "local": kept.local, "size": kept.size, "sha256": kept.sha256}),
+        );
+        Ok(())
     }
 
     fn scripts(&self) {
@@ -507,4 +669,8 @@ pub enum DriverError {
     Terminal(String),
     #[error("no script can run in this session: {0}")]
     CatalogRefused(String),
+    #[error("no answer: {0}")]
+    Unanswered(String),
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
 }

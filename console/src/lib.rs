@@ -17,6 +17,7 @@ pub mod config;
 pub mod connect;
 pub mod credential_tool;
 pub mod driver;
+pub mod fetch;
 pub mod log;
 pub mod output;
 pub mod report;

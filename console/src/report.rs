@@ -86,6 +86,39 @@ impl RunRecord {
     }
 }
 
+/// One exchange with the person, in the order of the session's requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exchange {
+    /// A message shown on the person's screen.
+    Said { text: String },
+    /// A question, and the answer or why there is none.
+    Asked {
+        question: String,
+        answer: Result<String, String>,
+    },
+    /// A file asked for: where it was kept, its size and SHA-256, or why
+    /// it was not.
+    Fetched {
+        path: String,
+        kept: Result<KeptFile, String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptFile {
+    pub local: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationEntry {
+    /// The request number, shared with the runs.
+    pub id: u32,
+    pub at: SystemTime,
+    pub exchange: Exchange,
+}
+
 /// Everything the console saw in one session.
 pub struct SessionRecord {
     pub started: SystemTime,
@@ -97,6 +130,8 @@ pub struct SessionRecord {
     pub catalog: Option<String>,
     pub latest: Option<DiagReport>,
     pub runs: Vec<RunRecord>,
+    /// Messages, questions and files, in order.
+    pub conversation: Vec<ConversationEntry>,
     /// The console's session log, when one could be opened.
     pub log: Option<SessionLog>,
     /// The agent's audit log head, as it last reported it.
@@ -149,6 +184,30 @@ impl SessionRecord {
             "run_requested",
             json!({ "run": id, "script": script, "params": params }),
         );
+    }
+
+    /// Notes an exchange with the person, for the report and the log.
+    pub fn exchanged(&mut self, id: u32, exchange: Exchange) {
+        let fields = match &exchange {
+            Exchange::Said { text } => json!({ "request": id, "said": text }),
+            Exchange::Asked { question, answer } => match answer {
+                Ok(a) => json!({ "request": id, "asked": question, "answer": a }),
+                Err(why) => json!({ "request": id, "asked": question, "unanswered": why }),
+            },
+            Exchange::Fetched { path, kept } => match kept {
+                Ok(k) => json!({
+                    "request": id, "fetched": path, "local": k.local,
+                    "size": k.size, "sha256": k.sha256,
+                }),
+                Err(why) => json!({ "request": id, "fetched": path, "not_kept": why }),
+            },
+        };
+        self.log("conversation", fields);
+        self.conversation.push(ConversationEntry {
+            id,
+            at: SystemTime::now(),
+            exchange,
+        });
     }
 
     /// Notes what an answer from the agent says about a run or the machine.
@@ -314,6 +373,41 @@ impl SessionRecord {
             }
             md.push('\n');
         }
+        let _ = writeln!(md, "## Conversation\n");
+        if self.conversation.is_empty() {
+            let _ = writeln!(md, "No messages, questions or files in this session.\n");
+        } else {
+            let _ = writeln!(
+                md,
+                "In the order they were made; request numbers are shared with the runs.\n"
+            );
+        }
+        for entry in &self.conversation {
+            let _ = write!(md, "- {}, request {}: ", rfc3339(entry.at), entry.id);
+            let _ = match &entry.exchange {
+                Exchange::Said { text } => writeln!(md, "said: {}", escape(text)),
+                Exchange::Asked { question, answer } => match answer {
+                    Ok(a) => writeln!(md, "asked: {}\n  - answer: {}", escape(question), escape(a)),
+                    Err(why) => writeln!(
+                        md,
+                        "asked: {}\n  - no answer: {}",
+                        escape(question),
+                        escape(why)
+                    ),
+                },
+                Exchange::Fetched { path, kept } => match kept {
+                    Ok(k) => writeln!(
+                        md,
+                        "file `{}`: kept as `{}`, {} bytes, SHA-256 `{}`",
+                        code(path),
+                        code(&k.local),
+                        k.size,
+                        code(&k.sha256)
+                    ),
+                    Err(why) => writeln!(md, "file `{}`: not kept: {}", code(path), escape(why)),
+                },
+            };
+        }
         md
     }
 }
@@ -393,6 +487,7 @@ mod tests {
             catalog: None,
             latest: None,
             runs: vec![],
+            conversation: vec![],
             log: None,
             audit_head: tokio::sync::watch::channel(None).1,
         };
@@ -429,6 +524,7 @@ mod tests {
             catalog: None,
             latest: None,
             runs: vec![],
+            conversation: vec![],
             log: None,
             audit_head: tokio::sync::watch::channel(None).1,
         };
@@ -459,6 +555,32 @@ mod tests {
                 output_sha256: "ab`\n# x".into(),
             },
         });
+        record.exchanged(3, Exchange::Said { text: evil.into() });
+        record.exchanged(
+            4,
+            Exchange::Asked {
+                question: evil.into(),
+                answer: Ok(evil.into()),
+            },
+        );
+        record.exchanged(
+            5,
+            Exchange::Fetched {
+                path: evil.into(),
+                kept: Ok(KeptFile {
+                    local: evil.into(),
+                    size: 1,
+                    sha256: evil.into(),
+                }),
+            },
+        );
+        record.exchanged(
+            6,
+            Exchange::Fetched {
+                path: evil.into(),
+                kept: Err(evil.into()),
+            },
+        );
         let md = record.to_markdown();
         let unsafe_chars: Vec<char> = md
             .chars()
@@ -483,6 +605,7 @@ mod tests {
                 "## Findings",
                 "## Runs",
                 "### Run 2: `fix'x`",
+                "## Conversation",
             ],
             "{md}"
         );

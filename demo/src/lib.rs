@@ -65,6 +65,7 @@ pub async fn demo(json: bool) -> Result<bool, DemoError> {
         consent_timeout: AgentConfig::DEFAULT_CONSENT_TIMEOUT,
         output_cap: sprijin_agent::script::runner::DEFAULT_OUTPUT_CAP,
         sample_interval: AgentConfig::DEFAULT_SAMPLE_INTERVAL,
+        fetch_cap: AgentConfig::DEFAULT_FETCH_CAP,
     };
     // The person's answers: allow the session, approve the one run.
     let (answers, answer_rx) = mpsc::channel(4);

@@ -100,6 +100,30 @@ pub enum AuditEvent {
     Damaged {
         found: String,
     },
+    /// A message from the technician, as shown to the person.
+    Message {
+        text: String,
+    },
+    /// A question from the technician, as shown to the person, and the
+    /// typed answer; `why` says why there is none.
+    Question {
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        answer: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        why: Option<String>,
+    },
+    /// A file the person agreed to send was sent whole.
+    FileSent {
+        path: String,
+        size: u64,
+        sha256: String,
+    },
+    /// A file the technician asked for was not sent, and why.
+    FileRefused {
+        path: String,
+        reason: String,
+    },
 }
 
 impl AuditEvent {

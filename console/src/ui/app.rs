@@ -11,7 +11,7 @@ use sprijin_proto::message::script::OutStream;
 use sprijin_proto::message::session::{AgentMsg, RequestId};
 use sprijin_proto::text::CleanStream;
 
-use crate::report::SessionRecord;
+use crate::report::{Exchange, SessionRecord};
 
 /// How many output lines a run view keeps.
 const RUN_LINES: usize = 2000;
@@ -26,15 +26,18 @@ pub enum View {
     Processes,
     Catalog,
     Runs,
+    /// Messages to the person, questions and their answers.
+    Talk,
 }
 
 impl View {
-    pub const ALL: [View; 5] = [
+    pub const ALL: [View; 6] = [
         View::Overview,
         View::Findings,
         View::Processes,
         View::Catalog,
         View::Runs,
+        View::Talk,
     ];
 
     pub fn title(self) -> &'static str {
@@ -44,6 +47,7 @@ impl View {
             View::Processes => "Processes",
             View::Catalog => "Catalog",
             View::Runs => "Runs",
+            View::Talk => "Talk",
         }
     }
 }
@@ -64,6 +68,10 @@ pub enum Prompt {
         script: String,
         params: Vec<(String, String)>,
     },
+    /// Typing a message for the person's screen.
+    Say { input: String },
+    /// Typing a question for the person.
+    Ask { input: String },
 }
 
 /// What the loop must do for the app.
@@ -75,8 +83,21 @@ pub enum Action {
         params: Vec<(String, String)>,
     },
     Cancel(RequestId),
+    Say(String),
+    Ask(String),
     Report,
     Quit,
+}
+
+/// A message or question sent to the person, and what came back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TalkLine {
+    pub id: RequestId,
+    pub question: bool,
+    pub text: String,
+    /// `None` while waiting; the answer (or, for a message, an empty
+    /// text once shown), or why there is none.
+    pub reply: Option<Result<String, String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -173,10 +194,11 @@ pub struct App {
     pub refreshed: Option<Instant>,
     pub pending_diag: Option<RequestId>,
     pub sort: Sort,
-    pub selected: [usize; 5],
+    pub selected: [usize; 6],
     pub scripts: Vec<(ScriptId, Script)>,
     pub catalog_state: String,
     pub runs: Vec<RunView>,
+    pub talk: Vec<TalkLine>,
     pub prompt: Option<Prompt>,
     pub status: String,
     pub ended: Option<String>,
@@ -194,7 +216,7 @@ impl App {
             refreshed: None,
             pending_diag: None,
             sort: Sort::Cpu,
-            selected: [0; 5],
+            selected: [0; 6],
             catalog_state: if scripts.is_empty() {
                 "no catalog: start the console with --catalog DIR to run scripts".into()
             } else {
@@ -202,6 +224,7 @@ impl App {
             },
             scripts,
             runs: Vec::new(),
+            talk: Vec::new(),
             prompt: None,
             status: "loading the machine's state...".into(),
             ended: None,
@@ -235,6 +258,7 @@ impl App {
             View::Processes => self.processes().len(),
             View::Catalog => self.scripts.len(),
             View::Runs => self.runs.len(),
+            View::Talk => self.talk.len(),
         }
     }
 
@@ -304,7 +328,7 @@ impl App {
                 };
                 ("stop-process".to_string(), Some(p.pid.to_string()))
             }
-            View::Runs => return,
+            View::Runs | View::Talk => return,
         };
         self.begin_run(script, subject);
     }
@@ -335,16 +359,90 @@ impl App {
         };
     }
 
+    /// The text being typed in the prompt, if it takes text.
+    fn input(&mut self) -> Option<&mut String> {
+        match &mut self.prompt {
+            Some(Prompt::Params { input, .. } | Prompt::Say { input } | Prompt::Ask { input }) => {
+                Some(input)
+            }
+            _ => None,
+        }
+    }
+
     pub fn type_char(&mut self, c: char) {
-        if let Some(Prompt::Params { input, .. }) = &mut self.prompt {
+        if let Some(input) = self.input() {
             input.push(c);
         }
     }
 
     pub fn backspace(&mut self) {
-        if let Some(Prompt::Params { input, .. }) = &mut self.prompt {
+        if let Some(input) = self.input() {
             input.pop();
         }
+    }
+
+    /// Opens the prompt for a message (`question` false) or a question.
+    pub fn begin_talk(&mut self, question: bool) {
+        let input = String::new();
+        self.prompt = Some(if question {
+            Prompt::Ask { input }
+        } else {
+            Prompt::Say { input }
+        });
+    }
+
+    /// A message or question was sent to the agent as request `id`.
+    pub fn talk_requested(&mut self, id: RequestId, question: bool, text: String) {
+        self.status = if question {
+            "waiting for the person's answer...".into()
+        } else {
+            "sending the message...".into()
+        };
+        self.talk.push(TalkLine {
+            id,
+            question,
+            text,
+            reply: None,
+        });
+        self.view = View::Talk;
+        self.selected[self.view_index()] = self.talk.len() - 1;
+    }
+
+    /// An answer to a message or question; false when `msg` is not one.
+    fn on_talk(&mut self, msg: &AgentMsg) -> bool {
+        let Some(id) = msg.request_id() else {
+            return false;
+        };
+        let Some(line) = self.talk.iter_mut().find(|t| t.id == id) else {
+            return false;
+        };
+        let reply = match msg {
+            AgentMsg::Ack { .. } => Ok(String::new()),
+            AgentMsg::Answer { text, .. } => Ok(text.clone()),
+            AgentMsg::Refused { reason, .. } => Err(reason.clone()),
+            _ => return true,
+        };
+        // A message that was not shown is not part of the conversation.
+        let exchange = match (line.question, &reply) {
+            (true, answer) => Some(Exchange::Asked {
+                question: line.text.clone(),
+                answer: answer.clone(),
+            }),
+            (false, Ok(_)) => Some(Exchange::Said {
+                text: line.text.clone(),
+            }),
+            (false, Err(_)) => None,
+        };
+        self.status = match (line.question, &reply) {
+            (true, Ok(answer)) => format!("the person answered: {answer}"),
+            (false, Ok(_)) => "the message is on the person's screen".into(),
+            (_, Err(why)) => format!("no answer: {why}"),
+        };
+        line.reply = Some(reply);
+        if let Some(exchange) = exchange {
+            self.record.exchanged(id, exchange);
+        }
+        true
     }
 
     pub fn cancel_prompt(&mut self) {
@@ -381,6 +479,12 @@ impl App {
                 None
             }
             Prompt::Confirm { script, params } => Some(Action::Run { script, params }),
+            Prompt::Say { input } | Prompt::Ask { input } if input.trim().is_empty() => {
+                self.status = "nothing was typed, so nothing was sent".into();
+                None
+            }
+            Prompt::Say { input } => Some(Action::Say(input.trim().to_string())),
+            Prompt::Ask { input } => Some(Action::Ask(input.trim().to_string())),
         }
     }
 
@@ -422,6 +526,9 @@ impl App {
 
     pub fn on_agent(&mut self, msg: AgentMsg) {
         self.record.apply(&msg);
+        if self.on_talk(&msg) {
+            return;
+        }
         let id = msg.request_id();
         let run = id.and_then(|id| self.runs.iter_mut().find(|r| r.id == id));
         match (msg, run) {

@@ -88,6 +88,7 @@ fn draw_views(frame: &mut Frame, app: &App) {
         View::Processes => draw_processes(frame, body, app),
         View::Catalog => draw_catalog(frame, body, app),
         View::Runs => draw_runs(frame, body, app),
+        View::Talk => draw_talk(frame, body, app),
     }
     let status_style = if app.ended.is_some() {
         Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
@@ -438,6 +439,52 @@ fn draw_runs(frame: &mut Frame, area: Rect, app: &App) {
     );
 }
 
+fn draw_talk(frame: &mut Frame, area: Rect, app: &App) {
+    let mut lines = vec![Line::styled(
+        "m: show the person a message   a: ask the person a question",
+        Style::new().fg(Color::DarkGray),
+    )];
+    if app.talk.is_empty() {
+        lines.push(Line::raw("nothing said yet"));
+    }
+    for t in &app.talk {
+        let (said, reply, style) = match (&t.reply, t.question) {
+            (None, true) => (
+                "you asked",
+                "waiting for the answer".to_string(),
+                Style::new(),
+            ),
+            (None, false) => ("you said", "sending".to_string(), Style::new()),
+            (Some(Ok(answer)), true) => (
+                "you asked",
+                format!("answer: {}", clean(answer)),
+                Style::new().fg(Color::Green),
+            ),
+            (Some(Ok(_)), false) => (
+                "you said",
+                "shown".to_string(),
+                Style::new().fg(Color::Green),
+            ),
+            (Some(Err(why)), question) => (
+                if question { "you asked" } else { "you said" },
+                format!("no answer: {}", clean(why)),
+                Style::new().fg(Color::Yellow),
+            ),
+        };
+        lines.push(Line::raw(format!("{:>3} {said}: {}", t.id, clean(&t.text))));
+        lines.push(Line::styled(format!("      {reply}"), style));
+    }
+    let height = area.height.saturating_sub(1) as usize;
+    let skip = lines.len().saturating_sub(height);
+    let shown: Vec<Line> = lines.into_iter().skip(skip).collect();
+    frame.render_widget(
+        Paragraph::new(shown)
+            .wrap(Wrap { trim: false })
+            .block(Block::new().borders(Borders::TOP).title(" Talk ")),
+        area,
+    );
+}
+
 fn draw_prompt(frame: &mut Frame, app: &App, prompt: &Prompt) {
     let area = frame.area();
     let width = area.width.saturating_sub(4).min(76);
@@ -480,11 +527,31 @@ fn draw_prompt(frame: &mut Frame, app: &App, prompt: &Prompt) {
                 ),
             ]
         }
+        Prompt::Say { input } | Prompt::Ask { input } => vec![
+            Line::from(if matches!(prompt, Prompt::Ask { .. }) {
+                "the person sees your question and types an answer:"
+            } else {
+                "the person sees this message on their screen:"
+            }),
+            Line::styled(
+                format!("> {}_", clean(input)),
+                Style::new().add_modifier(Modifier::BOLD),
+            ),
+            Line::styled(
+                "enter to send, esc to cancel",
+                Style::new().fg(Color::DarkGray),
+            ),
+        ],
+    };
+    let title = match prompt {
+        Prompt::Say { .. } => " Message for the person ",
+        Prompt::Ask { .. } => " Question for the person ",
+        _ => " Run a script ",
     };
     frame.render_widget(
         Paragraph::new(text)
             .wrap(Wrap { trim: true })
-            .block(Block::bordered().title(" Run a script ")),
+            .block(Block::bordered().title(title)),
         rect,
     );
 }
@@ -512,6 +579,7 @@ mod tests {
             catalog: None,
             latest: None,
             runs: Vec::new(),
+            conversation: Vec::new(),
             log: None,
             audit_head: tokio::sync::watch::channel(None).1,
         };
@@ -662,6 +730,17 @@ mod tests {
                 output_sha256: String::new(),
             },
         });
+        app.talk_requested(4, true, evil.into());
+        app.on_agent(AgentMsg::Answer {
+            id: 4,
+            text: evil.into(),
+        });
+        app.talk_requested(5, false, evil.into());
+        app.on_agent(AgentMsg::Refused {
+            id: 5,
+            reason: evil.into(),
+        });
+        app.prompt = Some(Prompt::Ask { input: evil.into() });
         for view in View::ALL {
             app.show(view);
             assert_eq!(
@@ -670,6 +749,11 @@ mod tests {
                 "{view:?}"
             );
         }
+        app.prompt = None;
+        app.show(View::Talk);
+        let screen = render(&app, 120, 30);
+        assert!(screen.contains("answer: x�]0;pwned��[2J�y�z"), "{screen}");
+        assert_eq!(app.record.conversation.len(), 1, "only the question");
         app.show(View::Runs);
         let screen = render(&app, 120, 30);
         assert!(

@@ -96,6 +96,16 @@ pub async fn run(
                         send(&session, &mut app, &net_tx, Request::Cancel { run }).await;
                         app.status = format!("asked the agent to stop run {run}");
                     }
+                    Action::Say(text) => {
+                        if let Some(id) = send(&session, &mut app, &net_tx, Request::Say { text: text.clone() }).await {
+                            app.talk_requested(id, false, text);
+                        }
+                    }
+                    Action::Ask(text) => {
+                        if let Some(id) = send(&session, &mut app, &net_tx, Request::Ask { text: text.clone() }).await {
+                            app.talk_requested(id, true, text);
+                        }
+                    }
                     Action::Report => write_report(&mut app),
                 }
             }
@@ -165,7 +175,7 @@ fn on_key(app: &mut App, key: KeyEvent) -> Option<Action> {
         return Some(Action::Quit);
     }
     match &app.prompt {
-        Some(Prompt::Params { .. }) => match key.code {
+        Some(Prompt::Params { .. } | Prompt::Say { .. } | Prompt::Ask { .. }) => match key.code {
             KeyCode::Enter => app.submit_prompt(),
             KeyCode::Esc => {
                 app.cancel_prompt();
@@ -199,7 +209,7 @@ fn on_key(app: &mut App, key: KeyEvent) -> Option<Action> {
                 app.prev_view();
                 None
             }
-            KeyCode::Char(c @ '1'..='5') => {
+            KeyCode::Char(c @ '1'..='6') => {
                 let i = c as usize - '1' as usize;
                 app.show(View::ALL[i]);
                 None
@@ -223,6 +233,14 @@ fn on_key(app: &mut App, key: KeyEvent) -> Option<Action> {
             KeyCode::Char('r') => Some(Action::Refresh),
             KeyCode::Char('c') => app.cancel_run(),
             KeyCode::Char('p') => Some(Action::Report),
+            KeyCode::Char('m') => {
+                app.begin_talk(false);
+                None
+            }
+            KeyCode::Char('a') => {
+                app.begin_talk(true);
+                None
+            }
             _ => None,
         },
     }

@@ -47,6 +47,15 @@ pub enum Request {
     },
     /// Stop the run started by request `run`.
     Cancel { run: RequestId },
+    /// A message shown on the person's screen; answered with `Ack`.
+    Say { text: String },
+    /// A question the person answers by typing; answered with `Answer`, or
+    /// `Refused` when they did not answer.
+    Ask { text: String },
+    /// A copy of the file at `path` (absolute, on the agent's machine), if
+    /// the person agrees: `FileStart`, `FileChunk`s, then `FileEnd`; or
+    /// `Refused`.
+    Fetch { path: String },
 }
 
 /// What the agent sends.
@@ -120,6 +129,30 @@ pub enum AgentMsg {
         seq: u64,
         hash: String,
     },
+    /// The person's typed answer to an `Ask`.
+    Answer {
+        id: RequestId,
+        text: String,
+    },
+    /// The person agreed to send the file: `size` bytes follow.
+    FileStart {
+        id: RequestId,
+        path: String,
+        size: u64,
+    },
+    /// The next piece of the file.
+    FileChunk {
+        id: RequestId,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// The whole file was sent: its size and SHA-256 (hex), which the
+    /// console checks before it keeps the file.
+    FileEnd {
+        id: RequestId,
+        size: u64,
+        sha256: String,
+    },
 }
 
 impl AgentMsg {
@@ -133,7 +166,11 @@ impl AgentMsg {
             | AgentMsg::Truncated { id, .. }
             | AgentMsg::RunEnded { id, .. }
             | AgentMsg::Refused { id, .. }
-            | AgentMsg::Ack { id } => Some(*id),
+            | AgentMsg::Ack { id }
+            | AgentMsg::Answer { id, .. }
+            | AgentMsg::FileStart { id, .. }
+            | AgentMsg::FileChunk { id, .. }
+            | AgentMsg::FileEnd { id, .. } => Some(*id),
             AgentMsg::Welcome { .. }
             | AgentMsg::Bye { .. }
             | AgentMsg::Identity { .. }
@@ -150,6 +187,42 @@ impl AgentMsg {
                 | AgentMsg::RunEnded { .. }
                 | AgentMsg::Refused { .. }
                 | AgentMsg::Ack { .. }
+                | AgentMsg::Answer { .. }
+                | AgentMsg::FileEnd { .. }
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversation_and_file_messages_name_their_request_and_end_it_once() {
+        let file = [
+            AgentMsg::FileStart {
+                id: 7,
+                path: "/a".into(),
+                size: 1,
+            },
+            AgentMsg::FileChunk {
+                id: 7,
+                data: vec![1],
+            },
+            AgentMsg::FileEnd {
+                id: 7,
+                size: 1,
+                sha256: "x".into(),
+            },
+        ];
+        assert!(file.iter().all(|m| m.request_id() == Some(7)));
+        let finals: Vec<bool> = file.iter().map(AgentMsg::is_final).collect();
+        assert_eq!(finals, [false, false, true]);
+        let answer = AgentMsg::Answer {
+            id: 3,
+            text: "yes".into(),
+        };
+        assert_eq!(answer.request_id(), Some(3));
+        assert!(answer.is_final());
     }
 }

@@ -1,0 +1,393 @@
+//! Sending a file the technician asked for, once the person agrees.
+//!
+//! Only a regular file can be sent: it is opened read-only without
+//! following a final symbolic link (the person approves the path they see,
+//! not where a link leads) and without blocking (a FIFO with no writer
+//! must not hang the agent), and what was opened is checked to be a
+//! regular file under the size cap before the person is asked. The file is
+//! read in pieces that interleave with the session's other messages, its
+//! SHA-256 computed on the way; if its size or modification time changed
+//! while it was read, or it held more or less than it said, the transfer is
+//! refused at the end and the console keeps nothing.
+
+use std::fs::{File, Metadata};
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+use sprijin_proto::diag_text::human_bytes;
+use sprijin_proto::message::session::{AgentMsg, RequestId};
+use sprijin_proto::text::clean_line;
+use tokio::sync::{mpsc, watch};
+
+use super::{Ctx, StopReason, record, stop_requested};
+use crate::audit::AuditEvent;
+use crate::consent::Answer;
+
+/// How much of the file goes in one message.
+pub const CHUNK: usize = 64 * 1024;
+
+/// Sends the file at `path` if the person agrees; every refusal is
+/// recorded, told to the person and sent to the technician.
+pub(super) async fn fetch(
+    ctx: &Ctx,
+    id: RequestId,
+    path: String,
+    mut stop: watch::Receiver<Option<StopReason>>,
+) {
+    if let Err(reason) = send_file(ctx, id, &path, &mut stop).await {
+        println!("the file was not sent: {reason}");
+        let event = AuditEvent::FileRefused {
+            path: clean_line(&path).into_owned(),
+            reason: reason.clone(),
+        };
+        if let Err(e) = record(&ctx.audit, event).await {
+            println!("{e}");
+        }
+        ctx.refuse(id, reason).await;
+    }
+}
+
+async fn send_file(
+    ctx: &Ctx,
+    id: RequestId,
+    path: &str,
+    stop: &mut watch::Receiver<Option<StopReason>>,
+) -> Result<(), String> {
+    let shown = clean_line(path).into_owned();
+    let (file, before) = open_regular(Path::new(path), ctx.config.fetch_cap)?;
+    let size = before.len();
+    ctx.audit
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .check_writable()
+        .map_err(|e| format!("nothing was sent: {e}"))?;
+    let question = format!(
+        "the technician asks for a copy of this file:\n  {shown}\n  size: {} ({size} bytes)",
+        human_bytes(size)
+    );
+    let mut withdrawn = None;
+    let answer = ctx
+        .consent
+        .ask_unless(&question, async {
+            let reason = stop_requested(stop).await;
+            let said = reason.withdrawn();
+            withdrawn = Some(reason);
+            said
+        })
+        .await;
+    record(
+        &ctx.audit,
+        AuditEvent::Consent {
+            question,
+            answer: answer.approved(),
+        },
+    )
+    .await
+    .map_err(|e| format!("nothing was sent: {e}"))?;
+    if withdrawn.is_some() {
+        return Err(format!(
+            "the request for {shown} was withdrawn before the person answered; nothing was sent"
+        ));
+    }
+    match answer {
+        Answer::Yes => {}
+        Answer::NoInput => {
+            return Err(format!(
+                "nobody answered whether to send {shown}: the agent's input is closed"
+            ));
+        }
+        Answer::NoAnswer => {
+            return Err(format!(
+                "the person did not answer in time whether to send {shown}"
+            ));
+        }
+        Answer::No | Answer::Withdrawn => {
+            return Err(format!("the person declined to send {shown}"));
+        }
+    }
+    println!("sending {shown} to the technician");
+    if !ctx
+        .send(AgentMsg::FileStart {
+            id,
+            path: path.to_string(),
+            size,
+        })
+        .await
+    {
+        return Err("the session ended before the file was sent".to_string());
+    }
+
+    // Read on a blocking thread; a small queue keeps memory bounded while
+    // the connection is slower than the disk.
+    let (chunks, mut chunks_rx) = mpsc::channel::<Vec<u8>>(4);
+    let reader = tokio::task::spawn_blocking(move || read_all(file, size, chunks));
+    let mut cut_short = None;
+    loop {
+        let chunk = tokio::select! {
+            chunk = chunks_rx.recv() => chunk,
+            reason = stop_requested(stop) => {
+                cut_short = Some(match reason {
+                    StopReason::Technician => "the technician stopped the transfer".to_string(),
+                    StopReason::SessionEnded(why) => why,
+                });
+                break;
+            }
+        };
+        let Some(data) = chunk else { break };
+        if !ctx.send(AgentMsg::FileChunk { id, data }).await {
+            cut_short = Some("the session ended".to_string());
+            break;
+        }
+    }
+    drop(chunks_rx);
+    if let Some(why) = cut_short {
+        return Err(format!("{shown} was not sent whole: {why}"));
+    }
+    let read = reader
+        .await
+        .map_err(|e| format!("reading {shown} failed: {e}"))?
+        .map_err(|e| format!("reading {shown} failed: {e}"))?;
+    if let Some(change) = changed(&before, &read) {
+        return Err(format!(
+            "{shown} changed while it was read ({change}); nothing was kept, ask again once it is quiet"
+        ));
+    }
+    record(
+        &ctx.audit,
+        AuditEvent::FileSent {
+            path: shown.clone(),
+            size,
+            sha256: read.sha256.clone(),
+        },
+    )
+    .await
+    .map_err(|e| format!("{shown} was read but not recorded, so not sent: {e}"))?;
+    println!(
+        "sent {shown} ({}) to the technician, SHA-256 {}",
+        human_bytes(size),
+        read.sha256
+    );
+    ctx.send(AgentMsg::FileEnd {
+        id,
+        size,
+        sha256: read.sha256,
+    })
+    .await;
+    Ok(())
+}
+
+/// Opens `path` for reading if it is a regular file of at most `cap`
+/// bytes; an `Err` says, for people, why it cannot be sent.
+pub fn open_regular(path: &Path, cap: u64) -> Result<(File, Metadata), String> {
+    let shown = clean_line(&path.to_string_lossy()).into_owned();
+    if !path.is_absolute() {
+        return Err(format!(
+            "{shown} is not a full path: give the file's path from / on the person's machine"
+        ));
+    }
+    let flags =
+        nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOCTTY;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits())
+        .open(path)
+        .map_err(|e| {
+            let errno = e.raw_os_error().map(nix::errno::Errno::from_raw);
+            match (e.kind(), errno) {
+                (std::io::ErrorKind::NotFound, _) => {
+                    format!("{shown} does not exist on the person's machine")
+                }
+                (std::io::ErrorKind::PermissionDenied, _) => {
+                    format!("the agent may not read {shown}: permission denied")
+                }
+                (_, Some(nix::errno::Errno::ELOOP)) => {
+                    let target = std::fs::read_link(path)
+                        .map(|t| format!(" (to {})", clean_line(&t.to_string_lossy())))
+                        .unwrap_or_default();
+                    format!(
+                        "{shown} is a symbolic link{target}: ask for the file it points to by its own path"
+                    )
+                }
+                (_, Some(nix::errno::Errno::ENXIO)) => format!(
+                    "{shown} is not a regular file (a socket or a device): only regular files can be fetched"
+                ),
+                _ => format!("cannot open {shown}: {e}"),
+            }
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read the size of {shown}: {e}"))?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_dir() {
+            "a folder"
+        } else if kind.is_fifo() {
+            "a FIFO (named pipe)"
+        } else if kind.is_char_device() {
+            "a character device"
+        } else if kind.is_block_device() {
+            "a block device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        };
+        return Err(format!(
+            "{shown} is {what}: only regular files can be fetched"
+        ));
+    }
+    if meta.len() > cap {
+        return Err(format!(
+            "{shown} is {} ({} bytes), over this machine's limit of {} ({cap} bytes) for fetched files; the person can raise it with sprijin-agent share --fetch-cap BYTES",
+            human_bytes(meta.len()),
+            meta.len(),
+            human_bytes(cap)
+        ));
+    }
+    Ok((file, meta))
+}
+
+/// What reading a file found.
+#[derive(Debug)]
+pub struct ReadOutcome {
+    /// Bytes read until the end of the file.
+    pub bytes: u64,
+    pub sha256: String,
+    /// The file's state after the last read.
+    pub after: Metadata,
+}
+
+/// Reads `file` to its end in [`CHUNK`]s, each sent on `chunks`, and
+/// hashes it. Reading stops early once it holds more than `size` bytes:
+/// the file grew, which the caller reports.
+fn read_all(
+    mut file: File,
+    size: u64,
+    chunks: mpsc::Sender<Vec<u8>>,
+) -> std::io::Result<ReadOutcome> {
+    let mut hash = Sha256::new();
+    let mut bytes = 0u64;
+    loop {
+        let mut buf = vec![0; CHUNK];
+        let n = match file.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            break;
+        }
+        buf.truncate(n);
+        hash.update(&buf);
+        bytes += n as u64;
+        if bytes > size {
+            break;
+        }
+        if chunks.blocking_send(buf).is_err() {
+            break;
+        }
+    }
+    Ok(ReadOutcome {
+        bytes,
+        sha256: hex::encode(hash.finalize()),
+        after: file.metadata()?,
+    })
+}
+
+/// How the file changed between opening and the end of reading, if it did.
+fn changed(before: &Metadata, read: &ReadOutcome) -> Option<String> {
+    let size = before.len();
+    if read.bytes != size {
+        return Some(format!(
+            "{} bytes were read where {size} were expected",
+            read.bytes
+        ));
+    }
+    if read.after.len() != size {
+        return Some(format!(
+            "its size went from {size} to {} bytes",
+            read.after.len()
+        ));
+    }
+    if before.modified().ok() != read.after.modified().ok() {
+        return Some("it was modified".to_string());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_regular_files_under_the_cap_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("notes.txt");
+        std::fs::write(&file, b"hello").unwrap();
+        let (_, meta) = open_regular(&file, 5).unwrap();
+        assert_eq!(meta.len(), 5);
+
+        let err = open_regular(&file, 4).unwrap_err();
+        assert!(err.contains("over this machine's limit"), "{err}");
+        let err = open_regular(&dir.path().join("missing"), 10).unwrap_err();
+        assert!(err.contains("does not exist"), "{err}");
+        let err = open_regular(Path::new("notes.txt"), 10).unwrap_err();
+        assert!(err.contains("not a full path"), "{err}");
+        let err = open_regular(dir.path(), 10).unwrap_err();
+        assert!(err.contains("a folder"), "{err}");
+        let err = open_regular(Path::new("/dev/zero"), 10).unwrap_err();
+        assert!(err.contains("character device"), "{err}");
+
+        let fifo = dir.path().join("pipe");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let err = open_regular(&fifo, 10).unwrap_err();
+        assert!(err.contains("FIFO"), "{err}");
+
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let err = open_regular(&link, 10).unwrap_err();
+        assert!(err.contains("symbolic link"), "{err}");
+    }
+
+    #[test]
+    fn a_file_that_grows_while_read_is_noticed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(&path, vec![b'a'; 3 * CHUNK]).unwrap();
+        let (file, before) = open_regular(&path, u64::MAX).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"more"))
+            .unwrap();
+        let (tx, mut rx) = mpsc::channel(16);
+        let read = read_all(file, before.len(), tx).unwrap();
+        let mut sent = 0;
+        while let Ok(chunk) = rx.try_recv() {
+            sent += chunk.len();
+        }
+        assert!(sent <= 3 * CHUNK);
+        let change = changed(&before, &read).expect("a change");
+        assert!(change.contains("bytes were read"), "{change}");
+    }
+
+    #[test]
+    fn an_unchanged_file_reads_whole_with_its_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data");
+        let content: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &content).unwrap();
+        let (file, before) = open_regular(&path, u64::MAX).unwrap();
+        let (tx, mut rx) = mpsc::channel(16);
+        let read = read_all(file, before.len(), tx).unwrap();
+        let mut got = Vec::new();
+        while let Ok(chunk) = rx.try_recv() {
+            got.extend(chunk);
+        }
+        assert_eq!(got, content);
+        assert_eq!(read.sha256, hex::encode(Sha256::digest(&content)));
+        assert_eq!(changed(&before, &read), None);
+    }
+}

@@ -1,0 +1,214 @@
+//! Keeping a file fetched from the person's machine.
+//!
+//! The file is written to `LOCAL.part` as it arrives and hashed on the
+//! way. Only when the agent's final message names the same size and
+//! SHA-256 is it given its name, and never over an existing file (the
+//! name is linked, which fails if it exists, then the part is removed).
+//! Anything else removes the part.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// Where a fetched file is kept: `local` when given, else the file's base
+/// name in the current folder.
+pub fn local_for(path: &str, local: Option<PathBuf>) -> Result<PathBuf, FetchError> {
+    if let Some(local) = local {
+        return Ok(local);
+    }
+    Path::new(path)
+        .file_name()
+        .map(PathBuf::from)
+        .ok_or_else(|| FetchError::NoName(path.to_string()))
+}
+
+/// A file being received.
+pub struct Receiving {
+    local: PathBuf,
+    part: PathBuf,
+    file: Option<File>,
+    hash: Sha256,
+    bytes: u64,
+    /// The size the agent announced when it started sending.
+    announced: Option<u64>,
+}
+
+impl Receiving {
+    /// Prepares to receive into `local`; refuses when it exists.
+    pub fn create(local: &Path) -> Result<Receiving, FetchError> {
+        let shown = local.display().to_string();
+        if local.symlink_metadata().is_ok() {
+            return Err(FetchError::Exists(shown));
+        }
+        let mut part = local.as_os_str().to_owned();
+        part.push(".part");
+        let part = PathBuf::from(part);
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&part)
+            .map_err(|e| FetchError::Part(part.display().to_string(), e.to_string()))?;
+        Ok(Receiving {
+            local: local.to_path_buf(),
+            part,
+            file: Some(file),
+            hash: Sha256::new(),
+            bytes: 0,
+            announced: None,
+        })
+    }
+
+    /// The agent said `size` bytes follow.
+    pub fn start(&mut self, size: u64) {
+        self.announced = Some(size);
+    }
+
+    pub fn received(&self) -> u64 {
+        self.bytes
+    }
+
+    pub fn announced(&self) -> Option<u64> {
+        self.announced
+    }
+
+    pub fn write(&mut self, data: &[u8]) -> Result<(), FetchError> {
+        self.bytes += data.len() as u64;
+        if let Some(size) = self.announced
+            && self.bytes > size
+        {
+            return Err(FetchError::Size {
+                expected: size,
+                got: self.bytes,
+            });
+        }
+        self.hash.update(data);
+        let file = self.file.as_mut().ok_or(FetchError::Closed)?;
+        file.write_all(data)
+            .map_err(|e| FetchError::Write(self.part.display().to_string(), e.to_string()))
+    }
+
+    /// Checks what arrived against the agent's `size` and `sha256` and, if
+    /// both match, keeps the file under its name.
+    pub fn finish(mut self, size: u64, sha256: &str) -> Result<PathBuf, FetchError> {
+        if self.announced != Some(size) || self.bytes != size {
+            return Err(FetchError::Size {
+                expected: size,
+                got: self.bytes,
+            });
+        }
+        let got = hex::encode(std::mem::take(&mut self.hash).finalize());
+        if !got.eq_ignore_ascii_case(sha256) {
+            return Err(FetchError::Digest {
+                expected: sha256.to_string(),
+                got,
+            });
+        }
+        let file = self.file.take().ok_or(FetchError::Closed)?;
+        let shown = self.local.display().to_string();
+        file.sync_all()
+            .map_err(|e| FetchError::Write(self.part.display().to_string(), e.to_string()))?;
+        drop(file);
+        std::fs::hard_link(&self.part, &self.local).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                FetchError::Exists(shown.clone())
+            } else {
+                FetchError::Keep(shown.clone(), e.to_string())
+            }
+        })?;
+        let _ = std::fs::remove_file(&self.part);
+        Ok(self.local.clone())
+    }
+}
+
+impl Drop for Receiving {
+    /// A part that was not kept is removed.
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.part);
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    #[error("{0} names no file: give the local name too, as fetch PATH LOCAL")]
+    NoName(String),
+    #[error(
+        "{0} already exists here; nothing was asked: choose another name with fetch PATH LOCAL"
+    )]
+    Exists(String),
+    #[error(
+        "cannot create {0}: {1}; nothing was asked (remove a leftover part, or choose another name)"
+    )]
+    Part(String, String),
+    #[error("cannot write {0}: {1}; the file was not kept")]
+    Write(String, String),
+    #[error("cannot keep the file as {0}: {1}")]
+    Keep(String, String),
+    #[error("the file arrived with {got} bytes where the agent said {expected}; it was not kept")]
+    Size { expected: u64, got: u64 },
+    #[error("the file's SHA-256 is {got} where the agent said {expected}; it was not kept")]
+    Digest { expected: String, got: String },
+    #[error("the file was already closed")]
+    Closed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_local_name_defaults_to_the_base_name() {
+        assert_eq!(
+            local_for("/var/log/syslog", None).unwrap(),
+            PathBuf::from("syslog")
+        );
+        assert_eq!(
+            local_for("/var/log/syslog", Some("x.log".into())).unwrap(),
+            PathBuf::from("x.log")
+        );
+        assert!(matches!(local_for("/", None), Err(FetchError::NoName(_))));
+    }
+
+    #[test]
+    fn a_file_is_kept_only_when_size_and_digest_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = dir.path().join("got.txt");
+        let digest = hex::encode(Sha256::digest(b"hello world"));
+
+        let mut r = Receiving::create(&local).unwrap();
+        r.start(11);
+        r.write(b"hello ").unwrap();
+        r.write(b"world").unwrap();
+        assert_eq!(r.finish(11, &digest).unwrap(), local);
+        assert_eq!(std::fs::read(&local).unwrap(), b"hello world");
+        assert!(!dir.path().join("got.txt.part").exists());
+
+        // An existing file is never replaced.
+        assert!(matches!(
+            Receiving::create(&local),
+            Err(FetchError::Exists(_))
+        ));
+
+        let other = dir.path().join("other.txt");
+        let mut r = Receiving::create(&other).unwrap();
+        r.start(11);
+        r.write(b"hello wOrld").unwrap();
+        assert!(matches!(
+            r.finish(11, &digest),
+            Err(FetchError::Digest { .. })
+        ));
+        assert!(!other.exists());
+        assert!(!dir.path().join("other.txt.part").exists());
+
+        let mut r = Receiving::create(&other).unwrap();
+        r.start(5);
+        assert!(matches!(
+            r.write(b"hello world"),
+            Err(FetchError::Size { .. })
+        ));
+        drop(r);
+        assert!(!dir.path().join("other.txt.part").exists());
+    }
+}
