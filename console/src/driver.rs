@@ -16,9 +16,9 @@ use sprijin_proto::text::{clean_line, clean_text};
 use std::collections::BTreeMap;
 
 use crate::command::{Command, HELP};
-use crate::fetch::{FetchError, Receiving};
+use crate::fetch::{FetchError, Receiving, Step};
 use crate::output::RunOutput;
-use crate::report::{Exchange, KeptFile, SessionRecord};
+use crate::report::{Exchange, SessionRecord};
 use crate::session::{AuditHead, Replies, Session, SessionError};
 
 /// The catalog the console brought, parsed for listing and local checks.
@@ -391,9 +391,11 @@ impl Driver {
                     continue;
                 }
             };
-            match msg {
-                Some(AgentMsg::FileStart { size, .. }) => {
-                    receiving.start(size);
+            let Some(msg) = msg else {
+                break Err(self.gone());
+            };
+            match receiving.on_agent(&msg) {
+                Step::Started(size) => {
                     progress = Some(Instant::now());
                     self.emit(
                         format!(
@@ -403,24 +405,10 @@ impl Driver {
                         json!({"event": "fetch_started", "request": id, "size": size}),
                     );
                 }
-                Some(AgentMsg::FileChunk { data, .. }) => {
-                    if let Err(e) = receiving.write(&data) {
-                        break Err(DriverError::Fetch(e));
-                    }
-                }
-                Some(AgentMsg::FileEnd { size, sha256, .. }) => {
-                    break receiving
-                        .finish(size, &sha256)
-                        .map(|kept| KeptFile {
-                            local: kept.display().to_string(),
-                            size,
-                            sha256,
-                        })
-                        .map_err(DriverError::Fetch);
-                }
-                Some(AgentMsg::Refused { reason, .. }) => break Err(DriverError::Refused(reason)),
-                Some(_) => {}
-                None => break Err(self.gone()),
+                Step::Kept(kept) => break Ok(kept),
+                Step::Failed(e) => break Err(DriverError::Fetch(e)),
+                Step::Refused(reason) => break Err(DriverError::Refused(reason)),
+                Step::Received | Step::Other => {}
             }
         };
         if shown && progress.is_some() {

@@ -11,6 +11,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+use sprijin_proto::message::session::AgentMsg;
+
+use crate::report::KeptFile;
 
 /// Where a fetched file is kept: `local` when given, else the file's base
 /// name in the current folder.
@@ -65,6 +68,11 @@ impl Receiving {
         self.announced = Some(size);
     }
 
+    /// Where the file is kept once it checks out.
+    pub fn local(&self) -> &Path {
+        &self.local
+    }
+
     pub fn received(&self) -> u64 {
         self.bytes
     }
@@ -89,9 +97,43 @@ impl Receiving {
             .map_err(|e| FetchError::Write(self.part.display().to_string(), e.to_string()))
     }
 
+    /// Takes one of the agent's answers to the fetch: the start, a piece,
+    /// the end (checked, then the file is kept) or a refusal. The line
+    /// console and the full-screen console both receive through this.
+    pub fn on_agent(&mut self, msg: &AgentMsg) -> Step {
+        match msg {
+            AgentMsg::FileStart { size, .. } => {
+                self.start(*size);
+                Step::Started(*size)
+            }
+            AgentMsg::FileChunk { data, .. } => match self.write(data) {
+                Ok(()) => Step::Received,
+                Err(e) => Step::Failed(e),
+            },
+            AgentMsg::FileEnd { size, sha256, .. } => match self.finish(*size, sha256) {
+                Ok(kept) => Step::Kept(KeptFile {
+                    local: kept.display().to_string(),
+                    size: *size,
+                    sha256: sha256.clone(),
+                }),
+                Err(e) => Step::Failed(e),
+            },
+            AgentMsg::Refused { reason, .. } => Step::Refused(reason.clone()),
+            _ => Step::Other,
+        }
+    }
+
     /// Checks what arrived against the agent's `size` and `sha256` and, if
     /// both match, keeps the file under its name.
-    pub fn finish(mut self, size: u64, sha256: &str) -> Result<PathBuf, FetchError> {
+    /// Whatever the outcome, the part is gone afterwards.
+    pub fn finish(&mut self, size: u64, sha256: &str) -> Result<PathBuf, FetchError> {
+        let kept = self.check_and_keep(size, sha256);
+        self.file = None;
+        let _ = std::fs::remove_file(&self.part);
+        kept
+    }
+
+    fn check_and_keep(&mut self, size: u64, sha256: &str) -> Result<PathBuf, FetchError> {
         if self.announced != Some(size) || self.bytes != size {
             return Err(FetchError::Size {
                 expected: size,
@@ -117,9 +159,25 @@ impl Receiving {
                 FetchError::Keep(shown.clone(), e.to_string())
             }
         })?;
-        let _ = std::fs::remove_file(&self.part);
         Ok(self.local.clone())
     }
+}
+
+/// What one answer from the agent did to a fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The person agreed: this many bytes follow.
+    Started(u64),
+    /// A piece arrived and was written.
+    Received,
+    /// The size and digest matched and the file was kept.
+    Kept(KeptFile),
+    /// The agent (or the person) refused, for this reason.
+    Refused(String),
+    /// The file could not be received or did not check out; not kept.
+    Failed(FetchError),
+    /// Not part of a fetch.
+    Other,
 }
 
 impl Drop for Receiving {
@@ -129,7 +187,7 @@ impl Drop for Receiving {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FetchError {
     #[error("{0} names no file: give the local name too, as fetch PATH LOCAL")]

@@ -441,8 +441,10 @@ struct Tmux {
 }
 
 impl Tmux {
-    fn start(command: &str) -> Tmux {
-        let socket = format!("sprijin-talk-{}", std::process::id());
+    /// Starts `command` on a server named for `name` and this process, so
+    /// tests running side by side do not meet.
+    fn start(name: &str, command: &str) -> Tmux {
+        let socket = format!("sprijin-{name}-{}", std::process::id());
         let status = std::process::Command::new("tmux")
             .args([
                 "-L",
@@ -500,8 +502,8 @@ impl Drop for Tmux {
     }
 }
 
-#[test]
-fn the_full_screen_console_sends_messages_and_shows_answers() {
+/// Whether tmux is there to drive the full-screen console (it must be in CI).
+fn have_tmux() -> bool {
     if std::process::Command::new("tmux")
         .arg("-V")
         .output()
@@ -512,20 +514,33 @@ fn the_full_screen_console_sends_messages_and_shows_answers() {
             "tmux is missing in CI: .ci/run installs it"
         );
         eprintln!("tmux is not installed: skipping the terminal UI test outside CI");
-        return;
+        return false;
     }
-    let relay = RelayProc::start(&[]);
-    let mut agent = AgentProc::start(&relay, &["y", "the blue one"], &[]);
-    let logs = tempfile::tempdir().unwrap();
-    let command = format!(
+    true
+}
+
+/// The full-screen console's command line for this session.
+fn full_screen(relay: &RelayProc, agent: &AgentProc, logs: &std::path::Path) -> String {
+    format!(
         "{} connect {} --relay {} --relay-fingerprint {} --name Ana --data-dir {}; echo EXITED-$?; sleep 60",
         bin("sprijin-console").display(),
         agent.code,
         relay.addr,
         relay.fingerprint,
-        logs.path().display()
-    );
-    let tmux = Tmux::start(&command);
+        logs.display()
+    )
+}
+
+#[test]
+fn the_full_screen_console_sends_messages_and_shows_answers() {
+    if !have_tmux() {
+        return;
+    }
+    let relay = RelayProc::start(&[]);
+    let mut agent = AgentProc::start(&relay, &["y", "the blue one"], &[]);
+    let logs = tempfile::tempdir().unwrap();
+    let command = full_screen(&relay, &agent, logs.path());
+    let tmux = Tmux::start("talk", &command);
     tmux.wait_for("1 Overview");
     tmux.wait_for("6 Talk");
 
@@ -559,4 +574,69 @@ fn the_full_screen_console_sends_messages_and_shows_answers() {
     assert_eq!(questions[0]["text"], "Which printer?");
     assert_eq!(questions[0]["answer"], "the blue one");
     assert_eq!(records_of(&agent, "message").len(), 1);
+}
+
+#[test]
+fn the_full_screen_console_fetches_a_file_and_shows_it_kept() {
+    if !have_tmux() {
+        return;
+    }
+    let relay = RelayProc::start(&[]);
+    let mut agent = AgentProc::start(&relay, &["y", "y"], &[]);
+    let remote = tempfile::tempdir().unwrap();
+    let content = varied(700_001);
+    let path = remote.path().join("app.log");
+    std::fs::write(&path, &content).unwrap();
+    let here = tempfile::tempdir().unwrap();
+    let local = here.path().join("got.log");
+    let logs = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start("fetch", &full_screen(&relay, &agent, logs.path()));
+    tmux.wait_for("6 Talk");
+
+    tmux.keys(&["f"]);
+    tmux.wait_for("Fetch a file");
+    tmux.keys(&["-l", &format!("{} {}", path.display(), local.display())]);
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("kept as");
+    let digest = sha256_hex(&content);
+    assert!(screen.contains("f fetch a file"), "{screen}");
+    assert!(
+        screen.contains(&format!("you asked for the file {}", path.display())),
+        "{screen}"
+    );
+    assert!(
+        screen.contains(&format!("{} bytes, SHA-256", content.len())),
+        "{screen}"
+    );
+    assert!(screen.contains(&digest), "{screen}");
+    assert_eq!(std::fs::read(&local).unwrap(), content);
+    assert!(!here.path().join("got.log.part").exists());
+
+    // A file that is not there is refused, and nothing is kept.
+    tmux.keys(&["f"]);
+    tmux.wait_for("Fetch a file");
+    let missing = remote.path().join("missing.log");
+    let not_kept = here.path().join("missing.log");
+    tmux.keys(&[
+        "-l",
+        &format!("{} {}", missing.display(), not_kept.display()),
+    ]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("not kept: refused:");
+    assert!(!not_kept.exists());
+    assert_eq!(std::fs::read_dir(here.path()).unwrap().count(), 1);
+
+    tmux.keys(&["q"]);
+    tmux.wait_for("EXITED-0");
+    let said = agent_finishes(&mut agent);
+    assert!(
+        said.contains("the technician asks for a copy of this file"),
+        "{said}"
+    );
+    let sent = records_of(&agent, "file_sent");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["path"], path.display().to_string());
+    assert_eq!(sent[0]["size"], content.len() as u64);
+    assert_eq!(sent[0]["sha256"], digest.as_str());
+    assert_eq!(records_of(&agent, "file_refused").len(), 1);
 }

@@ -2,7 +2,8 @@
 //! reads this state and never changes it; keys call small intent methods;
 //! answers from the agent arrive through [`App::on_agent`].
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use sprijin_proto::catalog::{Script, ScriptId, parse_assignment};
@@ -11,7 +12,9 @@ use sprijin_proto::message::script::OutStream;
 use sprijin_proto::message::session::{AgentMsg, RequestId};
 use sprijin_proto::text::CleanStream;
 
-use crate::report::{Exchange, SessionRecord};
+use crate::command::Command;
+use crate::fetch::{Receiving, Step};
+use crate::report::{Exchange, KeptFile, SessionRecord};
 
 /// How many output lines a run view keeps.
 const RUN_LINES: usize = 2000;
@@ -72,6 +75,8 @@ pub enum Prompt {
     Say { input: String },
     /// Typing a question for the person.
     Ask { input: String },
+    /// Typing `PATH [LOCAL]` for a file to fetch from the person's machine.
+    Fetch { input: String },
 }
 
 /// What the loop must do for the app.
@@ -85,19 +90,39 @@ pub enum Action {
     Cancel(RequestId),
     Say(String),
     Ask(String),
+    /// Ask the person for the file at `path`, to keep as `local`.
+    Fetch {
+        path: String,
+        local: PathBuf,
+    },
     Report,
     Quit,
 }
 
-/// A message or question sent to the person, and what came back.
+/// A message, question or fetch sent to the person, and what came back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TalkLine {
     pub id: RequestId,
     pub question: bool,
+    /// The message, the question, or the path of the file asked for.
     pub text: String,
-    /// `None` while waiting; the answer (or, for a message, an empty
-    /// text once shown), or why there is none.
+    /// `None` while waiting; the answer (or, for a message or a file, an
+    /// empty text once done), or why there is none.
     pub reply: Option<Result<String, String>>,
+    /// For a file asked for, how it is coming along.
+    pub fetch: Option<FetchLine>,
+}
+
+/// A file asked for from the person's machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchLine {
+    /// Where it is kept here.
+    pub local: String,
+    /// The size the agent announced once the person agreed.
+    pub size: Option<u64>,
+    pub received: u64,
+    /// The file as kept, once its size and SHA-256 checked out.
+    pub kept: Option<KeptFile>,
 }
 
 #[derive(Debug, Clone)]
@@ -199,6 +224,8 @@ pub struct App {
     pub catalog_state: String,
     pub runs: Vec<RunView>,
     pub talk: Vec<TalkLine>,
+    /// The files being received, by request.
+    receiving: BTreeMap<RequestId, Receiving>,
     pub prompt: Option<Prompt>,
     pub status: String,
     pub ended: Option<String>,
@@ -225,6 +252,7 @@ impl App {
             scripts,
             runs: Vec::new(),
             talk: Vec::new(),
+            receiving: BTreeMap::new(),
             prompt: None,
             status: "loading the machine's state...".into(),
             ended: None,
@@ -362,9 +390,12 @@ impl App {
     /// The text being typed in the prompt, if it takes text.
     fn input(&mut self) -> Option<&mut String> {
         match &mut self.prompt {
-            Some(Prompt::Params { input, .. } | Prompt::Say { input } | Prompt::Ask { input }) => {
-                Some(input)
-            }
+            Some(
+                Prompt::Params { input, .. }
+                | Prompt::Say { input }
+                | Prompt::Ask { input }
+                | Prompt::Fetch { input },
+            ) => Some(input),
             _ => None,
         }
     }
@@ -403,9 +434,98 @@ impl App {
             question,
             text,
             reply: None,
+            fetch: None,
         });
         self.view = View::Talk;
         self.selected[self.view_index()] = self.talk.len() - 1;
+    }
+
+    /// Opens the prompt for a file to fetch.
+    pub fn begin_fetch(&mut self) {
+        self.prompt = Some(Prompt::Fetch {
+            input: String::new(),
+        });
+    }
+
+    /// Reads `PATH [LOCAL]` as the line console's `fetch` does; the local
+    /// name defaults to the file's base name in the current folder.
+    fn parse_fetch(input: &str) -> Result<(String, PathBuf), String> {
+        match format!("fetch {input}").parse::<Command>() {
+            Ok(Command::Fetch { path, local }) => crate::fetch::local_for(&path, local)
+                .map(|local| (path, local))
+                .map_err(|e| e.to_string()),
+            Ok(_) => Err("usage: fetch PATH [LOCAL]".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// A fetch was sent to the agent as request `id`; what arrives goes
+    /// into `receiving`.
+    pub fn fetch_requested(&mut self, id: RequestId, path: String, receiving: Receiving) {
+        self.status = format!("asking the person to send {path}...");
+        self.talk.push(TalkLine {
+            id,
+            question: false,
+            text: path,
+            reply: None,
+            fetch: Some(FetchLine {
+                local: receiving.local().display().to_string(),
+                size: None,
+                received: 0,
+                kept: None,
+            }),
+        });
+        self.receiving.insert(id, receiving);
+        self.view = View::Talk;
+        self.selected[self.view_index()] = self.talk.len() - 1;
+    }
+
+    /// A part of a fetch's answer; false when `msg` is not one.
+    fn on_fetch(&mut self, msg: &AgentMsg) -> bool {
+        let Some(id) = msg.request_id() else {
+            return false;
+        };
+        let Some(receiving) = self.receiving.get_mut(&id) else {
+            return false;
+        };
+        let step = receiving.on_agent(msg);
+        let received = receiving.received();
+        let Some(line) = self.talk.iter_mut().find(|t| t.id == id) else {
+            return true;
+        };
+        let Some(fetch) = line.fetch.as_mut() else {
+            return true;
+        };
+        fetch.received = received;
+        let kept = match step {
+            Step::Started(size) => {
+                fetch.size = Some(size);
+                self.status = format!(
+                    "the person agreed; receiving {}...",
+                    sprijin_proto::diag_text::human_bytes(size)
+                );
+                return true;
+            }
+            Step::Received | Step::Other => return true,
+            Step::Kept(kept) => Ok(kept),
+            Step::Failed(e) => Err(e.to_string()),
+            Step::Refused(reason) => Err(format!("refused: {reason}")),
+        };
+        self.receiving.remove(&id);
+        self.status = match &kept {
+            Ok(k) => format!("kept {} as {}", line.text, k.local),
+            Err(why) => format!("the file was not kept: {why}"),
+        };
+        fetch.kept = kept.as_ref().ok().cloned();
+        line.reply = Some(kept.as_ref().map(|_| String::new()).map_err(Clone::clone));
+        self.record.exchanged(
+            id,
+            Exchange::Fetched {
+                path: line.text.clone(),
+                kept,
+            },
+        );
+        true
     }
 
     /// An answer to a message or question; false when `msg` is not one.
@@ -485,6 +605,14 @@ impl App {
             }
             Prompt::Say { input } => Some(Action::Say(input.trim().to_string())),
             Prompt::Ask { input } => Some(Action::Ask(input.trim().to_string())),
+            Prompt::Fetch { input } => match App::parse_fetch(&input) {
+                Ok((path, local)) => Some(Action::Fetch { path, local }),
+                Err(e) => {
+                    self.status = e;
+                    self.prompt = Some(Prompt::Fetch { input });
+                    None
+                }
+            },
         }
     }
 
@@ -526,7 +654,7 @@ impl App {
 
     pub fn on_agent(&mut self, msg: AgentMsg) {
         self.record.apply(&msg);
-        if self.on_talk(&msg) {
+        if self.on_fetch(&msg) || self.on_talk(&msg) {
             return;
         }
         let id = msg.request_id();
@@ -578,6 +706,21 @@ impl App {
     }
 
     pub fn on_ended(&mut self, reason: String) {
+        // A file still on its way is not kept; its part is removed.
+        for (id, receiving) in std::mem::take(&mut self.receiving) {
+            drop(receiving);
+            let why = format!("the session ended before the whole file arrived: {reason}");
+            if let Some(line) = self.talk.iter_mut().find(|t| t.id == id) {
+                line.reply = Some(Err(why.clone()));
+                self.record.exchanged(
+                    id,
+                    Exchange::Fetched {
+                        path: line.text.clone(),
+                        kept: Err(why),
+                    },
+                );
+            }
+        }
         self.status = format!("{reason}; press q to leave");
         self.ended = Some(reason);
     }

@@ -22,7 +22,7 @@ use sprijin_proto::diag_text::{human_bytes, human_duration};
 use sprijin_proto::message::diag::Severity;
 use sprijin_proto::text::{REPLACEMENT, clean_line};
 
-use super::app::{App, Prompt, Sort, View};
+use super::app::{App, FetchLine, Prompt, Sort, TalkLine, View};
 
 pub fn severity_style(s: Severity) -> Style {
     match s {
@@ -41,6 +41,9 @@ fn risk_style(r: Risk) -> Style {
 }
 
 const KEYS: &str = "q quit  tab view  ↑↓ select  enter run  s sort  r refresh  c cancel  p report";
+
+/// The keys of the Talk view.
+const TALK_KEYS: &str = "q quit  tab view  m message  a ask  f fetch a file  ↑↓ select  p report";
 
 /// One line of text from the other side, safe to put on the screen.
 fn clean(text: &str) -> String {
@@ -98,7 +101,14 @@ fn draw_views(frame: &mut Frame, app: &App) {
     frame.render_widget(
         Paragraph::new(vec![
             Line::styled(clean(&app.status), status_style),
-            Line::styled(KEYS, Style::new().fg(Color::DarkGray)),
+            Line::styled(
+                if app.view == View::Talk {
+                    TALK_KEYS
+                } else {
+                    KEYS
+                },
+                Style::new().fg(Color::DarkGray),
+            ),
         ]),
         status,
     );
@@ -441,13 +451,17 @@ fn draw_runs(frame: &mut Frame, area: Rect, app: &App) {
 
 fn draw_talk(frame: &mut Frame, area: Rect, app: &App) {
     let mut lines = vec![Line::styled(
-        "m: show the person a message   a: ask the person a question",
+        "m: show the person a message   a: ask a question   f: fetch a file (PATH [LOCAL])",
         Style::new().fg(Color::DarkGray),
     )];
     if app.talk.is_empty() {
         lines.push(Line::raw("nothing said yet"));
     }
     for t in &app.talk {
+        if let Some(fetch) = &t.fetch {
+            lines.extend(fetch_lines(t, fetch));
+            continue;
+        }
         let (said, reply, style) = match (&t.reply, t.question) {
             (None, true) => (
                 "you asked",
@@ -483,6 +497,50 @@ fn draw_talk(frame: &mut Frame, area: Rect, app: &App) {
             .block(Block::new().borders(Borders::TOP).title(" Talk ")),
         area,
     );
+}
+
+/// A file asked for: what and where to, then how it stands.
+fn fetch_lines(t: &TalkLine, fetch: &FetchLine) -> [Line<'static>; 2] {
+    let (state, style) = match (&t.reply, &fetch.kept, fetch.size) {
+        (Some(Err(why)), _, _) => (
+            format!("not kept: {}", clean(why)),
+            Style::new().fg(Color::Yellow),
+        ),
+        (Some(Ok(_)), Some(k), _) => (
+            format!(
+                "kept as {} ({} bytes, SHA-256 {})",
+                clean(&k.local),
+                k.size,
+                clean(&k.sha256)
+            ),
+            Style::new().fg(Color::Green),
+        ),
+        (_, _, Some(size)) => {
+            let percent = fetch
+                .received
+                .saturating_mul(100)
+                .checked_div(size)
+                .unwrap_or(100);
+            (
+                format!(
+                    "receiving: {} of {} ({percent}%)",
+                    human_bytes(fetch.received),
+                    human_bytes(size)
+                ),
+                Style::new(),
+            )
+        }
+        _ => ("waiting for the person to agree".to_string(), Style::new()),
+    };
+    [
+        Line::raw(format!(
+            "{:>3} you asked for the file {} (to keep as {})",
+            t.id,
+            clean(&t.text),
+            clean(&fetch.local)
+        )),
+        Line::styled(format!("      {state}"), style),
+    ]
 }
 
 fn draw_prompt(frame: &mut Frame, app: &App, prompt: &Prompt) {
@@ -527,6 +585,20 @@ fn draw_prompt(frame: &mut Frame, app: &App, prompt: &Prompt) {
                 ),
             ]
         }
+        Prompt::Fetch { input } => vec![
+            Line::from(
+                "the file's full path on the person's machine, then the name to keep it as here \
+                 if not its own (PATH [LOCAL]); the person must agree:",
+            ),
+            Line::styled(
+                format!("> {}_", clean(input)),
+                Style::new().add_modifier(Modifier::BOLD),
+            ),
+            Line::styled(
+                "enter to ask, esc to cancel",
+                Style::new().fg(Color::DarkGray),
+            ),
+        ],
         Prompt::Say { input } | Prompt::Ask { input } => vec![
             Line::from(if matches!(prompt, Prompt::Ask { .. }) {
                 "the person sees your question and types an answer:"
@@ -546,6 +618,7 @@ fn draw_prompt(frame: &mut Frame, app: &App, prompt: &Prompt) {
     let title = match prompt {
         Prompt::Say { .. } => " Message for the person ",
         Prompt::Ask { .. } => " Question for the person ",
+        Prompt::Fetch { .. } => " Fetch a file ",
         _ => " Run a script ",
     };
     frame.render_widget(
@@ -567,6 +640,7 @@ mod tests {
 
     use super::*;
     use crate::report::SessionRecord;
+    use crate::ui::app::Action;
 
     fn app() -> App {
         let record = SessionRecord {
@@ -655,6 +729,180 @@ mod tests {
         assert!(screen.contains("session ended"), "{screen}");
     }
 
+    #[test]
+    fn a_fetch_shows_the_wait_the_progress_and_the_kept_file() {
+        use crate::fetch::Receiving;
+        use sha2::{Digest, Sha256};
+
+        let dir = tempfile::tempdir().unwrap();
+        let local = dir.path().join("syslog");
+        let mut app = app();
+        app.fetch_requested(
+            7,
+            "/var/log/syslog".into(),
+            Receiving::create(&local).unwrap(),
+        );
+        let screen = render(&app, 200, 30);
+        assert!(screen.contains("2 Findings"), "{screen}");
+        assert!(
+            screen.contains(&format!(
+                "7 you asked for the file /var/log/syslog (to keep as {})",
+                local.display()
+            )),
+            "{screen}"
+        );
+        assert!(
+            screen.contains("waiting for the person to agree"),
+            "{screen}"
+        );
+        assert!(screen.contains("f fetch a file"), "{screen}");
+
+        let content = vec![b'x'; 2048];
+        app.on_agent(AgentMsg::FileStart {
+            id: 7,
+            path: "/var/log/syslog".into(),
+            size: 2048,
+        });
+        app.on_agent(AgentMsg::FileChunk {
+            id: 7,
+            data: content[..1024].to_vec(),
+        });
+        let screen = render(&app, 200, 30);
+        assert!(
+            screen.contains("receiving: 1.0 KiB of 2.0 KiB (50%)"),
+            "{screen}"
+        );
+        assert!(!local.exists(), "kept only once it checks out");
+
+        app.on_agent(AgentMsg::FileChunk {
+            id: 7,
+            data: content[1024..].to_vec(),
+        });
+        let digest = hex::encode(Sha256::digest(&content));
+        app.on_agent(AgentMsg::FileEnd {
+            id: 7,
+            size: 2048,
+            sha256: digest.clone(),
+        });
+        let screen = render(&app, 200, 30);
+        assert!(
+            screen.contains(&format!(
+                "kept as {} (2048 bytes, SHA-256 {digest})",
+                local.display()
+            )),
+            "{screen}"
+        );
+        assert_eq!(std::fs::read(&local).unwrap(), content);
+        assert_eq!(app.record.conversation.len(), 1);
+        // Narrow, the line wraps rather than being cut.
+        let screen = render(&app, 80, 24);
+        assert!(screen.contains("SHA-256"), "{screen}");
+    }
+
+    #[test]
+    fn a_refused_or_damaged_fetch_says_why_and_keeps_nothing() {
+        use crate::fetch::Receiving;
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut app = app();
+        let refused = dir.path().join("refused");
+        app.fetch_requested(
+            8,
+            "/etc/shadow".into(),
+            Receiving::create(&refused).unwrap(),
+        );
+        app.on_agent(AgentMsg::Refused {
+            id: 8,
+            reason: "the person said no".into(),
+        });
+        let damaged = dir.path().join("damaged");
+        app.fetch_requested(9, "/tmp/a".into(), Receiving::create(&damaged).unwrap());
+        app.on_agent(AgentMsg::FileStart {
+            id: 9,
+            path: "/tmp/a".into(),
+            size: 3,
+        });
+        app.on_agent(AgentMsg::FileChunk {
+            id: 9,
+            data: b"abc".to_vec(),
+        });
+        app.on_agent(AgentMsg::FileEnd {
+            id: 9,
+            size: 3,
+            sha256: "00".into(),
+        });
+        let screen = render(&app, 200, 30);
+        assert!(
+            screen.contains("not kept: refused: the person said no"),
+            "{screen}"
+        );
+        assert!(
+            screen.contains("not kept: the file's SHA-256 is"),
+            "{screen}"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert_eq!(app.record.conversation.len(), 2);
+
+        // A file still on its way when the session ends is not kept.
+        let cut = dir.path().join("cut");
+        app.fetch_requested(10, "/tmp/b".into(), Receiving::create(&cut).unwrap());
+        app.on_agent(AgentMsg::FileStart {
+            id: 10,
+            path: "/tmp/b".into(),
+            size: 3,
+        });
+        app.on_ended("the person ended the session".into());
+        let screen = render(&app, 200, 30);
+        assert!(
+            screen.contains("not kept: the session ended before the whole file arrived"),
+            "{screen}"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn the_fetch_prompt_reads_path_and_local_name_like_the_line_console() {
+        let mut app = app();
+        app.begin_fetch();
+        for c in "'/tmp/a b.txt' here.txt".chars() {
+            app.type_char(c);
+        }
+        let screen = render(&app, 80, 24);
+        assert!(screen.contains("Fetch a file"), "{screen}");
+        assert!(screen.contains("PATH [LOCAL]"), "{screen}");
+        assert_eq!(
+            app.submit_prompt(),
+            Some(Action::Fetch {
+                path: "/tmp/a b.txt".into(),
+                local: "here.txt".into(),
+            })
+        );
+        app.begin_fetch();
+        for c in "/var/log/syslog".chars() {
+            app.type_char(c);
+        }
+        assert_eq!(
+            app.submit_prompt(),
+            Some(Action::Fetch {
+                path: "/var/log/syslog".into(),
+                local: "syslog".into(),
+            })
+        );
+        // Bad input keeps the prompt open with what was typed.
+        app.begin_fetch();
+        for c in "/a b c".chars() {
+            app.type_char(c);
+        }
+        assert_eq!(app.submit_prompt(), None);
+        assert_eq!(app.status, "usage: fetch PATH [LOCAL]");
+        assert_eq!(
+            app.prompt,
+            Some(Prompt::Fetch {
+                input: "/a b c".into()
+            })
+        );
+    }
+
     /// A screen's cells that hold something unsafe to send to a terminal.
     fn unsafe_cells(app: &App, width: u16, height: u16) -> Vec<String> {
         let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
@@ -740,6 +988,22 @@ mod tests {
             id: 5,
             reason: evil.into(),
         });
+        let dir = tempfile::tempdir().unwrap();
+        app.fetch_requested(
+            6,
+            evil.into(),
+            crate::fetch::Receiving::create(&dir.path().join("f")).unwrap(),
+        );
+        app.on_agent(AgentMsg::FileStart {
+            id: 6,
+            path: evil.into(),
+            size: 0,
+        });
+        app.on_agent(AgentMsg::FileEnd {
+            id: 6,
+            size: 0,
+            sha256: evil.into(),
+        });
         app.prompt = Some(Prompt::Ask { input: evil.into() });
         for view in View::ALL {
             app.show(view);
@@ -753,7 +1017,15 @@ mod tests {
         app.show(View::Talk);
         let screen = render(&app, 120, 30);
         assert!(screen.contains("answer: x�]0;pwned��[2J�y�z"), "{screen}");
-        assert_eq!(app.record.conversation.len(), 1, "only the question");
+        assert!(
+            screen.contains("not kept: the file's SHA-256 is"),
+            "{screen}"
+        );
+        assert_eq!(
+            app.record.conversation.len(),
+            2,
+            "only the question and the fetch"
+        );
         app.show(View::Runs);
         let screen = render(&app, 120, 30);
         assert!(

@@ -9,6 +9,7 @@
 pub mod app;
 pub mod draw;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
@@ -19,6 +20,7 @@ use sprijin_proto::message::session::{AgentMsg, Request, RequestId};
 use tokio::sync::mpsc;
 
 use crate::driver::LocalCatalog;
+use crate::fetch::Receiving;
 use crate::report::SessionRecord;
 use crate::session::Session;
 use app::{Action, App, Prompt, View};
@@ -106,6 +108,7 @@ pub async fn run(
                             app.talk_requested(id, true, text);
                         }
                     }
+                    Action::Fetch { path, local } => fetch(&session, &mut app, &net_tx, path, &local).await,
                     Action::Report => write_report(&mut app),
                 }
             }
@@ -148,6 +151,27 @@ async fn send(
     }
 }
 
+/// Asks the agent for the file at `path`, once `local` is known to be
+/// free, so a name that cannot be used is found before the person is asked.
+async fn fetch(
+    session: &Session,
+    app: &mut App,
+    net: &mpsc::Sender<AgentMsg>,
+    path: String,
+    local: &Path,
+) {
+    let receiving = match Receiving::create(local) {
+        Ok(receiving) => receiving,
+        Err(e) => {
+            app.status = e.to_string();
+            return;
+        }
+    };
+    if let Some(id) = send(session, app, net, Request::Fetch { path: path.clone() }).await {
+        app.fetch_requested(id, path, receiving);
+    }
+}
+
 async fn refresh(session: &Session, app: &mut App, net: &mpsc::Sender<AgentMsg>) {
     if app.pending_diag.is_some() || app.ended.is_some() {
         return;
@@ -175,7 +199,9 @@ fn on_key(app: &mut App, key: KeyEvent) -> Option<Action> {
         return Some(Action::Quit);
     }
     match &app.prompt {
-        Some(Prompt::Params { .. } | Prompt::Say { .. } | Prompt::Ask { .. }) => match key.code {
+        Some(
+            Prompt::Params { .. } | Prompt::Say { .. } | Prompt::Ask { .. } | Prompt::Fetch { .. },
+        ) => match key.code {
             KeyCode::Enter => app.submit_prompt(),
             KeyCode::Esc => {
                 app.cancel_prompt();
@@ -239,6 +265,10 @@ fn on_key(app: &mut App, key: KeyEvent) -> Option<Action> {
             }
             KeyCode::Char('a') => {
                 app.begin_talk(true);
+                None
+            }
+            KeyCode::Char('f') => {
+                app.begin_fetch();
                 None
             }
             _ => None,
