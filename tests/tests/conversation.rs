@@ -605,10 +605,14 @@ fn the_full_screen_console_fetches_a_file_and_shows_it_kept() {
         "{screen}"
     );
     assert!(
-        screen.contains(&format!("{} bytes, SHA-256", content.len())),
+        screen.contains(&format!(
+            "kept as {} ({} bytes)",
+            local.display(),
+            content.len()
+        )),
         "{screen}"
     );
-    assert!(screen.contains(&digest), "{screen}");
+    assert!(screen.contains(&format!("SHA-256 {digest}")), "{screen}");
     assert_eq!(std::fs::read(&local).unwrap(), content);
     assert!(!here.path().join("got.log.part").exists());
 

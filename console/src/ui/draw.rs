@@ -500,7 +500,7 @@ fn draw_talk(frame: &mut Frame, area: Rect, app: &App) {
 }
 
 /// A file asked for: what and where to, then how it stands.
-fn fetch_lines(t: &TalkLine, fetch: &FetchLine) -> [Line<'static>; 2] {
+fn fetch_lines(t: &TalkLine, fetch: &FetchLine) -> Vec<Line<'static>> {
     let (state, style) = match (&t.reply, &fetch.kept, fetch.size) {
         (Some(Err(why)), _, _) => (
             format!("not kept: {}", clean(why)),
@@ -508,7 +508,7 @@ fn fetch_lines(t: &TalkLine, fetch: &FetchLine) -> [Line<'static>; 2] {
         ),
         (Some(Ok(_)), Some(k), _) => (
             format!(
-                "kept as {} ({} bytes, SHA-256 {})",
+                "kept as {} ({} bytes)\n      SHA-256 {}",
                 clean(&k.local),
                 k.size,
                 clean(&k.sha256)
@@ -532,15 +532,18 @@ fn fetch_lines(t: &TalkLine, fetch: &FetchLine) -> [Line<'static>; 2] {
         }
         _ => ("waiting for the person to agree".to_string(), Style::new()),
     };
-    [
-        Line::raw(format!(
-            "{:>3} you asked for the file {} (to keep as {})",
-            t.id,
-            clean(&t.text),
-            clean(&fetch.local)
-        )),
-        Line::styled(format!("      {state}"), style),
-    ]
+    let mut lines = vec![Line::raw(format!(
+        "{:>3} you asked for the file {} (to keep as {})",
+        t.id,
+        clean(&t.text),
+        clean(&fetch.local)
+    ))];
+    lines.extend(
+        state
+            .lines()
+            .map(|l| Line::styled(format!("      {l}"), style)),
+    );
+    lines
 }
 
 fn draw_prompt(frame: &mut Frame, app: &App, prompt: &Prompt) {
@@ -786,12 +789,10 @@ mod tests {
         });
         let screen = render(&app, 200, 30);
         assert!(
-            screen.contains(&format!(
-                "kept as {} (2048 bytes, SHA-256 {digest})",
-                local.display()
-            )),
+            screen.contains(&format!("kept as {} (2048 bytes)", local.display())),
             "{screen}"
         );
+        assert!(screen.contains(&format!("SHA-256 {digest}")), "{screen}");
         assert_eq!(std::fs::read(&local).unwrap(), content);
         assert_eq!(app.record.conversation.len(), 1);
         // Narrow, the line wraps rather than being cut.
