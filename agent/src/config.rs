@@ -42,6 +42,81 @@ impl AgentConfig {
     }
 }
 
+/// What the `share` command line said. `None` (or an empty list) is "not
+/// given": the config file's value, else the default, is used instead.
+#[derive(Clone, Debug, Default)]
+pub struct ShareFlags {
+    pub relay: Option<String>,
+    pub relay_fingerprint: Option<Fingerprint>,
+    /// Added to the file's `trusted_keys`, after them.
+    pub trusted_keys: Vec<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    /// Seconds; the command line already refuses 0.
+    pub consent_timeout: Option<u64>,
+    /// Has a default on the command line, so it is always given.
+    pub output_cap: u64,
+    pub fetch_cap: Option<u64>,
+}
+
+/// Flags and config file that do not make a configuration the agent can
+/// start with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("no relay given: pass --relay HOST:PORT or set relay in the config file")]
+    NoRelay,
+    /// The file's `relay_fingerprint` is not a fingerprint.
+    #[error(transparent)]
+    Fingerprint(#[from] sprijin_proto::tls::TlsError),
+    #[error(transparent)]
+    TrustedKey(#[from] TrustedKeyError),
+}
+
+impl AgentConfig {
+    /// Merges the command line with the config file: a flag beats the
+    /// file, which beats the default. Trusted keys from both are loaded,
+    /// the file's first; a key that cannot be read is an error.
+    pub fn resolve(flags: ShareFlags, file: ConfigFile) -> Result<AgentConfig, ConfigError> {
+        let relay = flags.relay.or(file.relay).ok_or(ConfigError::NoRelay)?;
+        let relay_fingerprint = match (flags.relay_fingerprint, file.relay_fingerprint) {
+            (Some(fp), _) => Some(fp),
+            (None, Some(text)) => Some(text.parse::<Fingerprint>()?),
+            (None, None) => None,
+        };
+        let trusted_keys = file
+            .trusted_keys
+            .iter()
+            .chain(flags.trusted_keys.iter())
+            .map(|path| load_trusted_key(path))
+            .collect::<Result<Vec<_>, _>>()?;
+        let data_dir = flags
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(default_data_dir);
+        Ok(AgentConfig {
+            relay,
+            relay_fingerprint,
+            trusted_keys,
+            data_dir,
+            consent_timeout: flags
+                .consent_timeout
+                .or(file.consent_timeout.map(u64::from))
+                .map_or(Self::DEFAULT_CONSENT_TIMEOUT, Duration::from_secs),
+            output_cap: flags.output_cap,
+            sample_interval: Self::DEFAULT_SAMPLE_INTERVAL,
+            fetch_cap: flags
+                .fetch_cap
+                .or(file.fetch_cap)
+                .unwrap_or(Self::DEFAULT_FETCH_CAP),
+        })
+    }
+}
+
+/// The agent's data folder when none is given: `~/.local/share/sprijin/agent`.
+pub fn default_data_dir() -> PathBuf {
+    sprijin_proto::paths::default_data_dir("agent")
+}
+
 /// Reads a catalog public key file (`sprijin-catalog-key ed25519 HEX`).
 pub fn load_trusted_key(path: &std::path::Path) -> Result<VerifyingKey, TrustedKeyError> {
     let text = std::fs::read_to_string(path).map_err(|e| TrustedKeyError {
@@ -95,6 +170,18 @@ impl ConfigFile {
         }
     }
 
+    /// The file named with `--config`, which must exist, else the
+    /// [`default_path`](Self::default_path) one if present.
+    pub fn load_chosen(named: Option<&std::path::Path>) -> Result<ConfigFile, ConfigFileError> {
+        match named {
+            Some(path) => ConfigFile::load(path, true),
+            None => match ConfigFile::default_path() {
+                Some(path) => ConfigFile::load(&path, false),
+                None => Ok(ConfigFile::default()),
+            },
+        }
+    }
+
     /// Reads `path`; a missing file at the default place is no error. An
     /// unknown key is an error naming the key and its line.
     pub fn load(path: &std::path::Path, required: bool) -> Result<ConfigFile, ConfigFileError> {
@@ -111,6 +198,141 @@ pub use sprijin_cli::config_file::ConfigFileError;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn flags() -> ShareFlags {
+        ShareFlags {
+            output_cap: 4096,
+            ..ShareFlags::default()
+        }
+    }
+
+    const FP_A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const FP_B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    /// The ed25519 base point: a valid public key.
+    const KEY: &str = "sprijin-catalog-key ed25519 5866666666666666666666666666666666666666666666666666666666666666\n";
+
+    #[test]
+    fn a_flag_beats_the_file_which_beats_the_default() {
+        let file = ConfigFile {
+            relay: Some("file:1".into()),
+            relay_fingerprint: Some(FP_B.into()),
+            data_dir: Some(PathBuf::from("/file/dir")),
+            consent_timeout: std::num::NonZeroU64::new(30),
+            fetch_cap: Some(1000),
+            ..ConfigFile::default()
+        };
+        let given = ShareFlags {
+            relay: Some("flag:1".into()),
+            relay_fingerprint: Some(FP_A.parse().unwrap()),
+            data_dir: Some(PathBuf::from("/flag/dir")),
+            consent_timeout: Some(5),
+            fetch_cap: Some(7),
+            ..flags()
+        };
+        let c = AgentConfig::resolve(given, file).unwrap();
+        assert_eq!(c.relay, "flag:1");
+        assert_eq!(c.relay_fingerprint, Some(FP_A.parse().unwrap()));
+        assert_eq!(c.data_dir, PathBuf::from("/flag/dir"));
+        assert_eq!(c.consent_timeout, Duration::from_secs(5));
+        assert_eq!(c.fetch_cap, 7);
+        assert_eq!(c.output_cap, 4096);
+
+        let file = ConfigFile {
+            relay: Some("file:1".into()),
+            relay_fingerprint: Some(FP_B.into()),
+            data_dir: Some(PathBuf::from("/file/dir")),
+            consent_timeout: std::num::NonZeroU64::new(30),
+            fetch_cap: Some(1000),
+            ..ConfigFile::default()
+        };
+        let c = AgentConfig::resolve(flags(), file).unwrap();
+        assert_eq!(c.relay, "file:1");
+        assert_eq!(c.relay_fingerprint, Some(FP_B.parse().unwrap()));
+        assert_eq!(c.data_dir, PathBuf::from("/file/dir"));
+        assert_eq!(c.consent_timeout, Duration::from_secs(30));
+        assert_eq!(c.fetch_cap, 1000);
+
+        let only_relay = ShareFlags {
+            relay: Some("flag:1".into()),
+            ..flags()
+        };
+        let c = AgentConfig::resolve(only_relay, ConfigFile::default()).unwrap();
+        assert_eq!(c.relay_fingerprint, None);
+        assert_eq!(c.data_dir, default_data_dir());
+        assert_eq!(c.consent_timeout, AgentConfig::DEFAULT_CONSENT_TIMEOUT);
+        assert_eq!(c.fetch_cap, AgentConfig::DEFAULT_FETCH_CAP);
+        assert_eq!(c.sample_interval, AgentConfig::DEFAULT_SAMPLE_INTERVAL);
+        assert!(c.trusted_keys.is_empty());
+    }
+
+    #[test]
+    fn no_relay_anywhere_says_where_to_give_one() {
+        let err = AgentConfig::resolve(flags(), ConfigFile::default()).unwrap_err();
+        assert!(matches!(err, ConfigError::NoRelay));
+        assert_eq!(
+            err.to_string(),
+            "no relay given: pass --relay HOST:PORT or set relay in the config file"
+        );
+    }
+
+    #[test]
+    fn a_bad_fingerprint_in_the_file_is_named() {
+        let file = ConfigFile {
+            relay: Some("file:1".into()),
+            relay_fingerprint: Some("sha256:nothex".into()),
+            ..ConfigFile::default()
+        };
+        let err = AgentConfig::resolve(flags(), file).unwrap_err();
+        assert!(matches!(err, ConfigError::Fingerprint(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("\"sha256:nothex\" is not a relay fingerprint"),
+            "{text}"
+        );
+        // A flag overrides the file, so its bad value is never read.
+        let file = ConfigFile {
+            relay: Some("file:1".into()),
+            relay_fingerprint: Some("sha256:nothex".into()),
+            ..ConfigFile::default()
+        };
+        let given = ShareFlags {
+            relay_fingerprint: Some(FP_A.parse().unwrap()),
+            ..flags()
+        };
+        assert!(AgentConfig::resolve(given, file).is_ok());
+    }
+
+    #[test]
+    fn trusted_keys_come_from_the_file_and_the_flags_and_a_bad_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("org.pub");
+        std::fs::write(&good, KEY).unwrap();
+        let file = ConfigFile {
+            relay: Some("file:1".into()),
+            trusted_keys: vec![good.clone()],
+            ..ConfigFile::default()
+        };
+        let given = ShareFlags {
+            trusted_keys: vec![good.clone()],
+            ..flags()
+        };
+        let c = AgentConfig::resolve(given, file).unwrap();
+        assert_eq!(c.trusted_keys.len(), 2);
+
+        let missing = dir.path().join("missing.pub");
+        let given = ShareFlags {
+            relay: Some("flag:1".into()),
+            trusted_keys: vec![good, missing.clone()],
+            ..flags()
+        };
+        let err = AgentConfig::resolve(given, ConfigFile::default()).unwrap_err();
+        assert!(matches!(err, ConfigError::TrustedKey(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!("cannot use trusted key {}: ", missing.display())),
+            "{text}"
+        );
+    }
 
     #[test]
     fn config_file_parses_and_refuses_unknown_keys() {

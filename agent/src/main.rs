@@ -5,11 +5,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand};
-use sprijin_agent::config::{AgentConfig, ConfigFile};
+use sprijin_agent::config::{AgentConfig, ConfigFile, ShareFlags, default_data_dir};
 use sprijin_agent::consent::Consent;
 use sprijin_cli::pages::{self, CompletionsArgs, ManArgs};
 use sprijin_proto::tls::Fingerprint;
@@ -95,10 +94,6 @@ fn main() -> ExitCode {
     sprijin_cli::exit(run(cli).map(|()| ExitCode::SUCCESS))
 }
 
-fn data_dir(dir: Option<PathBuf>) -> PathBuf {
-    dir.unwrap_or_else(|| sprijin_proto::paths::default_data_dir("agent"))
-}
-
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Share {
@@ -106,52 +101,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             relay_fingerprint,
             config,
             trusted_key,
-            data_dir: dir,
+            data_dir,
             consent_timeout,
             output_cap,
             fetch_cap,
         } => {
-            let file = match config {
-                Some(path) => ConfigFile::load(&path, true)?,
-                None => match ConfigFile::default_path() {
-                    Some(path) => ConfigFile::load(&path, false)?,
-                    None => ConfigFile::default(),
-                },
+            let file = ConfigFile::load_chosen(config.as_deref())?;
+            let flags = ShareFlags {
+                relay,
+                relay_fingerprint,
+                trusted_keys: trusted_key,
+                data_dir,
+                consent_timeout,
+                output_cap,
+                fetch_cap,
             };
-            let relay = relay.or(file.relay).context(
-                "no relay given: pass --relay HOST:PORT or set relay in the config file",
-            )?;
-            let relay_fingerprint = match (relay_fingerprint, file.relay_fingerprint) {
-                (Some(fp), _) => Some(fp),
-                (None, Some(text)) => Some(text.parse::<Fingerprint>()?),
-                (None, None) => None,
-            };
-            let trusted_keys = file
-                .trusted_keys
-                .iter()
-                .chain(trusted_key.iter())
-                .map(|path| sprijin_agent::config::load_trusted_key(path))
-                .collect::<Result<Vec<_>, _>>()?;
-            let dir = dir.or(file.data_dir);
-            if trusted_keys.is_empty() {
+            let config = AgentConfig::resolve(flags, file)?;
+            if config.trusted_keys.is_empty() {
                 println!(
                     "no trusted catalog key is configured (--trusted-key): the technician can look, but no script can run"
                 );
             }
-            let config = AgentConfig {
-                relay,
-                relay_fingerprint,
-                trusted_keys,
-                data_dir: data_dir(dir),
-                consent_timeout: consent_timeout
-                    .or(file.consent_timeout.map(u64::from))
-                    .map_or(AgentConfig::DEFAULT_CONSENT_TIMEOUT, Duration::from_secs),
-                output_cap,
-                sample_interval: AgentConfig::DEFAULT_SAMPLE_INTERVAL,
-                fetch_cap: fetch_cap
-                    .or(file.fetch_cap)
-                    .unwrap_or(AgentConfig::DEFAULT_FETCH_CAP),
-            };
             let consent = Arc::new(Consent::from_stdin(config.consent_timeout));
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -182,7 +152,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     head,
                 },
         } => {
-            let path = data_dir(dir).join("audit.log");
+            let path = dir.unwrap_or_else(default_data_dir).join("audit.log");
             let report = sprijin_agent::audit::verify(&path, head.as_ref())?;
             println!(
                 "{}: the chain of {} lines is intact (head {})",

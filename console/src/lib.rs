@@ -5,13 +5,15 @@
 //! parses what the technician types; `driver` runs commands and shows the
 //! results; `output` shows a run's output, made safe for a terminal or exact
 //! for `--json`; `report` keeps the session record and writes Markdown;
-//! `connect` is the way in (`config` is its config file; the demo, in its
+//! `connect` is the way in (`config` is its config file, `cli` merges it
+//! with the flags and holds the work behind each command line; the demo, in its
 //! own package, uses `connect` too); `catalog_tool` is the catalog key and
 //! signing tooling; `credential_tool` issues and loads technician
 //! credentials.
 #![forbid(unsafe_code)]
 
 pub mod catalog_tool;
+pub mod cli;
 pub mod command;
 pub mod config;
 pub mod connect;

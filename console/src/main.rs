@@ -7,10 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand};
 use sprijin_cli::pages::{self, CompletionsArgs, ManArgs};
-use sprijin_console::config::ConsoleFile;
-use sprijin_console::connect::{ConnectArgs, connect};
-use sprijin_console::session::ConnectOptions;
-use sprijin_proto::code::SessionCode;
+use sprijin_console::cli::{self, ConnectFlags};
 use sprijin_proto::tls::Fingerprint;
 
 #[derive(Parser)]
@@ -146,16 +143,6 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<bool> {
-    // Reading standard input blocks a runtime thread that cannot be
-    // interrupted, so the runtime is shut down without waiting for it.
-    let block_on = |work: std::pin::Pin<
-        Box<dyn std::future::Future<Output = anyhow::Result<bool>>>,
-    >| {
-        let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-        let result = runtime.block_on(work);
-        runtime.shutdown_timeout(std::time::Duration::from_millis(200));
-        result
-    };
     match cli.command {
         Command::Connect {
             code,
@@ -170,44 +157,19 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             json,
             data_dir,
         } => {
-            let code: SessionCode = code.parse()?;
-            // Flags and their variables first, then the config file.
-            let file = ConsoleFile::load(config.as_deref())?;
-            let relay = relay.or(file.relay).context(
-                "no relay given: pass --relay HOST:PORT, set SPRIJIN_RELAY, or set relay in the config file",
-            )?;
-            let relay_fingerprint = match (relay_fingerprint, file.relay_fingerprint) {
-                (Some(fp), _) => Some(fp),
-                (None, Some(text)) => Some(text.parse::<Fingerprint>()?),
-                (None, None) => None,
-            };
-            let name = name
-                .or(file.name)
-                .unwrap_or_else(|| "a technician".to_string());
-            let token = token.or(file.token);
-            let catalog = catalog.or(file.catalog);
-            let credential = credential.or(file.credential);
-            let data_dir = data_dir.or(file.data_dir);
-            let credential = credential
-                .as_deref()
-                .map(sprijin_console::credential_tool::load)
-                .transpose()?;
-            let args = ConnectArgs {
-                code,
-                options: ConnectOptions {
-                    relay,
-                    relay_fingerprint,
-                    technician: name,
-                    token,
-                },
+            let flags = ConnectFlags {
+                relay,
+                relay_fingerprint,
+                config,
+                name,
+                token,
                 catalog,
                 credential,
                 exec,
                 json,
-                data_dir: data_dir
-                    .unwrap_or_else(|| sprijin_proto::paths::default_data_dir("console")),
+                data_dir,
             };
-            block_on(Box::pin(async { Ok(connect(args).await?) }))
+            Ok(cli::run_connect(cli::connect_args(&code, flags)?)?)
         }
         Command::Completions(args) => {
             pages::print_completions(Cli::command(), args.shell)?;
@@ -219,28 +181,14 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             Ok(true)
         }
         Command::Catalog { command } => {
-            use sprijin_console::catalog_tool;
-            match command {
-                CatalogCommand::Keygen { out } => {
-                    let public = catalog_tool::keygen(&out)?;
-                    println!(
-                        "wrote the private key to {} and the public key to {}",
-                        out.display(),
-                        public.display()
-                    );
-                }
+            let line = match command {
+                CatalogCommand::Keygen { out } => cli::catalog_keygen(&out)?,
                 CatalogCommand::Sign { dir, key, expires } => {
-                    let now = std::time::SystemTime::now();
-                    println!(
-                        "{}",
-                        catalog_tool::sign(&dir, &key, expires.as_deref(), now)?
-                    )
+                    cli::catalog_sign(&dir, &key, expires.as_deref())?
                 }
-                CatalogCommand::Verify { dir, key } => {
-                    let now = std::time::SystemTime::now();
-                    println!("{}", catalog_tool::verify(&dir, &key, now)?)
-                }
-            }
+                CatalogCommand::Verify { dir, key } => cli::catalog_verify(&dir, &key)?,
+            };
+            println!("{line}");
             Ok(true)
         }
         Command::Credential {
@@ -252,11 +200,10 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                     out,
                 },
         } => {
-            use sprijin_console::credential_tool;
-            let days = credential_tool::valid_days(valid_days.as_deref())?;
-            let summary =
-                credential_tool::issue(&key, &name, days, &out, std::time::SystemTime::now())?;
-            println!("{summary}");
+            println!(
+                "{}",
+                cli::credential_issue(&key, &name, valid_days.as_deref(), &out)?
+            );
             Ok(true)
         }
     }

@@ -1,13 +1,13 @@
 //! The relay's validated configuration, with every bound named once.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sprijin_proto::framing::{MAX_CONTROL_FRAME, MAX_FRAME};
 
 use crate::splice::{Interceptor, Tap};
-use crate::tokens::ConsoleTokens;
+use crate::tokens::{ConsoleTokens, TokensError};
 
 /// Where the relay's TLS identity comes from.
 #[derive(Debug, Clone)]
@@ -129,6 +129,141 @@ pub struct RelayFile {
     pub log_format: Option<sprijin_cli::LogFormat>,
 }
 
+impl RelayFile {
+    /// The file named with `--config`, which must exist, else
+    /// [`DEFAULT_CONFIG_FILE`] if present.
+    pub fn load_chosen(named: Option<&Path>) -> Result<RelayFile, ConfigFileError> {
+        match named {
+            Some(path) => sprijin_cli::config_file::load(path),
+            None => Ok(
+                sprijin_cli::config_file::load_if_present(Path::new(DEFAULT_CONFIG_FILE))?
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+}
+
+pub use sprijin_cli::config_file::ConfigFileError;
+
+/// The relay's settings as the command line gave them, its defaults filled
+/// in: one field per flag, named like it (`--data-dir` is `data_dir`).
+#[derive(Debug, Clone)]
+pub struct RelayFlags {
+    pub listen: SocketAddr,
+    pub data_dir: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub metrics: Option<SocketAddr>,
+    pub console_tokens: Option<PathBuf>,
+    pub nameplate_ttl: u64,
+    pub claims_per_minute: u32,
+    pub waiting_per_address: usize,
+    pub opens_per_minute: u32,
+    pub connections_per_address: usize,
+    pub max_remembered_nameplates: usize,
+    pub metrics_connections: usize,
+    pub max_sessions: usize,
+    pub max_connections: usize,
+    pub session_rate: Option<u64>,
+    pub idle_timeout: u64,
+    pub handshake_timeout: u64,
+    pub log_format: sprijin_cli::LogFormat,
+}
+
+/// Takes each setting from the file unless it was given at start.
+macro_rules! from_file {
+    ($flags:ident, $file:ident, $given:ident; $($field:ident),* $(,)?) => {
+        $(
+            if !$given(stringify!($field))
+                && let Some(value) = $file.$field
+            {
+                $flags.$field = value.into();
+            }
+        )*
+    };
+}
+
+impl RelayFlags {
+    /// Takes each setting from `file` unless `given(name)` says its flag
+    /// (named like the field, `data_dir`) was given on the command line or
+    /// in its environment variable: a flag beats the file, which beats the
+    /// default.
+    pub fn merge_file(mut self, file: RelayFile, given: impl Fn(&str) -> bool) -> RelayFlags {
+        from_file!(self, file, given;
+            listen, data_dir, cert, key, metrics, console_tokens, nameplate_ttl,
+            claims_per_minute, waiting_per_address, opens_per_minute,
+            connections_per_address, max_remembered_nameplates, metrics_connections,
+            max_sessions, max_connections, session_rate, idle_timeout, handshake_timeout,
+            log_format,
+        );
+        self
+    }
+
+    /// The relay's configuration: checks what the command line could not
+    /// (the file's values) and reads the console tokens file.
+    pub fn into_config(self) -> Result<RelayConfig, FlagsError> {
+        if [
+            self.nameplate_ttl,
+            self.idle_timeout,
+            self.handshake_timeout,
+        ]
+        .contains(&0)
+        {
+            return Err(FlagsError::ZeroTimeout);
+        }
+        let identity = match (self.cert, self.key) {
+            (Some(cert), Some(key)) => IdentitySource::Files { cert, key },
+            (None, None) => IdentitySource::DataDir(self.data_dir.unwrap_or_else(default_data_dir)),
+            _ => return Err(FlagsError::CertWithoutKey),
+        };
+        let console_tokens = self
+            .console_tokens
+            .map(|p| ConsoleTokens::load(&p))
+            .transpose()?;
+        Ok(RelayConfig {
+            listen: self.listen,
+            identity,
+            limits: Limits {
+                nameplate_ttl: Duration::from_secs(self.nameplate_ttl),
+                claims_per_minute: self.claims_per_minute,
+                opens_per_minute: self.opens_per_minute,
+                waiting_per_address: self.waiting_per_address,
+                connections_per_address: self.connections_per_address,
+                remembered_nameplates: self.max_remembered_nameplates,
+                metrics_connections: self.metrics_connections,
+                max_sessions: self.max_sessions,
+                max_connections: self.max_connections,
+                session_bytes_per_sec: self.session_rate,
+                session_idle_timeout: Duration::from_secs(self.idle_timeout),
+                handshake_timeout: Duration::from_secs(self.handshake_timeout),
+                ..Limits::default()
+            },
+            console_tokens,
+            tap: None,
+            interceptor: None,
+        })
+    }
+}
+
+/// The relay's data folder when none is given: `~/.local/share/sprijin/relay`.
+pub fn default_data_dir() -> PathBuf {
+    sprijin_proto::paths::default_data_dir("relay")
+}
+
+/// Flags and config file that do not make a relay that can start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FlagsError {
+    #[error(
+        "nameplate_ttl, idle_timeout and handshake_timeout must be at least 1 second: fix the config file"
+    )]
+    ZeroTimeout,
+    #[error("cert and key go together: give both (or neither) in the config file")]
+    CertWithoutKey,
+    #[error(transparent)]
+    ConsoleTokens(#[from] TokensError),
+}
+
 /// The smallest control frame limit that still fits every control message.
 const MIN_CONTROL_FRAME: usize = 1024;
 
@@ -172,6 +307,94 @@ pub enum ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn refused(result: Result<RelayConfig, FlagsError>) -> FlagsError {
+        match result {
+            Ok(_) => panic!("accepted, but should be refused"),
+            Err(e) => e,
+        }
+    }
+
+    /// The command line's defaults, nothing given.
+    fn defaults() -> RelayFlags {
+        RelayFlags {
+            listen: "0.0.0.0:7420".parse().unwrap(),
+            data_dir: None,
+            cert: None,
+            key: None,
+            metrics: None,
+            console_tokens: None,
+            nameplate_ttl: 600,
+            claims_per_minute: 10,
+            waiting_per_address: 5,
+            opens_per_minute: 10,
+            connections_per_address: 64,
+            max_remembered_nameplates: 100_000,
+            metrics_connections: 16,
+            max_sessions: 10_000,
+            max_connections: 50_000,
+            session_rate: None,
+            idle_timeout: 600,
+            handshake_timeout: 10,
+            log_format: sprijin_cli::LogFormat::Text,
+        }
+    }
+
+    #[test]
+    fn a_given_flag_beats_the_file_which_beats_the_default() {
+        let file = || -> RelayFile {
+            sprijin_cli::config_file::parse(
+                Path::new("relay.toml"),
+                "listen = \"127.0.0.1:9000\"\nnameplate_ttl = 30\nsession_rate = 5000\nlog_format = \"json\"\n",
+            )
+            .unwrap()
+        };
+        let mut flags = defaults();
+        flags.listen = "127.0.0.1:1".parse().unwrap();
+        flags.nameplate_ttl = 99;
+        let merged = flags.merge_file(file(), |name| name == "listen");
+        assert_eq!(merged.listen, "127.0.0.1:1".parse().unwrap());
+        assert_eq!(merged.nameplate_ttl, 30, "not given, so the file's");
+        assert_eq!(merged.session_rate, Some(5000));
+        assert_eq!(merged.log_format, sprijin_cli::LogFormat::Json);
+        assert_eq!(merged.idle_timeout, 600, "in neither, so the default");
+
+        let merged = defaults().merge_file(file(), |_| true);
+        assert_eq!(merged.listen, "0.0.0.0:7420".parse().unwrap());
+        assert_eq!(merged.nameplate_ttl, 600);
+        assert_eq!(merged.session_rate, None);
+
+        let config = defaults()
+            .merge_file(file(), |_| false)
+            .into_config()
+            .unwrap();
+        assert_eq!(config.limits.nameplate_ttl, Duration::from_secs(30));
+        assert_eq!(config.limits.session_bytes_per_sec, Some(5000));
+        assert!(matches!(config.identity, IdentitySource::DataDir(d) if d == default_data_dir()));
+    }
+
+    #[test]
+    fn what_the_command_line_cannot_check_is_refused_with_its_fix() {
+        let file: RelayFile =
+            sprijin_cli::config_file::parse(Path::new("relay.toml"), "idle_timeout = 0\n").unwrap();
+        let err = refused(defaults().merge_file(file, |_| false).into_config());
+        assert!(matches!(err, FlagsError::ZeroTimeout), "{err:?}");
+        assert!(err.to_string().ends_with("fix the config file"), "{err}");
+
+        let mut half = defaults();
+        half.cert = Some(PathBuf::from("/relay.pem"));
+        let err = refused(half.into_config());
+        assert_eq!(
+            err.to_string(),
+            "cert and key go together: give both (or neither) in the config file"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut tokens = defaults();
+        tokens.console_tokens = Some(dir.path().join("missing"));
+        let err = refused(tokens.into_config());
+        assert!(matches!(err, FlagsError::ConsoleTokens(_)), "{err:?}");
+    }
 
     #[test]
     fn the_defaults_are_valid_and_a_zero_limit_is_named() {

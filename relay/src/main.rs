@@ -3,17 +3,14 @@
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use sprijin_cli::pages::{self, CompletionsArgs, ManArgs};
-use sprijin_relay::RelayConfig;
-use sprijin_relay::config::{DEFAULT_CONFIG_FILE, IdentitySource, Limits, RelayFile};
-use sprijin_relay::tokens::ConsoleTokens;
+use sprijin_relay::config::{Limits, RelayFile, RelayFlags, default_data_dir};
 
 #[derive(Parser)]
 #[command(
@@ -114,30 +111,8 @@ fn given(matches: &ArgMatches, id: &str) -> bool {
     )
 }
 
-/// The config file named by `--config`, else the default one if present.
-fn load_file(path: Option<&Path>) -> anyhow::Result<RelayFile> {
-    Ok(match path {
-        Some(path) => sprijin_cli::config_file::load(path)?,
-        None => sprijin_cli::config_file::load_if_present(Path::new(DEFAULT_CONFIG_FILE))?
-            .unwrap_or_default(),
-    })
-}
-
-/// Takes each setting from the file unless it was given at start.
-macro_rules! from_file {
-    ($cli:ident, $file:ident, $matches:ident; $($field:ident),* $(,)?) => {
-        $(
-            if !given(&$matches, stringify!($field))
-                && let Some(value) = $file.$field
-            {
-                $cli.$field = value.into();
-            }
-        )*
-    };
-}
-
 fn run(matches: ArgMatches) -> anyhow::Result<ExitCode> {
-    let mut cli = Cli::from_arg_matches(&matches)?;
+    let cli = Cli::from_arg_matches(&matches)?;
     match cli.command {
         Some(Command::Completions(args)) => {
             pages::print_completions(Cli::command(), args.shell)?;
@@ -150,71 +125,40 @@ fn run(matches: ArgMatches) -> anyhow::Result<ExitCode> {
         }
         _ => {}
     }
-    let file = load_file(cli.config.as_deref())?;
-    from_file!(cli, file, matches;
-        listen, data_dir, cert, key, metrics, console_tokens, nameplate_ttl,
-        claims_per_minute, waiting_per_address, opens_per_minute,
-        connections_per_address, max_remembered_nameplates, metrics_connections,
-        max_sessions, max_connections, session_rate, idle_timeout, handshake_timeout,
-    );
-    if !given(&matches, "log_format")
-        && let Some(format) = file.log_format
-    {
-        cli.log.log_format = format;
+    let file = RelayFile::load_chosen(cli.config.as_deref())?;
+    let flags = RelayFlags {
+        listen: cli.listen,
+        data_dir: cli.data_dir,
+        cert: cli.cert,
+        key: cli.key,
+        metrics: cli.metrics,
+        console_tokens: cli.console_tokens,
+        nameplate_ttl: cli.nameplate_ttl,
+        claims_per_minute: cli.claims_per_minute,
+        waiting_per_address: cli.waiting_per_address,
+        opens_per_minute: cli.opens_per_minute,
+        connections_per_address: cli.connections_per_address,
+        max_remembered_nameplates: cli.max_remembered_nameplates,
+        metrics_connections: cli.metrics_connections,
+        max_sessions: cli.max_sessions,
+        max_connections: cli.max_connections,
+        session_rate: cli.session_rate,
+        idle_timeout: cli.idle_timeout,
+        handshake_timeout: cli.handshake_timeout,
+        log_format: cli.log.log_format,
     }
-    sprijin_cli::log::init(cli.log.log_format);
-    serve(cli)?;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn serve(cli: Cli) -> anyhow::Result<()> {
-    let data_dir =
-        |d: Option<PathBuf>| d.unwrap_or_else(|| sprijin_proto::paths::default_data_dir("relay"));
-    if let Some(Command::Fingerprint { data_dir: dir }) = cli.command {
-        let dir = data_dir(dir.or(cli.data_dir));
+    .merge_file(file, |id| given(&matches, id));
+    sprijin_cli::log::init(flags.log_format);
+    if let Some(Command::Fingerprint { data_dir }) = cli.command {
+        let dir = data_dir.or(flags.data_dir).unwrap_or_else(default_data_dir);
         let identity = sprijin_relay::identity::load_or_create(&dir)
             .with_context(|| format!("cannot load the relay identity in {}", dir.display()))?;
         println!("{}", identity.fingerprint());
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     }
-    for value in [cli.nameplate_ttl, cli.idle_timeout, cli.handshake_timeout] {
-        anyhow::ensure!(
-            value > 0,
-            "nameplate_ttl, idle_timeout and handshake_timeout must be at least 1 second: fix the config file"
-        );
-    }
-    let identity = match (cli.cert, cli.key) {
-        (Some(cert), Some(key)) => IdentitySource::Files { cert, key },
-        (None, None) => IdentitySource::DataDir(data_dir(cli.data_dir)),
-        _ => anyhow::bail!("cert and key go together: give both (or neither) in the config file"),
-    };
-    let console_tokens = cli
-        .console_tokens
-        .map(|p| ConsoleTokens::load(&p))
-        .transpose()?;
-    let config = RelayConfig {
-        listen: cli.listen,
-        identity,
-        limits: Limits {
-            nameplate_ttl: Duration::from_secs(cli.nameplate_ttl),
-            claims_per_minute: cli.claims_per_minute,
-            opens_per_minute: cli.opens_per_minute,
-            waiting_per_address: cli.waiting_per_address,
-            connections_per_address: cli.connections_per_address,
-            remembered_nameplates: cli.max_remembered_nameplates,
-            metrics_connections: cli.metrics_connections,
-            max_sessions: cli.max_sessions,
-            max_connections: cli.max_connections,
-            session_bytes_per_sec: cli.session_rate,
-            session_idle_timeout: Duration::from_secs(cli.idle_timeout),
-            handshake_timeout: Duration::from_secs(cli.handshake_timeout),
-            ..Limits::default()
-        },
-        console_tokens,
-        tap: None,
-        interceptor: None,
-    };
+    let metrics = flags.metrics;
+    let config = flags.into_config()?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(sprijin_relay::serve(config, cli.metrics))?;
-    Ok(())
+    runtime.block_on(sprijin_relay::serve(config, metrics))?;
+    Ok(ExitCode::SUCCESS)
 }
