@@ -526,32 +526,10 @@ async fn handle(ctx: &Arc<Ctx>, runs: &mut JoinSet<()>, id: RequestId, request: 
         }
         Request::Catalog(signed) => accept_catalog(ctx, id, signed).await,
         Request::Run { script, params } => {
-            let stop = match ctx.runs.lock().unwrap_or_else(|e| e.into_inner()).entry(id) {
-                Entry::Occupied(_) => None,
-                Entry::Vacant(slot) => {
-                    let (tx, rx) = watch::channel(None);
-                    slot.insert(tx);
-                    Some(rx)
-                }
-            };
-            let Some(stop) = stop else {
-                // Refused without touching the run that holds the id, so
-                // its cancel still reaches it.
-                return ctx
-                    .refuse(
-                        id,
-                        format!("request id {id} is already in use by a run of this session"),
-                    )
-                    .await;
-            };
-            let ctx = ctx.clone();
-            runs.spawn(async move {
-                run_script(&ctx, id, script, params, stop).await;
-                ctx.runs
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&id);
-            });
+            spawn_tracked(ctx, runs, id, move |ctx, stop| async move {
+                run_script(&ctx, id, script, params, stop).await
+            })
+            .await
         }
         Request::Cancel { run } => {
             let found = match ctx.runs.lock().unwrap_or_else(|e| e.into_inner()).get(&run) {
@@ -591,9 +569,39 @@ async fn handle(ctx: &Arc<Ctx>, runs: &mut JoinSet<()>, id: RequestId, request: 
     }
 }
 
-/// Starts a request that waits for the person (a question, a file) as a
-/// task of the session, stopped like a run: by a cancel naming it, or when
-/// the session ends.
+/// Asks the person a yes/no question that a stop withdraws, and records the
+/// question and the answer before anything acts on it. Returns the answer
+/// and, when the question was withdrawn, why.
+async fn ask_recorded(
+    ctx: &Ctx,
+    question: String,
+    stop: &mut watch::Receiver<Option<StopReason>>,
+) -> Result<(Answer, Option<StopReason>), AgentError> {
+    let mut withdrawn = None;
+    let answer = ctx
+        .consent
+        .ask_unless(&question, async {
+            let reason = stop_requested(stop).await;
+            let said = reason.withdrawn();
+            withdrawn = Some(reason);
+            said
+        })
+        .await;
+    record(
+        &ctx.audit,
+        AuditEvent::Consent {
+            question,
+            answer: answer.approved(),
+        },
+    )
+    .await?;
+    Ok((answer, withdrawn))
+}
+
+/// Starts a request that waits for the person (a run, a question, a file)
+/// as a task of the session, stopped by a cancel naming it or when the
+/// session ends. A request id already in use is refused without touching
+/// the task that holds it, so its cancel still reaches it.
 async fn spawn_tracked<F, Fut>(ctx: &Arc<Ctx>, runs: &mut JoinSet<()>, id: RequestId, task: F)
 where
     F: FnOnce(Arc<Ctx>, watch::Receiver<Option<StopReason>>) -> Fut,
@@ -729,25 +737,9 @@ async fn approve_and_run(
         .unwrap_or_else(|e| e.into_inner())
         .check_writable()
         .map_err(|e| NotRun::Unrecorded(e.into()))?;
-    let mut withdrawn = None;
-    let answer = ctx
-        .consent
-        .ask_unless(&question, async {
-            let reason = stop_requested(stop).await;
-            let said = reason.withdrawn();
-            withdrawn = Some(reason);
-            said
-        })
-        .await;
-    record(
-        &ctx.audit,
-        AuditEvent::Consent {
-            question,
-            answer: answer.approved(),
-        },
-    )
-    .await
-    .map_err(NotRun::Unrecorded)?;
+    let (answer, withdrawn) = ask_recorded(ctx, question, stop)
+        .await
+        .map_err(NotRun::Unrecorded)?;
     if let Some(reason) = withdrawn {
         return Err(match reason {
             StopReason::Technician => NotRun::WithdrawnByTechnician {

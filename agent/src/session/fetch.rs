@@ -21,7 +21,7 @@ use sprijin_proto::message::session::{AgentMsg, RequestId};
 use sprijin_proto::text::clean_line;
 use tokio::sync::{mpsc, watch};
 
-use super::{Ctx, StopReason, record, stop_requested};
+use super::{Ctx, StopReason, ask_recorded, record, stop_requested};
 use crate::audit::AuditEvent;
 use crate::consent::Answer;
 
@@ -67,25 +67,9 @@ async fn send_file(
         "the technician asks for a copy of this file:\n  {shown}\n  size: {} ({size} bytes)",
         human_bytes(size)
     );
-    let mut withdrawn = None;
-    let answer = ctx
-        .consent
-        .ask_unless(&question, async {
-            let reason = stop_requested(stop).await;
-            let said = reason.withdrawn();
-            withdrawn = Some(reason);
-            said
-        })
-        .await;
-    record(
-        &ctx.audit,
-        AuditEvent::Consent {
-            question,
-            answer: answer.approved(),
-        },
-    )
-    .await
-    .map_err(|e| format!("nothing was sent: {e}"))?;
+    let (answer, withdrawn) = ask_recorded(ctx, question, stop)
+        .await
+        .map_err(|e| format!("nothing was sent: {e}"))?;
     if withdrawn.is_some() {
         return Err(format!(
             "the request for {shown} was withdrawn before the person answered; nothing was sent"
