@@ -11,8 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::code::Nameplate;
 
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The protocol version this build speaks. Version 2: the console proves
+/// its credential first in the session; audit heads, identity, conversation
+/// and file messages; catalog signatures with key, time and expiry.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Who is on the other end of a stream.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,8 +141,8 @@ mod tests {
 
     #[test]
     fn hello_layout_is_stable() {
-        // version 1 as a varint, then role 0: any future version can still read this.
-        assert_eq!(encode(&Hello::new(Role::Agent)).unwrap(), vec![1, 0]);
+        // The version as a varint, then role 0: any future version can still read this.
+        assert_eq!(encode(&Hello::new(Role::Agent)).unwrap(), vec![2, 0]);
     }
 
     #[test]
