@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod tmux;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;

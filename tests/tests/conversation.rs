@@ -11,6 +11,7 @@
 use std::process::ExitStatus;
 
 use serde_json::Value;
+use sprijin_tests::tmux::{Tmux, have_tmux};
 use sprijin_tests::*;
 
 /// Waits for the agent to finish after the session, successfully, and
@@ -435,90 +436,6 @@ fn a_file_that_changes_while_read_is_not_kept() {
     assert!(records_of(&agent, "file_sent").is_empty());
 }
 
-/// A private tmux server running one command, killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    /// Starts `command` on a server named for `name` and this process, so
-    /// tests running side by side do not meet.
-    fn start(name: &str, command: &str) -> Tmux {
-        let socket = format!("sprijin-{name}-{}", std::process::id());
-        let status = std::process::Command::new("tmux")
-            .args([
-                "-L",
-                &socket,
-                "new-session",
-                "-d",
-                "-s",
-                "t",
-                "-x",
-                "100",
-                "-y",
-                "30",
-            ])
-            .arg(command)
-            .status()
-            .expect("run tmux");
-        assert!(status.success(), "tmux did not start");
-        Tmux { socket }
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let status = std::process::Command::new("tmux")
-            .args(["-L", &self.socket, "send-keys", "-t", "t"])
-            .args(keys)
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    fn wait_for(&self, needle: &str) -> String {
-        let deadline = std::time::Instant::now() + STEP;
-        loop {
-            let out = std::process::Command::new("tmux")
-                .args(["-L", &self.socket, "capture-pane", "-p", "-t", "t"])
-                .output()
-                .unwrap();
-            let screen = String::from_utf8_lossy(&out.stdout).into_owned();
-            if screen.contains(needle) {
-                return screen;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the screen never showed {needle:?}:\n{screen}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .status();
-    }
-}
-
-/// Whether tmux is there to drive the full-screen console (it must be in CI).
-fn have_tmux() -> bool {
-    if std::process::Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_err()
-    {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "tmux is missing in CI: .ci/run installs it"
-        );
-        eprintln!("tmux is not installed: skipping the terminal UI test outside CI");
-        return false;
-    }
-    true
-}
-
 /// The full-screen console's command line for this session.
 fn full_screen(relay: &RelayProc, agent: &AgentProc, logs: &std::path::Path) -> String {
     format!(
@@ -540,15 +457,15 @@ fn the_full_screen_console_sends_messages_and_shows_answers() {
     let mut agent = AgentProc::start(&relay, &["y", "the blue one"], &[]);
     let logs = tempfile::tempdir().unwrap();
     let command = full_screen(&relay, &agent, logs.path());
-    let tmux = Tmux::start("talk", &command);
-    tmux.wait_for("1 Overview");
-    tmux.wait_for("6 Talk");
+    let tmux = Tmux::start("talk", (100, 30), &command);
+    tmux.wait_for("1 Overview", STEP);
+    tmux.wait_for("6 Talk", STEP);
 
     tmux.keys(&["m"]);
-    tmux.wait_for("Message for the person");
+    tmux.wait_for("Message for the person", STEP);
     tmux.keys(&["-l", "I am checking the spooler"]);
     tmux.keys(&["Enter"]);
-    tmux.wait_for("shown");
+    tmux.wait_for("shown", STEP);
     assert!(
         agent
             .proc
@@ -561,13 +478,13 @@ fn the_full_screen_console_sends_messages_and_shows_answers() {
     );
 
     tmux.keys(&["a"]);
-    tmux.wait_for("Question for the person");
+    tmux.wait_for("Question for the person", STEP);
     tmux.keys(&["-l", "Which printer?"]);
     tmux.keys(&["Enter"]);
-    tmux.wait_for("answer: the blue one");
+    tmux.wait_for("answer: the blue one", STEP);
 
     tmux.keys(&["q"]);
-    tmux.wait_for("EXITED-0");
+    tmux.wait_for("EXITED-0", STEP);
     agent_finishes(&mut agent);
     let questions = records_of(&agent, "question");
     assert_eq!(questions.len(), 1);
@@ -590,14 +507,18 @@ fn the_full_screen_console_fetches_a_file_and_shows_it_kept() {
     let here = tempfile::tempdir().unwrap();
     let local = here.path().join("got.log");
     let logs = tempfile::tempdir().unwrap();
-    let tmux = Tmux::start("fetch", &full_screen(&relay, &agent, logs.path()));
-    tmux.wait_for("6 Talk");
+    let tmux = Tmux::start(
+        "fetch",
+        (100, 30),
+        &full_screen(&relay, &agent, logs.path()),
+    );
+    tmux.wait_for("6 Talk", STEP);
 
     tmux.keys(&["f"]);
-    tmux.wait_for("Fetch a file");
+    tmux.wait_for("Fetch a file", STEP);
     tmux.keys(&["-l", &format!("{} {}", path.display(), local.display())]);
     tmux.keys(&["Enter"]);
-    let screen = tmux.wait_for("kept as");
+    let screen = tmux.wait_for("kept as", STEP);
     let digest = sha256_hex(&content);
     assert!(screen.contains("f fetch a file"), "{screen}");
     assert!(
@@ -618,7 +539,7 @@ fn the_full_screen_console_fetches_a_file_and_shows_it_kept() {
 
     // A file that is not there is refused, and nothing is kept.
     tmux.keys(&["f"]);
-    tmux.wait_for("Fetch a file");
+    tmux.wait_for("Fetch a file", STEP);
     let missing = remote.path().join("missing.log");
     let not_kept = here.path().join("missing.log");
     tmux.keys(&[
@@ -626,12 +547,12 @@ fn the_full_screen_console_fetches_a_file_and_shows_it_kept() {
         &format!("{} {}", missing.display(), not_kept.display()),
     ]);
     tmux.keys(&["Enter"]);
-    tmux.wait_for("not kept: refused:");
+    tmux.wait_for("not kept: refused:", STEP);
     assert!(!not_kept.exists());
     assert_eq!(std::fs::read_dir(here.path()).unwrap().count(), 1);
 
     tmux.keys(&["q"]);
-    tmux.wait_for("EXITED-0");
+    tmux.wait_for("EXITED-0", STEP);
     let said = agent_finishes(&mut agent);
     assert!(
         said.contains("the technician asks for a copy of this file"),

@@ -24,6 +24,7 @@ use sprijin_proto::message::session::{AgentMsg, ConsoleMsg, Request};
 use sprijin_proto::secure;
 use sprijin_relay::splice::Side;
 use sprijin_relay::{Relay, RelayConfig};
+use sprijin_tests::tmux::{Tmux, have_tmux};
 use sprijin_tests::*;
 use tokio::sync::watch;
 
@@ -683,98 +684,9 @@ fn start_slow_run_numbered(console: &mut Proc, dir: &Path, id: u32) -> RunPids {
 
 // 4. At a real terminal, a yes answers only the question on the screen.
 
-/// A private tmux server running one command in a wide window, killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(command: &str) -> Tmux {
-        let socket = format!("sprijin-consent-{}", std::process::id());
-        let status = Command::new("tmux")
-            .args([
-                "-L",
-                &socket,
-                "new-session",
-                "-d",
-                "-s",
-                "t",
-                "-x",
-                "200",
-                "-y",
-                "50",
-                command,
-            ])
-            .status()
-            .expect("run tmux");
-        assert!(status.success(), "tmux did not start");
-        Tmux { socket }
-    }
-
-    /// Types `text` and Enter.
-    fn type_line(&self, text: &str) {
-        let status = Command::new("tmux")
-            .args(["-L", &self.socket, "send-keys", "-t", "t", "-l", text])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let status = Command::new("tmux")
-            .args(["-L", &self.socket, "send-keys", "-t", "t", "Enter"])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    fn screen(&self) -> String {
-        let out = Command::new("tmux")
-            .args([
-                "-L",
-                &self.socket,
-                "capture-pane",
-                "-p",
-                "-t",
-                "t",
-                "-S",
-                "-200",
-            ])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Waits until `check` holds for the screen; panics with the screen if not.
-    fn wait_until(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + STEP;
-        loop {
-            let screen = self.screen();
-            if check(&screen) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the screen never showed {what}:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .status();
-    }
-}
-
 #[test]
 fn a_yes_typed_before_the_question_does_not_approve_the_run() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "tmux is missing in CI: .ci/run installs it"
-        );
-        eprintln!("tmux is not installed: skipping the terminal test outside CI");
+    if !have_tmux() {
         return;
     }
     let cat = TestCatalog::signed(&[("hello", HELLO)]);
@@ -788,8 +700,8 @@ fn a_yes_typed_before_the_question_does_not_approve_the_run() {
         data.path().display(),
         cat.public_arg(),
     );
-    let tmux = Tmux::start(&command);
-    let screen = tmux.wait_until("the code", |s| s.contains("code: "));
+    let tmux = Tmux::start("consent", (200, 50), &command);
+    let screen = tmux.wait_until("the code", STEP, |s| s.contains("code: "));
     let code = screen
         .lines()
         .find_map(|l| l.trim().strip_prefix("code: "))
@@ -818,12 +730,14 @@ fn a_yes_typed_before_the_question_does_not_approve_the_run() {
     });
     // The person allows the view, then types one more yes, with no run
     // question on the screen.
-    tmux.wait_until("the view question", |s| s.contains("allow? [y/N]"));
+    tmux.wait_until("the view question", STEP, |s| s.contains("allow? [y/N]"));
     tmux.type_line("y");
-    tmux.wait_until("the view approved", |s| s.contains("approved"));
+    tmux.wait_until("the view approved", STEP, |s| s.contains("approved"));
     tmux.type_line("yes");
     // The terminal echoes what it holds for the agent.
-    tmux.wait_until("the extra yes", |s| s.lines().any(|l| l.trim() == "yes"));
+    tmux.wait_until("the extra yes", STEP, |s| {
+        s.lines().any(|l| l.trim() == "yes")
+    });
     let session = runtime.block_on(session).unwrap();
 
     runtime.block_on(async {
@@ -844,13 +758,13 @@ fn a_yes_typed_before_the_question_does_not_approve_the_run() {
             }
             other => panic!("the early yes approved the run: {other:?}"),
         }
-        tmux.wait_until("the time-out said", |s| {
+        tmux.wait_until("the time-out said", STEP, |s| {
             s.contains("no answer within 3 s, so this is declined")
         });
 
         // A yes typed after the question appears does approve.
         let (_, mut replies) = session.request(hello()).await.unwrap();
-        tmux.wait_until("the second run question", |s| {
+        tmux.wait_until("the second run question", STEP, |s| {
             s.matches(RUN_QUESTION).count() == 2
         });
         tmux.type_line("y");
@@ -860,7 +774,7 @@ fn a_yes_typed_before_the_question_does_not_approve_the_run() {
         }
         session.close().await;
     });
-    tmux.wait_until("the agent's end", |s| s.contains("AGENT-EXITED"));
+    tmux.wait_until("the agent's end", STEP, |s| s.contains("AGENT-EXITED"));
 
     let consents: Vec<bool> = audit_events(data.path(), "consent")
         .iter()

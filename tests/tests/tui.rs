@@ -2,77 +2,9 @@
 //! and capture-pane reads the screen, through a whole session.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
 
+use sprijin_tests::tmux::{Tmux, have_tmux};
 use sprijin_tests::*;
-
-/// A private tmux server, killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(command: &str) -> Tmux {
-        let socket = format!("sprijin-test-{}", std::process::id());
-        let status = Command::new("tmux")
-            .args([
-                "-L",
-                &socket,
-                "new-session",
-                "-d",
-                "-s",
-                "t",
-                "-x",
-                "100",
-                "-y",
-                "30",
-                command,
-            ])
-            .status()
-            .expect("run tmux");
-        assert!(status.success(), "tmux did not start");
-        Tmux { socket }
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut cmd = Command::new("tmux");
-        cmd.args(["-L", &self.socket, "send-keys", "-t", "t"])
-            .args(keys);
-        assert!(cmd.status().unwrap().success());
-    }
-
-    fn screen(&self) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "t"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Waits until the screen shows `needle`; panics with the screen if not.
-    fn wait_for(&self, needle: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let screen = self.screen();
-            if screen.contains(needle) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the screen never showed {needle:?}:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .status();
-    }
-}
 
 /// A process that keeps one core busy, so there is a finding to show.
 struct Busy(std::process::Child);
@@ -86,12 +18,7 @@ impl Drop for Busy {
 
 #[test]
 fn a_whole_session_in_the_terminal_ui() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "tmux is missing in CI: .ci/run installs it"
-        );
-        eprintln!("tmux is not installed: skipping the terminal UI test outside CI");
+    if !have_tmux() {
         return;
     }
     let busy = Busy(
@@ -117,7 +44,7 @@ fn a_whole_session_in_the_terminal_ui() {
         sample_catalog().display(),
         logs.path().display()
     );
-    let tmux = Tmux::start(&command);
+    let tmux = Tmux::start("tui", (100, 30), &command);
 
     // The header names the machine; the busy process shows up as a finding
     // (refreshes come every few seconds, so give it time on a loaded machine).
