@@ -17,3 +17,16 @@ pub fn exit(result: anyhow::Result<ExitCode>) -> ExitCode {
         }
     }
 }
+
+/// Like [`exit`], for a program whose work says whether it succeeded:
+/// `Ok(false)` (something failed or was denied, and was already told) is a
+/// failing status without another line.
+pub fn exit_with(result: anyhow::Result<bool>) -> ExitCode {
+    exit(result.map(|ok| {
+        if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    }))
+}

@@ -20,5 +20,5 @@ pub mod exit;
 pub mod log;
 pub mod pages;
 
-pub use exit::exit;
+pub use exit::{exit, exit_with};
 pub use log::{LogArgs, LogFormat};

@@ -23,13 +23,7 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     sprijin_cli::log::init(cli.log.log_format);
-    sprijin_cli::exit(run(cli).map(|ok| {
-        if ok {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        }
-    }))
+    sprijin_cli::exit_with(run(cli))
 }
 
 fn run(cli: Cli) -> anyhow::Result<bool> {

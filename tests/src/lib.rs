@@ -121,6 +121,18 @@ impl Proc {
         }
     }
 
+    /// The session code an agent printed; panics with its output if none.
+    pub fn code(&self) -> String {
+        let line = self.stdout.wait_for("code: ", STEP).unwrap_or_else(|| {
+            panic!(
+                "agent printed no code: {}\n{}",
+                self.stdout.text(),
+                self.stderr.text()
+            )
+        });
+        line.trim_start_matches("code: ").trim().to_string()
+    }
+
     /// Types lines on the program's standard input.
     pub fn answer(&mut self, lines: &[&str]) {
         if let Some(stdin) = &mut self.stdin {
@@ -580,14 +592,7 @@ impl AgentProc {
         .args(extra);
         let mut proc = Proc::spawn(cmd);
         proc.answer(answers);
-        let line = proc.stdout.wait_for("code: ", STEP).unwrap_or_else(|| {
-            panic!(
-                "agent printed no code: {}\n{}",
-                proc.stdout.text(),
-                proc.stderr.text()
-            )
-        });
-        let code = line.trim_start_matches("code: ").trim().to_string();
+        let code = proc.code();
         AgentProc {
             proc,
             code,

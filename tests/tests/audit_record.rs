@@ -36,18 +36,6 @@ fn share_command(relay: &RelayProc, dir: &Path) -> Command {
     cmd
 }
 
-/// The code an agent printed.
-fn code_of(agent: &Proc) -> String {
-    let line = agent.stdout.wait_for("code: ", STEP).unwrap_or_else(|| {
-        panic!(
-            "agent printed no code: {}\n{}",
-            agent.stdout.text(),
-            agent.stderr.text()
-        )
-    });
-    line.trim_start_matches("code: ").trim().to_string()
-}
-
 /// `audit verify --data-dir DIR [--head HEAD]`.
 fn verify(dir: &Path, head: Option<&str>) -> ConsoleOutput {
     let mut cmd = Command::new(bin("sprijin-agent"));
@@ -74,7 +62,7 @@ fn kinds(dir: &Path) -> Vec<String> {
 /// console's JSON events and the report's text.
 fn one_session(relay: &RelayProc, dir: &Path) -> (Vec<Value>, String) {
     let mut agent = agent_in(relay, dir, &["y", "y"]);
-    let code = code_of(&agent);
+    let code = agent.code();
     let report = dir.parent().unwrap().join("report.md");
     let sample = sample_catalog();
     let out = console(
@@ -233,7 +221,7 @@ fn each_kind_of_damage_a_person_can_do_is_named() {
     // A deleted log that the next agent started afresh stays named.
     std::fs::remove_file(log_of(&dir)).unwrap();
     let mut agent = agent_in(&relay, &dir, &[]);
-    code_of(&agent);
+    agent.code();
     assert!(
         agent.stdout.wait_for("was started afresh", STEP).is_some(),
         "{}",
@@ -255,7 +243,7 @@ fn a_second_agent_cannot_write_the_same_log() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("agent");
     let first = agent_in(&relay, &dir, &[]);
-    code_of(&first);
+    first.code();
     let out = run_to_end(share_command(&relay, &dir));
     assert!(!out.status.success());
     assert!(!out.stdout.contains("code: "), "{}", out.stdout);
@@ -271,7 +259,7 @@ fn a_run_under_way_when_the_agent_is_killed_is_recorded_unfinished() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("agent");
     let mut agent = agent_in(&relay, &dir, &["y", "y"]);
-    let code = code_of(&agent);
+    let code = agent.code();
     let sample = sample_catalog();
     let mut console = console_interactive(&relay, &code, &["--catalog", sample.to_str().unwrap()]);
     console.answer(&["run sleep-test secs=3"]);
@@ -286,7 +274,7 @@ fn a_run_under_way_when_the_agent_is_killed_is_recorded_unfinished() {
     assert_eq!(kinds(&dir).last().map(String::as_str), Some("run_start"));
 
     let mut again = agent_in(&relay, &dir, &[]);
-    code_of(&again);
+    again.code();
     assert!(
         again.stdout.text().contains("recorded as unfinished"),
         "{}",
@@ -323,7 +311,7 @@ fn a_line_cut_off_by_a_failed_write_is_repaired_on_the_next_start() {
     assert_named(&verify(&dir, None), "is incomplete");
 
     let mut agent = agent_in(&relay, &dir, &[]);
-    code_of(&agent);
+    agent.code();
     assert!(
         agent
             .stdout
@@ -400,7 +388,7 @@ fn a_run_the_log_could_not_record_is_refused_before_the_person_is_asked() {
     // A first session accepts the catalog, so the agent's memory of it is
     // on disk already and the second session needs no room for it.
     let mut first = agent_in(&relay, &dir, &["y"]);
-    let code = code_of(&first);
+    let code = first.code();
     let out = console(
         &relay,
         &code,
@@ -411,7 +399,7 @@ fn a_run_the_log_could_not_record_is_refused_before_the_person_is_asked() {
         .wait(STEP)
         .expect("the first agent ends with its session");
     let mut agent = agent_in(&relay, &dir, &["y", "y"]);
-    let code = code_of(&agent);
+    let code = agent.code();
     disk.fill();
     let out = console(
         &relay,

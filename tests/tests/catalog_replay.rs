@@ -81,14 +81,7 @@ fn agent_in(
         .arg(trusted);
     let mut proc = Proc::spawn(cmd);
     proc.answer(answers);
-    let line = proc.stdout.wait_for("code: ", STEP).unwrap_or_else(|| {
-        panic!(
-            "agent printed no code: {}\n{}",
-            proc.stdout.text(),
-            proc.stderr.text()
-        )
-    });
-    let code = line.trim_start_matches("code: ").trim().to_string();
+    let code = proc.code();
     (proc, code)
 }
 
