@@ -110,7 +110,9 @@ pub async fn share(
     tokio::pin!(stop);
     let technician = tokio::select! {
         msg = link.answer() => match msg? {
-            RelayMsg::Paired { technician: Some(t) } => t,
+            RelayMsg::Paired {
+                technician: Some(t), ..
+            } => t,
             other => return Err(LinkError::unexpected(&other).into()),
         },
         () = &mut stop => {

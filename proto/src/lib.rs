@@ -16,6 +16,7 @@ pub mod credential;
 pub mod diag_text;
 pub mod framing;
 pub mod message;
+pub mod path;
 pub mod paths;
 pub mod secure;
 pub mod text;

@@ -428,6 +428,7 @@ async fn agent(
         writer
             .write_msg(&RelayMsg::Paired {
                 technician: Some(technician),
+                ticket: pending_ticket(),
             })
             .await?;
         info!("paired");
@@ -557,7 +558,10 @@ async fn console(
         }
     };
     writer
-        .write_msg(&RelayMsg::Paired { technician: None })
+        .write_msg(&RelayMsg::Paired {
+            technician: None,
+            ticket: pending_ticket(),
+        })
         .await?;
     let claim = Claimed {
         technician,
@@ -659,4 +663,13 @@ pub enum RelayError {
     Peer(#[from] ConnectionError),
     #[error("peer connection failed: {0}")]
     PeerStream(#[from] FrameError),
+}
+
+/// Placeholder until the relay issues forwarding tickets.
+fn pending_ticket() -> sprijin_proto::path::Ticket {
+    sprijin_proto::path::Ticket {
+        token: Vec::new(),
+        key: [0; 32],
+        expires_at: 0,
+    }
 }

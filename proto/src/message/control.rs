@@ -83,7 +83,11 @@ pub enum RelayMsg {
     },
     /// The two sides are paired; from now on the stream is spliced.
     /// The agent learns who claimed; the console gets `None`.
-    Paired { technician: Option<Technician> },
+    Paired {
+        technician: Option<Technician>,
+        /// This side's forwarding ticket for the end-to-end data path.
+        ticket: crate::path::Ticket,
+    },
     /// The request failed; the relay closes the stream after this.
     Error(ErrorFrame),
 }
@@ -157,6 +161,11 @@ mod tests {
                     name: "Ana".into(),
                     vouched: true,
                 }),
+                ticket: crate::path::Ticket {
+                    token: vec![1, 2, 3],
+                    key: [7; 32],
+                    expires_at: 1_800_000_000,
+                },
             },
             RelayMsg::Error(ErrorFrame::new(ErrorCode::UsedNameplate, "used")),
         ];

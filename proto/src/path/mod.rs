@@ -1,0 +1,97 @@
+//! The end-to-end data path: after pairing, agent and console talk one QUIC
+//! connection to each other, and the relay only forwards its UDP datagrams.
+//!
+//! On pairing the relay gives each side a [`Ticket`]. A [`RelayedPath`] is a
+//! QUIC endpoint whose socket puts the ticket's header on every datagram it
+//! sends to the relay and takes the relay's forwarded datagrams in; the
+//! connection on it is an ordinary `quinn` connection whose remote address is
+//! the relay's.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// What the relay hands one side of a paired session: proof that the relay
+/// paired it, which the relay can check without remembering it.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    /// The ticket as the relay made it; opaque to clients, which send it
+    /// back in datagram headers and when the relay asks for it again.
+    #[serde(with = "serde_bytes")]
+    pub token: Vec<u8>,
+    /// A key only this side and the relay know, for the MAC on datagrams
+    /// that move this side's address.
+    pub key: [u8; 32],
+    /// Seconds since the Unix epoch after which the relay drops the
+    /// ticket's datagrams.
+    pub expires_at: u64,
+}
+
+impl fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ticket")
+            .field("token", &hex::encode(&self.token))
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A QUIC endpoint whose datagrams go through the relay at `relay` under
+/// one side's ticket. The agent passes a server configuration and accepts;
+/// the console connects to [`RelayedPath::relay`].
+pub struct RelayedPath {
+    endpoint: quinn::Endpoint,
+    relay: SocketAddr,
+}
+
+impl RelayedPath {
+    pub fn new(
+        relay: SocketAddr,
+        ticket: Ticket,
+        server: Option<quinn::ServerConfig>,
+    ) -> Result<RelayedPath, PathError> {
+        let _ = ticket;
+        let socket = bind_for(relay)?;
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            server,
+            socket,
+            std::sync::Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(PathError::Socket)?;
+        Ok(RelayedPath { endpoint, relay })
+    }
+
+    pub fn endpoint(&self) -> &quinn::Endpoint {
+        &self.endpoint
+    }
+
+    /// The relay's address: the remote address of the session's connection.
+    pub fn relay(&self) -> SocketAddr {
+        self.relay
+    }
+
+    /// Moves to a fresh local socket, as after a network change; the
+    /// session's connection carries on over it.
+    pub fn rebind(&self) -> Result<(), PathError> {
+        let socket = bind_for(self.relay)?;
+        self.endpoint.rebind(socket).map_err(PathError::Socket)
+    }
+}
+
+fn bind_for(relay: SocketAddr) -> Result<std::net::UdpSocket, PathError> {
+    let any: SocketAddr = if relay.is_ipv6() {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    };
+    std::net::UdpSocket::bind(any).map_err(PathError::Socket)
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PathError {
+    #[error("cannot open a network socket for the session: {0}")]
+    Socket(#[source] std::io::Error),
+}
