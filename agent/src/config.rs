@@ -139,8 +139,8 @@ pub struct TrustedKeyError {
 /// The agent's optional config file (TOML), for what an organisation sets
 /// once on a machine: which relay, its fingerprint, the catalog keys it
 /// trusts, how long a question waits for the person (`consent_timeout`,
-/// in seconds) and the largest file a technician may fetch (`fetch_cap`,
-/// in bytes). Flags on the command line add to it or override it.
+/// in seconds), the largest file a technician may fetch (`fetch_cap`,
+/// in bytes) and the window's language (`lang`). Flags on the command line add to it or override it.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
@@ -154,6 +154,8 @@ pub struct ConfigFile {
     pub consent_timeout: Option<std::num::NonZeroU64>,
     /// The largest file the technician may fetch, in bytes.
     pub fetch_cap: Option<u64>,
+    /// The window's language (`en`, `ro`); the `--lang` flag beats it.
+    pub lang: Option<crate::face::strings::Lang>,
 }
 
 /// The machine-wide agent config file, used when a person has none of their own.

@@ -2,7 +2,9 @@
 //! asks the person for consent, verifies the technician's signed catalog,
 //! runs approved scripts and keeps a hash-chained audit log.
 //!
-//! `session` drives one sharing session; `consent` asks the person; `diag`
+//! `session` drives one sharing session; `face` shows the person what
+//! happens and asks them (at the terminal or in a window); `consent` reads
+//! answers at the terminal; `diag`
 //! samples the machine and draws findings; `script` runs approved scripts;
 //! `audit` records every decision before it takes effect; `identity` decides
 //! how the technician's name is shown; `folder` makes and syncs the folders
@@ -13,6 +15,7 @@ pub mod audit;
 pub mod config;
 pub mod consent;
 pub mod diag;
+pub mod face;
 pub mod folder;
 pub mod identity;
 pub mod script;

@@ -4,12 +4,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand};
 use sprijin_agent::config::{AgentConfig, ConfigFile, ShareFlags, default_data_dir};
-use sprijin_agent::consent::Consent;
+use sprijin_agent::face::choose::FaceChoice;
+use sprijin_agent::face::strings::Lang;
 use sprijin_cli::pages::{self, CompletionsArgs, ManArgs};
 use sprijin_proto::tls::Fingerprint;
 
@@ -35,7 +35,7 @@ enum Command {
         /// Accept only the relay with this certificate fingerprint (sha256:HEX).
         #[arg(long, env = "SPRIJIN_RELAY_FINGERPRINT")]
         relay_fingerprint: Option<Fingerprint>,
-        /// Config file (TOML: relay, relay_fingerprint, trusted_keys, data_dir, consent_timeout, fetch_cap). Default: ~/.config/sprijin/agent.toml if present, else /etc/sprijin/agent.toml if present
+        /// Config file (TOML: relay, relay_fingerprint, trusted_keys, data_dir, consent_timeout, fetch_cap, lang). Default: ~/.config/sprijin/agent.toml if present, else /etc/sprijin/agent.toml if present
         #[arg(long, env = "SPRIJIN_AGENT_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
         /// A public key whose signed script catalogs you trust (repeatable). Without one, no script can run.
@@ -55,6 +55,17 @@ enum Command {
         /// `fetch_cap` in the config file). Default: 67108864 (64 MiB)
         #[arg(long, value_name = "BYTES")]
         fetch_cap: Option<u64>,
+        /// Show the code and the questions in a window, even when the display
+        /// is not detected (fails if no window can open).
+        #[arg(long, conflicts_with = "terminal")]
+        window: bool,
+        /// Show everything on this terminal, even when a display is available.
+        #[arg(long)]
+        terminal: bool,
+        /// The window's language: en or ro (or `lang` in the config file).
+        /// Default: from the system locale (LC_ALL, LC_MESSAGES, LANG)
+        #[arg(long, value_name = "LANG")]
+        lang: Option<Lang>,
     },
     /// Show this machine's state and what looks wrong, without any network.
     Diag {
@@ -105,8 +116,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             consent_timeout,
             output_cap,
             fetch_cap,
+            window,
+            terminal,
+            lang,
         } => {
             let file = ConfigFile::load_chosen(config.as_deref())?;
+            let lang = lang.or(file.lang).unwrap_or_else(Lang::from_env);
             let flags = ShareFlags {
                 relay,
                 relay_fingerprint,
@@ -122,17 +137,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     "no trusted catalog key is configured (--trusted-key): the technician can look, but no script can run"
                 );
             }
-            let consent = Arc::new(Consent::from_stdin(config.consent_timeout));
-            let runtime =
-                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            runtime.block_on(sprijin_agent::session::share(
-                config,
-                consent,
-                async {
-                    let _ = tokio::signal::ctrl_c().await;
-                },
-                None,
-            ))?;
+            let face = FaceChoice::from_flags(window, terminal);
+            sprijin_agent::face::launch::share(config, face, lang)?;
             Ok(())
         }
         Command::Completions(args) => Ok(pages::print_completions(Cli::command(), args.shell)?),

@@ -32,9 +32,10 @@ use tracing::{Instrument, debug, info_span};
 
 use crate::audit::{AuditError, AuditEvent, AuditLog, Head};
 use crate::config::AgentConfig;
-use crate::consent::{Answer, Consent};
+use crate::consent::Answer;
 use crate::diag::Sampler;
 use crate::diag::{Thresholds, report_for};
+use crate::face::{Detail, EndedBy, Face, Notice, Question, RunUpdate};
 use crate::identity::{self, IdentifyError, Identity};
 use crate::script::catalog_memory;
 use crate::script::not_run::NotRun;
@@ -68,20 +69,22 @@ pub enum Ending {
     Declined,
 }
 
-/// Shares this machine once: prints the code, serves one session, returns.
-/// `stop` completes when the person wants to end (Ctrl-C); `code_ready`, if
-/// given, also receives the code (for programs that embed the agent).
+/// Shares this machine once: shows the code, serves one session, returns.
+/// Everything the person sees and answers goes through `face`. `stop`
+/// completes when the person wants to end (Ctrl-C, or End session in the
+/// window); `code_ready`, if given, also receives the code (for programs
+/// that embed the agent).
 pub async fn share(
     config: AgentConfig,
-    consent: Arc<Consent>,
-    stop: impl std::future::Future<Output = ()>,
+    face: Arc<dyn Face>,
+    stop: impl std::future::Future<Output = ()> + Send,
     code_ready: Option<oneshot::Sender<SessionCode>>,
 ) -> Result<Ending, AgentError> {
     // Opening locks the log, checks its disk has room and records what it
     // found, all before a code is shown.
     let audit = AuditLog::open(&config.audit_path())?;
     for note in audit.opened() {
-        println!("note: {note}");
+        face.show(Notice::AuditNote(note.to_string()));
     }
     let audit = Arc::new(Mutex::new(audit));
     // Start sampling now, so the first snapshot is ready by the time a
@@ -98,14 +101,10 @@ pub async fn share(
         other => return Err(LinkError::unexpected(&other).into()),
     };
     let code = SessionCode::new(nameplate, Password::generate());
-    println!("code: {code}");
+    face.show_code(&code, Duration::from_secs(expires));
     if let Some(tx) = code_ready {
         let _ = tx.send(code.clone());
     }
-    println!(
-        "read this code to your technician; it works once and expires in {} minutes",
-        expires.div_ceil(60)
-    );
 
     tokio::pin!(stop);
     let technician = tokio::select! {
@@ -116,7 +115,7 @@ pub async fn share(
             other => return Err(LinkError::unexpected(&other).into()),
         },
         () = &mut stop => {
-            println!("sharing stopped; the code no longer works");
+            face.show(Notice::Ended(EndedBy::StoppedSharing));
             return Ok(Ending::ByPerson);
         }
     };
@@ -127,9 +126,7 @@ pub async fn share(
         let established = match secure::establish(Role::Agent, &code, link.reader, link.writer).await {
             Ok(e) => e,
             Err(e) if e.is_wrong_code() => {
-                println!(
-                    "someone tried to connect with a wrong code; this code no longer works. If you are waiting for a technician, start again and read them the new code."
-                );
+                face.show(Notice::WrongCode);
                 record(&audit, AuditEvent::Note {
                     text: format!("a connection with a wrong code was refused (claimed by {})", technician.name),
                 }).await?;
@@ -150,9 +147,7 @@ pub async fn share(
             &established.binding,
             std::time::SystemTime::now(),
         );
-        println!("connected: technician {}", clean_line(&technician_shown.to_string()));
-        println!("verification words: {}", established.verification);
-        println!("press Ctrl-C at any time to end the session at once");
+        face.show_connected(&technician_shown, &established.verification.to_string());
         record(&audit, AuditEvent::SessionStart {
             nameplate: nameplate.to_string(),
             technician: technician_shown.name.clone(),
@@ -166,19 +161,25 @@ pub async fn share(
         let writer = tokio::spawn(write_loop(established.writer, outbox_rx));
         let _ = outbox.send(technician_shown.to_message()).await;
 
-        let question = format!(
-            "technician {} wants to see this machine's state: system, processes, disks and network",
-            clean_line(&technician_shown.to_string())
-        );
+        let question = Question {
+            text: format!(
+                "technician {} wants to see this machine's state: system, processes, disks and network",
+                clean_line(&technician_shown.to_string())
+            ),
+            detail: Detail::View {
+                technician: clean_line(&technician_shown.to_string()).into_owned(),
+                verified: technician_shown.verified(),
+            },
+        };
         // Ctrl-C while this question is on the screen ends the session.
-        let answer = consent
-            .ask_unless(&question, async {
+        let answer = face
+            .ask(&question, Box::pin(async {
                 (&mut stop).await;
                 "you ended the session".to_string()
-            })
+            }))
             .await;
         record(&audit, AuditEvent::Consent {
-            question,
+            question: question.text,
             answer: answer.approved(),
         }).await?;
         let host = sampler
@@ -193,11 +194,12 @@ pub async fn share(
             })
             .await;
         if !answer.approved() {
-            let (reason, ending) = match answer {
-                Answer::Withdrawn => ("the person ended the session", Ending::ByPerson),
-                _ => ("the person did not allow the session", Ending::Declined),
+            let (reason, ending, shown) = match answer {
+                Answer::Withdrawn => ("the person ended the session", Ending::ByPerson, EndedBy::PersonWhileAsked),
+                _ => ("the person did not allow the session", Ending::Declined, EndedBy::Declined),
             };
-            end(&audit, &outbox, reason).await?;
+            face.show(Notice::Ended(shown));
+            end(&audit, &outbox, reason, &*face).await?;
             drop(outbox);
             let _ = writer.await;
             return Ok(ending);
@@ -210,7 +212,7 @@ pub async fn share(
         )));
         let ctx = Arc::new(Ctx {
             config,
-            consent,
+            face: face.clone(),
             audit: audit.clone(),
             sampler,
             catalog: Mutex::new(None),
@@ -242,21 +244,21 @@ pub async fn share(
         };
         let reason = match &ending {
             Ok(Ending::ByPerson) => {
-                println!("you ended the session");
+                face.show(Notice::Ended(EndedBy::Person));
                 "the person ended the session".to_string()
             }
             Ok(_) => {
-                println!("the technician ended the session");
+                face.show(Notice::Ended(EndedBy::Technician));
                 "the technician ended the session".to_string()
             }
             Err(why) => {
                 let reason = format!("the connection was lost: {why}");
-                println!("{reason}");
+                face.show(Notice::Ended(EndedBy::Lost(reason.clone())));
                 reason
             }
         };
         stop_runs(&ctx, &mut runs, &reason, ending.is_err()).await;
-        end(&audit, &outbox, &reason).await?;
+        end(&audit, &outbox, &reason, &*face).await?;
         drop(ctx);
         drop(outbox);
         let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
@@ -297,6 +299,7 @@ async fn end(
     audit: &Arc<Mutex<AuditLog>>,
     outbox: &mpsc::Sender<AgentMsg>,
     reason: &str,
+    face: &dyn Face,
 ) -> Result<(), AgentError> {
     let recorded = record(
         audit,
@@ -306,6 +309,7 @@ async fn end(
     )
     .await;
     if let Ok(head) = &recorded {
+        face.show_audit_head(head);
         let _ = outbox.try_send(AgentMsg::AuditHead {
             seq: head.seq,
             hash: head.hash.clone(),
@@ -360,7 +364,10 @@ async fn stop_runs(ctx: &Ctx, runs: &mut JoinSet<()>, reason: &str, lost: bool) 
     if live == 0 && runs.is_empty() {
         return;
     }
-    println!("stopping {live} run(s) of this session: {reason}");
+    ctx.face.show(Notice::StoppingRuns {
+        count: live,
+        reason: reason.to_string(),
+    });
     let stopped = {
         let all_done = async { while runs.join_next().await.is_some() {} };
         tokio::pin!(all_done);
@@ -392,12 +399,12 @@ async fn stop_runs(ctx: &Ctx, runs: &mut JoinSet<()>, reason: &str, lost: bool) 
             left.join(", "),
             RUNS_STOP_LIMIT.as_secs()
         );
-        println!("{text}");
+        ctx.face.show(Notice::Problem(text.clone()));
         if let Err(e) = record(&ctx.audit, AuditEvent::Note { text }).await {
-            println!("{e}");
+            ctx.face.show(Notice::Problem(e.to_string()));
         }
     } else {
-        println!("every run of this session is stopped and recorded");
+        ctx.face.show(Notice::RunsStopped);
     }
 }
 
@@ -419,7 +426,7 @@ async fn write_loop(
 
 struct Ctx {
     config: AgentConfig,
-    consent: Arc<Consent>,
+    face: Arc<dyn Face>,
     audit: Arc<Mutex<AuditLog>>,
     sampler: Sampler,
     catalog: Mutex<Option<Arc<Catalog>>>,
@@ -446,9 +453,7 @@ impl Ctx {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         if last.is_none_or(|t| t.elapsed() >= VIEWING_NOTICE_EVERY) {
-            println!(
-                "the technician is looking at this machine's state (system, processes, disks, network)"
-            );
+            self.face.show(Notice::Viewing);
             *last = Some(std::time::Instant::now());
         }
     }
@@ -576,23 +581,26 @@ async fn handle(ctx: &Arc<Ctx>, runs: &mut JoinSet<()>, id: RequestId, request: 
 /// and, when the question was withdrawn, why.
 async fn ask_recorded(
     ctx: &Ctx,
-    question: String,
+    question: Question,
     stop: &mut watch::Receiver<Option<StopReason>>,
 ) -> Result<(Answer, Option<StopReason>), AgentError> {
     let mut withdrawn = None;
     let answer = ctx
-        .consent
-        .ask_unless(&question, async {
-            let reason = stop_requested(stop).await;
-            let said = reason.withdrawn();
-            withdrawn = Some(reason);
-            said
-        })
+        .face
+        .ask(
+            &question,
+            Box::pin(async {
+                let reason = stop_requested(stop).await;
+                let said = reason.withdrawn();
+                withdrawn = Some(reason);
+                said
+            }),
+        )
         .await;
     record(
         &ctx.audit,
         AuditEvent::Consent {
-            question,
+            question: question.text,
             answer: answer.approved(),
         },
     )
@@ -641,10 +649,9 @@ async fn accept_catalog(ctx: &Ctx, id: RequestId, signed: SignedCatalog) {
     let now = std::time::SystemTime::now();
     match catalog_memory::accept(&signed, &ctx.config.trusted_keys, &memory, now) {
         Ok(catalog) => {
-            println!(
-                "the technician's script catalog is signed by a key you trust ({} scripts)",
-                catalog.scripts.len()
-            );
+            ctx.face.show(Notice::CatalogAccepted {
+                scripts: catalog.scripts.len(),
+            });
             let msg = AgentMsg::CatalogAccepted {
                 id,
                 scripts: catalog.scripts.len(),
@@ -655,7 +662,9 @@ async fn accept_catalog(ctx: &Ctx, id: RequestId, signed: SignedCatalog) {
         }
         Err(e) => {
             let reason = format!("catalog refused: {e}");
-            println!("{reason}; no scripts can run in this session");
+            ctx.face.show(Notice::CatalogRefused {
+                reason: reason.clone(),
+            });
             if let Err(e) = record(
                 &ctx.audit,
                 AuditEvent::CatalogRefused {
@@ -664,7 +673,7 @@ async fn accept_catalog(ctx: &Ctx, id: RequestId, signed: SignedCatalog) {
             )
             .await
             {
-                println!("{e}");
+                ctx.face.show(Notice::Problem(e.to_string()));
             }
             ctx.refuse(id, reason).await;
         }
@@ -686,7 +695,7 @@ async fn run_script(
             reason: reason.clone(),
         };
         if let Err(e) = record(&ctx.audit, event).await {
-            println!("{e}");
+            ctx.face.show(Notice::Problem(e.to_string()));
         }
         ctx.refuse(id, reason).await;
     }
@@ -724,14 +733,24 @@ async fn approve_and_run(
         });
     }
     let args = script.bind(params).map_err(NotRun::Params)?;
-    let question = format!(
-        "the technician asks to run a repair script:\n  {title}\n  {description}\n  risk: {risk}\n  command: {command}\n  stops after {timeout} s",
-        title = clean_line(&script.title),
-        description = clean_text(&script.description).replace('\n', "\n  "),
-        risk = script.risk,
-        command = clean_line(&catalog::display_command(&script.program, &args)),
-        timeout = script.timeout_secs,
-    );
+    let question = Question {
+        text: format!(
+            "the technician asks to run a repair script:\n  {title}\n  {description}\n  risk: {risk}\n  command: {command}\n  stops after {timeout} s",
+            title = clean_line(&script.title),
+            description = clean_text(&script.description).replace('\n', "\n  "),
+            risk = script.risk,
+            command = clean_line(&catalog::display_command(&script.program, &args)),
+            timeout = script.timeout_secs,
+        ),
+        detail: Detail::Run {
+            title: clean_line(&script.title).into_owned(),
+            description: clean_text(&script.description).into_owned(),
+            risk: script.risk.to_string(),
+            program: clean_line(&script.program).into_owned(),
+            args: args.iter().map(|a| clean_line(a).into_owned()).collect(),
+            stops_after_secs: script.timeout_secs,
+        },
+    };
     // A run whose records could not be written is refused before the
     // person is asked, not after they said yes.
     ctx.audit
@@ -783,7 +802,11 @@ async fn approve_and_run(
     )
     .await
     .map_err(NotRun::Unrecorded)?;
-    println!("running {script_id} for the technician");
+    ctx.face.show_run(RunUpdate::Started {
+        id: u64::from(id),
+        script: script_id.to_string(),
+        title: clean_line(&script.title).into_owned(),
+    });
     ctx.send(AgentMsg::RunStarted {
         id,
         program: script.program.clone(),
@@ -814,17 +837,23 @@ async fn approve_and_run(
     };
     let (end, ()) = tokio::join!(runner::run(spec, events_tx, cancelled), forward);
     let mut event = AuditEvent::run_end(u64::from(id), script_id.as_str(), &end);
-    match (&end.status, stopped_by) {
+    let stopped_because = match (&end.status, stopped_by) {
         (RunStatus::Cancelled, Some(StopReason::SessionEnded(why))) => {
-            println!("{script_id} was stopped: {why}");
             if let AuditEvent::RunEnd { status, .. } = &mut event {
                 *status = format!("{status}: the session ended ({why})");
             }
+            Some(why)
         }
-        _ => println!("{script_id} finished: {}", end.status),
-    }
+        _ => None,
+    };
+    ctx.face.show_run(RunUpdate::Ended {
+        id: u64::from(id),
+        script: script_id.to_string(),
+        status: end.status.to_string(),
+        stopped_because,
+    });
     if let Err(e) = record(&ctx.audit, event).await {
-        println!("{e}");
+        ctx.face.show(Notice::Problem(e.to_string()));
     }
     ctx.send(AgentMsg::RunEnded { id, end }).await;
     Ok(())

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use super::{Ctx, StopReason, record, stop_requested};
 use crate::audit::AuditEvent;
 use crate::consent::TextAnswer;
+use crate::face::Notice;
 
 /// The longest message or question, in bytes: a few paragraphs.
 pub const MAX_TEXT: usize = 4096;
@@ -44,12 +45,12 @@ pub(super) async fn say(ctx: &Ctx, id: RequestId, text: String) {
     }
     let text = shown(&text);
     if let Err(e) = record(&ctx.audit, AuditEvent::Message { text: text.clone() }).await {
-        println!("{e}");
+        ctx.face.show(Notice::Problem(e.to_string()));
         return ctx
             .refuse(id, format!("the message was not shown: {e}"))
             .await;
     }
-    println!("message from the technician: {text}");
+    ctx.face.show_message(&text);
     ctx.send(AgentMsg::Ack { id }).await;
 }
 
@@ -65,12 +66,12 @@ pub(super) async fn ask(
         return ctx.refuse(id, reason).await;
     }
     let text = shown(&text);
-    let question = format!("the technician asks: {text}");
     let answer = ctx
-        .consent
-        .ask_text_unless(&question, async {
-            stop_requested(&mut stop).await.withdrawn()
-        })
+        .face
+        .ask_text(
+            &text,
+            Box::pin(async { stop_requested(&mut stop).await.withdrawn() }),
+        )
         .await;
     let (answer, why) = match answer {
         TextAnswer::Text(answer) => (Some(answer), None),
@@ -85,7 +86,7 @@ pub(super) async fn ask(
         why: why.clone(),
     };
     if let Err(e) = record(&ctx.audit, event).await {
-        println!("{e}");
+        ctx.face.show(Notice::Problem(e.to_string()));
         return ctx
             .refuse(id, format!("the answer was not sent: {e}"))
             .await;

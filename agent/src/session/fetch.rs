@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, watch};
 use super::{Ctx, StopReason, ask_recorded, record, stop_requested};
 use crate::audit::AuditEvent;
 use crate::consent::Answer;
+use crate::face::{Detail, Notice, Question};
 
 /// How much of the file goes in one message.
 pub const CHUNK: usize = 64 * 1024;
@@ -37,13 +38,15 @@ pub(super) async fn fetch(
     mut stop: watch::Receiver<Option<StopReason>>,
 ) {
     if let Err(reason) = send_file(ctx, id, &path, &mut stop).await {
-        println!("the file was not sent: {reason}");
+        ctx.face.show(Notice::FileNotSent {
+            reason: reason.clone(),
+        });
         let event = AuditEvent::FileRefused {
             path: clean_line(&path).into_owned(),
             reason: reason.clone(),
         };
         if let Err(e) = record(&ctx.audit, event).await {
-            println!("{e}");
+            ctx.face.show(Notice::Problem(e.to_string()));
         }
         ctx.refuse(id, reason).await;
     }
@@ -63,10 +66,16 @@ async fn send_file(
         .unwrap_or_else(|e| e.into_inner())
         .check_writable()
         .map_err(|e| format!("nothing was sent: {e}"))?;
-    let question = format!(
-        "the technician asks for a copy of this file:\n  {shown}\n  size: {} ({size} bytes)",
-        human_bytes(size)
-    );
+    let question = Question {
+        text: format!(
+            "the technician asks for a copy of this file:\n  {shown}\n  size: {} ({size} bytes)",
+            human_bytes(size)
+        ),
+        detail: Detail::File {
+            path: shown.clone(),
+            size,
+        },
+    };
     let (answer, withdrawn) = ask_recorded(ctx, question, stop)
         .await
         .map_err(|e| format!("nothing was sent: {e}"))?;
@@ -91,7 +100,9 @@ async fn send_file(
             return Err(format!("the person declined to send {shown}"));
         }
     }
-    println!("sending {shown} to the technician");
+    ctx.face.show(Notice::FileSending {
+        path: shown.clone(),
+    });
     if !ctx
         .send(AgentMsg::FileStart {
             id,
@@ -148,11 +159,11 @@ async fn send_file(
     )
     .await
     .map_err(|e| format!("{shown} was read but not recorded, so not sent: {e}"))?;
-    println!(
-        "sent {shown} ({}) to the technician, SHA-256 {}",
-        human_bytes(size),
-        read.sha256
-    );
+    ctx.face.show(Notice::FileSent {
+        path: shown.clone(),
+        size: human_bytes(size),
+        sha256: read.sha256.clone(),
+    });
     ctx.send(AgentMsg::FileEnd {
         id,
         size,

@@ -1,0 +1,47 @@
+//! `share` with the right face: the window when it is wanted and can open,
+//! else the terminal exactly as it has always been.
+
+use std::sync::Arc;
+
+use super::choose::{FaceChoice, Surroundings};
+use super::strings::Lang;
+use super::window::{self, WindowError};
+use crate::config::AgentConfig;
+use crate::consent::Consent;
+use crate::session::{self, AgentError, Ending};
+
+/// Why sharing failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LaunchError {
+    #[error(transparent)]
+    Session(#[from] AgentError),
+    #[error(transparent)]
+    Window(#[from] WindowError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Serves one session with the face `choice` asks for. When the window was
+/// only wanted (not forced) and cannot open, the terminal serves instead.
+pub fn share(config: AgentConfig, choice: FaceChoice, lang: Lang) -> Result<Ending, LaunchError> {
+    if choice.wants_window(&Surroundings::here()) {
+        match window::share(config.clone(), lang) {
+            Ok(result) => return Ok(result?),
+            Err(e @ WindowError::Open(_)) if choice == FaceChoice::Auto => {
+                eprintln!("{e}; using the terminal");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let consent = Arc::new(Consent::from_stdin(config.consent_timeout));
+    let runtime = tokio::runtime::Runtime::new().map_err(LaunchError::Runtime)?;
+    Ok(runtime.block_on(session::share(
+        config,
+        consent,
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        },
+        None,
+    ))?)
+}

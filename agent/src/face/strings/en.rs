@@ -1,0 +1,75 @@
+//! English.
+
+use super::Strings;
+
+pub static STRINGS: Strings = Strings {
+    window_title: "Sprijin: help with this computer",
+    connecting: "Getting a code from the help service…",
+    code_intro: "Read this code to your technician:",
+    copy_code: "Copy code",
+    copied: "Copied",
+    code_valid_for: |secs| {
+        format!(
+            "It works once and stays valid for {}:{:02} more minutes.",
+            secs / 60,
+            secs % 60
+        )
+    },
+    code_expired: "This code has expired. Close this window and start again for a new one.",
+    stop_sharing: "Stop sharing",
+    end_session: "End session",
+    technician: "Technician",
+    verified: "verified by your organisation",
+    not_verified: "not verified",
+    verification_words: "Verification words",
+    words_hint: "Your technician sees the same words. If they read you different ones, end the session.",
+    view_title: "May the technician see this computer's state?",
+    view_body: "The system, its programs, disks and network. Seeing changes nothing.",
+    run_title: "The technician asks to run a repair",
+    risk: "Risk",
+    risk_low: "low",
+    risk_medium: "medium",
+    risk_high: "high",
+    command: "Exact command",
+    stops_after: |secs| format!("It is stopped if it runs longer than {secs} s."),
+    file_title: "The technician asks for a copy of this file",
+    size: "Size",
+    allow: "Allow",
+    deny: "Deny",
+    countdown: |secs| format!("No answer within {secs} s counts as Deny."),
+    read_first: "Read it first: Allow can be pressed in a moment.",
+    question_title: "The technician asks you",
+    your_answer: "Your answer",
+    send_answer: "Send answer",
+    do_not_answer: "Do not answer",
+    history: "What happened so far",
+    nothing_yet: "Nothing yet.",
+    message_from: "Message from the technician",
+    you_allowed: "You allowed",
+    you_denied: "You denied",
+    not_answered: "Not answered in time (counts as Deny)",
+    you_answered: "You answered",
+    withdrawn: |why| format!("Taken back before you answered: {why}"),
+    viewing: "The technician is looking at this computer's state.",
+    catalog_accepted: |n| {
+        format!(
+            "The technician's repairs are signed by a key your organisation trusts ({n} repairs)."
+        )
+    },
+    catalog_refused: "The technician's repairs are not signed by a key you trust: none can run.",
+    running: "running",
+    finished: "finished",
+    stopped: "stopped",
+    file_sent: |path| format!("Sent a copy of {path}"),
+    file_not_sent: "A file was not sent",
+    wrong_code: "Someone tried a wrong code, so this code no longer works. Start again for a new code.",
+    ended_title: "The session has ended",
+    ended_by_you: "You ended the session.",
+    ended_by_technician: "The technician ended the session.",
+    ended_declined: "You did not let the technician in.",
+    ended_stopped_sharing: "You stopped sharing; the code no longer works.",
+    ended_lost: "The connection was lost.",
+    ended_failed: "The session could not continue.",
+    audit_head: "Record of this session (audit log head)",
+    close: "Close",
+};

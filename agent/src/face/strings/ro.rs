@@ -1,0 +1,75 @@
+//! Română.
+
+use super::Strings;
+
+pub static STRINGS: Strings = Strings {
+    window_title: "Sprijin: ajutor pentru acest calculator",
+    connecting: "Se obține un cod de la serviciul de ajutor…",
+    code_intro: "Citiți acest cod tehnicianului:",
+    copy_code: "Copiază codul",
+    copied: "Copiat",
+    code_valid_for: |secs| {
+        format!(
+            "Merge o singură dată și mai este valabil {}:{:02} minute.",
+            secs / 60,
+            secs % 60
+        )
+    },
+    code_expired: "Acest cod a expirat. Închideți fereastra și porniți din nou pentru un cod nou.",
+    stop_sharing: "Oprește partajarea",
+    end_session: "Încheie sesiunea",
+    technician: "Tehnician",
+    verified: "verificat de organizația dumneavoastră",
+    not_verified: "neverificat",
+    verification_words: "Cuvinte de verificare",
+    words_hint: "Tehnicianul vede aceleași cuvinte. Dacă vă citește altele, încheiați sesiunea.",
+    view_title: "Poate tehnicianul să vadă starea acestui calculator?",
+    view_body: "Sistemul, programele, discurile și rețeaua. Privitul nu schimbă nimic.",
+    run_title: "Tehnicianul cere să ruleze o reparație",
+    risk: "Risc",
+    risk_low: "scăzut",
+    risk_medium: "mediu",
+    risk_high: "ridicat",
+    command: "Comanda exactă",
+    stops_after: |secs| format!("Este oprită dacă durează mai mult de {secs} s."),
+    file_title: "Tehnicianul cere o copie a acestui fișier",
+    size: "Mărime",
+    allow: "Permite",
+    deny: "Refuză",
+    countdown: |secs| format!("Fără răspuns în {secs} s înseamnă Refuză."),
+    read_first: "Citiți mai întâi: Permite poate fi apăsat într-o clipă.",
+    question_title: "Tehnicianul vă întreabă",
+    your_answer: "Răspunsul dumneavoastră",
+    send_answer: "Trimite răspunsul",
+    do_not_answer: "Nu răspund",
+    history: "Ce s-a întâmplat până acum",
+    nothing_yet: "Nimic încă.",
+    message_from: "Mesaj de la tehnician",
+    you_allowed: "Ați permis",
+    you_denied: "Ați refuzat",
+    not_answered: "Fără răspuns la timp (înseamnă Refuză)",
+    you_answered: "Ați răspuns",
+    withdrawn: |why| format!("Retras înainte să răspundeți: {why}"),
+    viewing: "Tehnicianul se uită la starea acestui calculator.",
+    catalog_accepted: |n| {
+        format!(
+            "Reparațiile tehnicianului sunt semnate cu o cheie în care organizația are încredere ({n} reparații)."
+        )
+    },
+    catalog_refused: "Reparațiile tehnicianului nu sunt semnate cu o cheie de încredere: niciuna nu poate rula.",
+    running: "rulează",
+    finished: "terminată",
+    stopped: "oprită",
+    file_sent: |path| format!("S-a trimis o copie a fișierului {path}"),
+    file_not_sent: "Un fișier nu a fost trimis",
+    wrong_code: "Cineva a încercat un cod greșit, așa că acest cod nu mai merge. Porniți din nou pentru un cod nou.",
+    ended_title: "Sesiunea s-a încheiat",
+    ended_by_you: "Ați încheiat sesiunea.",
+    ended_by_technician: "Tehnicianul a încheiat sesiunea.",
+    ended_declined: "Nu i-ați permis tehnicianului accesul.",
+    ended_stopped_sharing: "Ați oprit partajarea; codul nu mai merge.",
+    ended_lost: "Legătura s-a pierdut.",
+    ended_failed: "Sesiunea nu a putut continua.",
+    audit_head: "Evidența acestei sesiuni (capătul jurnalului de audit)",
+    close: "Închide",
+};

@@ -1,0 +1,177 @@
+//! The session's side of the window: a [`Face`] that turns every call into
+//! a message for the window's thread, and waits for the person's answer on
+//! a channel of its own. The timeout and a withdrawal are decided here, on
+//! the session's clock, whatever the window does; the window is told so it
+//! takes the question off the screen.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use eframe::egui;
+use sprijin_proto::code::SessionCode;
+use tokio::sync::{Mutex, oneshot};
+
+use super::ToWindow;
+use crate::audit::Head;
+use crate::consent::{Answer, TextAnswer};
+use crate::face::{Asking, Face, Notice, Question, RunUpdate, Withdrawn};
+use crate::identity::{Identity, Standing};
+
+/// Who the technician is, as the window shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Technician {
+    pub name: String,
+    pub verified: bool,
+    /// Until when a verified name is vouched for, or why a name is not
+    /// verified.
+    pub detail: String,
+    pub words: String,
+}
+
+/// A [`Face`] drawn by the window.
+pub struct WindowFace {
+    to_window: mpsc::Sender<ToWindow>,
+    /// Wakes the window when something arrives.
+    repaint: egui::Context,
+    timeout: Duration,
+    /// One question at a time, as at the terminal.
+    turn: Mutex<()>,
+    next_id: AtomicU64,
+}
+
+impl WindowFace {
+    pub fn new(
+        to_window: mpsc::Sender<ToWindow>,
+        repaint: egui::Context,
+        timeout: Duration,
+    ) -> WindowFace {
+        WindowFace {
+            to_window,
+            repaint,
+            timeout,
+            turn: Mutex::new(()),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    fn send(&self, msg: ToWindow) {
+        // A closed window is the session ending; the stop reaches it.
+        let _ = self.to_window.send(msg);
+        self.repaint.request_repaint();
+    }
+
+    fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Puts a question on the screen and waits for its answer, the timeout
+    /// or the withdrawal, whichever comes first.
+    async fn asked<T>(
+        &self,
+        withdrawn: Withdrawn<'_>,
+        question: impl FnOnce(u64, oneshot::Sender<T>) -> ToWindow,
+        closed: T,
+        timed_out: T,
+        taken_back: T,
+    ) -> T {
+        let mut withdrawn = withdrawn;
+        let _turn = tokio::select! {
+            turn = self.turn.lock() => turn,
+            _ = &mut withdrawn => return taken_back,
+        };
+        let id = self.next_id();
+        let (reply, answer) = oneshot::channel();
+        self.send(question(id, reply));
+        tokio::select! {
+            answer = answer => answer.unwrap_or(closed),
+            () = tokio::time::sleep(self.timeout) => {
+                self.send(ToWindow::TimedOut { id });
+                timed_out
+            }
+            why = &mut withdrawn => {
+                self.send(ToWindow::Withdraw { id, why });
+                taken_back
+            }
+        }
+    }
+}
+
+impl Face for WindowFace {
+    fn show_code(&self, code: &SessionCode, valid_for: Duration) {
+        // Printed in every mode: scripts and the technician's helpers read it.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "code: {code}");
+        let _ = out.flush();
+        self.send(ToWindow::Code {
+            code: code.to_string(),
+            valid_for,
+        });
+    }
+
+    fn show_connected(&self, technician: &Identity, words: &str) {
+        let (verified, detail) = match &technician.standing {
+            Standing::Verified { valid_until, .. } => (true, valid_until.clone()),
+            Standing::NotVerified { reason } => (false, reason.clone()),
+        };
+        self.send(ToWindow::Connected(Technician {
+            name: technician.name.clone(),
+            verified,
+            detail,
+            words: words.to_string(),
+        }));
+    }
+
+    fn show(&self, notice: Notice) {
+        self.send(ToWindow::Notice(notice));
+    }
+
+    fn show_message(&self, text: &str) {
+        self.send(ToWindow::Message(text.to_string()));
+    }
+
+    fn show_run(&self, run: RunUpdate) {
+        self.send(ToWindow::Run(run));
+    }
+
+    fn show_audit_head(&self, head: &Head) {
+        self.send(ToWindow::AuditHead(head.to_string()));
+    }
+
+    fn ask<'a>(&'a self, question: &'a Question, withdrawn: Withdrawn<'a>) -> Asking<'a, Answer> {
+        let timeout = self.timeout;
+        Box::pin(self.asked(
+            withdrawn,
+            move |id, reply| ToWindow::Ask {
+                id,
+                question: question.clone(),
+                timeout,
+                reply,
+            },
+            Answer::NoInput,
+            Answer::NoAnswer,
+            Answer::Withdrawn,
+        ))
+    }
+
+    fn ask_text<'a>(
+        &'a self,
+        question: &'a str,
+        withdrawn: Withdrawn<'a>,
+    ) -> Asking<'a, TextAnswer> {
+        let timeout = self.timeout;
+        Box::pin(self.asked(
+            withdrawn,
+            move |id, reply| ToWindow::AskText {
+                id,
+                text: question.to_string(),
+                timeout,
+                reply,
+            },
+            TextAnswer::NoInput,
+            TextAnswer::NoAnswer,
+            TextAnswer::Withdrawn,
+        ))
+    }
+}

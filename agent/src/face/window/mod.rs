@@ -1,0 +1,152 @@
+//! The person's window: the code in large type, who the technician is,
+//! each question as a dialog with Allow and Deny, what happened, and an
+//! End session button that is always there.
+//!
+//! The window owns the main thread (the display system requires it); the
+//! session runs on a thread of its own with its own async runtime. They
+//! talk through channels: [`bridge::WindowFace`] sends [`ToWindow`]
+//! messages, each question carries its own reply channel, and End session
+//! (or closing the window) fires the session's stop, which ends it with
+//! the same authenticated goodbye as Ctrl-C at the terminal.
+
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
+use eframe::egui;
+use tokio::sync::oneshot;
+
+use crate::config::AgentConfig;
+use crate::consent::{Answer, TextAnswer};
+use crate::face::strings::Lang;
+use crate::face::{Notice, Question, RunUpdate};
+use crate::session::{self, AgentError, Ending};
+
+pub mod app;
+pub mod bridge;
+
+pub use app::WindowApp;
+pub use bridge::{Technician, WindowFace};
+
+/// What the session tells the window.
+pub enum ToWindow {
+    Code {
+        code: String,
+        valid_for: Duration,
+    },
+    Connected(Technician),
+    Notice(Notice),
+    Message(String),
+    Run(RunUpdate),
+    AuditHead(String),
+    Ask {
+        id: u64,
+        question: Question,
+        timeout: Duration,
+        reply: oneshot::Sender<Answer>,
+    },
+    AskText {
+        id: u64,
+        text: String,
+        timeout: Duration,
+        reply: oneshot::Sender<TextAnswer>,
+    },
+    /// The session took question `id` back, for this reason.
+    Withdraw {
+        id: u64,
+        why: String,
+    },
+    /// Question `id` was not answered in time.
+    TimedOut {
+        id: u64,
+    },
+    /// The session is over; `Some` says what failed.
+    Finished(Option<String>),
+}
+
+/// The window could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WindowError {
+    #[error("cannot open the window ({0}): check DISPLAY or WAYLAND_DISPLAY, or pass --terminal")]
+    Open(String),
+    #[error("cannot start the async runtime for the session: {0}")]
+    Runtime(std::io::Error),
+    #[error("the session's thread stopped unexpectedly")]
+    SessionThread,
+}
+
+/// Runs one session with the window as its face, until the person closes
+/// the window. Must be called on the main thread. `Err(Open)` means no
+/// window was shown and no session started.
+pub fn share(config: AgentConfig, lang: Lang) -> Result<Result<Ending, AgentError>, WindowError> {
+    let s = lang.strings();
+    let (to_window, from_session) = mpsc::channel();
+    let (end, ended) = oneshot::channel::<()>();
+    let timeout = config.consent_timeout;
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title(s.window_title)
+            .with_app_id("sprijin-agent")
+            .with_inner_size([900.0, 580.0])
+            .with_min_inner_size([560.0, 420.0]),
+        ..Default::default()
+    };
+    let mut session = None;
+    let started = &mut session;
+    let shown = eframe::run_native(
+        "sprijin-agent",
+        options,
+        Box::new(move |cc| {
+            let face = Arc::new(WindowFace::new(
+                to_window.clone(),
+                cc.egui_ctx.clone(),
+                timeout,
+            ));
+            let repaint = cc.egui_ctx.clone();
+            *started = Some(std::thread::spawn(move || {
+                let result = run_session(config, face, ended);
+                let failed = match &result {
+                    Ok(Ok(_)) => None,
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(e) => Some(e.to_string()),
+                };
+                let _ = to_window.send(ToWindow::Finished(failed));
+                repaint.request_repaint();
+                result
+            }));
+            Ok(Box::new(WindowApp::new(from_session, end, lang)))
+        }),
+    );
+    // The window is closed; its End channel is dropped, which stops the
+    // session. Wait for the goodbye and the records.
+    match session {
+        None => Err(WindowError::Open(match shown {
+            Err(e) => e.to_string(),
+            Ok(()) => "it closed before it was shown".to_string(),
+        })),
+        Some(thread) => thread.join().map_err(|_| WindowError::SessionThread)?,
+    }
+}
+
+fn run_session(
+    config: AgentConfig,
+    face: Arc<WindowFace>,
+    ended: oneshot::Receiver<()>,
+) -> Result<Result<Ending, AgentError>, WindowError> {
+    let runtime = tokio::runtime::Runtime::new().map_err(WindowError::Runtime)?;
+    Ok(runtime.block_on(session::share(
+        config,
+        face,
+        async {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                // Fired by End session, or dropped with the window.
+                _ = ended => {}
+            }
+        },
+        None,
+    )))
+}
+
+#[cfg(test)]
+mod tests;
