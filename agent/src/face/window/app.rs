@@ -430,9 +430,9 @@ impl WindowApp {
                     question_ui(ui, s, question);
                     ui.add_space(8.0);
                     ui.label((s.countdown)(left));
-                    if !armed {
-                        ui.label(RichText::new(s.read_first).italics());
-                    }
+                    // The line stays when Allow is enabled, so the buttons
+                    // do not move under the pointer.
+                    ui.label(RichText::new(if armed { " " } else { s.read_first }).italics());
                     ui.add_space(8.0);
                     ui.horizontal(|ui| {
                         let deny = ui.add(big_button(s.deny));
@@ -575,10 +575,10 @@ fn technician_ui(ui: &mut egui::Ui, s: &Strings, technician: &Technician) {
         ui.label(RichText::new(&technician.name).size(20.0).strong());
     });
     let standing = if technician.verified {
-        RichText::new(format!("✔ {} ({})", s.verified, technician.detail))
+        RichText::new(format!("{} ({})", s.verified, technician.detail))
             .color(egui::Color32::from_rgb(20, 120, 40))
     } else {
-        RichText::new(format!("⚠ {} ({})", s.not_verified, technician.detail))
+        RichText::new(format!("{} ({})", s.not_verified, technician.detail))
             .color(egui::Color32::from_rgb(180, 90, 0))
     };
     ui.add(egui::Label::new(standing).wrap());
