@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use sprijin_tests::*;
@@ -31,8 +32,16 @@ impl Xvfb {
             found.is_ok(),
             "Xvfb is not installed: install xvfb (the CI script does), the window tests need it"
         );
-        // A display number no other test of this run uses.
-        let number = 100 + std::process::id() % 800;
+        // A display number no other test or server uses.
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let number = loop {
+            let n = 100 + (std::process::id() * 8 + NEXT.fetch_add(1, Ordering::Relaxed)) % 5000;
+            if !Path::new(&format!("/tmp/.X{n}-lock")).exists()
+                && !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+            {
+                break n;
+            }
+        };
         let display = format!(":{number}");
         let socket = PathBuf::from(format!("/tmp/.X11-unix/X{number}"));
         let mut cmd = Command::new("Xvfb");
@@ -150,6 +159,8 @@ fn shots() -> (PathBuf, Option<tempfile::TempDir>) {
 fn agent_with_window(x: &Xvfb, relay: &RelayProc, data_dir: &Path) -> Proc {
     let mut cmd = x.command(bin("sprijin-agent").to_str().unwrap());
     cmd.args([
+        "--log-format",
+        "json",
         "share",
         "--window",
         "--lang",
@@ -171,26 +182,40 @@ fn agent_with_window(x: &Xvfb, relay: &RelayProc, data_dir: &Path) -> Proc {
     Proc::spawn(cmd)
 }
 
-/// Waits for the agent to log that question number `n` (counting from 1)
-/// can be allowed.
-fn wait_allow_enabled(agent: &Proc, n: usize) {
+/// Waits until the agent's log holds `needle` at least `n` times.
+fn wait_logged(agent: &Proc, needle: &str, n: usize) {
     let deadline = Instant::now() + STEP;
     loop {
-        let count = agent
-            .stderr
-            .text()
-            .matches("the question's Allow is enabled")
-            .count();
-        if count >= n {
+        if agent.stderr.text().matches(needle).count() >= n {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "question {n} was not shown: {}",
+            "the agent did not log {needle:?} {n} times: {}",
             agent.stderr.text()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Waits until question number `n` (counting from 1) can be allowed.
+fn wait_allow_enabled(agent: &Proc, n: usize) {
+    wait_logged(agent, "the question's Allow is enabled", n);
+}
+
+/// Moves the keyboard focus with `key` until `button` has it (as the
+/// agent logs), then presses it with Space.
+fn press(x: &Xvfb, agent: &Proc, key: &str, button: &str) {
+    let needle = format!("\"button\":\"{button}\"");
+    let before = agent.stderr.text().matches(&needle).count();
+    x.keys(&[key]);
+    wait_logged(agent, &needle, before + 1);
+    x.keys(&["space"]);
+}
+
+/// Waits until the window shows the session's end.
+fn wait_end_shown(agent: &Proc) {
+    wait_logged(agent, "the session's end is on the screen", 1);
 }
 
 #[test]
@@ -234,14 +259,14 @@ fn the_window_shows_the_code_and_dialogs_and_keyboard_answers_are_recorded() {
     wait_allow_enabled(&agent, 1);
     let view = shots.join("window-consent.png");
     x.screenshot_showing(&view, 16, Some(&waiting));
-    x.keys(&["Tab", "space"]);
+    press(&x, &agent, "Tab", "allow");
 
     // Second question: the repair, with its exact command.
     wait_allow_enabled(&agent, 2);
     let run = shots.join("window-run.png");
     let colours = x.screenshot_showing(&run, 16, Some(&view));
     assert!(colours >= 16, "the run dialog looks blank");
-    x.keys(&["Tab", "space"]);
+    press(&x, &agent, "Tab", "allow");
 
     let status = wait_end(&mut console, STEP, "the console");
     assert!(
@@ -266,19 +291,11 @@ fn the_window_shows_the_code_and_dialogs_and_keyboard_answers_are_recorded() {
 
     // The end, with the audit head, stays on the screen until the person
     // closes the window (Tab to Close, Space); then the agent exits.
-    let deadline = Instant::now() + STEP;
-    while !agent
-        .stderr
-        .text()
-        .contains("the session's end is on the screen")
-    {
-        assert!(Instant::now() < deadline, "{}", agent.stderr.text());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_end_shown(&agent);
     let ended = shots.join("window-ended.png");
     x.screenshot_showing(&ended, 16, Some(&run));
     assert!(agent.alive(), "the window closed by itself");
-    x.keys(&["Tab", "space"]);
+    press(&x, &agent, "Tab", "close");
     agent_finishes(&mut agent);
 }
 
@@ -293,26 +310,18 @@ fn end_session_in_the_window_says_goodbye_to_the_technician() {
         &relay.addr,
         &relay.fingerprint,
         &code,
-        &["--name", "Ana Pop"],
+        &["--name", "Ana Pop", "--exec", "diag"],
     ));
     // With the first question up, End session (first in the keyboard
     // order, before Deny) ends the session.
     wait_allow_enabled(&agent, 1);
-    x.keys(&["shift+Tab", "space"]);
+    press(&x, &agent, "shift+Tab", "end");
     wait_end(&mut console, STEP, "the console");
     let ends = audit_events(data.path(), "session_end");
     assert_eq!(ends.len(), 1, "{ends:?}");
     assert_eq!(ends[0]["reason"], "the person ended the session");
     // Closing the window ends the agent.
-    let deadline = Instant::now() + STEP;
-    while !agent
-        .stderr
-        .text()
-        .contains("the session's end is on the screen")
-    {
-        assert!(Instant::now() < deadline, "{}", agent.stderr.text());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    x.keys(&["Tab", "space"]);
+    wait_end_shown(&agent);
+    press(&x, &agent, "Tab", "close");
     agent_finishes(&mut agent);
 }

@@ -329,7 +329,8 @@ impl WindowApp {
             ui.heading(s.window_title);
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 if self.ended.is_some() {
-                    if ui.add(big_button(s.close)).clicked() {
+                    let close = focus_said(ui.add(big_button(s.close)), "close");
+                    if close.clicked() {
                         ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
                     }
                 } else if !self.end_requested() {
@@ -337,8 +338,11 @@ impl WindowApp {
                         Some(_) => s.end_session,
                         None => s.stop_sharing,
                     };
-                    let button = big_button(label).fill(egui::Color32::from_rgb(170, 30, 30));
-                    if ui.add(button).clicked() {
+                    let button =
+                        Button::new(RichText::new(label).size(20.0).color(egui::Color32::WHITE))
+                            .min_size(egui::vec2(140.0, 44.0))
+                            .fill(egui::Color32::from_rgb(170, 30, 30));
+                    if focus_said(ui.add(button), "end").clicked() {
                         self.request_end();
                     }
                 }
@@ -435,9 +439,9 @@ impl WindowApp {
                     ui.label(RichText::new(if armed { " " } else { s.read_first }).italics());
                     ui.add_space(8.0);
                     ui.horizontal(|ui| {
-                        let deny = ui.add(big_button(s.deny));
+                        let deny = focus_said(ui.add(big_button(s.deny)), "deny");
                         ui.add_space(24.0);
-                        let allow = ui.add_enabled(armed, big_button(s.allow));
+                        let allow = focus_said(ui.add_enabled(armed, big_button(s.allow)), "allow");
                         if first {
                             deny.request_focus();
                         }
@@ -494,7 +498,8 @@ impl eframe::App for WindowApp {
 /// Larger type than egui's default, for people who are not at a screen all
 /// day, that still fits 1024x600.
 fn style(ctx: &egui::Context) {
-    ctx.global_style_mut(|style| {
+    ctx.set_theme(egui::Theme::Light);
+    ctx.all_styles_mut(|style| {
         use egui::{FontFamily, FontId, TextStyle};
         style.text_styles = [
             (
@@ -518,6 +523,15 @@ fn style(ctx: &egui::Context) {
         .into();
         style.spacing.button_padding = egui::vec2(14.0, 8.0);
     });
+}
+
+/// Says in the debug log which button took the keyboard focus, so a test
+/// driving the window with keys knows where the next key lands.
+fn focus_said(response: egui::Response, name: &str) -> egui::Response {
+    if response.gained_focus() {
+        tracing::debug!(button = name, "a button has the keyboard focus");
+    }
+    response
 }
 
 fn big_button(text: &str) -> Button<'_> {
