@@ -4,8 +4,8 @@
 //!
 //! `session` drives one sharing session; `face` shows the person what
 //! happens and asks them (at the terminal or in a window); `consent` reads
-//! answers at the terminal; `diag`
-//! samples the machine and draws findings; `script` runs approved scripts;
+//! answers at the terminal; `diag` samples the machine and draws findings;
+//! `script` runs approved scripts;
 //! `audit` records every decision before it takes effect; `identity` decides
 //! how the technician's name is shown; `folder` makes and syncs the folders
 //! that hold the agent's files.

@@ -15,7 +15,10 @@ impl Tmux {
     pub fn start(name: &str, (columns, rows): (u16, u16), command: &str) -> Tmux {
         let socket = format!("sprijin-{name}-{}", std::process::id());
         let (columns, rows) = (columns.to_string(), rows.to_string());
+        // No display: the agent at this terminal must not open its window.
         let status = Command::new("tmux")
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
             .args(["-L", &socket, "new-session", "-d", "-s", "t"])
             .args(["-x", &columns, "-y", &rows, command])
             .status()
