@@ -360,4 +360,16 @@ mod tests {
         let c = ConfigFile::load(&path, true).unwrap();
         assert_eq!(c.fetch_cap, Some(1_048_576));
     }
+
+    #[test]
+    fn the_windows_language_comes_from_the_file_and_an_unknown_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, "lang = \"ro\"\n").unwrap();
+        let c = ConfigFile::load(&path, true).unwrap();
+        assert_eq!(c.lang, Some(crate::face::strings::Lang::Ro));
+        std::fs::write(&path, "lang = \"de\"\n").unwrap();
+        let err = ConfigFile::load(&path, true).unwrap_err().to_string();
+        assert!(err.contains("line 1") && err.contains("de"), "{err}");
+    }
 }

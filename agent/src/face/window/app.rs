@@ -128,7 +128,7 @@ impl WindowApp {
         }
     }
 
-    /// What happened so far, oldest first.
+    /// What happened so far, oldest first (drawn newest first).
     pub fn history(&self) -> &[Entry] {
         &self.history
     }
@@ -392,14 +392,17 @@ impl WindowApp {
         if self.history.is_empty() {
             ui.label(s.nothing_yet);
         }
-        for entry in &self.history {
+        // Newest first, so the latest is in view without scrolling.
+        for entry in self.history.iter().rev() {
             let text = match entry {
-                Entry::Note(text) => text.clone(),
-                Entry::Message(text) => format!("{}: {text}", s.message_from),
-                Entry::Answered { about, how } => format!("{how}: {about}"),
-                Entry::Run { title, state, .. } => format!("{title}: {state}"),
+                Entry::Note(text) => RichText::new(format!("• {text}")),
+                Entry::Message(text) => {
+                    RichText::new(format!("• {}: {text}", s.message_from)).strong()
+                }
+                Entry::Answered { about, how } => RichText::new(format!("• {how}: {about}")),
+                Entry::Run { title, state, .. } => RichText::new(format!("• {title}: {state}")),
             };
-            ui.label(format!("• {text}"));
+            ui.add(egui::Label::new(text).wrap());
         }
     }
 

@@ -346,3 +346,33 @@ fn every_language_names_every_button() {
     assert_eq!("RO".parse::<Lang>(), Ok(Lang::Ro));
     assert!("de".parse::<Lang>().is_err());
 }
+
+#[test]
+fn messages_and_runs_are_listed_with_their_status() {
+    let mut w = Window::connected(Lang::En);
+    w.send(ToWindow::Message("I am looking at the printer".into()));
+    w.send(ToWindow::Run(crate::face::RunUpdate::Started {
+        id: 4,
+        script: "restart-unit".into(),
+        title: "Restart the printer queue".into(),
+    }));
+    w.frames(1);
+    w.harness
+        .get_by_label("• Message from the technician: I am looking at the printer");
+    w.harness
+        .get_by_label("• Restart the printer queue: running");
+    w.send(ToWindow::Run(crate::face::RunUpdate::Ended {
+        id: 4,
+        script: "restart-unit".into(),
+        status: "exited with status 0".into(),
+        stopped_because: None,
+    }));
+    w.frames(1);
+    w.harness
+        .get_by_label("• Restart the printer queue: finished (exited with status 0)");
+    assert!(
+        w.harness
+            .query_by_label("• Restart the printer queue: running")
+            .is_none()
+    );
+}
