@@ -2,7 +2,9 @@
 //! on loopback, a real agent that shares this machine (its person's answers
 //! typed automatically), and a console that connects with the code, looks at
 //! the machine, runs a script from the signed sample catalog and writes the
-//! session report.
+//! session report. When a display is there (and standard input is a
+//! terminal or absent), the agent's window opens and the person's answers
+//! are clicks in it instead.
 //!
 //! It lives in its own package so that the technician's console does not
 //! carry the agent and the relay.
@@ -15,6 +17,10 @@ use std::time::Duration;
 
 use sprijin_agent::config::AgentConfig;
 use sprijin_agent::consent::Consent;
+use sprijin_agent::face::Face;
+use sprijin_agent::face::choose::{FaceChoice, Surroundings};
+use sprijin_agent::face::strings::Lang;
+use sprijin_agent::face::window::{self, WindowError};
 use sprijin_relay::{Relay, RelayConfig};
 use tokio::sync::{mpsc, oneshot};
 
@@ -27,8 +33,48 @@ fn sample_catalog() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalog")
 }
 
-/// Runs the demo; `Ok(true)` when every step worked.
-pub async fn demo(json: bool) -> Result<bool, DemoError> {
+/// Runs the demo to its end, in the agent's window when a display is
+/// there (this must then be the main thread), else at this terminal.
+/// `Ok(true)` when every step worked.
+pub fn run(json: bool) -> Result<bool, DemoError> {
+    if FaceChoice::Auto.wants_window(&Surroundings::here()) {
+        let served = window::serve(
+            Lang::from_env(),
+            AgentConfig::DEFAULT_CONSENT_TIMEOUT,
+            move |face, ended| {
+                let face: Arc<dyn Face> = face;
+                let result = on_runtime(demo(json, Some((face, ended))));
+                println!("demo: close the window to finish");
+                result
+            },
+            |result| result.as_ref().err().map(|e| e.to_string()),
+        );
+        match served {
+            Ok(result) => return result,
+            Err(e @ WindowError::Open(_)) => eprintln!("{e}; the demo answers for the person"),
+            Err(e) => return Err(DemoError::Setup(e.to_string())),
+        }
+    }
+    on_runtime(demo(json, None))
+}
+
+fn on_runtime(demo: impl Future<Output = Result<bool, DemoError>>) -> Result<bool, DemoError> {
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| DemoError::Setup(format!("cannot start the async runtime: {e}")))?;
+    let result = runtime.block_on(demo);
+    // The session's reader of standard input cannot be interrupted, so the
+    // runtime is shut down without waiting for it.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    result
+}
+
+/// Runs the demo; `Ok(true)` when every step worked. With `window` (its
+/// face and its End channel) the person answers in the agent's window;
+/// without, the answers are typed automatically.
+pub async fn demo(
+    json: bool,
+    window: Option<(Arc<dyn Face>, oneshot::Receiver<()>)>,
+) -> Result<bool, DemoError> {
     let work = tempfile::tempdir()
         .map_err(|e| DemoError::Setup(format!("cannot make a temporary folder: {e}")))?;
     let listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -67,20 +113,39 @@ pub async fn demo(json: bool) -> Result<bool, DemoError> {
         sample_interval: AgentConfig::DEFAULT_SAMPLE_INTERVAL,
         fetch_cap: AgentConfig::DEFAULT_FETCH_CAP,
     };
-    // The person's answers: allow the session, approve the one run.
-    let (answers, answer_rx) = mpsc::channel(4);
-    for _ in 0..2 {
-        let _ = answers.send("y".to_string()).await;
-    }
-    println!("demo: starting the agent; the person's answers are typed automatically");
-    let consent = Arc::new(Consent::from_channel(answer_rx, Duration::from_secs(30)));
+    let (face, ended): (Arc<dyn Face>, _) = match window {
+        Some((face, ended)) => {
+            println!("demo: starting the agent; answer its questions in its window (Allow, twice)");
+            (face, Some(ended))
+        }
+        None => {
+            // The person's answers: allow the session, approve the one run.
+            let (answers, answer_rx) = mpsc::channel(4);
+            for _ in 0..2 {
+                let _ = answers.send("y".to_string()).await;
+            }
+            println!("demo: starting the agent; the person's answers are typed automatically");
+            let consent = Consent::from_channel(answer_rx, Duration::from_secs(30));
+            (Arc::new(consent), None)
+        }
+    };
     let (code_tx, code_rx) = oneshot::channel();
     let (stop_agent, agent_stopped) = oneshot::channel::<()>();
     let agent = tokio::spawn(sprijin_agent::session::share(
         config,
-        consent,
+        face,
         async move {
-            let _ = agent_stopped.await;
+            match ended {
+                Some(ended) => {
+                    tokio::select! {
+                        _ = agent_stopped => {}
+                        _ = ended => {}
+                    }
+                }
+                None => {
+                    let _ = agent_stopped.await;
+                }
+            }
         },
         Some(code_tx),
     ));

@@ -4,7 +4,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Parser;
 
 #[derive(Parser)]
@@ -27,10 +26,5 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<bool> {
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let result = runtime.block_on(sprijin_demo::demo(cli.json));
-    // The session's reader of standard input cannot be interrupted, so the
-    // runtime is shut down without waiting for it.
-    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
-    Ok(result?)
+    Ok(sprijin_demo::run(cli.json)?)
 }

@@ -79,10 +79,33 @@ pub enum WindowError {
 /// the window. Must be called on the main thread. `Err(Open)` means no
 /// window was shown and no session started.
 pub fn share(config: AgentConfig, lang: Lang) -> Result<Result<Ending, AgentError>, WindowError> {
+    let timeout = config.consent_timeout;
+    serve(
+        lang,
+        timeout,
+        move |face, ended| run_session(config, face, ended),
+        |result| match result {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(e.to_string()),
+        },
+    )?
+}
+
+/// Shows the window on this thread (the main one) while `work` runs on a
+/// thread of its own with the window's face and the End channel (fired by
+/// End session, dropped with the window); returns what `work` returned once
+/// the window is closed. `failed` says what went wrong, if anything, for
+/// the window's last screen. `Err(Open)` means `work` never started.
+pub fn serve<R: Send + 'static>(
+    lang: Lang,
+    timeout: Duration,
+    work: impl FnOnce(Arc<WindowFace>, oneshot::Receiver<()>) -> R + Send + 'static,
+    failed: fn(&R) -> Option<String>,
+) -> Result<R, WindowError> {
     let s = lang.strings();
     let (to_window, from_session) = mpsc::channel();
     let (end, ended) = oneshot::channel::<()>();
-    let timeout = config.consent_timeout;
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title(s.window_title)
@@ -91,8 +114,8 @@ pub fn share(config: AgentConfig, lang: Lang) -> Result<Result<Ending, AgentErro
             .with_min_inner_size([560.0, 420.0]),
         ..Default::default()
     };
-    let mut session = None;
-    let started = &mut session;
+    let mut worker = None;
+    let started = &mut worker;
     let shown = eframe::run_native(
         "sprijin-agent",
         options,
@@ -104,13 +127,8 @@ pub fn share(config: AgentConfig, lang: Lang) -> Result<Result<Ending, AgentErro
             ));
             let repaint = cc.egui_ctx.clone();
             *started = Some(std::thread::spawn(move || {
-                let result = run_session(config, face, ended);
-                let failed = match &result {
-                    Ok(Ok(_)) => None,
-                    Ok(Err(e)) => Some(e.to_string()),
-                    Err(e) => Some(e.to_string()),
-                };
-                let _ = to_window.send(ToWindow::Finished(failed));
+                let result = work(face, ended);
+                let _ = to_window.send(ToWindow::Finished(failed(&result)));
                 repaint.request_repaint();
                 result
             }));
@@ -118,13 +136,13 @@ pub fn share(config: AgentConfig, lang: Lang) -> Result<Result<Ending, AgentErro
         }),
     );
     // The window is closed; its End channel is dropped, which stops the
-    // session. Wait for the goodbye and the records.
-    match session {
+    // work. Wait for it (the goodbye and the records).
+    match worker {
         None => Err(WindowError::Open(match shown {
             Err(e) => e.to_string(),
             Ok(()) => "it closed before it was shown".to_string(),
         })),
-        Some(thread) => thread.join().map_err(|_| WindowError::SessionThread)?,
+        Some(thread) => thread.join().map_err(|_| WindowError::SessionThread),
     }
 }
 
