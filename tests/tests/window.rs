@@ -135,7 +135,10 @@ impl Xvfb {
 
 impl Drop for Xvfb {
     fn drop(&mut self) {
-        let _ = self.proc.child.kill();
+        // SIGTERM, so the server removes its lock file and socket.
+        let pid = nix::unistd::Pid::from_raw(self.proc.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.proc.wait(STEP);
     }
 }
 
