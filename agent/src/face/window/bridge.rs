@@ -175,3 +175,64 @@ impl Face for WindowFace {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::face::Detail;
+
+    fn question() -> Question {
+        Question {
+            text: "q".into(),
+            detail: Detail::File {
+                path: "/etc/hosts".into(),
+                size: 10,
+            },
+        }
+    }
+
+    fn face(timeout: Duration) -> (WindowFace, mpsc::Receiver<ToWindow>) {
+        let (tx, rx) = mpsc::channel();
+        (WindowFace::new(tx, egui::Context::default(), timeout), rx)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silence_is_no_answer_and_the_window_is_told() {
+        let (face, rx) = face(Duration::from_secs(30));
+        let q = question();
+        let answer = face.ask(&q, Box::pin(std::future::pending())).await;
+        assert_eq!(answer, Answer::NoAnswer);
+        assert!(matches!(rx.try_recv(), Ok(ToWindow::Ask { id: 1, .. })));
+        assert!(matches!(rx.try_recv(), Ok(ToWindow::TimedOut { id: 1 })));
+    }
+
+    #[tokio::test]
+    async fn a_withdrawn_question_leaves_the_window_with_its_reason() {
+        let (face, rx) = face(Duration::from_secs(30));
+        let answer = face
+            .ask_text("which printer?", Box::pin(async { "ended".to_string() }))
+            .await;
+        assert_eq!(answer, TextAnswer::Withdrawn);
+        // Withdrawn while waiting for its turn or once shown: never answered.
+        while let Ok(msg) = rx.try_recv() {
+            if let ToWindow::Withdraw { why, .. } = msg {
+                assert_eq!(why, "ended");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_windows_answer_is_the_answer() {
+        let (face, rx) = face(Duration::from_secs(30));
+        let q = question();
+        let window = std::thread::spawn(move || match rx.recv() {
+            Ok(ToWindow::Ask { reply, .. }) => {
+                let _ = reply.send(Answer::Yes);
+            }
+            _ => panic!("no question reached the window"),
+        });
+        let answer = face.ask(&q, Box::pin(std::future::pending())).await;
+        assert_eq!(answer, Answer::Yes);
+        window.join().unwrap();
+    }
+}

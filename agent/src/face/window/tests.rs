@@ -376,3 +376,13 @@ fn messages_and_runs_are_listed_with_their_status() {
             .is_none()
     );
 }
+
+#[test]
+fn escape_denies() {
+    let mut w = Window::connected(Lang::En);
+    let mut answer = w.ask(view_question(), MINUTE);
+    w.frames(2);
+    w.harness.key_press(egui::Key::Escape);
+    w.frames(1);
+    assert_eq!(answer.try_recv(), Ok(Answer::No));
+}
