@@ -100,7 +100,7 @@ impl WindowFace {
 
 impl Face for WindowFace {
     fn show_code(&self, code: &SessionCode, valid_for: Duration) {
-        // Printed in every mode: scripts and the technician's helpers read it.
+        // Printed in every mode: scripts read it, and so can a person at the terminal.
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "code: {code}");
         let _ = out.flush();
