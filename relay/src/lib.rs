@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod fleet;
 pub mod identity;
 pub mod limits;
 pub mod metrics;
@@ -16,6 +17,7 @@ pub mod rendezvous;
 pub mod server;
 pub mod splice;
 pub mod tokens;
+pub mod waiting;
 
 pub use config::RelayConfig;
 pub use server::{Relay, RelayError};
