@@ -390,6 +390,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.relays, vec![RelayAddr::new("c:3"), RelayAddr::new("d:4")]);
         std::fs::write(&path, "relay = \"r:1\"\ntrusted_keys = [\"/etc/k.pub\"]\n").unwrap();
+        let c = ConfigFile::load(&path, true).unwrap();
         assert_eq!(c.trusted_keys, vec![PathBuf::from("/etc/k.pub")]);
         std::fs::write(&path, "relai = \"r:1\"\n").unwrap();
         let err = ConfigFile::load(&path, true).unwrap_err().to_string();

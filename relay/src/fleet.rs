@@ -62,7 +62,10 @@ impl Fleet {
     /// sends the console to its owner, or says the owner is unknown.
     pub fn elsewhere(&self, nameplate: Nameplate) -> Option<RelayMsg> {
         let owner = nameplate.owner();
-        if owner == self.id {
+        // A lone relay has no one to send a console to: a number from
+        // another block is then most likely mistyped, and the rendezvous
+        // table says no one is waiting with it.
+        if owner == self.id || self.peers.is_empty() {
             return None;
         }
         Some(match self.peers.get(&owner) {
@@ -132,6 +135,8 @@ mod tests {
         let f = fleet(0, &["0=self:1", "2=relay-2:7420"]);
         assert_eq!(f.peers().count(), 1, "its own entry is skipped");
         assert_eq!(f.elsewhere(Nameplate::new(7).unwrap()), None);
+        let lone = fleet(0, &[]);
+        assert_eq!(lone.elsewhere(Nameplate::new(2042).unwrap()), None);
         match f.elsewhere(Nameplate::new(2042).unwrap()) {
             Some(RelayMsg::Redirect(r)) => {
                 assert_eq!((r.relay_id, r.address.as_str()), (2, "relay-2:7420"))

@@ -60,8 +60,21 @@ impl Secret {
 
     /// An endpoint configuration whose stateless-reset key survives
     /// restarts.
+    /// Both keys that decide whether a packet of a connection from before
+    /// a restart is answered with a stateless reset survive it: the reset
+    /// key, and the key that marks connection ids as this relay's (a packet
+    /// whose id does not check is dropped without an answer).
     pub fn endpoint_config(&self) -> quinn::EndpointConfig {
-        quinn::EndpointConfig::new(Arc::new(ResetKey(self.derive(b"sprijin stateless reset"))))
+        let mut config =
+            quinn::EndpointConfig::new(Arc::new(ResetKey(self.derive(b"sprijin stateless reset"))));
+        let cid = self.derive(b"sprijin connection ids");
+        let mut cid_key = [0u8; 8];
+        cid_key.copy_from_slice(&cid[..8]);
+        let cid_key = u64::from_le_bytes(cid_key);
+        config.cid_generator(move || {
+            Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+        });
+        config
     }
 
     /// A key for one purpose, so no two purposes share one.
