@@ -68,15 +68,14 @@ pub async fn open(config: &AgentConfig) -> Result<Waiting, RelaysError> {
         let pin = relay.fingerprint.or(config.relay_fingerprint);
         let error = match open_at(relay, pin).await {
             Ok(waiting) => return Ok(waiting),
-            Err(e) if e.try_next() => e,
+            Err(e) if e.try_next() && config.relays.len() > 1 => e,
+            // One relay's own error says it best.
             Err(e) => return Err(RelaysError::Link(e.into_link())),
         };
         if let Some(next) = config.relays.get(i + 1) {
             println!(
                 "relay {} cannot be used ({}); trying {}",
-                relay.address,
-                error,
-                next.address
+                relay.address, error, next.address
             );
         }
         failed.push(format!("{}: {error}", relay.address));
@@ -186,7 +185,10 @@ where
         };
         let old = std::mem::replace(&mut waiting.link, link);
         old.endpoint.close(0u32.into(), b"reconnected");
-        println!("reconnected to relay {}; your code still works", waiting.relay.address);
+        println!(
+            "reconnected to relay {}; your code still works",
+            waiting.relay.address
+        );
     }
 }
 
@@ -223,7 +225,9 @@ async fn reconnect(waiting: &Waiting) -> Result<RelayLink, RelaysError> {
                 return Ok(link);
             }
             Ok((_, other)) => return Err(RelaysError::Link(LinkError::unexpected(&other))),
-            Err(e @ (LinkError::Refused(_) | LinkError::Connect(ConnectError::PinMismatch { .. }))) => {
+            Err(
+                e @ (LinkError::Refused(_) | LinkError::Connect(ConnectError::PinMismatch { .. })),
+            ) => {
                 return Err(RelaysError::Link(e));
             }
             Err(e) => tracing::debug!("reconnecting failed: {e}"),

@@ -149,7 +149,9 @@ pub enum ConnectError {
     },
     #[error("cannot connect to relay {relay}: {reason}")]
     Connect { relay: String, reason: String },
-    #[error("relay {relay} did not answer within {secs} s: check the address, or that the relay runs")]
+    #[error(
+        "relay {relay} did not answer within {secs} s: check the address, or that the relay runs"
+    )]
     NoAnswer { relay: String, secs: u64 },
     #[error(
         "relay {relay} refused the connection: it is at its connection limit, in total or for your address; close other sessions or try again later"

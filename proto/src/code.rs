@@ -63,7 +63,9 @@ impl FromStr for Nameplate {
 }
 
 /// Which relay of a fleet this is: 0 to [`RelayId::MAX`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 pub struct RelayId(u16);
 
 impl RelayId {

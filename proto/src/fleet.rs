@@ -118,9 +118,13 @@ impl fmt::Display for Peer {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FleetError {
-    #[error("{0:?} is not a relay address: give it as HOST:PORT, optionally followed by @sha256:HEX")]
+    #[error(
+        "{0:?} is not a relay address: give it as HOST:PORT, optionally followed by @sha256:HEX"
+    )]
     BadAddress(String),
-    #[error("{0:?} has a malformed fingerprint after '@': give sha256: and 64 hex digits, as `sprijin-relay fingerprint` prints")]
+    #[error(
+        "{0:?} has a malformed fingerprint after '@': give sha256: and 64 hex digits, as `sprijin-relay fingerprint` prints"
+    )]
     BadFingerprint(String),
     #[error("{0:?} is not a peer: give it as ID=HOST:PORT, like 2=relay-2.example.org:7420")]
     BadPeer(String),
@@ -136,8 +140,8 @@ mod tests {
 
     #[test]
     fn relay_lists_split_on_commas_and_keep_their_pins() {
-        let list = parse_relay_list(&["a.example:7420, b.example:1", &format!("[::1]:9@{FP}")])
-            .unwrap();
+        let list =
+            parse_relay_list(&["a.example:7420, b.example:1", &format!("[::1]:9@{FP}")]).unwrap();
         assert_eq!(list.len(), 3);
         assert_eq!(list[1].address, "b.example:1");
         assert_eq!(list[2].address, "[::1]:9");
@@ -156,8 +160,14 @@ mod tests {
             Err(FleetError::BadFingerprint(_))
         ));
         assert!(matches!("r:1".parse::<Peer>(), Err(FleetError::BadPeer(_))));
-        assert!(matches!("x=r:1".parse::<Peer>(), Err(FleetError::RelayId(_))));
-        assert!(matches!("1000=r:1".parse::<Peer>(), Err(FleetError::RelayId(_))));
+        assert!(matches!(
+            "x=r:1".parse::<Peer>(),
+            Err(FleetError::RelayId(_))
+        ));
+        assert!(matches!(
+            "1000=r:1".parse::<Peer>(),
+            Err(FleetError::RelayId(_))
+        ));
         let peer: Peer = " 2=relay-2.example:7420 ".parse().unwrap();
         assert_eq!(peer.id.get(), 2);
         assert_eq!(peer.to_string(), "2=relay-2.example:7420");

@@ -115,7 +115,13 @@ fn transport() -> quinn::TransportConfig {
 /// make the relay hold.
 fn relay_transport() -> quinn::TransportConfig {
     let mut t = transport();
-    t.keep_alive_interval(None);
+    t.keep_alive_interval(None)
+        // One datagram per send, so each connection's send buffer stays at
+        // one packet rather than a batch of them, for as long as it lives.
+        .enable_segmentation_offload(false)
+        // Clients that want bigger packets probe for them; the relay's own
+        // probes would cost every waiting connection packets and memory.
+        .mtu_discovery_config(None);
     t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(RELAY_STREAMS))
         .max_concurrent_uni_streams(quinn::VarInt::from_u32(0))
         .datagram_receive_buffer_size(None)

@@ -62,7 +62,11 @@ impl WaitingKey {
         WaitingTicket {
             nameplate,
             expires_at,
-            mac: self.mac(nameplate, expires_at).finalize().into_bytes().into(),
+            mac: self
+                .mac(nameplate, expires_at)
+                .finalize()
+                .into_bytes()
+                .into(),
         }
     }
 
@@ -87,7 +91,9 @@ pub enum TicketError {
         "this relay did not issue the waiting ticket (it was altered, or the relay's key changed): start sharing again for a new code"
     )]
     Forged,
-    #[error("the code expired while the agent was reconnecting: start sharing again for a new code")]
+    #[error(
+        "the code expired while the agent was reconnecting: start sharing again for a new code"
+    )]
     Expired,
 }
 

@@ -229,9 +229,9 @@ impl RelayFlags {
         }
         let identity = match (self.cert, self.key) {
             (Some(cert), Some(key)) => IdentitySource::Files { cert, key },
-            (None, None) => IdentitySource::DataDir(
-                self.data_dir.clone().unwrap_or_else(default_data_dir),
-            ),
+            (None, None) => {
+                IdentitySource::DataDir(self.data_dir.clone().unwrap_or_else(default_data_dir))
+            }
             _ => return Err(FlagsError::CertWithoutKey),
         };
         let console_tokens = self
@@ -386,22 +386,35 @@ mod tests {
             .into_config()
             .unwrap();
         assert_eq!(config.fleet.id.get(), 2);
-        let peers: Vec<_> = config.fleet.peers().map(|(id, a)| (id.get(), a.to_string())).collect();
+        let peers: Vec<_> = config
+            .fleet
+            .peers()
+            .map(|(id, a)| (id.get(), a.to_string()))
+            .collect();
         assert_eq!(peers, vec![(0, "relay-0.example:7420".to_string())]);
         assert!(config.waiting_key.ends_with("waiting.key"));
 
         let mut flags = defaults();
         flags.relay_id = 1;
-        let config = flags.merge_file(file(), |n| n == "relay_id").into_config().unwrap();
+        let config = flags
+            .merge_file(file(), |n| n == "relay_id")
+            .into_config()
+            .unwrap();
         assert_eq!(config.fleet.id.get(), 1);
 
         let bad: Result<RelayFile, _> =
             sprijin_cli::config_file::parse(Path::new("relay.toml"), "peers = [\"relay-0:1\"]\n");
         let err = bad.unwrap_err().to_string();
-        assert!(err.contains("ID=HOST:PORT") && err.contains("line 1"), "{err}");
+        assert!(
+            err.contains("ID=HOST:PORT") && err.contains("line 1"),
+            "{err}"
+        );
         let mut far = defaults();
         far.relay_id = 1000;
-        assert!(matches!(refused(far.into_config()), FlagsError::RelayId(1000)));
+        assert!(matches!(
+            refused(far.into_config()),
+            FlagsError::RelayId(1000)
+        ));
     }
 
     #[test]

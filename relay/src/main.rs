@@ -84,7 +84,12 @@ struct Cli {
     #[arg(long, default_value_t = 0, env = "SPRIJIN_RELAY_ID", value_parser = clap::value_parser!(u16).range(0..=999))]
     relay_id: u16,
     /// Another relay of the fleet, ID=HOST:PORT[@sha256:HEX] (repeatable, or comma-separated); a claim for its codes is redirected there. This relay's own entry is skipped, so every relay can share one list.
-    #[arg(long = "peer", env = "SPRIJIN_RELAY_PEERS", value_name = "ID=HOST:PORT", value_delimiter = ',')]
+    #[arg(
+        long = "peer",
+        env = "SPRIJIN_RELAY_PEERS",
+        value_name = "ID=HOST:PORT",
+        value_delimiter = ','
+    )]
     peers: Vec<sprijin_proto::fleet::Peer>,
 }
 

@@ -84,6 +84,10 @@ struct Waiting<T> {
     addr: LimitKey,
     claim: oneshot::Sender<T>,
     entry: EntryId,
+    /// When the agent's code expires, as its waiting ticket says: it tells
+    /// the agent that lost this entry's connection from another agent a
+    /// restarted relay gave the same nameplate to.
+    expires_at: u64,
 }
 
 /// Which waiting entry of a nameplate: a nameplate taken back after a lost
@@ -180,20 +184,34 @@ impl<T> Rendezvous<T> {
     }
 
     /// Hands out a fresh nameplate to an agent at `addr`.
-    pub fn open(&self, addr: LimitKey) -> Result<Opened<T>, OpenError> {
+    /// `expires_at` is when its ticket expires.
+    pub fn open(&self, addr: LimitKey, expires_at: u64) -> Result<Opened<T>, OpenError> {
         let mut inner = self.lock();
         self.room_for(&inner, addr)?;
         let nameplate = allocate(&inner, self.relay)?;
-        Ok(insert(&mut inner, nameplate, addr))
+        Ok(insert(&mut inner, nameplate, addr, expires_at))
     }
 
     /// Makes `nameplate` wait again for an agent that lost its connection
     /// (the caller has checked its ticket). A waiting entry for it, left
     /// from the lost connection, is replaced; a nameplate claimed or expired
     /// meanwhile stays gone. One this relay does not remember (it
-    /// restarted) waits again.
-    pub fn reopen(&self, addr: LimitKey, nameplate: Nameplate) -> Result<Opened<T>, ReopenError> {
+    /// restarted) waits again. One waiting under another ticket (a
+    /// restarted relay gave it to someone else) stays theirs.
+    pub fn reopen(
+        &self,
+        addr: LimitKey,
+        nameplate: Nameplate,
+        expires_at: u64,
+    ) -> Result<Opened<T>, ReopenError> {
         let mut inner = self.lock();
+        if inner
+            .waiting
+            .get(&nameplate)
+            .is_some_and(|w| w.expires_at != expires_at)
+        {
+            return Err(ReopenError::Taken);
+        }
         match inner.gone.why.get(&nameplate).map(|(why, _)| *why) {
             Some(why @ (ClaimError::Used | ClaimError::Expired)) => {
                 return Err(ReopenError::Gone(why));
@@ -205,7 +223,7 @@ impl<T> Rendezvous<T> {
         }
         remove_waiting(&mut inner, nameplate);
         self.room_for(&inner, addr).map_err(ReopenError::Open)?;
-        Ok(insert(&mut inner, nameplate, addr))
+        Ok(insert(&mut inner, nameplate, addr, expires_at))
     }
 
     fn room_for(&self, inner: &Inner<T>, addr: LimitKey) -> Result<(), OpenError> {
@@ -235,7 +253,11 @@ impl<T> Rendezvous<T> {
     /// happens if `entry` was replaced meanwhile.
     pub fn retire(&self, nameplate: Nameplate, entry: EntryId, why: ClaimError) {
         let mut inner = self.lock();
-        if inner.waiting.get(&nameplate).is_some_and(|w| w.entry == entry) {
+        if inner
+            .waiting
+            .get(&nameplate)
+            .is_some_and(|w| w.entry == entry)
+        {
             remove_waiting(&mut inner, nameplate);
             self.remember(&mut inner.gone, nameplate, why);
         }
@@ -278,7 +300,12 @@ impl<T> Rendezvous<T> {
     }
 }
 
-fn insert<T>(inner: &mut Inner<T>, nameplate: Nameplate, addr: LimitKey) -> Opened<T> {
+fn insert<T>(
+    inner: &mut Inner<T>,
+    nameplate: Nameplate,
+    addr: LimitKey,
+    expires_at: u64,
+) -> Opened<T> {
     let (tx, rx) = oneshot::channel();
     inner.next_entry += 1;
     let entry = EntryId(inner.next_entry);
@@ -288,6 +315,7 @@ fn insert<T>(inner: &mut Inner<T>, nameplate: Nameplate, addr: LimitKey) -> Open
             addr,
             claim: tx,
             entry,
+            expires_at,
         },
     );
     *inner.per_addr.entry(addr).or_insert(0) += 1;
@@ -339,6 +367,10 @@ fn allocate<T>(inner: &Inner<T>, relay: RelayId) -> Result<Nameplate, OpenError>
 pub enum ReopenError {
     #[error("{0}")]
     Gone(ClaimError),
+    #[error(
+        "the relay restarted and gave your code to someone else before the agent reconnected: start sharing again for a new code"
+    )]
+    Taken,
     #[error("{0}")]
     Open(OpenError),
 }
@@ -352,6 +384,7 @@ impl ReopenError {
                 "your code was used while the agent was reconnecting: start sharing again for a new code",
             ),
             ReopenError::Gone(why) => why.frame(),
+            ReopenError::Taken => ErrorFrame::new(ErrorCode::UsedNameplate, self.to_string()),
             ReopenError::Open(e) => e.frame(),
         }
     }
@@ -380,7 +413,11 @@ mod tests {
     #[test]
     fn a_nameplate_is_claimed_once() {
         let r = table(5);
-        let Opened { nameplate: n, claimed: mut rx, .. } = r.open(addr("10.0.0.1")).unwrap();
+        let Opened {
+            nameplate: n,
+            claimed: mut rx,
+            ..
+        } = r.open(addr("10.0.0.1"), 0).unwrap();
         r.claim(n).unwrap().send(7).unwrap();
         assert_eq!(rx.try_recv().unwrap(), 7);
         assert_eq!(r.claim(n).err(), Some(ClaimError::Used));
@@ -394,11 +431,11 @@ mod tests {
             r.claim(Nameplate::new(123456).unwrap()).err(),
             Some(ClaimError::Unknown)
         );
-        let o = r.open(addr("10.0.0.1")).unwrap();
+        let o = r.open(addr("10.0.0.1"), 0).unwrap();
         let n = o.nameplate;
         r.retire(n, o.entry, ClaimError::Expired);
         assert_eq!(r.claim(n).err(), Some(ClaimError::Expired));
-        let o = r.open(addr("10.0.0.1")).unwrap();
+        let o = r.open(addr("10.0.0.1"), 0).unwrap();
         let m = o.nameplate;
         r.retire(m, o.entry, ClaimError::Left);
         assert_eq!(r.claim(m).err(), Some(ClaimError::Left));
@@ -408,32 +445,39 @@ mod tests {
     fn a_nameplate_whose_agent_left_waits_again_unless_claimed_or_expired() {
         let r = table(5);
         let a = addr("10.0.0.1");
-        let first = r.open(a).unwrap();
+        let first = r.open(a, 0).unwrap();
         let n = first.nameplate;
         // The lost connection's entry is replaced, and retiring it later
         // does not touch the new one.
-        let second = r.reopen(a, n).unwrap();
+        let second = r.reopen(a, n, 0).unwrap();
         r.retire(n, first.entry, ClaimError::Left);
         assert_eq!(r.waiting(), 1);
         r.retire(n, second.entry, ClaimError::Left);
         assert_eq!(r.claim(n).err(), Some(ClaimError::Left));
-        let third = r.reopen(a, n).unwrap();
+        let third = r.reopen(a, n, 0).unwrap();
         r.claim(n).unwrap().send(1).unwrap();
         drop(third);
         assert_eq!(
-            r.reopen(a, n).err(),
+            r.reopen(a, n, 0).err(),
             Some(ReopenError::Gone(ClaimError::Used))
         );
-        let o = r.open(a).unwrap();
+        let o = r.open(a, 0).unwrap();
         r.retire(o.nameplate, o.entry, ClaimError::Expired);
         assert_eq!(
-            r.reopen(a, o.nameplate).err(),
+            r.reopen(a, o.nameplate, 0).err(),
             Some(ReopenError::Gone(ClaimError::Expired))
         );
-        // A nameplate a restarted relay never saw waits again.
+        // A nameplate a restarted relay never saw waits again, but not one
+        // it gave to someone else meanwhile.
         let unseen = Nameplate::new(77).unwrap();
-        assert!(r.reopen(a, unseen).is_ok());
+        assert!(r.reopen(a, unseen, 0).is_ok());
         assert_eq!(r.waiting(), 1);
+        let theirs = r.open(a, 5).unwrap();
+        assert_eq!(
+            r.reopen(a, theirs.nameplate, 4).err(),
+            Some(ReopenError::Taken)
+        );
+        assert!(r.reopen(a, theirs.nameplate, 5).is_ok());
     }
 
     #[test]
@@ -442,26 +486,29 @@ mod tests {
         let r = table(usize::MAX).for_relay(relay);
         let mut keep = Vec::new();
         for _ in 0..1200 {
-            let o = r.open(addr("10.0.0.1")).unwrap();
+            let o = r.open(addr("10.0.0.1"), 0).unwrap();
             assert_eq!(o.nameplate.owner(), relay);
             keep.push(o);
         }
-        let short = keep.iter().filter(|o| o.nameplate.get() < 1_000_000).count();
+        let short = keep
+            .iter()
+            .filter(|o| o.nameplate.get() < 1_000_000)
+            .count();
         assert!((400..=600).contains(&short), "{short} short nameplates");
     }
 
     #[test]
     fn waiting_nameplates_per_address_are_bounded() {
         let r = table(2);
-        let a = r.open(addr("10.0.0.1")).unwrap();
-        let _b = r.open(addr("10.0.0.1")).unwrap();
+        let a = r.open(addr("10.0.0.1"), 0).unwrap();
+        let _b = r.open(addr("10.0.0.1"), 0).unwrap();
         assert_eq!(
-            r.open(addr("10.0.0.1")).err(),
+            r.open(addr("10.0.0.1"), 0).err(),
             Some(OpenError::TooManyWaiting(2))
         );
-        assert!(r.open(addr("10.0.0.2")).is_ok());
+        assert!(r.open(addr("10.0.0.2"), 0).is_ok());
         r.retire(a.nameplate, a.entry, ClaimError::Left);
-        assert!(r.open(addr("10.0.0.1")).is_ok());
+        assert!(r.open(addr("10.0.0.1"), 0).is_ok());
     }
 
     #[test]
@@ -470,7 +517,7 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         let mut keep = Vec::new();
         for _ in 0..3000 {
-            let o = r.open(addr("10.0.0.1")).unwrap();
+            let o = r.open(addr("10.0.0.1"), 0).unwrap();
             assert!(seen.insert(o.nameplate));
             keep.push(o.claimed);
         }
@@ -489,7 +536,7 @@ mod tests {
         let a = addr("10.0.0.1");
         let mut used = Vec::new();
         for _ in 0..5 {
-            let n = r.open(a).unwrap().nameplate;
+            let n = r.open(a, 0).unwrap().nameplate;
             r.claim(n).unwrap();
             used.push(n);
         }
@@ -515,7 +562,7 @@ mod tests {
             },
             metrics.clone(),
         );
-        let o = r.open(addr("10.0.0.1")).unwrap();
+        let o = r.open(addr("10.0.0.1"), 0).unwrap();
         let n = o.nameplate;
         r.retire(n, o.entry, ClaimError::Expired);
         r.sweep();

@@ -391,7 +391,13 @@ async fn agent(
         shared.config.limits.nameplate_ttl,
     );
     let (nameplate, entry, claimed, ttl, ticket) = match admitted {
-        Ok(a) => (a.opened.nameplate, a.opened.entry, a.opened.claimed, a.ttl, a.ticket),
+        Ok(a) => (
+            a.opened.nameplate,
+            a.opened.entry,
+            a.opened.claimed,
+            a.ttl,
+            a.ticket,
+        ),
         Err(frame) => return refuse(shared, &connection, writer, frame).await,
     };
     let span = info_span!("nameplate", %nameplate);

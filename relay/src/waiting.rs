@@ -172,8 +172,9 @@ pub fn admit<T>(
     let now = unix_now();
     match reopen {
         None => {
-            let opened = table.open(addr).map_err(|e| e.frame())?;
-            let ticket = key.issue(opened.nameplate, now + ttl.as_secs());
+            let expires_at = now + ttl.as_secs();
+            let opened = table.open(addr, expires_at).map_err(|e| e.frame())?;
+            let ticket = key.issue(opened.nameplate, expires_at);
             Ok(Admitted {
                 opened,
                 ttl,
@@ -181,12 +182,14 @@ pub fn admit<T>(
             })
         }
         Some(ticket) => {
-            let left = key.check(ticket, now).map_err(|e| refusal(e, ticket.nameplate))?;
+            let left = key
+                .check(ticket, now)
+                .map_err(|e| refusal(e, ticket.nameplate))?;
             if ticket.nameplate.owner() != relay {
                 return Err(refusal(TicketError::Forged, ticket.nameplate));
             }
             let opened = table
-                .reopen(addr, ticket.nameplate)
+                .reopen(addr, ticket.nameplate, ticket.expires_at)
                 .map_err(|e| e.frame())?;
             Ok(Admitted {
                 opened,

@@ -91,9 +91,17 @@ fn a_console_at_another_relay_is_sent_to_the_agents_relay() {
         &agent.code,
         &["--exec", "quit", "--name", "Ana"],
     );
-    assert!(out.status.success(), "console failed: {}\n{}", out.stdout, out.stderr);
     assert!(
-        out.stderr.contains(&format!("belongs to relay 2; claiming it at {}", fleet.addrs[2])),
+        out.status.success(),
+        "console failed: {}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(&format!(
+            "belongs to relay 2; claiming it at {}",
+            fleet.addrs[2]
+        )),
         "{}",
         out.stderr
     );
@@ -110,11 +118,14 @@ fn a_console_at_another_relay_is_sent_to_the_agents_relay() {
 #[test]
 fn a_code_of_a_relay_no_one_knows_is_refused_plainly() {
     let fleet = Fleet::start(3);
-    let password = "x-y";
-    let words: Vec<&str> = sprijin_proto::words::WORDS[..2].to_vec();
+    let words = &sprijin_proto::words::WORDS;
     let code = format!("5042-{}-{}", words[0], words[1]);
-    let _ = password;
-    let out = console_at(&fleet.addrs[0], &fleet.fingerprints[0], &code, &["--exec", "quit"]);
+    let out = console_at(
+        &fleet.addrs[0],
+        &fleet.fingerprints[0],
+        &code,
+        &["--exec", "quit"],
+    );
     assert!(!out.status.success(), "{}", out.stdout);
     assert!(
         out.stderr
@@ -122,7 +133,12 @@ fn a_code_of_a_relay_no_one_knows_is_refused_plainly() {
         "{}",
         out.stderr
     );
-    assert_eq!(out.stderr.trim().lines().count(), 1, "one line: {}", out.stderr);
+    assert_eq!(
+        out.stderr.trim().lines().count(),
+        1,
+        "one line: {}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -135,12 +151,17 @@ fn an_agent_given_a_dead_relay_first_uses_the_next_one() {
     let mut agent = AgentProc::start_at(&relays, &relay.fingerprint, &["y"], &[]);
     let said = agent.proc.stdout.text();
     assert!(
-        said.contains(&format!("relay {dead} cannot be used (relay {dead} did not answer within 5 s")),
+        said.contains(&format!(
+            "relay {dead} cannot be used (relay {dead} did not answer within 5 s"
+        )),
         "{said}"
     );
     assert!(said.contains(&format!("trying {}", relay.addr)), "{said}");
     let out = console(&relay, &agent.code, &["--exec", "quit"]);
     assert!(out.status.success(), "console failed: {}", out.stderr);
     agent_finishes(&mut agent.proc);
-    assert_eq!(audit_events(agent.data_dir.path(), "session_start").len(), 1);
+    assert_eq!(
+        audit_events(agent.data_dir.path(), "session_start").len(),
+        1
+    );
 }

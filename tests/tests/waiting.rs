@@ -49,18 +49,29 @@ fn a_waiting_code_survives_a_relay_restart() {
         &agent.code,
         &["--exec", "quit", "--name", "Ana"],
     );
-    assert!(out.status.success(), "console failed: {}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.status.success(),
+        "console failed: {}\n{}",
+        out.stdout,
+        out.stderr
+    );
     agent_finishes(&mut agent.proc);
     let said = agent.proc.stdout.text();
     assert_eq!(said.matches("code: ").count(), 1, "one code only: {said}");
     let starts = audit_events(agent.data_dir.path(), "session_start");
     assert_eq!(starts.len(), 1, "{starts:?}");
-    assert_eq!(starts[0]["nameplate"], agent.code.split('-').next().unwrap());
+    assert_eq!(
+        starts[0]["nameplate"],
+        agent.code.split('-').next().unwrap()
+    );
     drop(restarted);
 }
 
 /// Presents `ticket` to `relay` and returns its refusal.
-async fn reopen(relay: &RelayProc, ticket: sprijin_proto::waiting::WaitingTicket) -> (ErrorCode, String) {
+async fn reopen(
+    relay: &RelayProc,
+    ticket: sprijin_proto::waiting::WaitingTicket,
+) -> (ErrorCode, String) {
     let mut link = RelayLink::connect(
         &relay.addr,
         Some(relay.fingerprint.parse().unwrap()),
@@ -79,7 +90,10 @@ async fn reopen(relay: &RelayProc, ticket: sprijin_proto::waiting::WaitingTicket
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 #[test]
@@ -96,7 +110,11 @@ fn a_forged_or_expired_waiting_ticket_is_refused() {
 
     // A ticket the relay did issue, but long expired.
     let secret = sprijin_relay::waiting::Secret::load_or_create(
-        &relay.dir.path().join("relay").join(sprijin_relay::waiting::KEY_FILE),
+        &relay
+            .dir
+            .path()
+            .join("relay")
+            .join(sprijin_relay::waiting::KEY_FILE),
     )
     .unwrap();
     let expired = secret.tickets().issue(n, unix_now() - 60);
@@ -119,7 +137,11 @@ fn a_forged_or_expired_waiting_ticket_is_refused() {
             .await
             .unwrap();
         match tokio::time::timeout(Duration::from_secs(30), link.answer()).await {
-            Ok(Ok(RelayMsg::Opened { nameplate, expires_in_secs, .. })) => {
+            Ok(Ok(RelayMsg::Opened {
+                nameplate,
+                expires_in_secs,
+                ..
+            })) => {
                 assert_eq!(nameplate, n);
                 assert!((590..=600).contains(&expires_in_secs), "{expires_in_secs}");
             }

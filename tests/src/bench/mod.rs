@@ -123,7 +123,9 @@ impl Plan {
             },
             scale: scale::Plan {
                 counts: vec![1_000, 10_000],
-                settle: Duration::from_secs(2),
+                // Longer than a client's keep-alive interval, so the window
+                // sees idle agents, not the tail of their set-up.
+                settle: Duration::from_secs(25),
                 window: Duration::from_secs(10),
             },
         }
