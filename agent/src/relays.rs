@@ -53,7 +53,7 @@ impl Waiting {
 pub enum Waited {
     /// A technician claimed the code; the link now belongs to the session.
     Paired {
-        link: RelayLink,
+        link: Box<RelayLink>,
         technician: Technician,
         ticket: Ticket,
     },
@@ -166,7 +166,7 @@ where
         let lost = tokio::select! {
             msg = waiting.link.answer() => match msg {
                 Ok(RelayMsg::Paired { technician: Some(technician), ticket }) => {
-                    return Ok(Waited::Paired { link: waiting.link, technician, ticket });
+                    return Ok(Waited::Paired { link: Box::new(waiting.link), technician, ticket });
                 }
                 Ok(other) => return Err(RelaysError::Link(LinkError::unexpected(&other))),
                 // The relay's own word (the code expired) is final.

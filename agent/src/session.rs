@@ -104,7 +104,7 @@ pub async fn share(
     let (link, technician) = match crate::relays::wait(waiting, &mut stop).await? {
         crate::relays::Waited::Paired {
             link, technician, ..
-        } => (link, technician),
+        } => (*link, technician),
         crate::relays::Waited::Stopped => {
             println!("sharing stopped; the code no longer works");
             return Ok(Ending::ByPerson);
