@@ -4,13 +4,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use sprijin_proto::catalog::VerifyingKey;
+use sprijin_proto::fleet::{FleetError, RelayAddr, parse_relay_list};
 use sprijin_proto::tls::Fingerprint;
 
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
-    /// The relay, as `HOST:PORT`.
-    pub relay: String,
-    /// Pin the relay to this certificate fingerprint.
+    /// The relays to try, in order: the first that answers gives the code.
+    pub relays: Vec<RelayAddr>,
+    /// Pin the relays to this certificate fingerprint, unless one has its own.
     pub relay_fingerprint: Option<Fingerprint>,
     /// Catalog signers this machine trusts; empty means no script may run.
     pub trusted_keys: Vec<VerifyingKey>,
@@ -46,7 +47,8 @@ impl AgentConfig {
 /// given": the config file's value, else the default, is used instead.
 #[derive(Clone, Debug, Default)]
 pub struct ShareFlags {
-    pub relay: Option<String>,
+    /// Relays as given (repeated or comma-separated); empty is "not given".
+    pub relays: Vec<String>,
     pub relay_fingerprint: Option<Fingerprint>,
     /// Added to the file's `trusted_keys`, after them.
     pub trusted_keys: Vec<PathBuf>,
@@ -65,6 +67,8 @@ pub struct ShareFlags {
 pub enum ConfigError {
     #[error("no relay given: pass --relay HOST:PORT or set relay in the config file")]
     NoRelay,
+    #[error(transparent)]
+    Relay(#[from] FleetError),
     /// The file's `relay_fingerprint` is not a fingerprint.
     #[error(transparent)]
     Fingerprint(#[from] sprijin_proto::tls::TlsError),
@@ -77,7 +81,14 @@ impl AgentConfig {
     /// file, which beats the default. Trusted keys from both are loaded,
     /// the file's first; a key that cannot be read is an error.
     pub fn resolve(flags: ShareFlags, file: ConfigFile) -> Result<AgentConfig, ConfigError> {
-        let relay = flags.relay.or(file.relay).ok_or(ConfigError::NoRelay)?;
+        let relays = if flags.relays.is_empty() {
+            parse_relay_list(&file.relay.map(RelayList::into_vec).unwrap_or_default())?
+        } else {
+            parse_relay_list(&flags.relays)?
+        };
+        if relays.is_empty() {
+            return Err(ConfigError::NoRelay);
+        }
         let relay_fingerprint = match (flags.relay_fingerprint, file.relay_fingerprint) {
             (Some(fp), _) => Some(fp),
             (None, Some(text)) => Some(text.parse::<Fingerprint>()?),
@@ -94,7 +105,7 @@ impl AgentConfig {
             .or(file.data_dir)
             .unwrap_or_else(default_data_dir);
         Ok(AgentConfig {
-            relay,
+            relays,
             relay_fingerprint,
             trusted_keys,
             data_dir,
@@ -144,7 +155,8 @@ pub struct TrustedKeyError {
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
-    pub relay: Option<String>,
+    /// One relay, or a list tried in order.
+    pub relay: Option<RelayList>,
     pub relay_fingerprint: Option<String>,
     /// Also accepted as `trusted_key`, like the flag.
     #[serde(default, alias = "trusted_key")]
@@ -156,6 +168,29 @@ pub struct ConfigFile {
     pub fetch_cap: Option<u64>,
     /// The window's language (`en`, `ro`); the `--lang` flag beats it.
     pub lang: Option<crate::face::strings::Lang>,
+}
+
+/// The config file's `relay`: `"HOST:PORT"` or `["HOST:PORT", ...]`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(untagged)]
+pub enum RelayList {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl RelayList {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            RelayList::One(one) => vec![one],
+            RelayList::Many(many) => many,
+        }
+    }
+}
+
+impl From<&str> for RelayList {
+    fn from(s: &str) -> Self {
+        RelayList::One(s.to_string())
+    }
 }
 
 /// The machine-wide agent config file, used when a person has none of their own.
@@ -224,7 +259,7 @@ mod tests {
             ..ConfigFile::default()
         };
         let given = ShareFlags {
-            relay: Some("flag:1".into()),
+            relays: vec!["flag:1".into()],
             relay_fingerprint: Some(FP_A.parse().unwrap()),
             data_dir: Some(PathBuf::from("/flag/dir")),
             consent_timeout: Some(5),
@@ -232,7 +267,7 @@ mod tests {
             ..flags()
         };
         let c = AgentConfig::resolve(given, file).unwrap();
-        assert_eq!(c.relay, "flag:1");
+        assert_eq!(c.relays, vec![RelayAddr::new("flag:1")]);
         assert_eq!(c.relay_fingerprint, Some(FP_A.parse().unwrap()));
         assert_eq!(c.data_dir, PathBuf::from("/flag/dir"));
         assert_eq!(c.consent_timeout, Duration::from_secs(5));
@@ -248,14 +283,14 @@ mod tests {
             ..ConfigFile::default()
         };
         let c = AgentConfig::resolve(flags(), file).unwrap();
-        assert_eq!(c.relay, "file:1");
+        assert_eq!(c.relays, vec![RelayAddr::new("file:1")]);
         assert_eq!(c.relay_fingerprint, Some(FP_B.parse().unwrap()));
         assert_eq!(c.data_dir, PathBuf::from("/file/dir"));
         assert_eq!(c.consent_timeout, Duration::from_secs(30));
         assert_eq!(c.fetch_cap, 1000);
 
         let only_relay = ShareFlags {
-            relay: Some("flag:1".into()),
+            relays: vec!["flag:1".into()],
             ..flags()
         };
         let c = AgentConfig::resolve(only_relay, ConfigFile::default()).unwrap();
@@ -323,7 +358,7 @@ mod tests {
 
         let missing = dir.path().join("missing.pub");
         let given = ShareFlags {
-            relay: Some("flag:1".into()),
+            relays: vec!["flag:1".into()],
             trusted_keys: vec![good, missing.clone()],
             ..flags()
         };
@@ -342,7 +377,22 @@ mod tests {
         let path = dir.path().join("agent.toml");
         std::fs::write(&path, "relay = \"r:1\"\ntrusted_keys = [\"/etc/k.pub\"]\n").unwrap();
         let c = ConfigFile::load(&path, true).unwrap();
-        assert_eq!(c.relay.as_deref(), Some("r:1"));
+        assert_eq!(c.relay, Some(RelayList::One("r:1".into())));
+        std::fs::write(&path, "relay = [\"a:1\", \"b:2\"]\n").unwrap();
+        let c = ConfigFile::load(&path, true).unwrap();
+        let c = AgentConfig::resolve(flags(), c).unwrap();
+        assert_eq!(c.relays, vec![RelayAddr::new("a:1"), RelayAddr::new("b:2")]);
+        let c = AgentConfig::resolve(
+            ShareFlags {
+                relays: vec!["c:3,d:4".into()],
+                ..flags()
+            },
+            ConfigFile::load(&path, true).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(c.relays, vec![RelayAddr::new("c:3"), RelayAddr::new("d:4")]);
+        std::fs::write(&path, "relay = \"r:1\"\ntrusted_keys = [\"/etc/k.pub\"]\n").unwrap();
+        let c = ConfigFile::load(&path, true).unwrap();
         assert_eq!(c.trusted_keys, vec![PathBuf::from("/etc/k.pub")]);
         std::fs::write(&path, "relai = \"r:1\"\n").unwrap();
         let err = ConfigFile::load(&path, true).unwrap_err().to_string();

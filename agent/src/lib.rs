@@ -8,7 +8,8 @@
 //! `script` runs approved scripts;
 //! `audit` records every decision before it takes effect; `identity` decides
 //! how the technician's name is shown; `folder` makes and syncs the folders
-//! that hold the agent's files.
+//! that hold the agent's files; `relays` gets the code from the first relay
+//! that answers and keeps it until a technician claims it.
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -18,5 +19,6 @@ pub mod diag;
 pub mod face;
 pub mod folder;
 pub mod identity;
+pub mod relays;
 pub mod script;
 pub mod session;

@@ -29,9 +29,9 @@ struct Cli {
 enum Command {
     /// Get a one-time code to read to your technician, and serve their session.
     Share {
-        /// The relay, HOST:PORT (or `relay` in the config file).
-        #[arg(long, env = "SPRIJIN_RELAY")]
-        relay: Option<String>,
+        /// The relay, HOST:PORT[@sha256:HEX] (or `relay` in the config file). Repeat it, or separate with commas, to give several: the first that answers within a few seconds gives the code.
+        #[arg(long, env = "SPRIJIN_RELAY", value_delimiter = ',')]
+        relay: Vec<String>,
         /// Accept only the relay with this certificate fingerprint (sha256:HEX).
         #[arg(long, env = "SPRIJIN_RELAY_FINGERPRINT")]
         relay_fingerprint: Option<Fingerprint>,
@@ -123,7 +123,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let file = ConfigFile::load_chosen(config.as_deref())?;
             let lang = lang.or(file.lang).unwrap_or_else(Lang::from_env);
             let flags = ShareFlags {
-                relay,
+                relays: relay,
                 relay_fingerprint,
                 trusted_keys: trusted_key,
                 data_dir,

@@ -18,10 +18,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sprijin_proto::catalog::{self, Catalog, Platform, ScriptId, SignedCatalog};
-use sprijin_proto::client::{ConnectError, LinkError, RelayLink};
+use sprijin_proto::client::{ConnectError, LinkError};
 use sprijin_proto::code::{Password, SessionCode};
 use sprijin_proto::framing::FrameError;
-use sprijin_proto::message::control::{ClientMsg, RelayMsg, Role, Technician, close_code};
+use sprijin_proto::message::control::{Role, Technician, close_code};
 use sprijin_proto::message::script::RunStatus;
 use sprijin_proto::message::session::{AgentMsg, ConsoleMsg, Request, RequestId};
 use sprijin_proto::secure::{self, SecureError};
@@ -91,15 +91,8 @@ pub async fn share(
     // technician asks for it.
     let sampler = Sampler::start(config.sample_interval)?;
 
-    let mut link = RelayLink::connect(&config.relay, config.relay_fingerprint, Role::Agent).await?;
-    link.writer.write_msg(&ClientMsg::Open).await?;
-    let (nameplate, expires) = match link.answer().await? {
-        RelayMsg::Opened {
-            nameplate,
-            expires_in_secs,
-        } => (nameplate, expires_in_secs),
-        other => return Err(LinkError::unexpected(&other).into()),
-    };
+    let waiting = crate::relays::open(&config).await?;
+    let (nameplate, expires) = (waiting.nameplate, waiting.expires_in_secs);
     let code = SessionCode::new(nameplate, Password::generate());
     face.show_code(&code, Duration::from_secs(expires));
     if let Some(tx) = code_ready {
@@ -107,14 +100,11 @@ pub async fn share(
     }
 
     tokio::pin!(stop);
-    let technician = tokio::select! {
-        msg = link.answer() => match msg? {
-            RelayMsg::Paired {
-                technician: Some(t), ..
-            } => t,
-            other => return Err(LinkError::unexpected(&other).into()),
-        },
-        () = &mut stop => {
+    let (link, technician) = match crate::relays::wait(waiting, &mut stop).await? {
+        crate::relays::Waited::Paired {
+            link, technician, ..
+        } => (*link, technician),
+        crate::relays::Waited::Stopped => {
             face.show(Notice::Ended(EndedBy::StoppedSharing));
             return Ok(Ending::ByPerson);
         }
@@ -864,6 +854,8 @@ async fn approve_and_run(
 pub enum AgentError {
     #[error(transparent)]
     Link(#[from] LinkError),
+    #[error(transparent)]
+    Relays(#[from] crate::relays::RelaysError),
     #[error(transparent)]
     Secure(SecureError),
     #[error(transparent)]

@@ -5,7 +5,8 @@
 //! parses what the technician types; `driver` runs commands and shows the
 //! results; `output` shows a run's output, made safe for a terminal or exact
 //! for `--json`; `report` keeps the session record and writes Markdown;
-//! `connect` is the way in (`config` is its config file, `cli` merges it
+//! `connect` is the way in (`redirect` claims the code at the relay that
+//! owns it; `config` is its config file, `cli` merges it
 //! with the flags and holds the work behind each command line; the demo, in its
 //! own package, uses `connect` too); `catalog_tool` is the catalog key and
 //! signing tooling; `credential_tool` issues and loads technician
@@ -22,6 +23,7 @@ pub mod driver;
 pub mod fetch;
 pub mod log;
 pub mod output;
+pub mod redirect;
 pub mod report;
 pub mod session;
 pub mod ui;

@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use quinn::{Connection, Endpoint, RecvStream, SendStream};
-use sprijin_proto::client::{ConnectError, LinkError, RelayLink};
+use sprijin_proto::client::{ConnectError, LinkError};
 use sprijin_proto::code::SessionCode;
 use sprijin_proto::framing::{FrameError, FrameReader, FrameWriter};
-use sprijin_proto::message::control::{ClientMsg, RelayMsg, Role};
+use sprijin_proto::message::control::Role;
 use sprijin_proto::message::session::{AgentMsg, ConsoleMsg, Request, RequestId};
 use sprijin_proto::secure::{self, Established, SecureError};
 use sprijin_proto::text::clean_line;
@@ -112,19 +112,7 @@ impl Session {
         opts: &ConnectOptions,
         credential: Option<&HeldCredential>,
     ) -> Result<Session, SessionError> {
-        let mut link =
-            RelayLink::connect(&opts.relay, opts.relay_fingerprint, Role::Console).await?;
-        link.writer
-            .write_msg(&ClientMsg::Claim {
-                nameplate: code.nameplate(),
-                technician: opts.technician.clone(),
-                token: opts.token.clone(),
-            })
-            .await?;
-        match link.answer().await? {
-            RelayMsg::Paired { .. } => {}
-            other => return Err(LinkError::unexpected(&other).into()),
-        }
+        let link = crate::redirect::claim(code, opts).await?;
         let opened = Self::handshake(code, credential, link.reader, link.writer).await;
         let (established, host, identity) = match opened {
             Ok(opened) => opened,

@@ -104,7 +104,7 @@ pub async fn demo(
         }
     };
     let config = AgentConfig {
-        relay: relay_addr.to_string(),
+        relays: vec![sprijin_proto::fleet::RelayAddr::new(relay_addr.to_string())],
         relay_fingerprint: Some(fingerprint),
         trusted_keys,
         data_dir: work.path().join("agent"),

@@ -85,6 +85,23 @@ impl RelayLink {
 }
 
 impl RelayLink {
+    /// Like [`connect`](Self::connect), giving up when the relay has not
+    /// answered within `within`: a relay that is down sends nothing back,
+    /// and QUIC alone would wait out its whole idle timeout.
+    pub async fn connect_within(
+        relay: &str,
+        pin: Option<Fingerprint>,
+        role: Role,
+        within: std::time::Duration,
+    ) -> Result<RelayLink, ConnectError> {
+        tokio::time::timeout(within, Self::connect(relay, pin, role))
+            .await
+            .map_err(|_| ConnectError::NoAnswer {
+                relay: relay.to_string(),
+                secs: within.as_secs(),
+            })?
+    }
+
     /// The relay's next answer on the control stream; its error frame
     /// becomes [`LinkError::Refused`].
     pub async fn answer(&mut self) -> Result<RelayMsg, LinkError> {
@@ -132,6 +149,10 @@ pub enum ConnectError {
     },
     #[error("cannot connect to relay {relay}: {reason}")]
     Connect { relay: String, reason: String },
+    #[error(
+        "relay {relay} did not answer within {secs} s: check the address, or that the relay runs"
+    )]
+    NoAnswer { relay: String, secs: u64 },
     #[error(
         "relay {relay} refused the connection: it is at its connection limit, in total or for your address; close other sessions or try again later"
     )]

@@ -6,6 +6,16 @@
 //! from [`crate::words::WORDS`] (1024 words, so 20 bits); the relay never sees it.
 //! Codes are parsed at the boundary into [`SessionCode`], which exposes only its
 //! two halves.
+//!
+//! In a fleet of relays the nameplate also says which relay handed it out,
+//! so any relay can send a console to the right one ([`Nameplate::owner`]):
+//!
+//! - below 1,000,000 a nameplate belongs to relay `n / 1000`: relay 0 hands
+//!   out 1–999, relay 1 1001–1999, relay 7 7001–7999 (short codes);
+//! - from 1,000,000 up it belongs to relay `n % 1000`: a relay moves there
+//!   only when more than about 500 of its short numbers are in use.
+//!
+//! A lone relay is relay 0, so its codes are as short as ever.
 
 use std::fmt;
 use std::str::FromStr;
@@ -49,6 +59,81 @@ impl FromStr for Nameplate {
             .ok()
             .and_then(Nameplate::new)
             .ok_or_else(|| CodeError::BadNameplate(s.to_string()))
+    }
+}
+
+/// Which relay of a fleet this is: 0 to [`RelayId::MAX`].
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+pub struct RelayId(u16);
+
+impl RelayId {
+    /// The highest relay id: the long nameplates keep the id in their last
+    /// three digits.
+    pub const MAX: u16 = 999;
+
+    pub fn new(n: u16) -> Option<Self> {
+        (n <= Self::MAX).then_some(RelayId(n))
+    }
+
+    pub fn get(self) -> u16 {
+        self.0
+    }
+}
+
+impl fmt::Display for RelayId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl FromStr for RelayId {
+    type Err = CodeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.trim()
+            .parse::<u16>()
+            .ok()
+            .and_then(RelayId::new)
+            .ok_or_else(|| CodeError::BadRelayId(s.to_string()))
+    }
+}
+
+/// Numbers per relay among the short nameplates, and the factor that puts
+/// the relay id in the last digits of the long ones.
+const BLOCK: u32 = 1000;
+
+/// The first long nameplate.
+const LONG: u32 = 1_000_000;
+
+/// The local numbers a relay hands out: `1..=SHORT_MAX` are short
+/// nameplates, `LONG_MIN..=LONG_MAX` long ones.
+pub const SHORT_MAX: u32 = BLOCK - 1;
+pub const LONG_MIN: u32 = BLOCK;
+pub const LONG_MAX: u32 = LONG - 1;
+
+impl Nameplate {
+    /// The relay that handed this nameplate out.
+    pub fn owner(self) -> RelayId {
+        let id = if self.0 < LONG {
+            self.0 / BLOCK
+        } else {
+            self.0 % BLOCK
+        };
+        // Both branches are below 1000 for any u32.
+        RelayId(u16::try_from(id).unwrap_or(RelayId::MAX))
+    }
+
+    /// Relay `relay`'s nameplate with local number `local`: short for
+    /// `1..=SHORT_MAX`, long for `LONG_MIN..=LONG_MAX`, none otherwise.
+    pub fn of_relay(relay: RelayId, local: u32) -> Option<Nameplate> {
+        let id = u32::from(relay.0);
+        match local {
+            1..=SHORT_MAX => Nameplate::new(id * BLOCK + local),
+            LONG_MIN..=LONG_MAX => Nameplate::new(local * BLOCK + id),
+            _ => None,
+        }
     }
 }
 
@@ -161,6 +246,8 @@ pub enum CodeError {
     WordCount { expected: usize, found: usize },
     #[error("{0:?} is not a code word: check the spelling with the person")]
     UnknownWord(String),
+    #[error("{0:?} is not a relay id: give a number from 0 to 999")]
+    BadRelayId(String),
 }
 
 #[cfg(test)]
@@ -217,6 +304,36 @@ mod tests {
             format!("7-{}-qqqqzz", WORDS[0]).parse::<SessionCode>(),
             Err(CodeError::UnknownWord("qqqqzz".into()))
         );
+    }
+
+    #[test]
+    fn a_nameplate_names_the_relay_that_handed_it_out() {
+        let relay = |n| RelayId::new(n).unwrap();
+        let np = |n| Nameplate::new(n).unwrap();
+        assert_eq!(np(7).owner(), relay(0));
+        assert_eq!(np(999).owner(), relay(0));
+        assert_eq!(np(1001).owner(), relay(1));
+        assert_eq!(np(7042).owner(), relay(7));
+        assert_eq!(np(999_999).owner(), relay(999));
+        assert_eq!(np(1_000_007).owner(), relay(7));
+        assert_eq!(np(123_456_000).owner(), relay(0));
+        assert_eq!(np(u32::MAX).owner().get(), 295);
+        for id in [0, 1, 7, 42, 999] {
+            for local in [1, 500, SHORT_MAX, LONG_MIN, 54_321, LONG_MAX] {
+                let n = Nameplate::of_relay(relay(id), local).unwrap();
+                assert_eq!(n.owner(), relay(id), "{n}");
+                assert!(n.to_string().len() <= 9, "{n}");
+                assert!(n.to_string().parse::<Nameplate>().is_ok(), "{n}");
+            }
+            assert_eq!(Nameplate::of_relay(relay(id), 0), None);
+            assert_eq!(Nameplate::of_relay(relay(id), LONG_MAX + 1), None);
+        }
+        assert_eq!(Nameplate::of_relay(relay(0), 42), Some(np(42)));
+        assert_eq!(Nameplate::of_relay(relay(3), 42), Some(np(3042)));
+        assert_eq!(Nameplate::of_relay(relay(3), 4242), Some(np(4_242_003)));
+        assert!(RelayId::new(1000).is_none());
+        assert!("1000".parse::<RelayId>().is_err());
+        assert_eq!("12".parse::<RelayId>(), Ok(relay(12)));
     }
 
     #[test]

@@ -20,9 +20,12 @@ use sha2::{Digest, Sha256};
 /// The application protocol we speak on top of QUIC.
 pub const ALPN: &[u8] = b"sprijin/1";
 
-/// How often an idle connection pings, so NATs keep the path open and dead
-/// peers are noticed.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
+/// How often a client's idle connection to the relay pings, so NATs keep
+/// the path open and a relay that lost the connection (it restarted) is
+/// noticed. Under 25 s, a common NAT mapping time. The relay itself does
+/// not ping: each ping costs the relay a packet in and an ack out, and with
+/// thousands of waiting agents that is most of what an idle relay does.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(20);
 
 /// How long a connection may stay silent before it is considered dead.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -112,6 +115,13 @@ fn transport() -> quinn::TransportConfig {
 /// make the relay hold.
 fn relay_transport() -> quinn::TransportConfig {
     let mut t = transport();
+    t.keep_alive_interval(None)
+        // One datagram per send, so each connection's send buffer stays at
+        // one packet rather than a batch of them, for as long as it lives.
+        .enable_segmentation_offload(false)
+        // Clients that want bigger packets probe for them; the relay's own
+        // probes would cost every waiting connection packets and memory.
+        .mtu_discovery_config(None);
     t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(RELAY_STREAMS))
         .max_concurrent_uni_streams(quinn::VarInt::from_u32(0))
         .datagram_receive_buffer_size(None)

@@ -4,7 +4,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use sprijin_proto::code::RelayId;
+use sprijin_proto::fleet::Peer;
 use sprijin_proto::framing::{MAX_CONTROL_FRAME, MAX_FRAME};
+
+use crate::fleet::{Fleet, FleetConfigError};
 
 use crate::splice::{Interceptor, Tap};
 use crate::tokens::{ConsoleTokens, TokensError};
@@ -31,6 +35,10 @@ pub struct RelayConfig {
     /// Takes over paired streams instead of splicing them; tests of a
     /// malicious relay only.
     pub interceptor: Option<Interceptor>,
+    /// This relay's id and its peers.
+    pub fleet: Fleet,
+    /// The secret waiting tickets are made with (see [`crate::waiting`]).
+    pub waiting_key: PathBuf,
 }
 
 /// Every bound the relay enforces, with its default.
@@ -90,11 +98,13 @@ impl RelayConfig {
     pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
         RelayConfig {
             listen,
+            waiting_key: data_dir.join(crate::waiting::KEY_FILE),
             identity: IdentitySource::DataDir(data_dir),
             limits: Limits::default(),
             console_tokens: None,
             tap: None,
             interceptor: None,
+            fleet: Fleet::default(),
         }
     }
 }
@@ -127,6 +137,10 @@ pub struct RelayFile {
     pub idle_timeout: Option<u64>,
     pub handshake_timeout: Option<u64>,
     pub log_format: Option<sprijin_cli::LogFormat>,
+    pub relay_id: Option<u16>,
+    /// Also accepted as `peer`, like the flag.
+    #[serde(alias = "peer")]
+    pub peers: Option<Vec<Peer>>,
 }
 
 impl RelayFile {
@@ -168,6 +182,8 @@ pub struct RelayFlags {
     pub idle_timeout: u64,
     pub handshake_timeout: u64,
     pub log_format: sprijin_cli::LogFormat,
+    pub relay_id: u16,
+    pub peers: Vec<Peer>,
 }
 
 /// Takes each setting from the file unless it was given at start.
@@ -194,7 +210,7 @@ impl RelayFlags {
             claims_per_minute, waiting_per_address, opens_per_minute,
             connections_per_address, max_remembered_nameplates, metrics_connections,
             max_sessions, max_connections, session_rate, idle_timeout, handshake_timeout,
-            log_format,
+            log_format, relay_id, peers,
         );
         self
     }
@@ -213,13 +229,21 @@ impl RelayFlags {
         }
         let identity = match (self.cert, self.key) {
             (Some(cert), Some(key)) => IdentitySource::Files { cert, key },
-            (None, None) => IdentitySource::DataDir(self.data_dir.unwrap_or_else(default_data_dir)),
+            (None, None) => {
+                IdentitySource::DataDir(self.data_dir.clone().unwrap_or_else(default_data_dir))
+            }
             _ => return Err(FlagsError::CertWithoutKey),
         };
         let console_tokens = self
             .console_tokens
             .map(|p| ConsoleTokens::load(&p))
             .transpose()?;
+        let relay_id = RelayId::new(self.relay_id).ok_or(FlagsError::RelayId(self.relay_id))?;
+        let fleet = Fleet::new(relay_id, self.peers)?;
+        let waiting_key = self
+            .data_dir
+            .unwrap_or_else(default_data_dir)
+            .join(crate::waiting::KEY_FILE);
         Ok(RelayConfig {
             listen: self.listen,
             identity,
@@ -241,6 +265,8 @@ impl RelayFlags {
             console_tokens,
             tap: None,
             interceptor: None,
+            fleet,
+            waiting_key,
         })
     }
 }
@@ -262,6 +288,10 @@ pub enum FlagsError {
     CertWithoutKey,
     #[error(transparent)]
     ConsoleTokens(#[from] TokensError),
+    #[error("relay_id {0} is out of range: give a number from 0 to 999")]
+    RelayId(u16),
+    #[error(transparent)]
+    Fleet(#[from] FleetConfigError),
 }
 
 /// The smallest control frame limit that still fits every control message.
@@ -337,7 +367,54 @@ mod tests {
             idle_timeout: 600,
             handshake_timeout: 10,
             log_format: sprijin_cli::LogFormat::Text,
+            relay_id: 0,
+            peers: Vec::new(),
         }
+    }
+
+    #[test]
+    fn the_fleet_comes_from_the_file_unless_given() {
+        let file = || -> RelayFile {
+            sprijin_cli::config_file::parse(
+                Path::new("relay.toml"),
+                "relay_id = 2\npeers = [\"0=relay-0.example:7420\", \"2=relay-2.example:7420\"]\n",
+            )
+            .unwrap()
+        };
+        let config = defaults()
+            .merge_file(file(), |_| false)
+            .into_config()
+            .unwrap();
+        assert_eq!(config.fleet.id.get(), 2);
+        let peers: Vec<_> = config
+            .fleet
+            .peers()
+            .map(|(id, a)| (id.get(), a.to_string()))
+            .collect();
+        assert_eq!(peers, vec![(0, "relay-0.example:7420".to_string())]);
+        assert!(config.waiting_key.ends_with("waiting.key"));
+
+        let mut flags = defaults();
+        flags.relay_id = 1;
+        let config = flags
+            .merge_file(file(), |n| n == "relay_id")
+            .into_config()
+            .unwrap();
+        assert_eq!(config.fleet.id.get(), 1);
+
+        let bad: Result<RelayFile, _> =
+            sprijin_cli::config_file::parse(Path::new("relay.toml"), "peers = [\"relay-0:1\"]\n");
+        let err = bad.unwrap_err().to_string();
+        assert!(
+            err.contains("ID=HOST:PORT") && err.contains("line 1"),
+            "{err}"
+        );
+        let mut far = defaults();
+        far.relay_id = 1000;
+        assert!(matches!(
+            refused(far.into_config()),
+            FlagsError::RelayId(1000)
+        ));
     }
 
     #[test]

@@ -6,9 +6,14 @@
 //! claim takes the waiting entry, both sides are told they are paired, and
 //! `splice` copies the session stream both ways until either side ends.
 //! `limits` decides what to refuse, `metrics` counts what happened.
+//! `fleet` knows this relay's id and peers and sends a console that claims
+//! another relay's nameplate there; `waiting` keeps the secret that lets an
+//! agent take its waiting nameplate back after a lost connection or a
+//! restart.
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod fleet;
 pub mod identity;
 pub mod limits;
 pub mod metrics;
@@ -16,6 +21,7 @@ pub mod rendezvous;
 pub mod server;
 pub mod splice;
 pub mod tokens;
+pub mod waiting;
 
 pub use config::RelayConfig;
 pub use server::{Relay, RelayError};

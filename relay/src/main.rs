@@ -80,6 +80,17 @@ struct Cli {
     /// Seconds a client has to say hello and make its request.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     handshake_timeout: u64,
+    /// This relay's id in a fleet (0-999): its codes come from its own block (relay 0: 1-999, relay N: N001-N999), so other relays can send a console here.
+    #[arg(long, default_value_t = 0, env = "SPRIJIN_RELAY_ID", value_parser = clap::value_parser!(u16).range(0..=999))]
+    relay_id: u16,
+    /// Another relay of the fleet, ID=HOST:PORT[@sha256:HEX] (repeatable, or comma-separated); a claim for its codes is redirected there. This relay's own entry is skipped, so every relay can share one list.
+    #[arg(
+        long = "peer",
+        env = "SPRIJIN_RELAY_PEERS",
+        value_name = "ID=HOST:PORT",
+        value_delimiter = ','
+    )]
+    peers: Vec<sprijin_proto::fleet::Peer>,
 }
 
 #[derive(Subcommand)]
@@ -146,6 +157,8 @@ fn run(matches: ArgMatches) -> anyhow::Result<ExitCode> {
         idle_timeout: cli.idle_timeout,
         handshake_timeout: cli.handshake_timeout,
         log_format: cli.log.log_format,
+        relay_id: cli.relay_id,
+        peers: cli.peers,
     }
     .merge_file(file, |id| given(&matches, id));
     sprijin_cli::log::init(flags.log_format);

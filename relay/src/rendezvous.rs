@@ -8,6 +8,13 @@
 //! and never handed out again while remembered. The memory of gone
 //! nameplates is bounded in time and in size: past its cap the oldest is
 //! forgotten first.
+//!
+//! Nameplates come from this relay's block ([`Nameplate::of_relay`]), so any
+//! relay of a fleet can tell which relay a nameplate belongs to. An agent
+//! that lost its connection while waiting may take its nameplate back
+//! ([`Rendezvous::reopen`]) unless it was claimed or expired meanwhile;
+//! every waiting entry has an [`EntryId`], so the task of a replaced entry
+//! cannot retire its successor.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -16,7 +23,7 @@ use std::time::Duration;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use rand::Rng;
-use sprijin_proto::code::Nameplate;
+use sprijin_proto::code::{LONG_MAX, LONG_MIN, Nameplate, RelayId, SHORT_MAX};
 use sprijin_proto::message::control::{ErrorCode, ErrorFrame};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -76,20 +83,51 @@ impl OpenError {
 struct Waiting<T> {
     addr: LimitKey,
     claim: oneshot::Sender<T>,
+    entry: EntryId,
+    /// When the agent's code expires, as its waiting ticket says: it tells
+    /// the agent that lost this entry's connection from another agent a
+    /// restarted relay gave the same nameplate to.
+    expires_at: u64,
 }
 
-/// Gone nameplates: why each went, and the order they went in, oldest
-/// first (each nameplate is in both or in neither).
+/// Which waiting entry of a nameplate: a nameplate taken back after a lost
+/// connection is a new entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryId(u64);
+
+/// A nameplate now waiting, and where its claim will arrive.
+pub struct Opened<T> {
+    pub nameplate: Nameplate,
+    pub entry: EntryId,
+    pub claimed: oneshot::Receiver<T>,
+}
+
+/// Gone nameplates: why each went and when, and the order they went in,
+/// oldest first. A nameplate taken back leaves `why` but stays in `order`
+/// until swept; an `order` entry only forgets `why` when the times match.
 #[derive(Default)]
 struct Gone {
-    why: HashMap<Nameplate, ClaimError>,
+    why: HashMap<Nameplate, (ClaimError, Instant)>,
     order: VecDeque<(Nameplate, Instant)>,
+}
+
+impl Gone {
+    /// Drops the oldest entry of `order`, forgetting its reason if it is
+    /// still the current one.
+    fn pop_oldest(&mut self) -> Option<(Nameplate, Instant)> {
+        let (nameplate, at) = self.order.pop_front()?;
+        if self.why.get(&nameplate).is_some_and(|(_, t)| *t == at) {
+            self.why.remove(&nameplate);
+        }
+        Some((nameplate, at))
+    }
 }
 
 struct Inner<T> {
     waiting: HashMap<Nameplate, Waiting<T>>,
     gone: Gone,
     per_addr: HashMap<LimitKey, usize>,
+    next_entry: u64,
 }
 
 /// What the table reports to the relay's metrics.
@@ -115,6 +153,7 @@ pub struct Rendezvous<T> {
     inner: Mutex<Inner<T>>,
     limits: TableLimits,
     metrics: TableMetrics,
+    relay: RelayId,
 }
 
 impl<T> Rendezvous<T> {
@@ -124,10 +163,18 @@ impl<T> Rendezvous<T> {
                 waiting: HashMap::new(),
                 gone: Gone::default(),
                 per_addr: HashMap::new(),
+                next_entry: 0,
             }),
             limits,
             metrics,
+            relay: RelayId::default(),
         }
+    }
+
+    /// Hands out nameplates from relay `relay`'s block.
+    pub fn for_relay(mut self, relay: RelayId) -> Self {
+        self.relay = relay;
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner<T>> {
@@ -137,18 +184,55 @@ impl<T> Rendezvous<T> {
     }
 
     /// Hands out a fresh nameplate to an agent at `addr`.
-    pub fn open(&self, addr: LimitKey) -> Result<(Nameplate, oneshot::Receiver<T>), OpenError> {
+    /// `expires_at` is when its ticket expires.
+    pub fn open(&self, addr: LimitKey, expires_at: u64) -> Result<Opened<T>, OpenError> {
         let mut inner = self.lock();
+        self.room_for(&inner, addr)?;
+        let nameplate = allocate(&inner, self.relay)?;
+        Ok(insert(&mut inner, nameplate, addr, expires_at))
+    }
+
+    /// Makes `nameplate` wait again for an agent that lost its connection
+    /// (the caller has checked its ticket). A waiting entry for it, left
+    /// from the lost connection, is replaced; a nameplate claimed or expired
+    /// meanwhile stays gone. One this relay does not remember (it
+    /// restarted) waits again. One waiting under another ticket (a
+    /// restarted relay gave it to someone else) stays theirs.
+    pub fn reopen(
+        &self,
+        addr: LimitKey,
+        nameplate: Nameplate,
+        expires_at: u64,
+    ) -> Result<Opened<T>, ReopenError> {
+        let mut inner = self.lock();
+        if inner
+            .waiting
+            .get(&nameplate)
+            .is_some_and(|w| w.expires_at != expires_at)
+        {
+            return Err(ReopenError::Taken);
+        }
+        match inner.gone.why.get(&nameplate).map(|(why, _)| *why) {
+            Some(why @ (ClaimError::Used | ClaimError::Expired)) => {
+                return Err(ReopenError::Gone(why));
+            }
+            Some(_) => {
+                inner.gone.why.remove(&nameplate);
+            }
+            None => {}
+        }
+        remove_waiting(&mut inner, nameplate);
+        self.room_for(&inner, addr).map_err(ReopenError::Open)?;
+        Ok(insert(&mut inner, nameplate, addr, expires_at))
+    }
+
+    fn room_for(&self, inner: &Inner<T>, addr: LimitKey) -> Result<(), OpenError> {
         let held = inner.per_addr.get(&addr).copied().unwrap_or(0);
         let most = self.limits.waiting_per_address;
         if held >= most {
             return Err(OpenError::TooManyWaiting(most));
         }
-        let nameplate = allocate(&inner)?;
-        let (tx, rx) = oneshot::channel();
-        inner.waiting.insert(nameplate, Waiting { addr, claim: tx });
-        *inner.per_addr.entry(addr).or_insert(0) += 1;
-        Ok((nameplate, rx))
+        Ok(())
     }
 
     /// Takes a waiting nameplate for a console; it can never be claimed again.
@@ -162,25 +246,30 @@ impl<T> Rendezvous<T> {
             .gone
             .why
             .get(&nameplate)
-            .copied()
-            .unwrap_or(ClaimError::Unknown))
+            .map_or(ClaimError::Unknown, |(why, _)| *why))
     }
 
-    /// The agent's nameplate ran out of time, or the agent left.
-    pub fn retire(&self, nameplate: Nameplate, why: ClaimError) {
+    /// The agent's nameplate ran out of time, or the agent left; nothing
+    /// happens if `entry` was replaced meanwhile.
+    pub fn retire(&self, nameplate: Nameplate, entry: EntryId, why: ClaimError) {
         let mut inner = self.lock();
-        if remove_waiting(&mut inner, nameplate).is_some() {
+        if inner
+            .waiting
+            .get(&nameplate)
+            .is_some_and(|w| w.entry == entry)
+        {
+            remove_waiting(&mut inner, nameplate);
             self.remember(&mut inner.gone, nameplate, why);
         }
     }
 
     /// Notes a nameplate as gone, forgetting the oldest one past the cap.
     fn remember(&self, gone: &mut Gone, nameplate: Nameplate, why: ClaimError) {
-        gone.why.insert(nameplate, why);
-        gone.order.push_back((nameplate, Instant::now()));
+        let now = Instant::now();
+        gone.why.insert(nameplate, (why, now));
+        gone.order.push_back((nameplate, now));
         while gone.order.len() > self.limits.remembered {
-            if let Some((oldest, _)) = gone.order.pop_front() {
-                gone.why.remove(&oldest);
+            if gone.pop_oldest().is_some() {
                 self.metrics.forgotten_early.inc();
             }
         }
@@ -192,12 +281,11 @@ impl<T> Rendezvous<T> {
         let now = Instant::now();
         let mut inner = self.lock();
         let gone = &mut inner.gone;
-        while let Some((nameplate, at)) = gone.order.front().copied() {
+        while let Some((_, at)) = gone.order.front().copied() {
             if now.duration_since(at) < REMEMBER_GONE {
                 break;
             }
-            gone.order.pop_front();
-            gone.why.remove(&nameplate);
+            gone.pop_oldest();
         }
         self.metrics.remembered.set(gone.order.len() as i64);
     }
@@ -212,6 +300,32 @@ impl<T> Rendezvous<T> {
     }
 }
 
+fn insert<T>(
+    inner: &mut Inner<T>,
+    nameplate: Nameplate,
+    addr: LimitKey,
+    expires_at: u64,
+) -> Opened<T> {
+    let (tx, rx) = oneshot::channel();
+    inner.next_entry += 1;
+    let entry = EntryId(inner.next_entry);
+    inner.waiting.insert(
+        nameplate,
+        Waiting {
+            addr,
+            claim: tx,
+            entry,
+            expires_at,
+        },
+    );
+    *inner.per_addr.entry(addr).or_insert(0) += 1;
+    Opened {
+        nameplate,
+        entry,
+        claimed: rx,
+    }
+}
+
 fn remove_waiting<T>(inner: &mut Inner<T>, nameplate: Nameplate) -> Option<Waiting<T>> {
     let w = inner.waiting.remove(&nameplate)?;
     if let Some(n) = inner.per_addr.get_mut(&w.addr) {
@@ -223,22 +337,57 @@ fn remove_waiting<T>(inner: &mut Inner<T>, nameplate: Nameplate) -> Option<Waiti
     Some(w)
 }
 
-/// Picks a random free nameplate, keeping numbers short while the table is
-/// small: the range grows tenfold whenever it is more than half in use.
-fn allocate<T>(inner: &Inner<T>) -> Result<Nameplate, OpenError> {
-    let in_use = inner.waiting.len() + inner.gone.order.len();
-    let mut range: u32 = 999;
-    while (in_use as u64) * 2 > range as u64 {
-        range = range.checked_mul(10).ok_or(OpenError::Full)?;
+/// Picks a random free nameplate of `relay`'s block, keeping numbers short
+/// while the table is small: the short numbers while at most half of them
+/// are in use, then long ones, whose range grows tenfold whenever it is
+/// more than half in use.
+fn allocate<T>(inner: &Inner<T>, relay: RelayId) -> Result<Nameplate, OpenError> {
+    let in_use = (inner.waiting.len() + inner.gone.order.len()) as u64;
+    let (mut low, mut high) = (1, SHORT_MAX);
+    while in_use * 2 > u64::from(high - low + 1) {
+        low = LONG_MIN;
+        high = high * 10 + 9;
+        if high > LONG_MAX {
+            return Err(OpenError::Full);
+        }
     }
     let mut rng = rand::thread_rng();
     for _ in 0..64 {
-        let n = Nameplate::new(rng.gen_range(1..=range)).ok_or(OpenError::Full)?;
+        let n = Nameplate::of_relay(relay, rng.gen_range(low..=high)).ok_or(OpenError::Full)?;
         if !inner.waiting.contains_key(&n) && !inner.gone.why.contains_key(&n) {
             return Ok(n);
         }
     }
     Err(OpenError::Full)
+}
+
+/// Why a nameplate cannot wait again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReopenError {
+    #[error("{0}")]
+    Gone(ClaimError),
+    #[error(
+        "the relay restarted and gave your code to someone else before the agent reconnected: start sharing again for a new code"
+    )]
+    Taken,
+    #[error("{0}")]
+    Open(OpenError),
+}
+
+impl ReopenError {
+    /// The error frame the agent is sent.
+    pub fn frame(&self) -> ErrorFrame {
+        match self {
+            ReopenError::Gone(ClaimError::Used) => ErrorFrame::new(
+                ErrorCode::UsedNameplate,
+                "your code was used while the agent was reconnecting: start sharing again for a new code",
+            ),
+            ReopenError::Gone(why) => why.frame(),
+            ReopenError::Taken => ErrorFrame::new(ErrorCode::UsedNameplate, self.to_string()),
+            ReopenError::Open(e) => e.frame(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -264,7 +413,11 @@ mod tests {
     #[test]
     fn a_nameplate_is_claimed_once() {
         let r = table(5);
-        let (n, mut rx) = r.open(addr("10.0.0.1")).unwrap();
+        let Opened {
+            nameplate: n,
+            claimed: mut rx,
+            ..
+        } = r.open(addr("10.0.0.1"), 0).unwrap();
         r.claim(n).unwrap().send(7).unwrap();
         assert_eq!(rx.try_recv().unwrap(), 7);
         assert_eq!(r.claim(n).err(), Some(ClaimError::Used));
@@ -278,26 +431,84 @@ mod tests {
             r.claim(Nameplate::new(123456).unwrap()).err(),
             Some(ClaimError::Unknown)
         );
-        let (n, _rx) = r.open(addr("10.0.0.1")).unwrap();
-        r.retire(n, ClaimError::Expired);
+        let o = r.open(addr("10.0.0.1"), 0).unwrap();
+        let n = o.nameplate;
+        r.retire(n, o.entry, ClaimError::Expired);
         assert_eq!(r.claim(n).err(), Some(ClaimError::Expired));
-        let (m, _rx) = r.open(addr("10.0.0.1")).unwrap();
-        r.retire(m, ClaimError::Left);
+        let o = r.open(addr("10.0.0.1"), 0).unwrap();
+        let m = o.nameplate;
+        r.retire(m, o.entry, ClaimError::Left);
         assert_eq!(r.claim(m).err(), Some(ClaimError::Left));
+    }
+
+    #[test]
+    fn a_nameplate_whose_agent_left_waits_again_unless_claimed_or_expired() {
+        let r = table(5);
+        let a = addr("10.0.0.1");
+        let first = r.open(a, 0).unwrap();
+        let n = first.nameplate;
+        // The lost connection's entry is replaced, and retiring it later
+        // does not touch the new one.
+        let second = r.reopen(a, n, 0).unwrap();
+        r.retire(n, first.entry, ClaimError::Left);
+        assert_eq!(r.waiting(), 1);
+        r.retire(n, second.entry, ClaimError::Left);
+        assert_eq!(r.claim(n).err(), Some(ClaimError::Left));
+        let third = r.reopen(a, n, 0).unwrap();
+        r.claim(n).unwrap().send(1).unwrap();
+        drop(third);
+        assert_eq!(
+            r.reopen(a, n, 0).err(),
+            Some(ReopenError::Gone(ClaimError::Used))
+        );
+        let o = r.open(a, 0).unwrap();
+        r.retire(o.nameplate, o.entry, ClaimError::Expired);
+        assert_eq!(
+            r.reopen(a, o.nameplate, 0).err(),
+            Some(ReopenError::Gone(ClaimError::Expired))
+        );
+        // A nameplate a restarted relay never saw waits again, but not one
+        // it gave to someone else meanwhile.
+        let unseen = Nameplate::new(77).unwrap();
+        assert!(r.reopen(a, unseen, 0).is_ok());
+        assert_eq!(r.waiting(), 1);
+        let theirs = r.open(a, 5).unwrap();
+        assert_eq!(
+            r.reopen(a, theirs.nameplate, 4).err(),
+            Some(ReopenError::Taken)
+        );
+        assert!(r.reopen(a, theirs.nameplate, 5).is_ok());
+    }
+
+    #[test]
+    fn nameplates_come_from_this_relays_block() {
+        let relay = RelayId::new(7).unwrap();
+        let r = table(usize::MAX).for_relay(relay);
+        let mut keep = Vec::new();
+        for _ in 0..1200 {
+            let o = r.open(addr("10.0.0.1"), 0).unwrap();
+            assert_eq!(o.nameplate.owner(), relay);
+            keep.push(o);
+        }
+        let short = keep
+            .iter()
+            .filter(|o| o.nameplate.get() < 1_000_000)
+            .count();
+        assert!((400..=600).contains(&short), "{short} short nameplates");
     }
 
     #[test]
     fn waiting_nameplates_per_address_are_bounded() {
         let r = table(2);
-        let (n, _a) = r.open(addr("10.0.0.1")).unwrap();
-        let _b = r.open(addr("10.0.0.1")).unwrap();
+        let a = r.open(addr("10.0.0.1"), 0).unwrap();
+        let _b = r.open(addr("10.0.0.1"), 0).unwrap();
         assert_eq!(
-            r.open(addr("10.0.0.1")).err(),
+            r.open(addr("10.0.0.1"), 0).err(),
             Some(OpenError::TooManyWaiting(2))
         );
-        assert!(r.open(addr("10.0.0.2")).is_ok());
-        r.retire(n, ClaimError::Left);
-        assert!(r.open(addr("10.0.0.1")).is_ok());
+        assert!(r.open(addr("10.0.0.2"), 0).is_ok());
+        r.retire(a.nameplate, a.entry, ClaimError::Left);
+        assert!(r.open(addr("10.0.0.1"), 0).is_ok());
     }
 
     #[test]
@@ -306,9 +517,9 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         let mut keep = Vec::new();
         for _ in 0..3000 {
-            let (n, rx) = r.open(addr("10.0.0.1")).unwrap();
-            assert!(seen.insert(n));
-            keep.push(rx);
+            let o = r.open(addr("10.0.0.1"), 0).unwrap();
+            assert!(seen.insert(o.nameplate));
+            keep.push(o.claimed);
         }
     }
 
@@ -325,7 +536,7 @@ mod tests {
         let a = addr("10.0.0.1");
         let mut used = Vec::new();
         for _ in 0..5 {
-            let (n, _rx) = r.open(a).unwrap();
+            let n = r.open(a, 0).unwrap().nameplate;
             r.claim(n).unwrap();
             used.push(n);
         }
@@ -351,8 +562,9 @@ mod tests {
             },
             metrics.clone(),
         );
-        let (n, _rx) = r.open(addr("10.0.0.1")).unwrap();
-        r.retire(n, ClaimError::Expired);
+        let o = r.open(addr("10.0.0.1"), 0).unwrap();
+        let n = o.nameplate;
+        r.retire(n, o.entry, ClaimError::Expired);
         r.sweep();
         assert_eq!(r.claim(n).err(), Some(ClaimError::Expired));
         tokio::time::advance(REMEMBER_GONE).await;

@@ -67,6 +67,7 @@ struct Claimed {
 
 struct Shared {
     config: RelayConfig,
+    tickets: sprijin_proto::waiting::WaitingKey,
     rendezvous: Rendezvous<Claimed>,
     claims: RateLimiter,
     opens: RateLimiter,
@@ -87,6 +88,7 @@ impl Relay {
         config.limits.validate()?;
         let identity = Identity::load(&config.identity)?;
         let fingerprint = identity.fingerprint();
+        let secret = crate::waiting::Secret::load_or_create(&config.waiting_key)?;
         let server = tls::server_config(identity.cert, identity.key).map_err(RelayError::Tls)?;
         let bind_error = |e: std::io::Error| RelayError::Bind {
             addr: config.listen,
@@ -98,7 +100,7 @@ impl Relay {
             warn!("cannot enlarge the UDP receive buffer: {e}");
         }
         let endpoint = Endpoint::new(
-            quinn::EndpointConfig::default(),
+            secret.endpoint_config(),
             Some(server),
             socket,
             Arc::new(quinn::TokioRuntime),
@@ -113,7 +115,9 @@ impl Relay {
                     remembered: limits.remembered_nameplates,
                 },
                 metrics.table.clone(),
-            ),
+            )
+            .for_relay(config.fleet.id),
+            tickets: secret.tickets(),
             claims: RateLimiter::per_minute(limits.claims_per_minute),
             opens: RateLimiter::per_minute(limits.opens_per_minute),
             connections: ConnectionLimiter::new(limits.connections_per_address),
@@ -313,7 +317,12 @@ async fn serve_connection(
         Ok(Ok(Ok(opening))) => opening,
     };
     match (role, request) {
-        (Role::Agent, ClientMsg::Open) => agent(shared, connection, key, reader, writer).await,
+        (Role::Agent, ClientMsg::Open) => {
+            agent(shared, connection, key, reader, writer, None).await
+        }
+        (Role::Agent, ClientMsg::Reopen { ticket }) => {
+            agent(shared, connection, key, reader, writer, Some(ticket)).await
+        }
         (
             Role::Console,
             ClientMsg::Claim {
@@ -360,6 +369,7 @@ async fn agent(
     key: LimitKey,
     reader: Reader,
     mut writer: Writer,
+    reopen: Option<sprijin_proto::waiting::WaitingTicket>,
 ) -> Result<(), RelayError> {
     if !shared.opens.allow(key) {
         shared.metrics.limited(Limit::OpensPerMinute);
@@ -372,19 +382,33 @@ async fn agent(
         );
         return refuse(shared, &connection, writer, frame).await;
     }
-    let (nameplate, claimed) = match shared.rendezvous.open(key) {
-        Ok(opened) => opened,
-        Err(e) => return refuse(shared, &connection, writer, e.frame()).await,
+    let admitted = crate::waiting::admit(
+        &shared.rendezvous,
+        &shared.tickets,
+        shared.config.fleet.id,
+        key,
+        reopen.as_ref(),
+        shared.config.limits.nameplate_ttl,
+    );
+    let (nameplate, entry, claimed, ttl, ticket) = match admitted {
+        Ok(a) => (
+            a.opened.nameplate,
+            a.opened.entry,
+            a.opened.claimed,
+            a.ttl,
+            a.ticket,
+        ),
+        Err(frame) => return refuse(shared, &connection, writer, frame).await,
     };
     let span = info_span!("nameplate", %nameplate);
     async move {
         shared.metrics.nameplates_opened.inc();
         shared.metrics.nameplates_waiting.inc();
-        let ttl = shared.config.limits.nameplate_ttl;
         let opened = writer
             .write_msg(&RelayMsg::Opened {
                 nameplate,
                 expires_in_secs: ttl.as_secs(),
+                ticket,
             })
             .await;
         let outcome = if opened.is_err() {
@@ -400,14 +424,14 @@ async fn agent(
         let claim = match outcome {
             Ok(claim) => claim,
             Err(why) => {
-                shared.rendezvous.retire(nameplate, why);
+                shared.rendezvous.retire(nameplate, entry, why);
                 if why == ClaimError::Expired {
                     info!("nameplate expired unclaimed");
                     let frame = ErrorFrame::new(
                         ErrorCode::ExpiredNameplate,
                         format!(
                             "the code expired after {} s unclaimed: start sharing again for a new code",
-                            ttl.as_secs()
+                            shared.config.limits.nameplate_ttl.as_secs()
                         ),
                     );
                     return refuse(shared, &connection, writer, frame).await;
@@ -513,6 +537,10 @@ async fn console(
     token: Option<String>,
 ) -> Result<(), RelayError> {
     let claimed_at = tokio::time::Instant::now();
+    if let Some(answer) = shared.config.fleet.elsewhere(nameplate) {
+        crate::fleet::send_away(&shared.metrics, &connection, writer, answer).await;
+        return Ok(());
+    }
     if !shared.claims.allow(key) {
         shared.metrics.limited(Limit::ClaimsPerMinute);
         let frame = ErrorFrame::new(
@@ -653,6 +681,8 @@ pub enum RelayError {
     Identity(#[from] IdentityError),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Secret(#[from] crate::waiting::SecretError),
     #[error("cannot set up tls: {0}")]
     Tls(#[source] tls::TlsError),
     #[error("cannot listen on {addr}: {reason}")]

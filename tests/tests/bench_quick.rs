@@ -47,12 +47,13 @@ fn quick_bench_reports_every_figure() {
         "setup_ms_p50",
         "setup_ms_p99",
         "relay_rss_mib_idle",
+        "idle_relay_rss_mib",
         "agent_rss_mib",
         "snapshot_ms_p50",
     ] {
         assert!(num(key) > 0.0, "{key} = {}", num(key));
     }
-    for key in ["relay_idle_cpu_pct", "agent_cpu_pct"] {
+    for key in ["relay_idle_cpu_pct", "idle_relay_cpu_pct", "agent_cpu_pct"] {
         assert!(num(key) >= 0.0, "{key} = {}", num(key));
     }
     // The relay may add nothing measurable, but never an absurd amount.

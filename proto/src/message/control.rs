@@ -52,6 +52,11 @@ pub enum ClientMsg {
         /// An access token, for relays that only let listed technicians claim.
         token: Option<String>,
     },
+    /// An agent that lost its connection while waiting asks for its
+    /// nameplate back, with the ticket it was given in `Opened`.
+    Reopen {
+        ticket: crate::waiting::WaitingTicket,
+    },
 }
 
 /// Who the agent has been paired with, as far as the relay can tell.
@@ -80,6 +85,9 @@ pub enum RelayMsg {
     Opened {
         nameplate: Nameplate,
         expires_in_secs: u64,
+        /// What the agent presents to get the nameplate back if its
+        /// connection is lost while it waits.
+        ticket: crate::waiting::WaitingTicket,
     },
     /// The two sides are paired; from now on the stream is spliced.
     /// The agent learns who claimed; the console gets `None`.
@@ -90,6 +98,21 @@ pub enum RelayMsg {
     },
     /// The request failed; the relay closes the stream after this.
     Error(ErrorFrame),
+    /// The claimed nameplate belongs to another relay of the fleet: claim
+    /// it there. The relay closes the stream after this.
+    Redirect(Redirect),
+}
+
+/// Where a claim belongs: the relay that handed the nameplate out.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    pub relay_id: u16,
+    /// `HOST:PORT`.
+    pub address: String,
+    /// The other relay's certificate fingerprint (`sha256:HEX`) when the
+    /// redirecting relay knows it; the console pins it, since it trusts the
+    /// relay that told it.
+    pub fingerprint: Option<String>,
 }
 
 /// A refusal with a machine-readable reason and a sentence for people.
@@ -129,6 +152,10 @@ pub enum ErrorCode {
     Unauthorized,
     Timeout,
     ShuttingDown,
+    /// The nameplate belongs to a relay this relay does not know.
+    UnknownRelay,
+    /// A waiting ticket this relay did not issue.
+    BadTicket,
 }
 
 /// The message for a version mismatch, naming both versions.
@@ -155,7 +182,14 @@ mod tests {
             RelayMsg::Opened {
                 nameplate: Nameplate::new(5).unwrap(),
                 expires_in_secs: 600,
+                ticket: crate::waiting::WaitingKey::from_bytes([1; 32])
+                    .issue(Nameplate::new(5).unwrap(), 1_800_000_000),
             },
+            RelayMsg::Redirect(Redirect {
+                relay_id: 2,
+                address: "relay-2.example:7420".into(),
+                fingerprint: None,
+            }),
             RelayMsg::Paired {
                 technician: Some(Technician {
                     name: "Ana".into(),

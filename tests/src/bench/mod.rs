@@ -18,7 +18,7 @@
 //!
 //! ```text
 //! cargo build --release --workspace --bins
-//! cargo run --release -p sprijin-tests --bin bench -- [--quick] [--json FILE] [--only GROUP,...] [--relay PROGRAM]
+//! cargo run --release -p sprijin-tests --bin bench -- [--quick] [--json FILE] [--only GROUP,...] [--relay PROGRAM] [--idle-agents N]
 //! ```
 //!
 //! `--relay` measures another build of the relay program against the same
@@ -87,6 +87,9 @@ pub struct Options {
     /// The relay program to measure, to compare two builds; by default the
     /// one built beside the harness.
     pub relay: Option<PathBuf>,
+    /// The number of idle waiting agents the `scale` group ends at,
+    /// instead of the plan's.
+    pub idle_agents: Option<usize>,
 }
 
 /// Every count and duration of one run, named once.
@@ -120,7 +123,9 @@ impl Plan {
             },
             scale: scale::Plan {
                 counts: vec![1_000, 10_000],
-                settle: Duration::from_secs(2),
+                // Longer than a client's keep-alive interval, so the window
+                // sees idle agents, not the tail of their set-up.
+                settle: Duration::from_secs(25),
                 window: Duration::from_secs(10),
             },
         }
@@ -154,11 +159,15 @@ impl Plan {
 /// Runs the benchmark. Errors are for what stops the whole run (no runtime,
 /// no relay); a failed measurement is noted in the report instead.
 pub fn run(options: &Options) -> anyhow::Result<Report> {
-    let plan = if options.quick {
+    let mut plan = if options.quick {
         Plan::quick()
     } else {
         Plan::full()
     };
+    if let Some(n) = options.idle_agents {
+        plan.scale.counts.retain(|c| *c < n);
+        plan.scale.counts.push(n);
+    }
     let wanted = |g: Group| options.only.is_empty() || options.only.contains(&g);
     let mut report = Report {
         date: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
@@ -328,6 +337,8 @@ fn idle_agents(
         report.relay_rss_kib_per_agent =
             Some((mib - empty_mib) * 1024.0 / last.agents.max(1) as f64);
         report.relay_idle_cpu_pct = Some(last.cpu_pct);
+        report.idle_relay_rss_mib = Some(mib);
+        report.idle_relay_cpu_pct = Some(last.cpu_pct);
     }
     report.idle_steps = scale.steps;
     Ok(())

@@ -28,6 +28,10 @@ struct Cli {
     /// (to compare two builds in one sitting).
     #[arg(long)]
     relay: Option<PathBuf>,
+    /// The number of idle waiting agents the scale group ends at (default:
+    /// 10000, or 1000 with --quick).
+    #[arg(long, value_name = "N")]
+    idle_agents: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -47,6 +51,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         quick: cli.quick,
         only: cli.only,
         relay: cli.relay,
+        idle_agents: cli.idle_agents,
     })?;
     print!("{}", report.table());
     if let Some(path) = &cli.json {

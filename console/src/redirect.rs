@@ -1,0 +1,75 @@
+//! Claiming a code at the relay that owns it.
+//!
+//! In a fleet, a nameplate says which relay handed it out, and a relay that
+//! is asked for another relay's nameplate answers with a redirect to it. The
+//! console follows one redirect by itself: it connects to the relay named,
+//! pinning the fingerprint the first relay vouched for (or its own pin when
+//! none was given), and claims there. A second redirect is an error, so
+//! relays whose peer lists disagree cannot send a console in circles.
+
+use sprijin_proto::client::{LinkError, RelayLink};
+use sprijin_proto::code::SessionCode;
+use sprijin_proto::message::control::{ClientMsg, Redirect, RelayMsg, Role};
+use sprijin_proto::tls::Fingerprint;
+
+use crate::session::{ConnectOptions, SessionError};
+
+/// Connects to the relay of `opts`, claims `code`, follows at most one
+/// redirect, and returns the link once the relay says the two are paired.
+pub async fn claim(code: &SessionCode, opts: &ConnectOptions) -> Result<RelayLink, SessionError> {
+    let first = match claim_at(&opts.relay, opts.relay_fingerprint, code, opts).await? {
+        Claimed::Paired(link) => return Ok(link),
+        Claimed::Redirect(r) => r,
+    };
+    let pin = match &first.fingerprint {
+        Some(text) => Some(text.parse::<Fingerprint>().map_err(|_| {
+            SessionError::Protocol(format!(
+                "relay {} sent a malformed fingerprint for relay {}: {text:?}",
+                opts.relay, first.relay_id
+            ))
+        })?),
+        None => opts.relay_fingerprint,
+    };
+    eprintln!(
+        "note: code {} belongs to relay {}; claiming it at {}",
+        code.nameplate(),
+        first.relay_id,
+        first.address
+    );
+    match claim_at(&first.address, pin, code, opts).await? {
+        Claimed::Paired(link) => Ok(link),
+        Claimed::Redirect(second) => Err(SessionError::Protocol(format!(
+            "relay {} sent the claim to relay {} at {}, which sent it on to relay {} at {}: the relays' peer lists disagree; tell the relays' operator",
+            opts.relay, first.relay_id, first.address, second.relay_id, second.address
+        ))),
+    }
+}
+
+enum Claimed {
+    Paired(RelayLink),
+    Redirect(Redirect),
+}
+
+async fn claim_at(
+    relay: &str,
+    pin: Option<Fingerprint>,
+    code: &SessionCode,
+    opts: &ConnectOptions,
+) -> Result<Claimed, SessionError> {
+    let mut link = RelayLink::connect(relay, pin, Role::Console).await?;
+    link.writer
+        .write_msg(&ClientMsg::Claim {
+            nameplate: code.nameplate(),
+            technician: opts.technician.clone(),
+            token: opts.token.clone(),
+        })
+        .await?;
+    match link.answer().await? {
+        RelayMsg::Paired { .. } => Ok(Claimed::Paired(link)),
+        RelayMsg::Redirect(r) => {
+            link.connection.close(0u32.into(), b"redirected");
+            Ok(Claimed::Redirect(r))
+        }
+        other => Err(LinkError::unexpected(&other).into()),
+    }
+}
