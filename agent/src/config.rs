@@ -24,9 +24,13 @@ pub struct AgentConfig {
     pub sample_interval: Duration,
     /// The largest file the technician may fetch, in bytes.
     pub fetch_cap: u64,
+    /// How long the session may hear nothing from the console before the
+    /// connection counts as lost: the longest outage it survives.
+    pub session_idle_timeout: Duration,
 }
 
 impl AgentConfig {
+    pub const DEFAULT_SESSION_IDLE_TIMEOUT: Duration = sprijin_proto::tls::SESSION_IDLE_TIMEOUT;
     pub const DEFAULT_CONSENT_TIMEOUT: Duration = Duration::from_secs(120);
     pub const DEFAULT_SAMPLE_INTERVAL: Duration = Duration::from_secs(2);
     pub const DEFAULT_FETCH_CAP: u64 = 64 * 1024 * 1024;
@@ -56,6 +60,8 @@ pub struct ShareFlags {
     /// Has a default on the command line, so it is always given.
     pub output_cap: u64,
     pub fetch_cap: Option<u64>,
+    /// Seconds; the command line already refuses 0.
+    pub session_idle_timeout: Option<u64>,
 }
 
 /// Flags and config file that do not make a configuration the agent can
@@ -108,6 +114,10 @@ impl AgentConfig {
                 .fetch_cap
                 .or(file.fetch_cap)
                 .unwrap_or(Self::DEFAULT_FETCH_CAP),
+            session_idle_timeout: flags
+                .session_idle_timeout
+                .or(file.session_idle_timeout.map(u64::from))
+                .map_or(Self::DEFAULT_SESSION_IDLE_TIMEOUT, Duration::from_secs),
         })
     }
 }
@@ -139,8 +149,9 @@ pub struct TrustedKeyError {
 /// The agent's optional config file (TOML), for what an organisation sets
 /// once on a machine: which relay, its fingerprint, the catalog keys it
 /// trusts, how long a question waits for the person (`consent_timeout`,
-/// in seconds) and the largest file a technician may fetch (`fetch_cap`,
-/// in bytes). Flags on the command line add to it or override it.
+/// in seconds), the largest file a technician may fetch (`fetch_cap`,
+/// in bytes) and how long a session survives silence
+/// (`session_idle_timeout`, in seconds). Flags on the command line add to it or override it.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
@@ -154,6 +165,9 @@ pub struct ConfigFile {
     pub consent_timeout: Option<std::num::NonZeroU64>,
     /// The largest file the technician may fetch, in bytes.
     pub fetch_cap: Option<u64>,
+    /// Seconds the session may hear nothing from the console before it
+    /// counts the connection as lost; at least 1.
+    pub session_idle_timeout: Option<std::num::NonZeroU64>,
 }
 
 /// The machine-wide agent config file, used when a person has none of their own.

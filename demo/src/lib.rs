@@ -66,6 +66,7 @@ pub async fn demo(json: bool) -> Result<bool, DemoError> {
         output_cap: sprijin_agent::script::runner::DEFAULT_OUTPUT_CAP,
         sample_interval: AgentConfig::DEFAULT_SAMPLE_INTERVAL,
         fetch_cap: AgentConfig::DEFAULT_FETCH_CAP,
+        session_idle_timeout: AgentConfig::DEFAULT_SESSION_IDLE_TIMEOUT,
     };
     // The person's answers: allow the session, approve the one run.
     let (answers, answer_rx) = mpsc::channel(4);
@@ -96,6 +97,7 @@ pub async fn demo(json: bool) -> Result<bool, DemoError> {
             relay_fingerprint: Some(fingerprint),
             technician: "Demo Technician".into(),
             token: None,
+            session_idle_timeout: sprijin_proto::tls::SESSION_IDLE_TIMEOUT,
         },
         catalog: Some(catalog),
         credential: None,

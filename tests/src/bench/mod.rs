@@ -26,6 +26,7 @@
 
 pub mod agent;
 pub mod concurrent;
+pub mod framed;
 pub mod latency;
 pub mod pairs;
 pub mod procfs;

@@ -15,13 +15,13 @@
 
 use std::net::SocketAddr;
 
+use super::framed::{self as secure, SecureReader, SecureWriter};
 use anyhow::{Context, bail};
 use quinn::{Connection, Endpoint, RecvStream, SendStream};
 use sprijin_proto::client::RelayLink;
 use sprijin_proto::code::{Password, SessionCode};
 use sprijin_proto::framing::{FrameReader, FrameWriter};
 use sprijin_proto::message::control::{ClientMsg, RelayMsg, Role};
-use sprijin_proto::secure::{self, SecureReader, SecureWriter};
 use sprijin_proto::tls::{self, Fingerprint};
 
 /// One end's halves of the session stream.
