@@ -22,6 +22,9 @@ pub enum IdentitySource {
 pub struct RelayConfig {
     pub listen: SocketAddr,
     pub identity: IdentitySource,
+    /// The relay's state: its ticket key, and its identity unless given
+    /// as files.
+    pub data_dir: PathBuf,
     pub limits: Limits,
     /// Only consoles with one of these tokens may claim, when set.
     pub console_tokens: Option<ConsoleTokens>,
@@ -63,6 +66,8 @@ pub struct Limits {
     pub session_idle_timeout: Duration,
     /// A client must say hello and ask for something within this time.
     pub handshake_timeout: Duration,
+    /// How long a session's forwarding tickets are good for.
+    pub ticket_ttl: Duration,
 }
 
 impl Default for Limits {
@@ -81,6 +86,7 @@ impl Default for Limits {
             session_bytes_per_sec: None,
             session_idle_timeout: Duration::from_secs(600),
             handshake_timeout: Duration::from_secs(10),
+            ticket_ttl: Duration::from_secs(12 * 3600),
         }
     }
 }
@@ -90,7 +96,8 @@ impl RelayConfig {
     pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
         RelayConfig {
             listen,
-            identity: IdentitySource::DataDir(data_dir),
+            identity: IdentitySource::DataDir(data_dir.clone()),
+            data_dir,
             limits: Limits::default(),
             console_tokens: None,
             tap: None,
@@ -126,6 +133,7 @@ pub struct RelayFile {
     pub session_rate: Option<u64>,
     pub idle_timeout: Option<u64>,
     pub handshake_timeout: Option<u64>,
+    pub ticket_ttl: Option<u64>,
     pub log_format: Option<sprijin_cli::LogFormat>,
 }
 
@@ -167,6 +175,7 @@ pub struct RelayFlags {
     pub session_rate: Option<u64>,
     pub idle_timeout: u64,
     pub handshake_timeout: u64,
+    pub ticket_ttl: u64,
     pub log_format: sprijin_cli::LogFormat,
 }
 
@@ -194,7 +203,7 @@ impl RelayFlags {
             claims_per_minute, waiting_per_address, opens_per_minute,
             connections_per_address, max_remembered_nameplates, metrics_connections,
             max_sessions, max_connections, session_rate, idle_timeout, handshake_timeout,
-            log_format,
+            ticket_ttl, log_format,
         );
         self
     }
@@ -206,14 +215,16 @@ impl RelayFlags {
             self.nameplate_ttl,
             self.idle_timeout,
             self.handshake_timeout,
+            self.ticket_ttl,
         ]
         .contains(&0)
         {
             return Err(FlagsError::ZeroTimeout);
         }
+        let data_dir = self.data_dir.unwrap_or_else(default_data_dir);
         let identity = match (self.cert, self.key) {
             (Some(cert), Some(key)) => IdentitySource::Files { cert, key },
-            (None, None) => IdentitySource::DataDir(self.data_dir.unwrap_or_else(default_data_dir)),
+            (None, None) => IdentitySource::DataDir(data_dir.clone()),
             _ => return Err(FlagsError::CertWithoutKey),
         };
         let console_tokens = self
@@ -223,6 +234,7 @@ impl RelayFlags {
         Ok(RelayConfig {
             listen: self.listen,
             identity,
+            data_dir,
             limits: Limits {
                 nameplate_ttl: Duration::from_secs(self.nameplate_ttl),
                 claims_per_minute: self.claims_per_minute,
@@ -236,6 +248,7 @@ impl RelayFlags {
                 session_bytes_per_sec: self.session_rate,
                 session_idle_timeout: Duration::from_secs(self.idle_timeout),
                 handshake_timeout: Duration::from_secs(self.handshake_timeout),
+                ticket_ttl: Duration::from_secs(self.ticket_ttl),
                 ..Limits::default()
             },
             console_tokens,
@@ -255,7 +268,7 @@ pub fn default_data_dir() -> PathBuf {
 #[non_exhaustive]
 pub enum FlagsError {
     #[error(
-        "nameplate_ttl, idle_timeout and handshake_timeout must be at least 1 second: fix the config file"
+        "nameplate_ttl, idle_timeout, handshake_timeout and ticket_ttl must be at least 1 second: fix the config file"
     )]
     ZeroTimeout,
     #[error("cert and key go together: give both (or neither) in the config file")]
@@ -336,6 +349,7 @@ mod tests {
             session_rate: None,
             idle_timeout: 600,
             handshake_timeout: 10,
+            ticket_ttl: 12 * 3600,
             log_format: sprijin_cli::LogFormat::Text,
         }
     }

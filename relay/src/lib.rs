@@ -9,12 +9,14 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod forward;
 pub mod identity;
 pub mod limits;
 pub mod metrics;
 pub mod rendezvous;
 pub mod server;
 pub mod splice;
+pub mod ticket_key;
 pub mod tokens;
 
 pub use config::RelayConfig;

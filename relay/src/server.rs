@@ -21,16 +21,20 @@ use sprijin_proto::message::control::{
     ClientMsg, ErrorCode, ErrorFrame, Hello, PROTOCOL_VERSION, RelayMsg, Role, Technician,
     close_code, version_mismatch,
 };
+use sprijin_proto::path::Ticket;
+use sprijin_proto::path::wire::{Side as PathSide, TicketMint};
 use sprijin_proto::tls::{self, Fingerprint};
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::config::{ConfigError, RelayConfig};
+use crate::forward::{self, ForwardOptions, Forwarder};
 use crate::identity::{Identity, IdentityError};
 use crate::limits::{ConnectionLimiter, ConnectionSlot, LimitKey, RateLimiter, limit_key};
 use crate::metrics::{Limit, Metrics, Outcome};
 use crate::rendezvous::{ClaimError, Rendezvous, TableLimits};
 use crate::splice::{self, Side, SpliceOptions};
+use crate::ticket_key::{self, TicketKeyError};
 
 /// How long the relay waits for a refused peer to read the error frame
 /// before it closes the connection.
@@ -40,13 +44,6 @@ const LINGER: Duration = Duration::from_secs(2);
 /// to close its connection with the code that says how the session ended.
 const END_WAIT: Duration = Duration::from_secs(1);
 
-/// The UDP receive buffer the relay asks for. Every agent and console shares
-/// the relay's one socket, so the system default (about 200 KiB on Linux)
-/// overflows under a burst of handshakes or a fast session, and each dropped
-/// datagram costs a retransmission and a congestion back-off. The system may
-/// grant less (Linux caps it at `net.core.rmem_max`); that is not an error.
-const RECV_BUFFER: usize = 4 * 1024 * 1024;
-
 /// How often forgotten nameplates and idle rate-limit entries are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
@@ -55,6 +52,8 @@ type Writer = FrameWriter<quinn::SendStream>;
 
 /// What a claiming console hands to the waiting agent's task.
 struct Claimed {
+    /// The agent's forwarding ticket; the console already has its own.
+    agent_ticket: Ticket,
     technician: Technician,
     // When the claim arrived, for the set-up time.
     at: tokio::time::Instant,
@@ -72,13 +71,17 @@ struct Shared {
     opens: RateLimiter,
     connections: ConnectionLimiter,
     metrics: Arc<Metrics>,
+    mint: TicketMint,
 }
 
-/// A bound relay, ready to run.
+/// A bound relay, ready to run: the control endpoint and the forwarder
+/// share its one UDP socket.
 pub struct Relay {
     endpoint: Endpoint,
     fingerprint: Fingerprint,
     shared: Arc<Shared>,
+    /// Taken by `run`.
+    forwarder: Option<Forwarder>,
 }
 
 impl Relay {
@@ -92,19 +95,31 @@ impl Relay {
             addr: config.listen,
             reason: e.to_string(),
         };
-        let socket = std::net::UdpSocket::bind(config.listen).map_err(bind_error)?;
-        let state = quinn::udp::UdpSocketState::new((&socket).into()).map_err(bind_error)?;
-        if let Err(e) = state.set_recv_buffer_size((&socket).into(), RECV_BUFFER) {
-            warn!("cannot enlarge the UDP receive buffer: {e}");
-        }
-        let endpoint = Endpoint::new(
-            quinn::EndpointConfig::default(),
+        let secret = ticket_key::load_or_create(&config.data_dir)?;
+        let mint = TicketMint::new(secret);
+        let metrics = Arc::new(Metrics::default());
+        let (forwarder, socket) = forward::bind(
+            config.listen,
+            ForwardOptions {
+                mint: mint.clone(),
+                bytes_per_sec: config.limits.session_bytes_per_sec,
+                idle_timeout: config.limits.session_idle_timeout,
+                tap: config.tap.clone(),
+                metrics: metrics.clone(),
+            },
+        )
+        .map_err(bind_error)?;
+        // The forwarder tells its datagrams from QUIC by the fixed bit, so
+        // no client may be told it can grease it.
+        let mut endpoint_config = quinn::EndpointConfig::default();
+        endpoint_config.grease_quic_bit(false);
+        let endpoint = Endpoint::new_with_abstract_socket(
+            endpoint_config,
             Some(server),
-            socket,
+            Arc::new(socket),
             Arc::new(quinn::TokioRuntime),
         )
         .map_err(bind_error)?;
-        let metrics = Arc::new(Metrics::default());
         let limits = &config.limits;
         let shared = Arc::new(Shared {
             rendezvous: Rendezvous::new(
@@ -118,12 +133,14 @@ impl Relay {
             opens: RateLimiter::per_minute(limits.opens_per_minute),
             connections: ConnectionLimiter::new(limits.connections_per_address),
             metrics,
+            mint,
             config,
         });
         Ok(Relay {
             endpoint,
             fingerprint,
             shared,
+            forwarder: Some(forwarder),
         })
     }
 
@@ -144,7 +161,8 @@ impl Relay {
 
     /// Serves until `shutdown` completes, then closes every connection and
     /// waits briefly for peers to be told.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        let forwarder = self.forwarder.take().map(|f| tokio::spawn(f.run()));
         let sweeper = {
             let shared = self.shared.clone();
             tokio::spawn(async move {
@@ -181,6 +199,10 @@ impl Relay {
         })
         .await;
         handlers.shutdown().await;
+        if let Some(forwarder) = forwarder {
+            forwarder.abort();
+            let _ = forwarder.await;
+        }
     }
 
     fn admit(&self, incoming: Incoming, handlers: &mut JoinSet<()>) {
@@ -416,6 +438,7 @@ async fn agent(
             }
         };
         let Claimed {
+            agent_ticket,
             technician,
             at: claimed_at,
             console,
@@ -428,7 +451,7 @@ async fn agent(
         writer
             .write_msg(&RelayMsg::Paired {
                 technician: Some(technician),
-                ticket: pending_ticket(),
+                ticket: agent_ticket,
             })
             .await?;
         info!("paired");
@@ -557,13 +580,15 @@ async fn console(
             return refuse_claim(shared, &connection, writer, e.frame()).await;
         }
     };
+    let (agent_ticket, console_ticket) = issue_tickets(shared);
     writer
         .write_msg(&RelayMsg::Paired {
             technician: None,
-            ticket: pending_ticket(),
+            ticket: console_ticket,
         })
         .await?;
     let claim = Claimed {
+        agent_ticket,
         technician,
         at: claimed_at,
         console: Side {
@@ -653,6 +678,8 @@ pub enum RelayError {
     Identity(#[from] IdentityError),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    TicketKey(#[from] TicketKeyError),
     #[error("cannot set up tls: {0}")]
     Tls(#[source] tls::TlsError),
     #[error("cannot listen on {addr}: {reason}")]
@@ -665,11 +692,16 @@ pub enum RelayError {
     PeerStream(#[from] FrameError),
 }
 
-/// Placeholder until the relay issues forwarding tickets.
-fn pending_ticket() -> sprijin_proto::path::Ticket {
-    sprijin_proto::path::Ticket {
-        token: Vec::new(),
-        key: [0; 32],
-        expires_at: 0,
-    }
+/// The two tickets of a new session: the agent's and the console's.
+fn issue_tickets(shared: &Shared) -> (Ticket, Ticket) {
+    let session = rand::random::<u64>();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let expires_at = now.saturating_add(shared.config.limits.ticket_ttl.as_secs());
+    (
+        shared.mint.issue(session, PathSide::Agent, expires_at),
+        shared.mint.issue(session, PathSide::Console, expires_at),
+    )
 }

@@ -31,6 +31,7 @@ pub mod latency;
 pub mod pairs;
 pub mod procfs;
 pub mod programs;
+pub mod relayed;
 pub mod report;
 pub mod scale;
 pub mod setup;
