@@ -1,12 +1,15 @@
-//! Security end to end: the relay sees nothing readable of a session; a relay
-//! that runs its own key exchange or changes, replays or cuts frames gets
-//! nothing but the end of the session, and the code is burnt; the relay
-//! refuses what it must (too many claims from one address, consoles without
-//! a listed token) while it serves everyone else.
+//! Security end to end: the relay forwards only datagrams it cannot read
+//! (no session content, no password word); a malicious relay that pairs
+//! each side with its own endpoint and runs the key exchange with a guessed
+//! password gets nothing but a wrong code on both sides, and the code is
+//! burnt; the relay refuses what it must (too many claims from one address,
+//! consoles without a listed token) while it serves everyone else.
 //!
 //! Agent and console are always the real programs. The honest relay is the
-//! real program too; a recording or malicious relay is built in-process from
-//! the relay library with its `tap` or `interceptor` hook.
+//! real program too; a recording relay is built in-process from the relay
+//! library with its datagram `tap`, and the malicious relay is a fake one
+//! made of the relay's forwarder, a control endpoint of its own and two
+//! session endpoints of its own.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -19,7 +22,7 @@ use sprijin_proto::message::control::{ClientMsg, ErrorCode, ErrorFrame, Hello, R
 use sprijin_proto::message::session::AgentMsg;
 use sprijin_proto::tls::{self, Fingerprint};
 use sprijin_proto::words::WORDS;
-use sprijin_relay::splice::{Direction, Tap};
+use sprijin_relay::forward::{Direction, Tap};
 use sprijin_relay::{Relay, RelayConfig};
 use sprijin_tests::*;
 use tokio::io::AsyncWriteExt;
@@ -266,6 +269,255 @@ fn session_content_and_password_never_cross_the_relay_in_clear() {
             );
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// A relay in the middle
+
+/// A malicious relay: it speaks the rendezvous protocol, then pairs the
+/// agent with its own console endpoint and the console with its own agent
+/// endpoint (tickets of two different sessions on its own forwarder), and
+/// runs the handshake on both with a guessed password.
+struct MaliciousRelay {
+    addr: String,
+    fingerprint: String,
+    /// How its own two handshakes ended, by the role it played.
+    outcomes: Arc<Mutex<Vec<(Role, String)>>>,
+    runtime: Option<tokio::runtime::Runtime>,
+    _dir: tempfile::TempDir,
+}
+
+impl MaliciousRelay {
+    fn start(guess: impl Fn(Nameplate) -> SessionCode + Send + Sync + 'static) -> MaliciousRelay {
+        use sprijin_proto::path::wire::{Side as PathSide, TicketMint};
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let identity = sprijin_relay::identity::load_or_create(dir.path()).unwrap();
+        let fingerprint = identity.fingerprint().to_string();
+        let mint = TicketMint::new([0x42; 32]);
+        let outcomes: Arc<Mutex<Vec<(Role, String)>>> = Arc::default();
+        let (endpoint, addr) = {
+            let _in_runtime = runtime.enter();
+            let (forwarder, socket) = sprijin_relay::forward::bind(
+                "127.0.0.1:0".parse().unwrap(),
+                sprijin_relay::forward::ForwardOptions {
+                    mint: mint.clone(),
+                    bytes_per_sec: None,
+                    idle_timeout: Duration::from_secs(60),
+                    tap: None,
+                    metrics: Arc::default(),
+                },
+            )
+            .unwrap();
+            let mut endpoint_config = quinn::EndpointConfig::default();
+            endpoint_config.grease_quic_bit(false);
+            let endpoint = quinn::Endpoint::new_with_abstract_socket(
+                endpoint_config,
+                Some(tls::server_config(identity.cert, identity.key).unwrap()),
+                Arc::new(socket),
+                Arc::new(quinn::TokioRuntime),
+            )
+            .unwrap();
+            let addr = endpoint.local_addr().unwrap();
+            runtime.spawn(forwarder.run());
+            (endpoint, addr)
+        };
+        let seen = outcomes.clone();
+        runtime.spawn(async move {
+            let nameplate = Nameplate::new(7).unwrap();
+            // The agent opens, the console claims; both stay connected.
+            let (agent_conn, mut agent_send) = {
+                let conn = endpoint.accept().await.unwrap().await.unwrap();
+                let (send, recv) = conn.accept_bi().await.unwrap();
+                let mut reader = FrameReader::control(recv);
+                let _: Hello = reader.expect_msg().await.unwrap();
+                let _: ClientMsg = reader.expect_msg().await.unwrap();
+                let mut send = FrameWriter::new(send);
+                send.write_msg(&RelayMsg::Opened {
+                    nameplate,
+                    expires_in_secs: 600,
+                })
+                .await
+                .unwrap();
+                (conn, send)
+            };
+            let (console_conn, mut console_send) = {
+                let conn = endpoint.accept().await.unwrap().await.unwrap();
+                let (send, recv) = conn.accept_bi().await.unwrap();
+                let mut reader = FrameReader::control(recv);
+                let _: Hello = reader.expect_msg().await.unwrap();
+                let _: ClientMsg = reader.expect_msg().await.unwrap();
+                (conn, FrameWriter::new(send))
+            };
+            let expires = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                + 3600;
+            // Session 1: the agent and the relay's console endpoint.
+            // Session 2: the relay's agent endpoint and the console.
+            let to_agent = mint.issue(1, PathSide::Agent, expires);
+            let own_console = mint.issue(1, PathSide::Console, expires);
+            let own_agent = mint.issue(2, PathSide::Agent, expires);
+            let to_console = mint.issue(2, PathSide::Console, expires);
+            agent_send
+                .write_msg(&RelayMsg::Paired {
+                    technician: Some(sprijin_proto::message::control::Technician {
+                        name: "Ana".into(),
+                        vouched: false,
+                    }),
+                    ticket: to_agent,
+                })
+                .await
+                .unwrap();
+            console_send
+                .write_msg(&RelayMsg::Paired {
+                    technician: None,
+                    ticket: to_console,
+                })
+                .await
+                .unwrap();
+            let code = guess(nameplate);
+            let as_console = play_console(addr, own_console, code.clone(), seen.clone());
+            let as_agent = play_agent(addr, own_agent, code, seen.clone());
+            tokio::join!(as_console, as_agent);
+            // Keep the control connections until the clients close them.
+            let _ = tokio::time::timeout(END, agent_conn.closed()).await;
+            let _ = tokio::time::timeout(END, console_conn.closed()).await;
+        });
+        MaliciousRelay {
+            addr: addr.to_string(),
+            fingerprint,
+            outcomes,
+            runtime: Some(runtime),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for MaliciousRelay {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+fn describe(
+    result: &Result<sprijin_proto::e2e::Established, sprijin_proto::e2e::E2eError>,
+) -> String {
+    match result {
+        Ok(_) => "established".into(),
+        Err(e) if e.is_wrong_code() => "wrong code".into(),
+        Err(e) => format!("failed: {e}"),
+    }
+}
+
+/// The relay's own console endpoint, towards the real agent.
+async fn play_console(
+    relay: SocketAddr,
+    ticket: sprijin_proto::path::Ticket,
+    guess: SessionCode,
+    outcomes: Arc<Mutex<Vec<(Role, String)>>>,
+) {
+    let identity = tls::SessionIdentity::generate().unwrap();
+    let client = tls::session_client_config(&identity, Duration::from_secs(30)).unwrap();
+    let path = sprijin_proto::path::RelayedPath::new(relay, ticket, None).unwrap();
+    let connection = path
+        .endpoint()
+        .connect_with(client, path.relay(), "sprijin-session")
+        .unwrap()
+        .await
+        .unwrap();
+    let result = sprijin_proto::e2e::establish(Role::Console, &guess, connection, &identity).await;
+    outcomes
+        .lock()
+        .unwrap()
+        .push((Role::Console, describe(&result)));
+    let _ = tokio::time::timeout(END, path.endpoint().wait_idle()).await;
+}
+
+/// The relay's own agent endpoint, towards the real console.
+async fn play_agent(
+    relay: SocketAddr,
+    ticket: sprijin_proto::path::Ticket,
+    guess: SessionCode,
+    outcomes: Arc<Mutex<Vec<(Role, String)>>>,
+) {
+    let identity = tls::SessionIdentity::generate().unwrap();
+    let server = tls::session_server_config(&identity, Duration::from_secs(30)).unwrap();
+    let path = sprijin_proto::path::RelayedPath::new(relay, ticket, Some(server)).unwrap();
+    let connection = path.endpoint().accept().await.unwrap().await.unwrap();
+    let result = sprijin_proto::e2e::establish(Role::Agent, &guess, connection, &identity).await;
+    outcomes
+        .lock()
+        .unwrap()
+        .push((Role::Agent, describe(&result)));
+    let _ = tokio::time::timeout(END, path.endpoint().wait_idle()).await;
+}
+
+#[test]
+fn a_relay_in_the_middle_with_a_guessed_password_fails_and_burns_the_code() {
+    // The agent's code is made before the relay knows it; the relay can
+    // only guess the words, and the agent's code is read from its output.
+    let relay = MaliciousRelay::start(|nameplate| {
+        format!("{nameplate}-{}-{}", WORDS[0], WORDS[1])
+            .parse()
+            .unwrap()
+    });
+    let mut agent = AgentProc::start_at(&relay.addr, &relay.fingerprint, &["y"], &[]);
+    let code: SessionCode = agent.code.parse().unwrap();
+    let out = console_at(
+        &relay.addr,
+        &relay.fingerprint,
+        &agent.code,
+        &["--exec", "quit"],
+    );
+    // In the unlikely case the agent's words were the guess, the relay
+    // would have won its one online guess; that is the design's bound.
+    if code.password().as_str() == format!("{}-{}", WORDS[0], WORDS[1]) {
+        return;
+    }
+    assert_clean_failure(&out, "the code was wrong");
+    let status = wait_end(&mut agent.proc, END, "the agent");
+    assert!(!status.success(), "the agent should fail");
+    let said = agent.proc.stdout.text();
+    assert!(
+        said.contains("someone tried to connect with a wrong code"),
+        "{said}"
+    );
+    assert!(said.contains("this code no longer works"), "{said}");
+    assert!(!said.contains("connected: "), "{said}");
+    assert_no_panic(&agent.proc.stderr.text());
+    // The agent recorded the refusal and never started a session.
+    let kinds = audit_kinds(agent.data_dir.path());
+    assert!(!kinds.iter().any(|k| k == "session_start"), "{kinds:?}");
+    let notes = audit_events(agent.data_dir.path(), "note");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.to_string().contains("wrong code was refused")),
+        "{notes:?}"
+    );
+
+    // The relay learnt nothing either: both its own handshakes failed.
+    let deadline = std::time::Instant::now() + END;
+    while relay.outcomes.lock().unwrap().len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut seen = relay.outcomes.lock().unwrap().clone();
+    seen.sort_by_key(|(role, _)| format!("{role:?}"));
+    assert_eq!(
+        seen,
+        vec![
+            (Role::Agent, "wrong code".to_string()),
+            (Role::Console, "wrong code".to_string())
+        ]
+    );
 }
 
 // ---------------------------------------------------------------------------
