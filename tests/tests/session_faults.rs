@@ -47,9 +47,13 @@ program = "echo"
 args = ["hello"]
 "#;
 
-/// Once a connection is silent this long it is dead (the programs' QUIC
-/// idle timeout), plus room for stopping the run on a loaded machine.
-const LOST_WITHIN: Duration = Duration::from_secs(50);
+/// The session idle timeout these tests give both programs, in seconds:
+/// how long a session survives silence (a relay gone, a peer killed).
+const IDLE: &str = "10";
+
+/// Once a session is silent for [`IDLE`] it is dead, plus room for
+/// stopping the run on a loaded machine.
+const LOST_WITHIN: Duration = Duration::from_secs(40);
 
 /// The pids a run of [`SLOW`] wrote: the script and its background child.
 struct RunPids {
@@ -117,8 +121,21 @@ fn session_with_console(
     cat: &TestCatalog,
     answers: &[&str],
 ) -> (AgentProc, Proc) {
-    let agent = AgentProc::start(relay, answers, &["--trusted-key", cat.public_arg()]);
-    let console = console_interactive(relay, &agent.code, &["--catalog", cat.dir_arg()]);
+    let agent = AgentProc::start(
+        relay,
+        answers,
+        &[
+            "--trusted-key",
+            cat.public_arg(),
+            "--session-idle-timeout",
+            IDLE,
+        ],
+    );
+    let console = console_interactive(
+        relay,
+        &agent.code,
+        &["--catalog", cat.dir_arg(), "--session-idle-timeout", IDLE],
+    );
     assert!(
         console
             .stdout

@@ -128,7 +128,7 @@ fn run_survives(fault: Fault) {
         received == expected,
         "the output lost, repeated or reordered lines"
     );
-    let ended = events_named(&events, "run_ended");
+    let ended = events_named(&events, "run_end");
     assert_eq!(ended.len(), 1, "{}", console.stdout.text());
 
     agent_finishes(&mut agent.proc);
