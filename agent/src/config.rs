@@ -372,4 +372,35 @@ mod tests {
         let c = ConfigFile::load(&path, true).unwrap();
         assert_eq!(c.fetch_cap, Some(1_048_576));
     }
+
+    #[test]
+    fn the_session_idle_timeout_comes_from_the_flag_the_file_or_the_default() {
+        let file = || ConfigFile {
+            relay: Some("file:1".into()),
+            session_idle_timeout: std::num::NonZeroU64::new(30),
+            ..ConfigFile::default()
+        };
+        let from_flag = ShareFlags {
+            session_idle_timeout: Some(90),
+            ..flags()
+        };
+        let config = AgentConfig::resolve(from_flag, file()).unwrap();
+        assert_eq!(config.session_idle_timeout, Duration::from_secs(90));
+        let config = AgentConfig::resolve(flags(), file()).unwrap();
+        assert_eq!(config.session_idle_timeout, Duration::from_secs(30));
+        let only_relay = ConfigFile {
+            relay: Some("file:1".into()),
+            ..ConfigFile::default()
+        };
+        let config = AgentConfig::resolve(flags(), only_relay).unwrap();
+        assert_eq!(
+            config.session_idle_timeout,
+            AgentConfig::DEFAULT_SESSION_IDLE_TIMEOUT
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, "session_idle_timeout = 0\n").unwrap();
+        let err = ConfigFile::load(&path, true).unwrap_err().to_string();
+        assert!(err.contains("nonzero"), "{err}");
+    }
 }
