@@ -550,6 +550,117 @@ fn right_nameplate_wrong_password_is_refused_and_burns_the_code() {
 }
 
 // ---------------------------------------------------------------------------
+// Altered datagrams
+
+/// A UDP path in front of the real relay that flips one bit in about one
+/// datagram in `every` it carries, either way, as a malicious relay or a
+/// network could. Each client address gets a socket of its own towards the
+/// relay, so the relay sees one address per client. Returns the address
+/// clients use and how many datagrams were altered.
+fn altering_path(relay: SocketAddr, every: u64) -> (SocketAddr, Arc<std::sync::atomic::AtomicU64>) {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let front = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = front.local_addr().unwrap();
+    let altered = Arc::new(AtomicU64::new(0));
+    let count = Arc::new(AtomicU64::new(0));
+    let front = Arc::new(front);
+    let seen = altered.clone();
+    std::thread::spawn(move || {
+        let mut upstream: HashMap<SocketAddr, Arc<std::net::UdpSocket>> = HashMap::new();
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let Ok((n, from)) = front.recv_from(&mut buf) else {
+                return;
+            };
+            let socket = upstream.entry(from).or_insert_with(|| {
+                let socket = Arc::new(std::net::UdpSocket::bind("127.0.0.1:0").unwrap());
+                // The relay's answers go back to this client.
+                let (back, front, count, seen) =
+                    (socket.clone(), front.clone(), count.clone(), seen.clone());
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 65_536];
+                    while let Ok(n) = back.recv(&mut buf) {
+                        alter(&mut buf[..n], &count, &seen, every);
+                        let _ = front.send_to(&buf[..n], from);
+                    }
+                });
+                socket
+            });
+            alter(&mut buf[..n], &count, &seen, every);
+            let _ = socket.send_to(&buf[..n], relay);
+        }
+    });
+    fn alter(d: &mut [u8], count: &AtomicU64, seen: &AtomicU64, every: u64) {
+        // Past the first 64 bytes: the encrypted part of a QUIC packet. The
+        // datagrams are picked by a hash of their number, so no packet is
+        // hit on every retransmission, as a strict rhythm could do.
+        let n = count.fetch_add(1, Ordering::Relaxed);
+        let picked = (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) % every == 0;
+        if d.len() > 64 && picked {
+            let at = d.len() / 2;
+            d[at] ^= 0x01;
+            seen.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    (addr, altered)
+}
+
+#[test]
+fn altered_datagrams_are_dropped_and_the_session_content_arrives_intact() {
+    let relay = RelayProc::start(&[]);
+    let relay_addr: SocketAddr = relay.addr.parse().unwrap();
+    let (path, altered) = altering_path(relay_addr, 10);
+    let path = path.to_string();
+    let key = dev_public_key();
+    let mut agent = AgentProc::start_at(
+        &path,
+        &relay.fingerprint,
+        &["y", "y"],
+        &["--trusted-key", key.to_str().unwrap()],
+    );
+    let marker = "wombatkilimanja";
+    let catalog = sample_catalog();
+    let run = format!("run echo-test word={marker}");
+    let out = console_at(
+        &path,
+        &relay.fingerprint,
+        &agent.code,
+        &[
+            "--catalog",
+            catalog.to_str().unwrap(),
+            "--exec",
+            &run,
+            "--exec",
+            "diag",
+            "--exec",
+            "quit",
+        ],
+    );
+    assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains(&format!("sprijin {marker}")),
+        "the run's output did not arrive intact:\n{}",
+        out.stdout
+    );
+    let status = wait_end(&mut agent.proc, END, "the agent");
+    assert!(status.success(), "{}", agent.proc.stdout.text());
+    assert!(
+        altered.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "nothing was altered"
+    );
+    // The agent recorded the run as it happened, once.
+    let ends = audit_events(agent.data_dir.path(), "run_end");
+    assert_eq!(ends.len(), 1, "{:?}", audit_kinds(agent.data_dir.path()));
+    let session_end = audit_events(agent.data_dir.path(), "session_end");
+    let reason = session_end[0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("the technician ended the session"),
+        "{reason}"
+    );
+}
+
+// ---------------------------------------------------------------------------
 // What the relay refuses
 
 /// Claims `nameplate` from `from` with a hand-made client and returns the
