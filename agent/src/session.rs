@@ -75,7 +75,7 @@ const STREAM_OUTBOX: usize = 16;
 /// is [`AgentError::ConnectionLost`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ending {
-    /// The technician said goodbye (the sealed `Bye`).
+    /// The technician said goodbye (`Bye` on the control stream).
     ByTechnician,
     /// The person ended it (Ctrl-C).
     ByPerson,

@@ -244,8 +244,9 @@ fn session_content_and_password_never_cross_the_relay_in_clear() {
         add("a password word", word);
     }
     add("the host name", &host);
-    // The agent's first sealed message, as it would look unsealed: it names
-    // the host, so it is a long needle even for a short host name.
+    // The agent's welcome as it is framed inside the session (before QUIC
+    // encrypts it): it names the host, so it is a long needle even for a
+    // short host name.
     let welcome = codec::encode(&AgentMsg::Welcome {
         host: host.clone(),
         granted: true,
