@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sprijin_proto::framing::{MAX_CONTROL_FRAME, MAX_FRAME};
 
-use crate::forward::Tap;
+use crate::splice::{Interceptor, Tap};
 use crate::tokens::{ConsoleTokens, TokensError};
 
 /// Where the relay's TLS identity comes from.
@@ -28,9 +28,12 @@ pub struct RelayConfig {
     pub limits: Limits,
     /// Only consoles with one of these tokens may claim, when set.
     pub console_tokens: Option<ConsoleTokens>,
-    /// Sees every datagram payload the relay forwards; for tests that prove
-    /// it sees nothing readable.
+    /// Sees every byte the relay forwards; for tests that prove it sees
+    /// nothing readable.
     pub tap: Option<Tap>,
+    /// Takes over paired streams instead of splicing them; tests of a
+    /// malicious relay only.
+    pub interceptor: Option<Interceptor>,
 }
 
 /// Every bound the relay enforces, with its default.
@@ -98,6 +101,7 @@ impl RelayConfig {
             limits: Limits::default(),
             console_tokens: None,
             tap: None,
+            interceptor: None,
         }
     }
 }
@@ -249,6 +253,7 @@ impl RelayFlags {
             },
             console_tokens,
             tap: None,
+            interceptor: None,
         })
     }
 }

@@ -1,11 +1,10 @@
 //! The relay: a QUIC server that pairs a waiting agent with the console that
-//! claims its nameplate, then forwards the datagrams of their end-to-end
-//! connection without reading them.
+//! claims its nameplate, then copies bytes between them without reading them.
 //!
 //! Data flow: `server` accepts connections and reads each client's hello and
 //! request; agents get a nameplate from `rendezvous` and wait; a console's
-//! claim takes the waiting entry, both sides are told they are paired and
-//! given forwarding tickets, and `forward` carries their session's datagrams.
+//! claim takes the waiting entry, both sides are told they are paired, and
+//! `splice` copies the session stream both ways until either side ends.
 //! `limits` decides what to refuse, `metrics` counts what happened.
 #![forbid(unsafe_code)]
 
@@ -16,6 +15,7 @@ pub mod limits;
 pub mod metrics;
 pub mod rendezvous;
 pub mod server;
+pub mod splice;
 pub mod ticket_key;
 pub mod tokens;
 

@@ -165,7 +165,7 @@ impl Default for Metrics {
         registry.register("sessions", "Sessions paired", m.sessions.clone());
         registry.register(
             "sessions_active",
-            "Pairs whose end-to-end set-up is under way now",
+            "Sessions being spliced now",
             m.sessions_active.clone(),
         );
         registry.register(

@@ -2,15 +2,13 @@
 //!
 //! Each connection opens one stream, says hello and asks for one thing: an
 //! agent to open a nameplate, a console to claim one. Refusals are an error
-//! frame on that stream, then a close. A paired agent's task owns the pair:
-//! it gives both sides their forwarding tickets, then keeps both control
-//! connections until the clients close them once their end-to-end set-up is
-//! done (the close codes say how it ended), bounded by the handshake timeout.
-//! The session itself never passes here: the forwarder carries its datagrams.
+//! frame on that stream, then a close. A paired agent's task owns the session
+//! and splices the two streams until it ends.
 //!
 //! Until a connection is paired it gets control-sized windows and its
 //! messages are read with the control frame limit, so an unpaired client
-//! costs the relay little however it behaves, paired or not.
+//! costs the relay little however it behaves; pairing widens both
+//! connections' windows for the session.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -35,11 +33,16 @@ use crate::identity::{Identity, IdentityError};
 use crate::limits::{ConnectionLimiter, ConnectionSlot, LimitKey, RateLimiter, limit_key};
 use crate::metrics::{Limit, Metrics, Outcome};
 use crate::rendezvous::{ClaimError, Rendezvous, TableLimits};
+use crate::splice::{self, Side, SpliceOptions};
 use crate::ticket_key::{self, TicketKeyError};
 
 /// How long the relay waits for a refused peer to read the error frame
 /// before it closes the connection.
 const LINGER: Duration = Duration::from_secs(2);
+
+/// How long the relay waits, after a session's streams end, for the agent
+/// to close its connection with the code that says how the session ended.
+const END_WAIT: Duration = Duration::from_secs(1);
 
 /// How often forgotten nameplates and idle rate-limit entries are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
@@ -48,12 +51,6 @@ type Reader = FrameReader<quinn::RecvStream>;
 type Writer = FrameWriter<quinn::SendStream>;
 
 /// What a claiming console hands to the waiting agent's task.
-/// One client's control stream, kept open while its connection lives.
-struct Side {
-    _send: quinn::SendStream,
-    _recv: quinn::RecvStream,
-}
-
 struct Claimed {
     /// The agent's forwarding ticket; the console already has its own.
     agent_ticket: Ticket,
@@ -448,6 +445,9 @@ async fn agent(
             connection: console_connection,
             _slot: _console_slot,
         } = claim;
+        for c in [&connection, &console_connection] {
+            tls::open_session_windows(c);
+        }
         writer
             .write_msg(&RelayMsg::Paired {
                 technician: Some(technician),
@@ -457,44 +457,62 @@ async fn agent(
         info!("paired");
         shared.metrics.sessions.inc();
         shared.metrics.sessions_active.inc();
-        let _agent_side = Side {
-            _send: writer.into_inner(),
-            _recv: reader.into_inner(),
+        let agent_side = Side {
+            send: writer.into_inner(),
+            recv: reader.into_inner(),
         };
-        let _console_side = console;
-        // Both sides now set up their own connection through the forwarder
-        // and close this one right after, with a code saying how set-up
-        // ended. A pair that does not finish in time is counted as idle.
         let limits = &shared.config.limits;
-        let both_closed = async {
-            tokio::join!(connection.closed(), console_connection.closed());
-        };
-        let idle = tokio::time::timeout(limits.handshake_timeout, both_closed)
-            .await
-            .is_err();
-        let outcome = session_outcome(
-            idle,
-            &connection.close_reason(),
-            &console_connection.close_reason(),
-        );
-        if outcome == Outcome::Completed {
+        if let Some(intercept) = &shared.config.interceptor {
+            intercept(agent_side, console).await;
+        } else {
+            let spliced_at = tokio::time::Instant::now();
+            let stats = splice::splice(
+                agent_side,
+                console,
+                SpliceOptions {
+                    bytes_per_sec: limits.session_bytes_per_sec,
+                    idle_timeout: limits.session_idle_timeout,
+                    tap: shared.config.tap.clone(),
+                },
+            )
+            .await;
             shared
                 .metrics
-                .setup_seconds
-                .observe(claimed_at.elapsed().as_secs_f64());
-        }
-        shared.metrics.ended(outcome);
-        if idle {
-            shared.metrics.refused(ErrorCode::Timeout);
-            let reason = format!(
-                "the end-to-end set-up did not finish within {} s",
-                limits.handshake_timeout.as_secs()
-            );
-            for c in [&connection, &console_connection] {
-                c.close(2u32.into(), reason.as_bytes());
+                .bytes_forwarded
+                .inc_by(stats.agent_to_console + stats.console_to_agent);
+            if let Some(first) = stats.first_answer {
+                let setup = claimed_at.elapsed().saturating_sub(spliced_at.elapsed()) + first;
+                shared.metrics.setup_seconds.observe(setup.as_secs_f64());
             }
+            if !stats.idle {
+                // The agent closes its connection right after the session
+                // with a code that says how it ended; wait briefly for it.
+                let _ = tokio::time::timeout(END_WAIT, connection.closed()).await;
+            }
+            shared.metrics.ended(session_outcome(
+                stats.idle,
+                &connection.close_reason(),
+                &console_connection.close_reason(),
+            ));
+            if stats.idle {
+                // The sealed stream has no room for a relay's frame; the
+                // close reason tells both sides why.
+                shared.metrics.refused(ErrorCode::Timeout);
+                let reason = format!(
+                    "the relay ended the session after {} s without traffic",
+                    limits.session_idle_timeout.as_secs()
+                );
+                for c in [&connection, &console_connection] {
+                    c.close(2u32.into(), reason.as_bytes());
+                }
+            }
+            info!(
+                agent_to_console = stats.agent_to_console,
+                console_to_agent = stats.console_to_agent,
+                idle = stats.idle,
+                "session ended"
+            );
         }
-        info!(?outcome, "pair set up");
         shared.metrics.sessions_active.dec();
         for c in [&connection, &console_connection] {
             c.close(0u32.into(), b"session ended");
@@ -574,8 +592,8 @@ async fn console(
         technician,
         at: claimed_at,
         console: Side {
-            _send: writer.into_inner(),
-            _recv: reader.into_inner(),
+            send: writer.into_inner(),
+            recv: reader.into_inner(),
         },
         connection,
         _slot: slot,
@@ -613,8 +631,8 @@ async fn refuse_claim(
     refuse(shared, connection, writer, frame).await
 }
 
-/// How a pair's set-up ended, from what the relay can see: the timer, and
-/// the close codes the two sides' control connections ended with.
+/// How a spliced session ended, from what the relay can see: the idle
+/// timer, and the close codes the two sides' connections ended with.
 fn session_outcome(
     idle: bool,
     agent: &Option<ConnectionError>,
