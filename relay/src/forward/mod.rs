@@ -137,36 +137,6 @@ struct Group {
     closed: bool,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_gso_batch_stays_within_what_the_kernel_sends() {
-        let mut out = Out {
-            buf: Vec::new(),
-            groups: Vec::new(),
-            max_segments: 64,
-            datagrams: 0,
-            bytes: 0,
-        };
-        let to = SocketAddr::from(([127, 0, 0, 1], 9));
-        for _ in 0..100 {
-            out.push(to, &[0x40; 1443]);
-        }
-        out.push(to, &[0x40; 100]);
-        out.push(to, &[0x40; 1443]);
-        let mut total = 0;
-        for g in &out.groups {
-            assert!(g.end - g.start <= MAX_GSO_BYTES);
-            assert!(g.count <= 64);
-            total += g.count;
-        }
-        assert_eq!(total, 102);
-        assert!(out.groups.len() >= 3, "a shorter datagram ends its batch");
-    }
-}
-
 impl Out {
     fn push(&mut self, to: SocketAddr, payload: &[u8]) {
         let len = payload.len();
@@ -379,5 +349,35 @@ fn direction(from: Side) -> Direction {
     match from {
         Side::Agent => Direction::AgentToConsole,
         Side::Console => Direction::ConsoleToAgent,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gso_batch_stays_within_what_the_kernel_sends() {
+        let mut out = Out {
+            buf: Vec::new(),
+            groups: Vec::new(),
+            max_segments: 64,
+            datagrams: 0,
+            bytes: 0,
+        };
+        let to = SocketAddr::from(([127, 0, 0, 1], 9));
+        for _ in 0..100 {
+            out.push(to, &[0x40; 1443]);
+        }
+        out.push(to, &[0x40; 100]);
+        out.push(to, &[0x40; 1443]);
+        let mut total = 0;
+        for g in &out.groups {
+            assert!(g.end - g.start <= MAX_GSO_BYTES);
+            assert!(g.count <= 64);
+            total += g.count;
+        }
+        assert_eq!(total, 102);
+        assert!(out.groups.len() >= 3, "a shorter datagram ends its batch");
     }
 }
