@@ -1,11 +1,15 @@
 //! The relay: a QUIC server that pairs a waiting agent with the console that
-//! claims its nameplate, then copies bytes between them without reading them.
+//! claims its nameplate, then forwards the datagrams of their end-to-end
+//! QUIC connection without reading them.
 //!
-//! Data flow: `server` accepts connections and reads each client's hello and
-//! request; agents get a nameplate from `rendezvous` and wait; a console's
-//! claim takes the waiting entry, both sides are told they are paired, and
-//! `splice` copies the session stream both ways until either side ends.
-//! `limits` decides what to refuse, `metrics` counts what happened.
+//! Data flow: `forward` owns the one UDP socket; it forwards ticketed
+//! datagrams and hands QUIC to the control endpoint. `server` accepts
+//! control connections and reads each client's hello and request; agents
+//! get a nameplate from `rendezvous` and wait; a console's claim takes the
+//! waiting entry and both sides get their forwarding tickets (made under the
+//! secret in `ticket_key`). `limits` decides what to refuse, `metrics`
+//! counts what happened. `splice` (the older stream splice) and the
+//! config's `interceptor` are no longer used by the server.
 #![forbid(unsafe_code)]
 
 pub mod config;

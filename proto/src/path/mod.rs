@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use socket::WritablePoller;
 use socket::{Presenter, TicketedSocket};
+pub use socket::{RECV_BUFFER, WritablePoller};
 pub use wire::QUIC_PAYLOAD_LIMIT;
 
 /// What the relay hands one side of a paired session: proof that the relay

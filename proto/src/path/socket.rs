@@ -24,6 +24,9 @@ use super::wire::{self, DATA_HEADER_LEN, Datagram, Side};
 /// asks (one per datagram it could not place) costs one answer.
 const PRESENT_EVERY: Duration = Duration::from_millis(5);
 
+/// The UDP receive buffer a path's socket asks for.
+pub const RECV_BUFFER: usize = 2 * 1024 * 1024;
+
 /// The first wait before presenting again when the relay has not been
 /// heard from; it doubles each time, for this many times (about 6 s).
 const PRESENT_RETRY: Duration = Duration::from_millis(50);
@@ -121,6 +124,9 @@ impl TicketedSocket {
         presenter: Arc<Presenter>,
     ) -> io::Result<Arc<TicketedSocket>> {
         let state = UdpSocketState::new((&socket).into())?;
+        // The relay forwards in batches, so a burst arrives at once; the
+        // system may grant less than asked, which is not an error.
+        let _ = state.set_recv_buffer_size((&socket).into(), RECV_BUFFER);
         // The first presentation goes out before the socket is handed to
         // the runtime, which does not know yet that it is writable.
         if let Some(p) = presenter.next() {

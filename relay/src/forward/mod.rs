@@ -51,6 +51,10 @@ const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
 /// Room for one read: a GRO batch is at most 64 KiB.
 const READ_BUF: usize = 64 * 1024;
 
+/// The most bytes one GSO send may carry: the kernel refuses a batch
+/// whose total does not fit one UDP length (64 KiB with headers).
+const MAX_GSO_BYTES: usize = 60 * 1024;
+
 /// How often idle sessions and the ask limiter are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
@@ -118,6 +122,9 @@ struct Out {
     buf: Vec<u8>,
     groups: Vec<Group>,
     max_segments: usize,
+    /// Forwarded in this batch, counted into the metrics once per batch.
+    datagrams: u64,
+    bytes: u64,
 }
 
 struct Group {
@@ -138,6 +145,7 @@ impl Out {
                 && !g.closed
                 && g.count < self.max_segments
                 && len <= g.segment
+                && g.end - g.start + len <= MAX_GSO_BYTES
                 && g.end == self.buf.len()
         });
         self.buf.extend_from_slice(payload);
@@ -159,9 +167,16 @@ impl Out {
         }
     }
 
+    fn forwarded(&mut self, len: usize) {
+        self.datagrams += 1;
+        self.bytes += len as u64;
+    }
+
     fn clear(&mut self) {
         self.buf.clear();
         self.groups.clear();
+        self.datagrams = 0;
+        self.bytes = 0;
     }
 }
 
@@ -182,12 +197,19 @@ impl Forwarder {
             buf: Vec::with_capacity(READ_BUF * 2),
             groups: Vec::new(),
             max_segments: self.state.max_gso_segments().max(1),
+            datagrams: 0,
+            bytes: 0,
         };
         let mut sweep_at = Instant::now() + SWEEP_EVERY;
+        // One timer for the sweeps, reset only when it fires: making one
+        // per read would cost a timer registration per batch.
+        let sweep = tokio::time::sleep_until(sweep_at.into());
+        tokio::pin!(sweep);
         loop {
             let ready = tokio::select! {
+                biased;
                 r = self.io.readable() => r.is_ok(),
-                () = tokio::time::sleep_until(sweep_at.into()) => false,
+                () = &mut sweep => false,
             };
             let now = Now {
                 instant: Instant::now(),
@@ -196,6 +218,7 @@ impl Forwarder {
             if now.instant >= sweep_at {
                 self.sweep(now.instant);
                 sweep_at = now.instant + SWEEP_EVERY;
+                sweep.as_mut().reset(sweep_at.into());
             }
             if !ready {
                 continue;
@@ -220,6 +243,9 @@ impl Forwarder {
                     self.one(m, d, now, &mut out);
                 }
             }
+            let metrics = &self.options.metrics;
+            metrics.datagrams_forwarded.inc_by(out.datagrams);
+            metrics.bytes_forwarded.inc_by(out.bytes);
             self.flush(&mut out).await;
         }
     }
@@ -231,8 +257,7 @@ impl Forwarder {
                 if let Some(tap) = &self.options.tap {
                     tap(direction(from), payload);
                 }
-                metrics.datagrams_forwarded.inc();
-                metrics.bytes_forwarded.inc_by(payload.len() as u64);
+                out.forwarded(payload.len());
                 out.push(to, payload);
             }
             Verdict::Control => {
@@ -257,8 +282,7 @@ impl Forwarder {
                     if let Some(tap) = &self.options.tap {
                         tap(direction(from), &bytes);
                     }
-                    metrics.datagrams_forwarded.inc();
-                    metrics.bytes_forwarded.inc_by(bytes.len() as u64);
+                    out.forwarded(bytes.len());
                     out.push(to, &bytes);
                 }
             }
@@ -325,5 +349,35 @@ fn direction(from: Side) -> Direction {
     match from {
         Side::Agent => Direction::AgentToConsole,
         Side::Console => Direction::ConsoleToAgent,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gso_batch_stays_within_what_the_kernel_sends() {
+        let mut out = Out {
+            buf: Vec::new(),
+            groups: Vec::new(),
+            max_segments: 64,
+            datagrams: 0,
+            bytes: 0,
+        };
+        let to = SocketAddr::from(([127, 0, 0, 1], 9));
+        for _ in 0..100 {
+            out.push(to, &[0x40; 1443]);
+        }
+        out.push(to, &[0x40; 100]);
+        out.push(to, &[0x40; 1443]);
+        let mut total = 0;
+        for g in &out.groups {
+            assert!(g.end - g.start <= MAX_GSO_BYTES);
+            assert!(g.count <= 64);
+            total += g.count;
+        }
+        assert_eq!(total, 102);
+        assert!(out.groups.len() >= 3, "a shorter datagram ends its batch");
     }
 }

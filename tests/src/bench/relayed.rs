@@ -11,7 +11,7 @@ use quinn::{Connection, Endpoint};
 use sha2::{Digest, Sha256};
 use sprijin_proto::client::RelayLink;
 use sprijin_proto::message::control::{ClientMsg, RelayMsg, Role};
-use sprijin_proto::path::{RelayedPath, Ticket, endpoint_config};
+use sprijin_proto::path::{RECV_BUFFER, RelayedPath, Ticket, endpoint_config};
 use sprijin_proto::tls::{self, Fingerprint};
 
 /// The name the console asks for; the agent's certificate is pinned by
@@ -111,22 +111,20 @@ pub async fn through_relay(relay: SocketAddr, tickets: &Tickets) -> anyhow::Resu
     })
 }
 
+/// A loopback socket with the receive buffer a relayed path asks for.
+fn socket() -> anyhow::Result<std::net::UdpSocket> {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    let state = quinn::udp::UdpSocketState::new((&socket).into())?;
+    let _ = state.set_recv_buffer_size((&socket).into(), RECV_BUFFER);
+    Ok(socket)
+}
+
 /// The same two endpoints' settings, connected to each other directly.
 pub async fn direct() -> anyhow::Result<Ends> {
     let (server, client) = configs()?;
     let runtime = Arc::new(quinn::TokioRuntime);
-    let agent = Endpoint::new(
-        endpoint_config(),
-        Some(server),
-        std::net::UdpSocket::bind("127.0.0.1:0")?,
-        runtime.clone(),
-    )?;
-    let console = Endpoint::new(
-        endpoint_config(),
-        None,
-        std::net::UdpSocket::bind("127.0.0.1:0")?,
-        runtime,
-    )?;
+    let agent = Endpoint::new(endpoint_config(), Some(server), socket()?, runtime.clone())?;
+    let console = Endpoint::new(endpoint_config(), None, socket()?, runtime)?;
     let connecting = console.connect_with(client, agent.local_addr()?, SERVER_NAME)?;
     let accept = async {
         let incoming = agent.accept().await.context("the endpoint closed")?;
