@@ -597,7 +597,7 @@ fn altering_path(relay: SocketAddr, every: u64) -> (SocketAddr, Arc<std::sync::a
         // datagrams are picked by a hash of their number, so no packet is
         // hit on every retransmission, as a strict rhythm could do.
         let n = count.fetch_add(1, Ordering::Relaxed);
-        let picked = (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) % every == 0;
+        let picked = (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40).is_multiple_of(every);
         if d.len() > 64 && picked {
             let at = d.len() / 2;
             d[at] ^= 0x01;
