@@ -25,9 +25,13 @@ pub struct AgentConfig {
     pub sample_interval: Duration,
     /// The largest file the technician may fetch, in bytes.
     pub fetch_cap: u64,
+    /// How long the session may hear nothing from the console before the
+    /// connection counts as lost: the longest outage it survives.
+    pub session_idle_timeout: Duration,
 }
 
 impl AgentConfig {
+    pub const DEFAULT_SESSION_IDLE_TIMEOUT: Duration = sprijin_proto::tls::SESSION_IDLE_TIMEOUT;
     pub const DEFAULT_CONSENT_TIMEOUT: Duration = Duration::from_secs(120);
     pub const DEFAULT_SAMPLE_INTERVAL: Duration = Duration::from_secs(2);
     pub const DEFAULT_FETCH_CAP: u64 = 64 * 1024 * 1024;
@@ -58,6 +62,8 @@ pub struct ShareFlags {
     /// Has a default on the command line, so it is always given.
     pub output_cap: u64,
     pub fetch_cap: Option<u64>,
+    /// Seconds; the command line already refuses 0.
+    pub session_idle_timeout: Option<u64>,
 }
 
 /// Flags and config file that do not make a configuration the agent can
@@ -119,6 +125,10 @@ impl AgentConfig {
                 .fetch_cap
                 .or(file.fetch_cap)
                 .unwrap_or(Self::DEFAULT_FETCH_CAP),
+            session_idle_timeout: flags
+                .session_idle_timeout
+                .or(file.session_idle_timeout.map(u64::from))
+                .map_or(Self::DEFAULT_SESSION_IDLE_TIMEOUT, Duration::from_secs),
         })
     }
 }
@@ -151,7 +161,9 @@ pub struct TrustedKeyError {
 /// once on a machine: which relay, its fingerprint, the catalog keys it
 /// trusts, how long a question waits for the person (`consent_timeout`,
 /// in seconds), the largest file a technician may fetch (`fetch_cap`,
-/// in bytes) and the window's language (`lang`). Flags on the command line add to it or override it.
+/// in bytes) and how long a session survives silence
+/// (`session_idle_timeout`, in seconds) and the window's language (`lang`).
+/// Flags on the command line add to it or override it.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
@@ -168,6 +180,9 @@ pub struct ConfigFile {
     pub fetch_cap: Option<u64>,
     /// The window's language (`en`, `ro`); the `--lang` flag beats it.
     pub lang: Option<crate::face::strings::Lang>,
+    /// Seconds the session may hear nothing from the console before it
+    /// counts the connection as lost; at least 1.
+    pub session_idle_timeout: Option<std::num::NonZeroU64>,
 }
 
 /// The config file's `relay`: `"HOST:PORT"` or `["HOST:PORT", ...]`.
@@ -421,5 +436,36 @@ mod tests {
         std::fs::write(&path, "lang = \"de\"\n").unwrap();
         let err = ConfigFile::load(&path, true).unwrap_err().to_string();
         assert!(err.contains("line 1") && err.contains("de"), "{err}");
+    }
+
+    #[test]
+    fn the_session_idle_timeout_comes_from_the_flag_the_file_or_the_default() {
+        let file = || ConfigFile {
+            relay: Some("file:1".into()),
+            session_idle_timeout: std::num::NonZeroU64::new(30),
+            ..ConfigFile::default()
+        };
+        let from_flag = ShareFlags {
+            session_idle_timeout: Some(90),
+            ..flags()
+        };
+        let config = AgentConfig::resolve(from_flag, file()).unwrap();
+        assert_eq!(config.session_idle_timeout, Duration::from_secs(90));
+        let config = AgentConfig::resolve(flags(), file()).unwrap();
+        assert_eq!(config.session_idle_timeout, Duration::from_secs(30));
+        let only_relay = ConfigFile {
+            relay: Some("file:1".into()),
+            ..ConfigFile::default()
+        };
+        let config = AgentConfig::resolve(flags(), only_relay).unwrap();
+        assert_eq!(
+            config.session_idle_timeout,
+            AgentConfig::DEFAULT_SESSION_IDLE_TIMEOUT
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, "session_idle_timeout = 0\n").unwrap();
+        let err = ConfigFile::load(&path, true).unwrap_err().to_string();
+        assert!(err.contains("nonzero"), "{err}");
     }
 }

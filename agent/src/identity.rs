@@ -8,7 +8,7 @@
 //! keys (the keys that verify catalogs), within its validity, and proven by
 //! the technician for this very session (see `sprijin_proto::credential`).
 //!
-//! [`receive`] reads the console's first sealed message, which says who the
+//! [`receive`] reads the console's first message in the session, which says who the
 //! technician is; [`Identity::decide`] turns that into what the session
 //! shows in the "connected" line, asks in the consent question, records in
 //! the audit log and reports back to the console.
@@ -19,10 +19,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sprijin_proto::catalog::VerifyingKey;
 use sprijin_proto::channel::SessionBinding;
 use sprijin_proto::credential::{self, CredentialError, Presentation};
-use sprijin_proto::framing::FrameError;
+use sprijin_proto::framing::{FrameError, FrameReader};
 use sprijin_proto::message::control::Technician;
 use sprijin_proto::message::session::{AgentMsg, ConsoleMsg};
-use sprijin_proto::secure::{SecureError, SecureReader};
 use sprijin_proto::text::clean_line;
 use tokio::io::AsyncRead;
 
@@ -67,20 +66,20 @@ pub enum Presented {
 /// at most `wait`. The session cannot go on when the console ends it or
 /// sends anything else first.
 pub async fn receive<R: AsyncRead + Unpin>(
-    reader: &mut SecureReader<R>,
+    reader: &mut FrameReader<R>,
     wait: Duration,
 ) -> Result<Presented, IdentifyError> {
-    match tokio::time::timeout(wait, reader.recv::<ConsoleMsg>()).await {
+    match tokio::time::timeout(wait, reader.read_msg::<ConsoleMsg>()).await {
         Err(_) => Ok(Presented::Silent),
         Ok(Ok(Some(ConsoleMsg::Identify {
             presentation: Some(p),
         }))) => Ok(Presented::Credential(p)),
         Ok(Ok(Some(ConsoleMsg::Identify { presentation: None }))) => Ok(Presented::Nothing),
-        Ok(Ok(Some(ConsoleMsg::Bye))) | Ok(Ok(None)) => Err(IdentifyError::Secure(
-            SecureError::Frame(FrameError::Closed),
-        )),
+        Ok(Ok(Some(ConsoleMsg::Bye))) | Ok(Ok(None)) => {
+            Err(IdentifyError::Stream(FrameError::Closed))
+        }
         Ok(Ok(Some(ConsoleMsg::Request { .. }))) => Err(IdentifyError::Unexpected),
-        Ok(Err(e)) => Err(IdentifyError::Secure(e)),
+        Ok(Err(e)) => Err(IdentifyError::Stream(e)),
     }
 }
 
@@ -89,7 +88,7 @@ pub async fn receive<R: AsyncRead + Unpin>(
 #[non_exhaustive]
 pub enum IdentifyError {
     #[error(transparent)]
-    Secure(SecureError),
+    Stream(FrameError),
     #[error(
         "the technician's console sent a request before saying who the technician is; the session was ended"
     )]

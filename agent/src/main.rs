@@ -35,7 +35,7 @@ enum Command {
         /// Accept only the relay with this certificate fingerprint (sha256:HEX).
         #[arg(long, env = "SPRIJIN_RELAY_FINGERPRINT")]
         relay_fingerprint: Option<Fingerprint>,
-        /// Config file (TOML: relay, relay_fingerprint, trusted_keys, data_dir, consent_timeout, fetch_cap, lang). Default: ~/.config/sprijin/agent.toml if present, else /etc/sprijin/agent.toml if present
+        /// Config file (TOML: relay, relay_fingerprint, trusted_keys, data_dir, consent_timeout, fetch_cap, session_idle_timeout). Default: ~/.config/sprijin/agent.toml if present, else /etc/sprijin/agent.toml if present
         #[arg(long, env = "SPRIJIN_AGENT_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
         /// A public key whose signed script catalogs you trust (repeatable). Without one, no script can run.
@@ -66,6 +66,11 @@ enum Command {
         /// Default: from the system locale (LC_ALL, LC_MESSAGES, LANG)
         #[arg(long, value_name = "LANG")]
         lang: Option<Lang>,
+        /// Seconds the session may hear nothing from the technician (a relay
+        /// restart, a network change) before it counts as lost (or
+        /// `session_idle_timeout` in the config file). Default: 60
+        #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        session_idle_timeout: Option<u64>,
     },
     /// Show this machine's state and what looks wrong, without any network.
     Diag {
@@ -119,6 +124,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             window,
             terminal,
             lang,
+            session_idle_timeout,
         } => {
             let file = ConfigFile::load_chosen(config.as_deref())?;
             let lang = lang.or(file.lang).unwrap_or_else(Lang::from_env);
@@ -130,6 +136,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 consent_timeout,
                 output_cap,
                 fetch_cap,
+                session_idle_timeout,
             };
             let config = AgentConfig::resolve(flags, file)?;
             if config.trusted_keys.is_empty() {

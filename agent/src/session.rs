@@ -1,16 +1,20 @@
 //! One sharing session, from asking the relay for a nameplate to the end.
 //!
-//! Flow: open a nameplate and show the code; wait to be paired; run the
-//! end-to-end handshake; ask the person whether the technician may look; then
-//! answer requests until either side ends. Messages to the console go through
-//! one writer task, so runs stream output while diagnostics are answered.
+//! Flow: open a nameplate and show the code; wait to be paired; accept the
+//! console's end-to-end connection through the relay's forwarder and run the
+//! handshake on it; close the relay connection, saying how set-up ended; ask
+//! the person whether the technician may look; then answer requests until
+//! either side ends. Short answers go through one writer task on the control
+//! stream; each run, question and file transfer writes to a stream of its
+//! own, so a long output never delays a diagnostics answer.
 //! Every decision and run is in the audit log before it takes effect.
 //!
 //! Every run belongs to the session: the session owns its task, a cancel
 //! reaches it while its question is still on the screen, and when the
 //! session ends, in any way, every run is stopped and its end recorded
 //! before `share` returns. A session ends cleanly only with the other
-//! side's sealed goodbye; a stream that just stops is a lost connection.
+//! side's goodbye on the control stream; a stream that just stops, or a
+//! connection that falls silent for the idle timeout, is a lost connection.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -20,12 +24,15 @@ use std::time::Duration;
 use sprijin_proto::catalog::{self, Catalog, Platform, ScriptId, SignedCatalog};
 use sprijin_proto::client::{ConnectError, LinkError};
 use sprijin_proto::code::{Password, SessionCode};
+use sprijin_proto::e2e::{self, E2eError};
 use sprijin_proto::framing::FrameError;
+use sprijin_proto::framing::FrameWriter;
 use sprijin_proto::message::control::{Role, Technician, close_code};
 use sprijin_proto::message::script::RunStatus;
 use sprijin_proto::message::session::{AgentMsg, ConsoleMsg, Request, RequestId};
-use sprijin_proto::secure::{self, SecureError};
+use sprijin_proto::path::{PathError, RelayedPath};
 use sprijin_proto::text::{clean_line, clean_text};
+use sprijin_proto::tls::{self, SessionIdentity, TlsError};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info_span};
@@ -57,11 +64,19 @@ const RUNS_STOP_LIMIT: Duration = Duration::from_secs(20);
 /// before sending is given up.
 const SEND_GRACE: Duration = Duration::from_secs(5);
 
+/// How long the agent waits, once paired, for the console's end-to-end
+/// connection to arrive and its handshake to finish.
+const SETUP_WAIT: Duration = Duration::from_secs(30);
+
+/// How many messages of one run, question or transfer may wait for its
+/// stream before that request's producer slows down.
+const STREAM_OUTBOX: usize = 16;
+
 /// How a session ended, when it ended without an error (a lost connection
 /// is [`AgentError::ConnectionLost`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ending {
-    /// The technician said goodbye (the sealed `Bye`).
+    /// The technician said goodbye (`Bye` on the control stream).
     ByTechnician,
     /// The person ended it (Ctrl-C).
     ByPerson,
@@ -100,10 +115,12 @@ pub async fn share(
     }
 
     tokio::pin!(stop);
-    let (link, technician) = match crate::relays::wait(waiting, &mut stop).await? {
+    let (link, technician, ticket) = match crate::relays::wait(waiting, &mut stop).await? {
         crate::relays::Waited::Paired {
-            link, technician, ..
-        } => (*link, technician),
+            link,
+            technician,
+            ticket,
+        } => (*link, technician, ticket),
         crate::relays::Waited::Stopped => {
             face.show(Notice::Ended(EndedBy::StoppedSharing));
             return Ok(Ending::ByPerson);
@@ -111,18 +128,54 @@ pub async fn share(
     };
 
     let span = info_span!("session", %nameplate);
-    let (connection, endpoint) = (link.connection.clone(), link.endpoint.clone());
+    // The session's connection goes to the address the relay answered on.
+    let relay = link.connection.remote_address();
+    let identity = SessionIdentity::generate().map_err(AgentError::Tls)?;
+    let server = tls::session_server_config(&identity, config.session_idle_timeout)
+        .map_err(AgentError::Tls)?;
+    let path = RelayedPath::new(relay, ticket, Some(server)).map_err(AgentError::Path)?;
+    let endpoint = path.endpoint().clone();
+    let set_up = tokio::time::timeout(SETUP_WAIT, async {
+        let incoming = endpoint
+            .accept()
+            .await
+            .ok_or_else(|| E2eError::Connection("the session endpoint closed".into()))?;
+        let connection = incoming
+            .await
+            .map_err(|e| E2eError::Connection(e.to_string()))?;
+        e2e::establish(Role::Agent, &code, connection, &identity).await
+    })
+    .await
+    .unwrap_or_else(|_| {
+        Err(E2eError::Connection(format!(
+            "the technician's console did not connect within {} s",
+            SETUP_WAIT.as_secs()
+        )))
+    });
+    // The relay connection has done its work: close it at once, telling the
+    // relay how set-up ended.
+    let close = match &set_up {
+        Ok(_) => close_code::SET_UP,
+        Err(e) if e.is_wrong_code() => close_code::WRONG_CODE,
+        Err(_) => close_code::SETUP_FAILED,
+    };
+    link.connection.close(close.into(), b"session set up");
+    let relay_endpoint = link.endpoint.clone();
+    let relay_closed = async move {
+        let _ = tokio::time::timeout(Duration::from_secs(1), relay_endpoint.wait_idle()).await;
+    };
+    let session_connection = set_up.as_ref().ok().map(|e| e.connection.clone());
     let result = async move {
-        let established = match secure::establish(Role::Agent, &code, link.reader, link.writer).await {
+        let established = match set_up {
             Ok(e) => e,
             Err(e) if e.is_wrong_code() => {
                 face.show(Notice::WrongCode);
                 record(&audit, AuditEvent::Note {
                     text: format!("a connection with a wrong code was refused (claimed by {})", technician.name),
                 }).await?;
-                return Err(AgentError::Secure(e));
+                return Err(AgentError::Setup(e));
             }
-            Err(e) => return Err(AgentError::Secure(e)),
+            Err(e) => return Err(AgentError::Setup(e)),
         };
         let mut reader = established.reader;
         // The relay's word on who claimed is never shown as identity; only a
@@ -147,6 +200,7 @@ pub async fn share(
             not_verified: technician_shown.reason().map(str::to_owned),
         }).await?;
 
+        let connection = established.connection.clone();
         let (outbox, outbox_rx) = mpsc::channel::<AgentMsg>(OUTBOX);
         let writer = tokio::spawn(write_loop(established.writer, outbox_rx));
         let _ = outbox.send(technician_shown.to_message()).await;
@@ -208,6 +262,9 @@ pub async fn share(
             catalog: Mutex::new(None),
             runs: Mutex::new(HashMap::new()),
             outbox: outbox.clone(),
+            connection,
+            streams: Mutex::new(HashMap::new()),
+            stream_writers: Mutex::new(JoinSet::new()),
             over: watch::Sender::new(false),
             thresholds: Thresholds::default(),
             viewing_noticed: Mutex::new(None),
@@ -216,17 +273,17 @@ pub async fn share(
         // `Err` is why the connection was lost.
         let ending: Result<Ending, String> = loop {
             tokio::select! {
-                msg = reader.recv::<ConsoleMsg>() => match msg {
+                msg = reader.read_msg::<ConsoleMsg>() => match msg {
                     Ok(Some(ConsoleMsg::Request { id, request })) => {
                         handle(&ctx, &mut runs, id, request).await
                     }
                     Ok(Some(ConsoleMsg::Bye)) => break Ok(Ending::ByTechnician),
                     // Who the technician is was settled at the start.
                     Ok(Some(ConsoleMsg::Identify { .. })) => {}
-                    // Only the sealed goodbye ends a session: a stream that
-                    // stops at a frame boundary may be the relay's doing.
+                    // Only the goodbye ends a session: a stream that stops
+                    // at a frame boundary is not an answer.
                     Ok(None) => break Err("the session stream ended without a goodbye".to_string()),
-                    Err(e) => break Err(e.to_string()),
+                    Err(e) => break Err(lost_reason(&ctx.connection, &e)),
                 },
                 Some(_) = runs.join_next(), if !runs.is_empty() => {}
                 () = &mut stop => break Ok(Ending::ByPerson),
@@ -248,6 +305,8 @@ pub async fn share(
             }
         };
         stop_runs(&ctx, &mut runs, &reason, ending.is_err()).await;
+        // The runs' streams carry their last messages before the goodbye.
+        ctx.flush_streams().await;
         end(&audit, &outbox, &reason, &*face).await?;
         drop(ctx);
         drop(outbox);
@@ -257,15 +316,26 @@ pub async fn share(
     }
     .instrument(span)
     .await;
-    // Close at once rather than leave the console to notice by timeout; the
-    // close code tells the relay's metrics whether the code was wrong.
-    let close = match &result {
-        Err(AgentError::Secure(e)) if e.is_wrong_code() => close_code::WRONG_CODE,
-        _ => close_code::ENDED,
-    };
-    connection.close(close.into(), b"session ended");
-    let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+    // Close at once rather than leave the console to notice by timeout.
+    if let Some(connection) = session_connection {
+        connection.close(close_code::ENDED.into(), b"session ended");
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), path.endpoint().wait_idle()).await;
+    relay_closed.await;
     result
+}
+
+/// Why reading the control stream failed: the connection's own reason when
+/// it is gone (an idle timeout says so), else the stream's error.
+fn lost_reason(connection: &quinn::Connection, e: &FrameError) -> String {
+    match connection.close_reason() {
+        Some(quinn::ConnectionError::TimedOut) => {
+            "the technician's console was not heard from within the session's idle timeout"
+                .to_string()
+        }
+        Some(reason) => reason.to_string(),
+        None => e.to_string(),
+    }
 }
 
 /// Appends to the audit log on a blocking thread (the append waits for the
@@ -399,11 +469,11 @@ async fn stop_runs(ctx: &Ctx, runs: &mut JoinSet<()>, reason: &str, lost: bool) 
 }
 
 async fn write_loop(
-    mut writer: secure::SecureWriter<quinn::SendStream>,
+    mut writer: FrameWriter<quinn::SendStream>,
     mut outbox: mpsc::Receiver<AgentMsg>,
 ) {
     while let Some(msg) = outbox.recv().await {
-        if let Err(e) = writer.send(&msg).await {
+        if let Err(e) = writer.write_msg(&msg).await {
             debug!("cannot send to the console: {e}");
             break;
         }
@@ -411,6 +481,37 @@ async fn write_loop(
     let stream = writer.get_mut();
     let _ = stream.finish();
     // Let the last messages (the goodbye) arrive before the connection closes.
+    let _ = tokio::time::timeout(Duration::from_secs(2), stream.stopped()).await;
+}
+
+/// Writes one request's messages to a stream of its own, opened with the
+/// first message; finishes it when the request is done and waits, for a
+/// bounded time, until the console has it all.
+async fn stream_loop(
+    connection: quinn::Connection,
+    id: RequestId,
+    mut messages: mpsc::Receiver<AgentMsg>,
+) {
+    let Some(first) = messages.recv().await else {
+        return;
+    };
+    let mut writer = match e2e::streams::open(&connection, id).await {
+        Ok(w) => w,
+        Err(e) => {
+            debug!("cannot open the stream of request {id}: {e}");
+            return;
+        }
+    };
+    let mut next = Some(first);
+    while let Some(msg) = next {
+        if let Err(e) = writer.write_msg(&msg).await {
+            debug!("cannot send request {id}'s answer to the console: {e}");
+            return;
+        }
+        next = messages.recv().await;
+    }
+    let stream = writer.get_mut();
+    let _ = stream.finish();
     let _ = tokio::time::timeout(Duration::from_secs(2), stream.stopped()).await;
 }
 
@@ -424,6 +525,13 @@ struct Ctx {
     /// is stopped (or its question withdrawn) through its sender.
     runs: Mutex<HashMap<RequestId, watch::Sender<Option<StopReason>>>>,
     outbox: mpsc::Sender<AgentMsg>,
+    /// The session's connection, for the streams of runs and transfers.
+    connection: quinn::Connection,
+    /// The stream of each run, question and transfer in progress, by
+    /// request id; its messages go there instead of the control stream.
+    streams: Mutex<HashMap<RequestId, mpsc::Sender<AgentMsg>>>,
+    /// The tasks writing those streams.
+    stream_writers: Mutex<JoinSet<()>>,
     /// Set once nothing more is sent to the console (the session is over).
     over: watch::Sender<bool>,
     thresholds: Thresholds,
@@ -466,13 +574,59 @@ impl Ctx {
     }
 
     /// Sends to the console, unless the session is over: a run must not
-    /// wait on a connection that is gone. False when it was not sent.
+    /// wait on a connection that is gone. A message of a request that has
+    /// a stream of its own goes there. False when it was not sent.
     async fn send(&self, msg: AgentMsg) -> bool {
+        let stream = msg.request_id().and_then(|id| {
+            self.streams
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&id)
+                .cloned()
+        });
+        let outbox = stream.as_ref().unwrap_or(&self.outbox);
         let mut over = self.over.subscribe();
         tokio::select! {
-            sent = self.outbox.send(msg) => sent.is_ok(),
+            sent = outbox.send(msg) => sent.is_ok(),
             _ = over.wait_for(|over| *over) => false,
         }
+    }
+
+    /// Gives request `id` a stream of its own, opened when its first
+    /// message is sent and finished once its sender is dropped.
+    fn open_stream(&self, id: RequestId) {
+        let (tx, rx) = mpsc::channel(STREAM_OUTBOX);
+        self.streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, tx);
+        self.stream_writers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .spawn(stream_loop(self.connection.clone(), id, rx));
+    }
+
+    /// Ends request `id`'s stream once what it holds is sent.
+    fn close_stream(&self, id: RequestId) {
+        self.streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    }
+
+    /// Waits, for a bounded time, until every request stream has sent its
+    /// last message.
+    async fn flush_streams(&self) {
+        let mut writers = std::mem::take(
+            &mut *self
+                .stream_writers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        let _ = tokio::time::timeout(SEND_GRACE, async {
+            while writers.join_next().await.is_some() {}
+        })
+        .await;
     }
 }
 
@@ -623,10 +777,12 @@ where
             )
             .await;
     };
+    ctx.open_stream(id);
     let work = task(ctx.clone(), stop);
     let ctx = ctx.clone();
     runs.spawn(async move {
         work.await;
+        ctx.close_stream(id);
         ctx.runs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -857,7 +1013,11 @@ pub enum AgentError {
     #[error(transparent)]
     Relays(#[from] crate::relays::RelaysError),
     #[error(transparent)]
-    Secure(SecureError),
+    Setup(E2eError),
+    #[error(transparent)]
+    Tls(TlsError),
+    #[error(transparent)]
+    Path(PathError),
     #[error(transparent)]
     Audit(#[from] AuditError),
     #[error("the audit log could not be written: {0}")]

@@ -34,6 +34,8 @@ pub struct ConnectFlags {
     pub exec: Vec<String>,
     pub json: bool,
     pub data_dir: Option<PathBuf>,
+    /// Seconds; the command line already refuses 0.
+    pub session_idle_timeout: Option<u64>,
 }
 
 /// A `connect` that cannot start or whose session failed.
@@ -92,6 +94,13 @@ impl ConnectFlags {
                 relay_fingerprint,
                 technician,
                 token,
+                session_idle_timeout: self
+                    .session_idle_timeout
+                    .or(file.session_idle_timeout.map(u64::from))
+                    .map_or(
+                        sprijin_proto::tls::SESSION_IDLE_TIMEOUT,
+                        Duration::from_secs,
+                    ),
             },
             catalog,
             credential,
@@ -187,6 +196,7 @@ mod tests {
             catalog: Some(PathBuf::from("/file/catalog")),
             credential: None,
             data_dir: Some(PathBuf::from("/file/dir")),
+            session_idle_timeout: std::num::NonZeroU64::new(30),
         }
     }
 
@@ -201,6 +211,7 @@ mod tests {
             data_dir: Some(PathBuf::from("/flag/dir")),
             exec: vec!["diag".into()],
             json: true,
+            session_idle_timeout: Some(90),
             ..ConnectFlags::default()
         };
         let args = flags.resolve(code(), file()).unwrap();
@@ -212,6 +223,7 @@ mod tests {
         assert_eq!(args.data_dir, PathBuf::from("/flag/dir"));
         assert_eq!(args.exec, vec!["diag".to_string()]);
         assert!(args.json);
+        assert_eq!(args.options.session_idle_timeout, Duration::from_secs(90));
 
         let args = ConnectFlags::default().resolve(code(), file()).unwrap();
         assert_eq!(args.options.relay, "file:1");
@@ -219,6 +231,7 @@ mod tests {
         assert_eq!(args.options.technician, "File Name");
         assert_eq!(args.options.token.as_deref(), Some("file-token"));
         assert_eq!(args.data_dir, PathBuf::from("/file/dir"));
+        assert_eq!(args.options.session_idle_timeout, Duration::from_secs(30));
 
         let only_relay = ConnectFlags {
             relay: Some("flag:1".into()),
@@ -229,6 +242,10 @@ mod tests {
         assert_eq!(args.options.relay_fingerprint, None);
         assert_eq!(args.options.token, None);
         assert!(args.credential.is_none());
+        assert_eq!(
+            args.options.session_idle_timeout,
+            sprijin_proto::tls::SESSION_IDLE_TIMEOUT
+        );
         assert_eq!(
             args.data_dir,
             sprijin_proto::paths::default_data_dir("console")

@@ -17,6 +17,9 @@ pub struct ConsoleFile {
     pub catalog: Option<PathBuf>,
     pub credential: Option<PathBuf>,
     pub data_dir: Option<PathBuf>,
+    /// Seconds the session may hear nothing from the agent before it
+    /// counts the connection as lost; at least 1.
+    pub session_idle_timeout: Option<std::num::NonZeroU64>,
 }
 
 impl ConsoleFile {

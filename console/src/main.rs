@@ -34,7 +34,7 @@ enum Command {
         /// Accept only the relay with this certificate fingerprint (sha256:HEX).
         #[arg(long, env = "SPRIJIN_RELAY_FINGERPRINT")]
         relay_fingerprint: Option<Fingerprint>,
-        /// Config file (TOML, keys named like these flags: relay, relay_fingerprint, name, token, catalog, credential, data_dir). Default: ~/.config/sprijin/console.toml if present
+        /// Config file (TOML, keys named like these flags: relay, relay_fingerprint, name, token, catalog, credential, data_dir, session_idle_timeout). Default: ~/.config/sprijin/console.toml if present
         #[arg(long, env = "SPRIJIN_CONSOLE_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
         /// Your name, shown to the person. Default: "a technician"
@@ -58,6 +58,11 @@ enum Command {
         /// Where the console keeps its session logs. Default: ~/.local/share/sprijin/console
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Seconds the session may hear nothing from the agent (a relay
+        /// restart, a network change) before it counts as lost (or
+        /// `session_idle_timeout` in the config file). Default: 60
+        #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        session_idle_timeout: Option<u64>,
     },
     /// Script catalog tooling: keys and signatures.
     Catalog {
@@ -150,6 +155,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             exec,
             json,
             data_dir,
+            session_idle_timeout,
         } => {
             let flags = ConnectFlags {
                 relay,
@@ -162,6 +168,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                 exec,
                 json,
                 data_dir,
+                session_idle_timeout,
             };
             Ok(cli::run_connect(cli::connect_args(&code, flags)?)?)
         }

@@ -12,13 +12,19 @@ use sprijin_proto::code::SessionCode;
 use sprijin_proto::message::control::{ClientMsg, Redirect, RelayMsg, Role};
 use sprijin_proto::tls::Fingerprint;
 
+use sprijin_proto::path::Ticket;
+
 use crate::session::{ConnectOptions, SessionError};
 
 /// Connects to the relay of `opts`, claims `code`, follows at most one
-/// redirect, and returns the link once the relay says the two are paired.
-pub async fn claim(code: &SessionCode, opts: &ConnectOptions) -> Result<RelayLink, SessionError> {
+/// redirect, and returns the link and this side's forwarding ticket once
+/// the relay says the two are paired.
+pub async fn claim(
+    code: &SessionCode,
+    opts: &ConnectOptions,
+) -> Result<(RelayLink, Ticket), SessionError> {
     let first = match claim_at(&opts.relay, opts.relay_fingerprint, code, opts).await? {
-        Claimed::Paired(link) => return Ok(link),
+        Claimed::Paired(link, ticket) => return Ok((link, ticket)),
         Claimed::Redirect(r) => r,
     };
     let pin = match &first.fingerprint {
@@ -37,7 +43,7 @@ pub async fn claim(code: &SessionCode, opts: &ConnectOptions) -> Result<RelayLin
         first.address
     );
     match claim_at(&first.address, pin, code, opts).await? {
-        Claimed::Paired(link) => Ok(link),
+        Claimed::Paired(link, ticket) => Ok((link, ticket)),
         Claimed::Redirect(second) => Err(SessionError::Protocol(format!(
             "relay {} sent the claim to relay {} at {}, which sent it on to relay {} at {}: the relays' peer lists disagree; tell the relays' operator",
             opts.relay, first.relay_id, first.address, second.relay_id, second.address
@@ -46,7 +52,7 @@ pub async fn claim(code: &SessionCode, opts: &ConnectOptions) -> Result<RelayLin
 }
 
 enum Claimed {
-    Paired(RelayLink),
+    Paired(RelayLink, Ticket),
     Redirect(Redirect),
 }
 
@@ -65,7 +71,7 @@ async fn claim_at(
         })
         .await?;
     match link.answer().await? {
-        RelayMsg::Paired { .. } => Ok(Claimed::Paired(link)),
+        RelayMsg::Paired { ticket, .. } => Ok(Claimed::Paired(link, ticket)),
         RelayMsg::Redirect(r) => {
             link.connection.close(0u32.into(), b"redirected");
             Ok(Claimed::Redirect(r))

@@ -1,25 +1,29 @@
-//! The console's side of a session: claim the code at the relay, run the
-//! end-to-end handshake, wait for the person's yes, then send requests and
-//! route the agent's answers back to whoever asked.
+//! The console's side of a session: claim the code at the relay, connect to
+//! the agent end to end through the relay's forwarder and run the handshake,
+//! close the relay connection, wait for the person's yes, then send requests
+//! and route the agent's answers back to whoever asked.
 //!
-//! A reader task owns the receiving half and delivers each answer to the
-//! channel of the request it names; a writer task owns the sending half. So a
-//! run can stream while a diagnostics request is answered.
+//! A reader task owns the control stream and delivers each answer to the
+//! channel of the request it names; another accepts the stream the agent
+//! opens for each run, question and transfer and reads each in a task of its
+//! own; a writer task owns the sending half of the control stream. So a run
+//! can stream while a diagnostics request is answered.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use quinn::{Connection, Endpoint, RecvStream, SendStream};
+use quinn::{Connection, RecvStream};
 use sprijin_proto::client::{ConnectError, LinkError};
 use sprijin_proto::code::SessionCode;
-use sprijin_proto::framing::{FrameError, FrameReader, FrameWriter};
-use sprijin_proto::message::control::Role;
+use sprijin_proto::e2e::{self, E2eError, Established};
+use sprijin_proto::framing::FrameError;
+use sprijin_proto::message::control::{Role, close_code};
 use sprijin_proto::message::session::{AgentMsg, ConsoleMsg, Request, RequestId};
-use sprijin_proto::secure::{self, Established, SecureError};
+use sprijin_proto::path::{PathError, RelayedPath};
 use sprijin_proto::text::clean_line;
-use sprijin_proto::tls::Fingerprint;
+use sprijin_proto::tls::{self, Fingerprint, SessionIdentity, TlsError};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -27,11 +31,10 @@ use crate::credential_tool::HeldCredential;
 
 /// A session the person allowed: both halves, the host's name and how the
 /// agent shows the technician.
-type Opened = (
-    Established<RecvStream, SendStream>,
-    String,
-    Option<ShownIdentity>,
-);
+type Opened = (Established, String, Option<ShownIdentity>);
+
+/// Where each request's answers go, by request id.
+type Routes = Arc<Mutex<HashMap<RequestId, mpsc::Sender<AgentMsg>>>>;
 
 /// Answers to one request; ends after the final one.
 pub type Replies = mpsc::Receiver<AgentMsg>;
@@ -39,15 +42,25 @@ pub type Replies = mpsc::Receiver<AgentMsg>;
 /// How many answers may queue per request before the reader waits.
 const REPLY_QUEUE: usize = 256;
 
-/// How long a console whose session failed to start waits for the relay to
-/// close, and then for its own close to be sent.
+/// How long a console whose session failed to start waits for its close
+/// to be sent.
 const SETUP_LINGER: Duration = Duration::from_secs(2);
+
+/// How long the end-to-end connection and its handshake may take.
+const SETUP_WAIT: Duration = Duration::from_secs(30);
+
+/// How long, after the agent's goodbye, the answers still on their own
+/// streams may take to arrive.
+const STREAMS_DRAIN: Duration = Duration::from_secs(2);
 
 pub struct ConnectOptions {
     pub relay: String,
     pub relay_fingerprint: Option<Fingerprint>,
     pub technician: String,
     pub token: Option<String>,
+    /// How long the session may hear nothing from the agent before the
+    /// connection counts as lost.
+    pub session_idle_timeout: Duration,
 }
 
 /// How the agent shows the technician to the person, as the agent said.
@@ -83,16 +96,16 @@ pub struct Session {
     /// not say.
     pub identity: Option<ShownIdentity>,
     outbox: mpsc::Sender<ConsoleMsg>,
-    pending: Arc<Mutex<HashMap<RequestId, mpsc::Sender<AgentMsg>>>>,
+    pending: Routes,
     ended: watch::Receiver<Option<String>>,
     audit_head: watch::Receiver<Option<AuditHead>>,
     next_id: AtomicU32,
     writer: tokio::task::JoinHandle<()>,
-    /// The reader of the agent's messages.
+    /// The readers of the agent's messages.
     tasks: JoinSet<()>,
-    // Kept so the connection lives as long as the session.
     connection: Connection,
-    endpoint: Endpoint,
+    // Kept so the endpoint lives as long as the session.
+    path: RelayedPath,
 }
 
 impl Session {
@@ -112,44 +125,99 @@ impl Session {
         opts: &ConnectOptions,
         credential: Option<&HeldCredential>,
     ) -> Result<Session, SessionError> {
-        let link = crate::redirect::claim(code, opts).await?;
-        let opened = Self::handshake(code, credential, link.reader, link.writer).await;
+        let (link, ticket) = crate::redirect::claim(code, opts).await?;
+        // The session's connection goes to the address the relay answered on.
+        let relay = link.connection.remote_address();
+        let identity = SessionIdentity::generate().map_err(SessionError::Tls)?;
+        let client = tls::session_client_config(&identity, opts.session_idle_timeout)
+            .map_err(SessionError::Tls)?;
+        let path = RelayedPath::new(relay, ticket, None).map_err(SessionError::Path)?;
+        let set_up = tokio::time::timeout(SETUP_WAIT, async {
+            let connecting = path
+                .endpoint()
+                .connect_with(client, path.relay(), "sprijin-session")
+                .map_err(|e| E2eError::Connection(e.to_string()))?;
+            let connection = connecting
+                .await
+                .map_err(|e| E2eError::Connection(e.to_string()))?;
+            e2e::establish(Role::Console, code, connection, &identity).await
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(E2eError::Connection(format!(
+                "the agent did not answer within {} s",
+                SETUP_WAIT.as_secs()
+            )))
+        });
+        // The relay connection has done its work: close it, telling the
+        // relay how set-up ended.
+        let close = match &set_up {
+            Ok(_) => close_code::SET_UP,
+            Err(e) if e.is_wrong_code() => close_code::WRONG_CODE,
+            Err(_) => close_code::SETUP_FAILED,
+        };
+        link.connection.close(close.into(), b"session set up");
+        let relay_endpoint = link.endpoint.clone();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(SETUP_LINGER, relay_endpoint.wait_idle()).await;
+        });
+        let established = set_up.map_err(|e| {
+            if e.is_wrong_code() {
+                SessionError::WrongCode
+            } else if e.is_gone() {
+                SessionError::AgentGone
+            } else {
+                SessionError::Setup(e)
+            }
+        });
+        let opened = match established {
+            Ok(established) => Self::handshake(credential, established).await,
+            Err(e) => Err(e),
+        };
         let (established, host, identity) = match opened {
             Ok(opened) => opened,
             Err(e) => {
-                // Our stream is finished by now. Give the relay a moment to
-                // pass that on and close its side, so the agent learns at
-                // once rather than when the connection's idle timeout runs
-                // out; then close ourselves before the program exits.
-                let _ = tokio::time::timeout(SETUP_LINGER, link.connection.closed()).await;
-                link.connection.close(1u32.into(), b"session setup failed");
-                let _ = tokio::time::timeout(SETUP_LINGER, link.endpoint.wait_idle()).await;
+                let _ = tokio::time::timeout(SETUP_LINGER, path.endpoint().wait_idle()).await;
                 return Err(e);
             }
         };
+        let connection = established.connection.clone();
         let mut reader = established.reader;
 
         let (outbox, mut outbox_rx) = mpsc::channel::<ConsoleMsg>(64);
         let mut writer = established.writer;
         let writer = tokio::spawn(async move {
             while let Some(msg) = outbox_rx.recv().await {
-                if writer.send(&msg).await.is_err() {
+                if writer.write_msg(&msg).await.is_err() {
                     break;
                 }
             }
             let _ = writer.get_mut().finish();
         });
-        let pending: Arc<Mutex<HashMap<RequestId, mpsc::Sender<AgentMsg>>>> = Arc::default();
+        let pending: Routes = Arc::default();
         let (ended_tx, ended) = watch::channel(None);
         let (head_tx, audit_head) = watch::channel(None);
         let routes = pending.clone();
+        let reader_conn = connection.clone();
         // The reader belongs to the session: closing it waits for the
         // reader, and dropping it stops the reader.
         let mut tasks = JoinSet::new();
+        // How many of the agent's request streams are being read.
+        let (open_tx, mut open_streams) = watch::channel(0usize);
+        tasks.spawn(accept_streams(connection.clone(), pending.clone(), open_tx));
         tasks.spawn(async move {
             let reason = loop {
-                match reader.recv::<AgentMsg>().await {
-                    Ok(Some(AgentMsg::Bye { reason })) => break reason,
+                match reader.read_msg::<AgentMsg>().await {
+                    Ok(Some(AgentMsg::Bye { reason })) => {
+                        // The agent finished its request streams before
+                        // saying goodbye: let what they hold arrive.
+                        let _ = tokio::time::timeout(STREAMS_DRAIN, async {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            let _ = open_streams.wait_for(|n| *n == 0).await;
+                        })
+                        .await;
+                        break reason;
+                    }
                     Ok(Some(AgentMsg::AuditHead { seq, hash })) => {
                         // The log only grows during a session: a head that
                         // arrives late never replaces a newer one.
@@ -161,28 +229,19 @@ impl Session {
                             newer
                         });
                     }
-                    Ok(Some(msg)) => {
-                        let Some(id) = msg.request_id() else { continue };
-                        let last = msg.is_final();
-                        let route = routes
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .get(&id)
-                            .cloned();
-                        if let Some(route) = route {
-                            let _ = route.send(msg).await;
-                        }
-                        if last {
-                            routes.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-                        }
-                    }
-                    // Only the agent's sealed goodbye ends a session: a
-                    // stream that just stops may be the relay's doing.
+                    Ok(Some(msg)) => route(&routes, msg).await,
+                    // Only the agent's goodbye ends a session: a stream
+                    // that just stops is not an answer.
                     Ok(None) => {
                         break "the connection was lost: the agent's stream ended without a goodbye"
                             .to_string();
                     }
-                    Err(e) => break format!("the connection was lost: {e}"),
+                    Err(e) => {
+                        break format!(
+                            "the connection was lost: {}",
+                            lost_reason(&reader_conn, &e)
+                        );
+                    }
                 }
             };
             // The reason goes out first: a request woken by its route being
@@ -202,51 +261,38 @@ impl Session {
             next_id: AtomicU32::new(1),
             writer,
             tasks,
-            connection: link.connection,
-            endpoint: link.endpoint,
+            connection,
+            path,
         })
     }
 
-    /// Runs the end-to-end handshake over the paired stream, says who the
-    /// technician is, and waits for the agent's welcome: the host's name
-    /// once the person said yes.
+    /// Says who the technician is on the authenticated connection, and
+    /// waits for the agent's welcome: the host's name once the person said
+    /// yes.
     async fn handshake(
-        code: &SessionCode,
         credential: Option<&HeldCredential>,
-        reader: FrameReader<RecvStream>,
-        writer: FrameWriter<SendStream>,
+        mut established: Established,
     ) -> Result<Opened, SessionError> {
-        let mut established = secure::establish(Role::Console, code, reader, writer)
-            .await
-            .map_err(|e| {
-                if e.is_wrong_code() {
-                    SessionError::WrongCode
-                } else if matches!(
-                    e,
-                    SecureError::Frame(
-                        FrameError::Closed | FrameError::Io(_) | FrameError::Truncated
-                    )
-                ) {
-                    SessionError::AgentGone
-                } else {
-                    SessionError::Secure(e)
-                }
-            })?;
-        // First sealed message: the credential, with a proof bound to this
+        // First message: the credential, with a proof bound to this
         // session's keys, so it cannot be replayed into another session.
         let presentation = credential.map(|c| Box::new(c.present(&established.binding)));
         established
             .writer
-            .send(&ConsoleMsg::Identify { presentation })
+            .write_msg(&ConsoleMsg::Identify { presentation })
             .await
-            .map_err(SessionError::Secure)?;
+            .map_err(|_| SessionError::AgentGone)?;
         let mut identity = None;
         let welcome = loop {
             let msg = established
                 .reader
-                .recv::<AgentMsg>()
+                .read_msg::<AgentMsg>()
                 .await
-                .map_err(SessionError::Secure)?;
+                .map_err(|e| match e {
+                    FrameError::Closed | FrameError::Io(_) | FrameError::Truncated => {
+                        SessionError::AgentGone
+                    }
+                    other => SessionError::Stream(other),
+                })?;
             match msg {
                 Some(AgentMsg::Identity {
                     verified,
@@ -339,9 +385,12 @@ impl Session {
         .await;
         let _ =
             tokio::time::timeout(std::time::Duration::from_secs(2), self.connection.closed()).await;
-        self.connection.close(0u32.into(), b"bye");
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.endpoint.wait_idle())
-            .await;
+        self.connection.close(close_code::ENDED.into(), b"bye");
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            self.path.endpoint().wait_idle(),
+        )
+        .await;
         // With the connection closed the reader ends at once; one still
         // running after that is stopped when `tasks` is dropped.
         let mut tasks = self.tasks;
@@ -349,6 +398,65 @@ impl Session {
             while tasks.join_next().await.is_some() {}
         })
         .await;
+    }
+}
+
+/// Delivers one of the agent's answers to the request it names.
+async fn route(routes: &Routes, msg: AgentMsg) {
+    let Some(id) = msg.request_id() else { return };
+    let last = msg.is_final();
+    let route = routes
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&id)
+        .cloned();
+    if let Some(route) = route {
+        let _ = route.send(msg).await;
+    }
+    if last {
+        routes.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+    }
+}
+
+/// Accepts the stream the agent opens for each run, question and transfer
+/// and reads each in a task of its own, until the connection ends.
+async fn accept_streams(connection: Connection, routes: Routes, open: watch::Sender<usize>) {
+    let mut readers = JoinSet::new();
+    while let Ok(recv) = e2e::streams::accept(&connection).await {
+        open.send_modify(|n| *n += 1);
+        let routes = routes.clone();
+        let open = open.clone();
+        readers.spawn(async move {
+            read_stream(recv, &routes).await;
+            open.send_modify(|n| *n = n.saturating_sub(1));
+        });
+        // Finished readers are collected as we go.
+        while readers.try_join_next().is_some() {}
+    }
+}
+
+/// Routes every answer on one request stream; the stream's head names the
+/// request, and an answer naming another is dropped.
+async fn read_stream(recv: RecvStream, routes: &Routes) {
+    let Ok((id, mut reader)) = e2e::streams::read_head(recv).await else {
+        return;
+    };
+    while let Ok(Some(msg)) = reader.read_msg::<AgentMsg>().await {
+        if msg.request_id() == Some(id) {
+            route(routes, msg).await;
+        }
+    }
+}
+
+/// Why reading failed: the connection's own reason when it is gone (an
+/// idle timeout says so), else the stream's error.
+fn lost_reason(connection: &Connection, e: &FrameError) -> String {
+    match connection.close_reason() {
+        Some(quinn::ConnectionError::TimedOut) => {
+            "the agent was not heard from within the session's idle timeout".to_string()
+        }
+        Some(reason) => reason.to_string(),
+        None => e.to_string(),
     }
 }
 
@@ -368,7 +476,13 @@ pub enum SessionError {
     #[error("the session ended: {0}")]
     Ended(String),
     #[error(transparent)]
-    Secure(SecureError),
+    Setup(E2eError),
+    #[error(transparent)]
+    Tls(TlsError),
+    #[error(transparent)]
+    Path(PathError),
+    #[error("the agent's answer could not be read: {0}")]
+    Stream(FrameError),
     #[error("protocol error: {0}")]
     Protocol(String),
 }

@@ -112,6 +112,7 @@ pub async fn demo(
         output_cap: sprijin_agent::script::runner::DEFAULT_OUTPUT_CAP,
         sample_interval: AgentConfig::DEFAULT_SAMPLE_INTERVAL,
         fetch_cap: AgentConfig::DEFAULT_FETCH_CAP,
+        session_idle_timeout: AgentConfig::DEFAULT_SESSION_IDLE_TIMEOUT,
     };
     let (face, ended): (Arc<dyn Face>, _) = match window {
         Some((face, ended)) => {
@@ -161,6 +162,7 @@ pub async fn demo(
             relay_fingerprint: Some(fingerprint),
             technician: "Demo Technician".into(),
             token: None,
+            session_idle_timeout: sprijin_proto::tls::SESSION_IDLE_TIMEOUT,
         },
         catalog: Some(catalog),
         credential: None,

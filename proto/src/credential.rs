@@ -465,9 +465,14 @@ mod tests {
 
     /// The binding both ends of a real handshake under one code arrive at.
     fn session_binding() -> (SessionBinding, SessionBinding) {
-        use crate::channel::{Handshake, Side};
-        let (agent, agent_pake) = Handshake::start(Side::Agent, "7", "velvet-harbor");
-        let (console, console_pake) = Handshake::start(Side::Console, "7", "velvet-harbor");
+        use crate::channel::{Handshake, LinkBinding, Side};
+        let link = LinkBinding {
+            exporter: vec![3; 32],
+            agent_certificate: b"agent".to_vec(),
+            console_certificate: b"console".to_vec(),
+        };
+        let (agent, agent_pake) = Handshake::start(Side::Agent, "7", "velvet-harbor", link.clone());
+        let (console, console_pake) = Handshake::start(Side::Console, "7", "velvet-harbor", link);
         let agent = agent.receive(&console_pake).unwrap();
         let console = console.receive(&agent_pake).unwrap();
         let (agent_tag, console_tag) = (agent.confirmation(), console.confirmation());

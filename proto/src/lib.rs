@@ -3,8 +3,9 @@
 //! the script catalog and technician credential formats and the QUIC/TLS
 //! helpers.
 //!
-//! The codec, code parsing, channel crypto, catalog and credential checks are pure
-//! functions over bytes; only `framing` and `tls` touch I/O types.
+//! The codec, code parsing, handshake crypto, catalog and credential checks are pure
+//! functions over bytes; only `framing`, `tls`, `path`, `client` and `e2e` touch I/O
+//! types.
 #![forbid(unsafe_code)]
 
 pub mod catalog;
@@ -14,12 +15,12 @@ pub mod code;
 pub mod codec;
 pub mod credential;
 pub mod diag_text;
+pub mod e2e;
 pub mod fleet;
 pub mod framing;
 pub mod message;
 pub mod path;
 pub mod paths;
-pub mod secure;
 pub mod text;
 pub mod tls;
 pub mod utc;

@@ -5,6 +5,13 @@
 //!
 //! A pinned client that meets another certificate records the fingerprint it
 //! saw, so the error can show the expected and the received one side by side.
+//!
+//! The end-to-end session between agent and console has its own
+//! configurations ([`SessionIdentity`], [`session_server_config`],
+//! [`session_client_config`]): a fresh self-signed certificate per session
+//! on each side, the agent as server requiring the console's certificate,
+//! any certificate accepted at the TLS layer because the PAKE that follows
+//! authenticates the connection (see [`crate::e2e`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -17,7 +24,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use sha2::{Digest, Sha256};
 
-/// The application protocol we speak on top of QUIC.
+/// The application protocol we speak on top of QUIC to the relay.
 pub const ALPN: &[u8] = b"sprijin/1";
 
 /// How often a client's idle connection to the relay pings, so NATs keep
@@ -26,6 +33,23 @@ pub const ALPN: &[u8] = b"sprijin/1";
 /// not ping: each ping costs the relay a packet in and an ack out, and with
 /// thousands of waiting agents that is most of what an idle relay does.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(20);
+
+/// The application protocol of the end-to-end session between agent and
+/// console; its version is the session protocol's.
+pub const SESSION_ALPN: &[u8] = b"sprijin-e2e/3";
+
+/// How long the end-to-end session may hear nothing from the other side
+/// before it counts the connection as lost, unless configured otherwise.
+/// This is the longest outage (relay restart, network change) a session
+/// survives.
+pub const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The longest the end-to-end session stays silent: under the 30 s after
+/// which many NATs forget a UDP mapping.
+pub const SESSION_KEEP_ALIVE: Duration = Duration::from_secs(20);
+
+/// How many run and transfer streams one side may have open at once.
+pub const SESSION_STREAMS: u32 = 256;
 
 /// How long a connection may stay silent before it is considered dead.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -85,6 +109,12 @@ impl FromStr for Fingerprint {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TlsError {
+    #[error("cannot make this session's certificate: {0}")]
+    Generate(String),
+    #[error(
+        "session idle timeout of {0:?} is out of range: give between 1 second and a few hours, e.g. 60s"
+    )]
+    IdleTimeout(Duration),
     #[error(
         "{0:?} is not a relay fingerprint: expected sha256: followed by 64 hex digits, as printed by `sprijin-relay fingerprint`"
     )]
@@ -272,6 +302,214 @@ impl ServerCertVerifier for PinnedVerifier {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
+    }
+}
+
+/// One side's TLS identity for one end-to-end session: a self-signed
+/// certificate made for it and thrown away after.
+pub struct SessionIdentity {
+    cert: CertificateDer<'static>,
+    key: Vec<u8>,
+}
+
+impl SessionIdentity {
+    /// A fresh certificate and key.
+    pub fn generate() -> Result<SessionIdentity, TlsError> {
+        let made = rcgen::generate_simple_self_signed(vec!["sprijin-session".to_string()])
+            .map_err(|e| TlsError::Generate(e.to_string()))?;
+        Ok(SessionIdentity {
+            cert: made.cert.der().clone(),
+            key: made.key_pair.serialize_der(),
+        })
+    }
+
+    /// The certificate (DER), as the peer receives it.
+    pub fn certificate(&self) -> &[u8] {
+        &self.cert
+    }
+
+    fn chain_and_key(&self) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        let key = rustls::pki_types::PrivatePkcs8KeyDer::from(self.key.clone());
+        (vec![self.cert.clone()], PrivateKeyDer::Pkcs8(key))
+    }
+}
+
+impl fmt::Debug for SessionIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionIdentity")
+            .field("certificate", &Fingerprint::of(&self.cert))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The end-to-end session's transport: an idle timeout of `idle` (the
+/// longest outage it survives), keep-alives often enough for NATs and well
+/// within the timeout, one bidirectional stream (the control stream) and
+/// [`SESSION_STREAMS`] unidirectional ones.
+pub fn session_transport(idle: Duration) -> Result<quinn::TransportConfig, TlsError> {
+    if idle < Duration::from_secs(1) {
+        return Err(TlsError::IdleTimeout(idle));
+    }
+    let timeout = quinn::IdleTimeout::try_from(idle).map_err(|_| TlsError::IdleTimeout(idle))?;
+    let mut t = quinn::TransportConfig::default();
+    t.max_idle_timeout(Some(timeout))
+        .keep_alive_interval(Some(SESSION_KEEP_ALIVE.min(idle / 3)))
+        .max_concurrent_bidi_streams(quinn::VarInt::from_u32(1))
+        .max_concurrent_uni_streams(quinn::VarInt::from_u32(SESSION_STREAMS))
+        .datagram_receive_buffer_size(None);
+    Ok(t)
+}
+
+/// The agent's side of the end-to-end session: TLS 1.3 only, the session
+/// ALPN, and a client certificate required (any will do: the PAKE checks
+/// it is the one the console holds).
+pub fn session_server_config(
+    identity: &SessionIdentity,
+    idle: Duration,
+) -> Result<quinn::ServerConfig, TlsError> {
+    let provider = provider();
+    let (chain, key) = identity.chain_and_key();
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(Arc::new(AnyCertificate { provider }))
+        .with_single_cert(chain, key)?;
+    tls.alpn_protocols = vec![SESSION_ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|e| TlsError::Quic(e.to_string()))?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    config.transport_config(Arc::new(session_transport(idle)?));
+    Ok(config)
+}
+
+/// The console's side of the end-to-end session: TLS 1.3 only, the
+/// session ALPN, its own certificate presented, any agent certificate
+/// accepted (the PAKE checks it).
+pub fn session_client_config(
+    identity: &SessionIdentity,
+    idle: Duration,
+) -> Result<quinn::ClientConfig, TlsError> {
+    let provider = provider();
+    let (chain, key) = identity.chain_and_key();
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate { provider }))
+        .with_client_auth_cert(chain, key)?;
+    tls.alpn_protocols = vec![SESSION_ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+        .map_err(|e| TlsError::Quic(e.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(Arc::new(session_transport(idle)?));
+    Ok(config)
+}
+
+/// Accepts any certificate but still checks that the peer holds its
+/// private key (the handshake signature). Only for the end-to-end session,
+/// whose PAKE binds both certificates.
+#[derive(Debug)]
+struct AnyCertificate {
+    provider: Arc<CryptoProvider>,
+}
+
+impl AnyCertificate {
+    fn verify13(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::Tls12NotOffered,
+        ))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.verify13(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.schemes()
+    }
+}
+
+impl rustls::server::danger::ClientCertVerifier for AnyCertificate {
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::Tls12NotOffered,
+        ))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.verify13(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.schemes()
     }
 }
 

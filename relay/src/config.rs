@@ -26,6 +26,9 @@ pub enum IdentitySource {
 pub struct RelayConfig {
     pub listen: SocketAddr,
     pub identity: IdentitySource,
+    /// The relay's state: its ticket key, and its identity unless given
+    /// as files.
+    pub data_dir: PathBuf,
     pub limits: Limits,
     /// Only consoles with one of these tokens may claim, when set.
     pub console_tokens: Option<ConsoleTokens>,
@@ -37,8 +40,6 @@ pub struct RelayConfig {
     pub interceptor: Option<Interceptor>,
     /// This relay's id and its peers.
     pub fleet: Fleet,
-    /// The secret waiting tickets are made with (see [`crate::waiting`]).
-    pub waiting_key: PathBuf,
 }
 
 /// Every bound the relay enforces, with its default.
@@ -71,6 +72,8 @@ pub struct Limits {
     pub session_idle_timeout: Duration,
     /// A client must say hello and ask for something within this time.
     pub handshake_timeout: Duration,
+    /// How long a session's forwarding tickets are good for.
+    pub ticket_ttl: Duration,
 }
 
 impl Default for Limits {
@@ -89,6 +92,7 @@ impl Default for Limits {
             session_bytes_per_sec: None,
             session_idle_timeout: Duration::from_secs(600),
             handshake_timeout: Duration::from_secs(10),
+            ticket_ttl: Duration::from_secs(12 * 3600),
         }
     }
 }
@@ -98,8 +102,8 @@ impl RelayConfig {
     pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
         RelayConfig {
             listen,
-            waiting_key: data_dir.join(crate::waiting::KEY_FILE),
-            identity: IdentitySource::DataDir(data_dir),
+            identity: IdentitySource::DataDir(data_dir.clone()),
+            data_dir,
             limits: Limits::default(),
             console_tokens: None,
             tap: None,
@@ -136,6 +140,7 @@ pub struct RelayFile {
     pub session_rate: Option<u64>,
     pub idle_timeout: Option<u64>,
     pub handshake_timeout: Option<u64>,
+    pub ticket_ttl: Option<u64>,
     pub log_format: Option<sprijin_cli::LogFormat>,
     pub relay_id: Option<u16>,
     /// Also accepted as `peer`, like the flag.
@@ -181,6 +186,7 @@ pub struct RelayFlags {
     pub session_rate: Option<u64>,
     pub idle_timeout: u64,
     pub handshake_timeout: u64,
+    pub ticket_ttl: u64,
     pub log_format: sprijin_cli::LogFormat,
     pub relay_id: u16,
     pub peers: Vec<Peer>,
@@ -210,7 +216,7 @@ impl RelayFlags {
             claims_per_minute, waiting_per_address, opens_per_minute,
             connections_per_address, max_remembered_nameplates, metrics_connections,
             max_sessions, max_connections, session_rate, idle_timeout, handshake_timeout,
-            log_format, relay_id, peers,
+            ticket_ttl, log_format, relay_id, peers,
         );
         self
     }
@@ -222,16 +228,16 @@ impl RelayFlags {
             self.nameplate_ttl,
             self.idle_timeout,
             self.handshake_timeout,
+            self.ticket_ttl,
         ]
         .contains(&0)
         {
             return Err(FlagsError::ZeroTimeout);
         }
+        let data_dir = self.data_dir.unwrap_or_else(default_data_dir);
         let identity = match (self.cert, self.key) {
             (Some(cert), Some(key)) => IdentitySource::Files { cert, key },
-            (None, None) => {
-                IdentitySource::DataDir(self.data_dir.clone().unwrap_or_else(default_data_dir))
-            }
+            (None, None) => IdentitySource::DataDir(data_dir.clone()),
             _ => return Err(FlagsError::CertWithoutKey),
         };
         let console_tokens = self
@@ -240,13 +246,10 @@ impl RelayFlags {
             .transpose()?;
         let relay_id = RelayId::new(self.relay_id).ok_or(FlagsError::RelayId(self.relay_id))?;
         let fleet = Fleet::new(relay_id, self.peers)?;
-        let waiting_key = self
-            .data_dir
-            .unwrap_or_else(default_data_dir)
-            .join(crate::waiting::KEY_FILE);
         Ok(RelayConfig {
             listen: self.listen,
             identity,
+            data_dir,
             limits: Limits {
                 nameplate_ttl: Duration::from_secs(self.nameplate_ttl),
                 claims_per_minute: self.claims_per_minute,
@@ -260,13 +263,13 @@ impl RelayFlags {
                 session_bytes_per_sec: self.session_rate,
                 session_idle_timeout: Duration::from_secs(self.idle_timeout),
                 handshake_timeout: Duration::from_secs(self.handshake_timeout),
+                ticket_ttl: Duration::from_secs(self.ticket_ttl),
                 ..Limits::default()
             },
             console_tokens,
             tap: None,
             interceptor: None,
             fleet,
-            waiting_key,
         })
     }
 }
@@ -281,7 +284,7 @@ pub fn default_data_dir() -> PathBuf {
 #[non_exhaustive]
 pub enum FlagsError {
     #[error(
-        "nameplate_ttl, idle_timeout and handshake_timeout must be at least 1 second: fix the config file"
+        "nameplate_ttl, idle_timeout, handshake_timeout and ticket_ttl must be at least 1 second: fix the config file"
     )]
     ZeroTimeout,
     #[error("cert and key go together: give both (or neither) in the config file")]
@@ -366,6 +369,7 @@ mod tests {
             session_rate: None,
             idle_timeout: 600,
             handshake_timeout: 10,
+            ticket_ttl: 12 * 3600,
             log_format: sprijin_cli::LogFormat::Text,
             relay_id: 0,
             peers: Vec::new(),
@@ -392,7 +396,6 @@ mod tests {
             .map(|(id, a)| (id.get(), a.to_string()))
             .collect();
         assert_eq!(peers, vec![(0, "relay-0.example:7420".to_string())]);
-        assert!(config.waiting_key.ends_with("waiting.key"));
 
         let mut flags = defaults();
         flags.relay_id = 1;

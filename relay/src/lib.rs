@@ -1,23 +1,27 @@
 //! The relay: a QUIC server that pairs a waiting agent with the console that
-//! claims its nameplate, then copies bytes between them without reading them.
+//! claims its nameplate, then forwards the datagrams of their end-to-end
+//! QUIC connection without reading them.
 //!
-//! Data flow: `server` accepts connections and reads each client's hello and
-//! request; agents get a nameplate from `rendezvous` and wait; a console's
-//! claim takes the waiting entry, both sides are told they are paired, and
-//! `splice` copies the session stream both ways until either side ends.
-//! `limits` decides what to refuse, `metrics` counts what happened.
-//! `fleet` knows this relay's id and peers and sends a console that claims
-//! another relay's nameplate there; `waiting` keeps the secret that lets an
-//! agent take its waiting nameplate back after a lost connection or a
-//! restart.
+//! Data flow: `forward` owns the one UDP socket; it forwards ticketed
+//! datagrams and hands QUIC to the control endpoint. `server` accepts
+//! control connections and reads each client's hello and request; agents
+//! get a nameplate from `rendezvous` and wait; a console's claim takes the
+//! waiting entry and both sides get their forwarding tickets (made under the
+//! secret in `secret`). `limits` decides what to refuse, `metrics`
+//! counts what happened. `fleet` knows this relay's id and peers and sends
+//! a console that claims another relay's nameplate there; `waiting` keeps
+//! the secret that lets an agent take its waiting nameplate back after a
+//! lost connection or a restart.
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod fleet;
+pub mod forward;
 pub mod identity;
 pub mod limits;
 pub mod metrics;
 pub mod rendezvous;
+pub mod secret;
 pub mod server;
 pub mod splice;
 pub mod tokens;

@@ -29,7 +29,7 @@ struct Cli {
     /// Address to listen on (UDP, QUIC).
     #[arg(long, default_value = "0.0.0.0:7420", env = "SPRIJIN_RELAY_LISTEN")]
     listen: SocketAddr,
-    /// Folder holding the relay's identity (made on first start). Default: ~/.local/share/sprijin/relay
+    /// Folder holding the relay's identity and ticket key (made on first start; the key also with --cert). Default: ~/.local/share/sprijin/relay
     #[arg(long, env = "SPRIJIN_RELAY_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// PEM certificate to present instead of the self-signed identity (needs --key).
@@ -91,6 +91,9 @@ struct Cli {
         value_delimiter = ','
     )]
     peers: Vec<sprijin_proto::fleet::Peer>,
+    /// Seconds a session's forwarding tickets are good for; a session cannot outlive them.
+    #[arg(long, default_value_t = 12 * 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    ticket_ttl: u64,
 }
 
 #[derive(Subcommand)]
@@ -156,6 +159,7 @@ fn run(matches: ArgMatches) -> anyhow::Result<ExitCode> {
         session_rate: cli.session_rate,
         idle_timeout: cli.idle_timeout,
         handshake_timeout: cli.handshake_timeout,
+        ticket_ttl: cli.ticket_ttl,
         log_format: cli.log.log_format,
         relay_id: cli.relay_id,
         peers: cli.peers,

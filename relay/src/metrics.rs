@@ -72,6 +72,32 @@ pub struct OutcomeLabel {
     pub outcome: Outcome,
 }
 
+/// Why the forwarder dropped a datagram.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum Dropped {
+    /// A ticket or presentation this relay did not make, or a datagram
+    /// that starts like ours but is not well formed.
+    Forged,
+    /// The ticket has expired.
+    Expired,
+    /// A session or side the relay does not know (yet): it asked the
+    /// sender to present its ticket.
+    Unknown,
+    /// Over the session's `--session-rate`.
+    OverRate,
+    /// A session's header, or an old presentation, from an address that
+    /// is not that side's.
+    ThirdParty,
+    /// The other side has not presented yet and the few held datagrams
+    /// are already waiting.
+    PeerUnknown,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DroppedLabel {
+    pub reason: Dropped,
+}
+
 /// Upper bounds, in seconds, of the set-up time buckets.
 const SETUP_BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
@@ -85,6 +111,9 @@ pub struct Metrics {
     pub sessions: Counter,
     pub sessions_active: Gauge,
     pub bytes_forwarded: Counter,
+    pub datagrams_forwarded: Counter,
+    pub datagrams_dropped: Family<DroppedLabel, Counter>,
+    pub forwarding_entries: Gauge,
     pub refusals: Family<Reason, Counter>,
     pub limited: Family<LimitLabel, Counter>,
     pub claims_refused: Family<Reason, Counter>,
@@ -105,6 +134,9 @@ impl Default for Metrics {
             sessions: Counter::default(),
             sessions_active: Gauge::default(),
             bytes_forwarded: Counter::default(),
+            datagrams_forwarded: Counter::default(),
+            datagrams_dropped: Family::default(),
+            forwarding_entries: Gauge::default(),
             refusals: Family::default(),
             limited: Family::default(),
             claims_refused: Family::default(),
@@ -138,8 +170,23 @@ impl Default for Metrics {
         );
         registry.register(
             "bytes_forwarded",
-            "Session bytes forwarded, both directions",
+            "Session bytes forwarded (datagram payloads), both directions",
             m.bytes_forwarded.clone(),
+        );
+        registry.register(
+            "datagrams_forwarded",
+            "Session datagrams forwarded, both directions",
+            m.datagrams_forwarded.clone(),
+        );
+        registry.register(
+            "datagrams_dropped",
+            "Datagrams the forwarder dropped, by reason",
+            m.datagrams_dropped.clone(),
+        );
+        registry.register(
+            "forwarding_entries",
+            "Sessions the forwarder knows now",
+            m.forwarding_entries.clone(),
         );
         registry.register(
             "refusals",
@@ -191,6 +238,16 @@ impl Default for Metrics {
         ] {
             let _ = m.sessions_ended.get_or_create(&OutcomeLabel { outcome });
         }
+        for reason in [
+            Dropped::Forged,
+            Dropped::Expired,
+            Dropped::Unknown,
+            Dropped::OverRate,
+            Dropped::ThirdParty,
+            Dropped::PeerUnknown,
+        ] {
+            let _ = m.datagrams_dropped.get_or_create(&DroppedLabel { reason });
+        }
         Metrics { registry, ..m }
     }
 }
@@ -234,6 +291,20 @@ impl Metrics {
     pub fn ended_count(&self, outcome: Outcome) -> u64 {
         self.sessions_ended
             .get_or_create(&OutcomeLabel { outcome })
+            .get()
+    }
+
+    /// Counts a datagram the forwarder dropped.
+    pub fn dropped(&self, reason: Dropped) {
+        self.datagrams_dropped
+            .get_or_create(&DroppedLabel { reason })
+            .inc();
+    }
+
+    /// How many datagrams were dropped for this reason so far.
+    pub fn dropped_count(&self, reason: Dropped) -> u64 {
+        self.datagrams_dropped
+            .get_or_create(&DroppedLabel { reason })
             .get()
     }
 

@@ -2,13 +2,14 @@
 //!
 //! Each connection opens one stream, says hello and asks for one thing: an
 //! agent to open a nameplate, a console to claim one. Refusals are an error
-//! frame on that stream, then a close. A paired agent's task owns the session
-//! and splices the two streams until it ends.
+//! frame on that stream, then a close. Pairing gives each side its
+//! forwarding ticket; the session then runs end to end over the forwarder
+//! (`forward`), and the relay only keeps the two control connections until
+//! the clients close them, to learn how the set-up went.
 //!
-//! Until a connection is paired it gets control-sized windows and its
-//! messages are read with the control frame limit, so an unpaired client
-//! costs the relay little however it behaves; pairing widens both
-//! connections' windows for the session.
+//! Control connections get control-sized windows and their messages are
+//! read with the control frame limit, so a client costs the relay little
+//! however it behaves.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -21,31 +22,22 @@ use sprijin_proto::message::control::{
     ClientMsg, ErrorCode, ErrorFrame, Hello, PROTOCOL_VERSION, RelayMsg, Role, Technician,
     close_code, version_mismatch,
 };
+use sprijin_proto::path::Ticket;
+use sprijin_proto::path::wire::{Side as PathSide, TicketMint};
 use sprijin_proto::tls::{self, Fingerprint};
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::config::{ConfigError, RelayConfig};
+use crate::forward::{self, ForwardOptions, Forwarder};
 use crate::identity::{Identity, IdentityError};
 use crate::limits::{ConnectionLimiter, ConnectionSlot, LimitKey, RateLimiter, limit_key};
 use crate::metrics::{Limit, Metrics, Outcome};
 use crate::rendezvous::{ClaimError, Rendezvous, TableLimits};
-use crate::splice::{self, Side, SpliceOptions};
 
 /// How long the relay waits for a refused peer to read the error frame
 /// before it closes the connection.
 const LINGER: Duration = Duration::from_secs(2);
-
-/// How long the relay waits, after a session's streams end, for the agent
-/// to close its connection with the code that says how the session ended.
-const END_WAIT: Duration = Duration::from_secs(1);
-
-/// The UDP receive buffer the relay asks for. Every agent and console shares
-/// the relay's one socket, so the system default (about 200 KiB on Linux)
-/// overflows under a burst of handshakes or a fast session, and each dropped
-/// datagram costs a retransmission and a congestion back-off. The system may
-/// grant less (Linux caps it at `net.core.rmem_max`); that is not an error.
-const RECV_BUFFER: usize = 4 * 1024 * 1024;
 
 /// How often forgotten nameplates and idle rate-limit entries are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
@@ -55,10 +47,13 @@ type Writer = FrameWriter<quinn::SendStream>;
 
 /// What a claiming console hands to the waiting agent's task.
 struct Claimed {
+    /// The agent's forwarding ticket; the console already has its own.
+    agent_ticket: Ticket,
     technician: Technician,
     // When the claim arrived, for the set-up time.
     at: tokio::time::Instant,
-    console: Side,
+    // The console's control stream, open until the agent's task ends.
+    console_stream: (quinn::SendStream, quinn::RecvStream),
     // Kept so the console's connection lives as long as the session.
     connection: Connection,
     // The console's connection counts against its address while it lives.
@@ -73,13 +68,17 @@ struct Shared {
     opens: RateLimiter,
     connections: ConnectionLimiter,
     metrics: Arc<Metrics>,
+    mint: TicketMint,
 }
 
-/// A bound relay, ready to run.
+/// A bound relay, ready to run: the control endpoint and the forwarder
+/// share its one UDP socket.
 pub struct Relay {
     endpoint: Endpoint,
     fingerprint: Fingerprint,
     shared: Arc<Shared>,
+    /// Taken by `run`.
+    forwarder: Option<Forwarder>,
 }
 
 impl Relay {
@@ -88,25 +87,32 @@ impl Relay {
         config.limits.validate()?;
         let identity = Identity::load(&config.identity)?;
         let fingerprint = identity.fingerprint();
-        let secret = crate::waiting::Secret::load_or_create(&config.waiting_key)?;
+        let secret = crate::secret::Secret::load_or_create(&config.data_dir)?;
         let server = tls::server_config(identity.cert, identity.key).map_err(RelayError::Tls)?;
         let bind_error = |e: std::io::Error| RelayError::Bind {
             addr: config.listen,
             reason: e.to_string(),
         };
-        let socket = std::net::UdpSocket::bind(config.listen).map_err(bind_error)?;
-        let state = quinn::udp::UdpSocketState::new((&socket).into()).map_err(bind_error)?;
-        if let Err(e) = state.set_recv_buffer_size((&socket).into(), RECV_BUFFER) {
-            warn!("cannot enlarge the UDP receive buffer: {e}");
-        }
-        let endpoint = Endpoint::new(
+        let mint = TicketMint::new(secret.forwarding());
+        let metrics = Arc::new(Metrics::default());
+        let (forwarder, socket) = forward::bind(
+            config.listen,
+            ForwardOptions {
+                mint: mint.clone(),
+                bytes_per_sec: config.limits.session_bytes_per_sec,
+                idle_timeout: config.limits.session_idle_timeout,
+                tap: config.tap.clone(),
+                metrics: metrics.clone(),
+            },
+        )
+        .map_err(bind_error)?;
+        let endpoint = Endpoint::new_with_abstract_socket(
             secret.endpoint_config(),
             Some(server),
-            socket,
+            Arc::new(socket),
             Arc::new(quinn::TokioRuntime),
         )
         .map_err(bind_error)?;
-        let metrics = Arc::new(Metrics::default());
         let limits = &config.limits;
         let shared = Arc::new(Shared {
             rendezvous: Rendezvous::new(
@@ -122,12 +128,14 @@ impl Relay {
             opens: RateLimiter::per_minute(limits.opens_per_minute),
             connections: ConnectionLimiter::new(limits.connections_per_address),
             metrics,
+            mint,
             config,
         });
         Ok(Relay {
             endpoint,
             fingerprint,
             shared,
+            forwarder: Some(forwarder),
         })
     }
 
@@ -148,7 +156,8 @@ impl Relay {
 
     /// Serves until `shutdown` completes, then closes every connection and
     /// waits briefly for peers to be told.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        let forwarder = self.forwarder.take().map(|f| tokio::spawn(f.run()));
         let sweeper = {
             let shared = self.shared.clone();
             tokio::spawn(async move {
@@ -185,6 +194,10 @@ impl Relay {
         })
         .await;
         handlers.shutdown().await;
+        if let Some(forwarder) = forwarder {
+            forwarder.abort();
+            let _ = forwarder.await;
+        }
     }
 
     fn admit(&self, incoming: Incoming, handlers: &mut JoinSet<()>) {
@@ -440,83 +453,49 @@ async fn agent(
             }
         };
         let Claimed {
+            agent_ticket,
             technician,
             at: claimed_at,
-            console,
+            console_stream: _console_stream,
             connection: console_connection,
             _slot: _console_slot,
         } = claim;
-        for c in [&connection, &console_connection] {
-            tls::open_session_windows(c);
-        }
+        // Kept open, like the console's, until the agent closes it.
+        let _agent_reader = reader;
         writer
             .write_msg(&RelayMsg::Paired {
                 technician: Some(technician),
-                ticket: pending_ticket(),
+                ticket: agent_ticket,
             })
             .await?;
         info!("paired");
         shared.metrics.sessions.inc();
         shared.metrics.sessions_active.inc();
-        let agent_side = Side {
-            send: writer.into_inner(),
-            recv: reader.into_inner(),
-        };
-        let limits = &shared.config.limits;
-        if let Some(intercept) = &shared.config.interceptor {
-            intercept(agent_side, console).await;
-        } else {
-            let spliced_at = tokio::time::Instant::now();
-            let stats = splice::splice(
-                agent_side,
-                console,
-                SpliceOptions {
-                    bytes_per_sec: limits.session_bytes_per_sec,
-                    idle_timeout: limits.session_idle_timeout,
-                    tap: shared.config.tap.clone(),
-                },
-            )
-            .await;
+        let _ = writer.get_mut().finish();
+        // The session now runs end to end over the forwarder. The control
+        // connections stay until the clients close them, for at most the
+        // handshake time: the agent closes its own once the end-to-end
+        // set-up is over, with a code that says how it went.
+        let deadline = tokio::time::Instant::now() + shared.config.limits.handshake_timeout;
+        let agent_closed = tokio::time::timeout_at(deadline, connection.closed())
+            .await
+            .is_ok();
+        if agent_closed {
             shared
                 .metrics
-                .bytes_forwarded
-                .inc_by(stats.agent_to_console + stats.console_to_agent);
-            if let Some(first) = stats.first_answer {
-                let setup = claimed_at.elapsed().saturating_sub(spliced_at.elapsed()) + first;
-                shared.metrics.setup_seconds.observe(setup.as_secs_f64());
-            }
-            if !stats.idle {
-                // The agent closes its connection right after the session
-                // with a code that says how it ended; wait briefly for it.
-                let _ = tokio::time::timeout(END_WAIT, connection.closed()).await;
-            }
-            shared.metrics.ended(session_outcome(
-                stats.idle,
-                &connection.close_reason(),
-                &console_connection.close_reason(),
-            ));
-            if stats.idle {
-                // The sealed stream has no room for a relay's frame; the
-                // close reason tells both sides why.
-                shared.metrics.refused(ErrorCode::Timeout);
-                let reason = format!(
-                    "the relay ended the session after {} s without traffic",
-                    limits.session_idle_timeout.as_secs()
-                );
-                for c in [&connection, &console_connection] {
-                    c.close(2u32.into(), reason.as_bytes());
-                }
-            }
-            info!(
-                agent_to_console = stats.agent_to_console,
-                console_to_agent = stats.console_to_agent,
-                idle = stats.idle,
-                "session ended"
-            );
+                .setup_seconds
+                .observe(claimed_at.elapsed().as_secs_f64());
         }
+        let _ = tokio::time::timeout_at(deadline, console_connection.closed()).await;
+        let outcome = session_outcome(
+            &connection.close_reason(),
+            &console_connection.close_reason(),
+        );
+        shared.metrics.ended(outcome);
+        info!(?outcome, "handed over to the data path");
         shared.metrics.sessions_active.dec();
         for c in [&connection, &console_connection] {
-            c.close(0u32.into(), b"session ended");
+            c.close(0u32.into(), b"paired");
         }
         Ok(())
     }
@@ -571,7 +550,12 @@ async fn console(
             return unauthorized(shared, &connection, writer, "is missing").await;
         }
     };
-    if shared.metrics.sessions_active.get() as usize >= shared.config.limits.max_sessions {
+    let sessions = shared
+        .metrics
+        .sessions_active
+        .get()
+        .max(shared.metrics.forwarding_entries.get());
+    if sessions as usize >= shared.config.limits.max_sessions {
         let frame = ErrorFrame::new(
             ErrorCode::Busy,
             "the relay is at its session limit: try again later",
@@ -585,24 +569,23 @@ async fn console(
             return refuse_claim(shared, &connection, writer, e.frame()).await;
         }
     };
+    let (agent_ticket, console_ticket) = issue_tickets(shared);
     writer
         .write_msg(&RelayMsg::Paired {
             technician: None,
-            ticket: pending_ticket(),
+            ticket: console_ticket,
         })
         .await?;
     let claim = Claimed {
+        agent_ticket,
         technician,
         at: claimed_at,
-        console: Side {
-            send: writer.into_inner(),
-            recv: reader.into_inner(),
-        },
+        console_stream: (writer.into_inner(), reader.into_inner()),
         connection,
         _slot: slot,
     };
     // If the agent left at this very moment, dropping the claim resets the
-    // console's stream, which it reports as the agent having gone.
+    // console's control stream, which it reports as the agent having gone.
     let _ = handoff.send(claim);
     Ok(())
 }
@@ -634,27 +617,23 @@ async fn refuse_claim(
     refuse(shared, connection, writer, frame).await
 }
 
-/// How a spliced session ended, from what the relay can see: the idle
-/// timer, and the close codes the two sides' connections ended with.
-fn session_outcome(
-    idle: bool,
-    agent: &Option<ConnectionError>,
-    console: &Option<ConnectionError>,
-) -> Outcome {
+/// How a paired session's set-up ended, from what the relay can see: the
+/// close codes of the two control connections. The session itself runs
+/// over the forwarder, where the relay sees only datagrams.
+fn session_outcome(agent: &Option<ConnectionError>, console: &Option<ConnectionError>) -> Outcome {
     let code = |e: &Option<ConnectionError>| match e {
         Some(ConnectionError::ApplicationClosed(c)) => Some(c.error_code.into_inner()),
         _ => None,
     };
-    let lost = |e: &Option<ConnectionError>| match e {
-        None | Some(ConnectionError::LocallyClosed) => false,
-        Some(ConnectionError::ApplicationClosed(c)) => {
-            c.error_code.into_inner() != u64::from(close_code::ENDED)
-        }
-        Some(_) => true,
+    // Closed by the peer, or still open at the deadline (then the relay
+    // closes it): neither is a loss. A transport error or timeout is.
+    let lost = |e: &Option<ConnectionError>| {
+        !matches!(
+            e,
+            None | Some(ConnectionError::LocallyClosed | ConnectionError::ApplicationClosed(_))
+        )
     };
-    if idle {
-        Outcome::Idle
-    } else if code(agent) == Some(close_code::WRONG_CODE.into()) {
+    if code(agent) == Some(close_code::WRONG_CODE.into()) {
         Outcome::WrongCode
     } else if lost(agent) || lost(console) {
         Outcome::Lost
@@ -682,7 +661,7 @@ pub enum RelayError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
-    Secret(#[from] crate::waiting::SecretError),
+    Secret(#[from] crate::secret::SecretError),
     #[error("cannot set up tls: {0}")]
     Tls(#[source] tls::TlsError),
     #[error("cannot listen on {addr}: {reason}")]
@@ -695,11 +674,16 @@ pub enum RelayError {
     PeerStream(#[from] FrameError),
 }
 
-/// Placeholder until the relay issues forwarding tickets.
-fn pending_ticket() -> sprijin_proto::path::Ticket {
-    sprijin_proto::path::Ticket {
-        token: Vec::new(),
-        key: [0; 32],
-        expires_at: 0,
-    }
+/// The two tickets of a new session: the agent's and the console's.
+fn issue_tickets(shared: &Shared) -> (Ticket, Ticket) {
+    let session = rand::random::<u64>();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let expires_at = now.saturating_add(shared.config.limits.ticket_ttl.as_secs());
+    (
+        shared.mint.issue(session, PathSide::Agent, expires_at),
+        shared.mint.issue(session, PathSide::Console, expires_at),
+    )
 }

@@ -16,15 +16,7 @@ use std::time::Duration;
 use quinn::{RecvStream, SendStream};
 use tokio::time::Instant;
 
-/// Which way bytes were going.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    AgentToConsole,
-    ConsoleToAgent,
-}
-
-/// Sees every chunk the relay forwards.
-pub type Tap = Arc<dyn Fn(Direction, &[u8]) + Send + Sync>;
+pub use crate::forward::{Direction, Tap};
 
 /// One side's stream halves.
 pub struct Side {

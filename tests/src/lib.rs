@@ -552,6 +552,7 @@ pub async fn connect_in_process(
         relay_fingerprint: Some(relay.fingerprint.parse().expect("a fingerprint")),
         technician: name.to_string(),
         token: None,
+        session_idle_timeout: sprijin_proto::tls::SESSION_IDLE_TIMEOUT,
     };
     tokio::time::timeout(STEP, Session::connect(&code, &options))
         .await
@@ -688,4 +689,103 @@ pub fn agent_finishes(agent: &mut Proc) {
         agent.stderr.text()
     );
     assert_no_panic(&agent.stderr.text());
+}
+
+/// A console built from the protocol library, so a test can send what the
+/// real console never would, or take part with a guessed code: it claims
+/// `code`'s nameplate at the relay, connects end to end through the relay's
+/// forwarder and runs the handshake with `code`'s password. Every message
+/// of the agent, from the control stream and from every request stream,
+/// arrives on `inbox`.
+pub struct RawConsole {
+    pub writer: sprijin_proto::framing::FrameWriter<quinn::SendStream>,
+    pub inbox: tokio::sync::mpsc::Receiver<sprijin_proto::message::session::AgentMsg>,
+    pub connection: quinn::Connection,
+    pub path: sprijin_proto::path::RelayedPath,
+}
+
+impl RawConsole {
+    /// Claims and sets up the session; `Err` is how the handshake failed.
+    pub async fn connect(
+        relay_addr: &str,
+        fingerprint: &str,
+        code: &sprijin_proto::code::SessionCode,
+    ) -> Result<RawConsole, sprijin_proto::e2e::E2eError> {
+        use sprijin_proto::message::control::{ClientMsg, RelayMsg, Role, close_code};
+        use sprijin_proto::message::session::AgentMsg;
+        use sprijin_proto::tls::{self, SessionIdentity};
+        let mut link = sprijin_proto::client::RelayLink::connect(
+            relay_addr,
+            Some(fingerprint.parse().expect("a fingerprint")),
+            Role::Console,
+        )
+        .await
+        .expect("the relay answers");
+        link.writer
+            .write_msg(&ClientMsg::Claim {
+                nameplate: code.nameplate(),
+                technician: "Ana".into(),
+                token: None,
+            })
+            .await
+            .expect("the claim is sent");
+        let ticket = match link.reader.expect_msg::<RelayMsg>().await {
+            Ok(RelayMsg::Paired { ticket, .. }) => ticket,
+            other => panic!("the relay did not pair: {other:?}"),
+        };
+        let identity = SessionIdentity::generate().expect("a session certificate");
+        let client = tls::session_client_config(&identity, tls::SESSION_IDLE_TIMEOUT)
+            .expect("a session configuration");
+        let path =
+            sprijin_proto::path::RelayedPath::new(link.connection.remote_address(), ticket, None)
+                .expect("a session socket");
+        let connection = path
+            .endpoint()
+            .connect_with(client, path.relay(), "sprijin-session")
+            .expect("a connection starts")
+            .await
+            .map_err(|e| sprijin_proto::e2e::E2eError::Connection(e.to_string()))?;
+        let set_up =
+            sprijin_proto::e2e::establish(Role::Console, code, connection, &identity).await;
+        let close = match &set_up {
+            Ok(_) => close_code::SET_UP,
+            Err(e) if e.is_wrong_code() => close_code::WRONG_CODE,
+            Err(_) => close_code::SETUP_FAILED,
+        };
+        link.connection.close(close.into(), b"set up");
+        let established = set_up?;
+        let (tx, inbox) = tokio::sync::mpsc::channel::<AgentMsg>(1024);
+        let mut control = established.reader;
+        let control_tx = tx.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(msg)) = control.read_msg::<AgentMsg>().await {
+                if control_tx.send(msg).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let accepting = established.connection.clone();
+        tokio::spawn(async move {
+            while let Ok(recv) = sprijin_proto::e2e::streams::accept(&accepting).await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let Ok((_, mut reader)) = sprijin_proto::e2e::streams::read_head(recv).await
+                    else {
+                        return;
+                    };
+                    while let Ok(Some(msg)) = reader.read_msg::<AgentMsg>().await {
+                        if tx.send(msg).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Ok(RawConsole {
+            writer: established.writer,
+            inbox,
+            connection: established.connection,
+            path,
+        })
+    }
 }

@@ -50,6 +50,10 @@ fn quick_bench_reports_every_figure() {
         "idle_relay_rss_mib",
         "agent_rss_mib",
         "snapshot_ms_p50",
+        "datapath_throughput_ratio",
+        "relay_cpu_pct_transfer",
+        "relay_cpu_s_per_gib",
+        "relay_restart_gap_ms",
     ] {
         assert!(num(key) > 0.0, "{key} = {}", num(key));
     }
@@ -66,6 +70,9 @@ fn quick_bench_reports_every_figure() {
         num("sessions_concurrent_total"),
         "every concurrent session arrives whole"
     );
+    for key in ["migration_ok", "relay_restart_ok"] {
+        assert_eq!(report[key], Value::Bool(true), "{key}: {report:#}");
+    }
     assert!(
         report["errors"].as_array().unwrap().is_empty(),
         "{report:#}"

@@ -460,22 +460,48 @@ fn the_shipped_config_files_hold_only_known_keys() {
 }
 
 #[test]
-fn a_session_without_traffic_is_counted_as_idle() {
+fn a_pair_whose_set_up_never_finishes_is_counted_as_idle() {
+    use sprijin_proto::message::control::{ClientMsg, RelayMsg, Role};
     let metrics = free_tcp_addr();
-    let relay = RelayProc::start(&["--metrics", &metrics.to_string(), "--idle-timeout", "1"]);
+    let relay = RelayProc::start(&[
+        "--metrics",
+        &metrics.to_string(),
+        "--handshake-timeout",
+        "1",
+    ]);
     let mut agent = AgentProc::start(&relay, &["y"], &[]);
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().to_str().unwrap();
-    // A technician who connects and then does nothing.
-    let mut console = console_interactive(&relay, &agent.code, &["--data-dir", data_dir]);
-    wait_metric(
-        metrics,
-        "sprijin_relay_sessions_ended_total{outcome=\"Idle\"}",
-        1,
-    );
-    console.close_stdin();
-    console.wait(STEP);
-    agent.proc.wait(STEP);
+    let code: SessionCode = agent.code.parse().unwrap();
+    // A console that claims, is paired, and then never connects to the agent.
+    block_on(async {
+        let mut link = sprijin_proto::client::RelayLink::connect(
+            &relay.addr,
+            Some(relay.fingerprint.parse().unwrap()),
+            Role::Console,
+        )
+        .await
+        .unwrap();
+        link.writer
+            .write_msg(&ClientMsg::Claim {
+                nameplate: code.nameplate(),
+                technician: "Ana".into(),
+                token: None,
+            })
+            .await
+            .unwrap();
+        assert!(matches!(
+            link.reader.expect_msg::<RelayMsg>().await.unwrap(),
+            RelayMsg::Paired { .. }
+        ));
+        tokio::task::spawn_blocking(move || {
+            wait_metric(
+                metrics,
+                "sprijin_relay_sessions_ended_total{outcome=\"Idle\"}",
+                1,
+            )
+        })
+        .await
+        .unwrap();
+    });
     let text = get_when_up(metrics, "/metrics");
     assert_eq!(
         value(
@@ -485,4 +511,6 @@ fn a_session_without_traffic_is_counted_as_idle() {
         0,
         "{text}"
     );
+    // The agent is still waiting for a console that will not come.
+    assert!(agent.proc.alive());
 }

@@ -1,8 +1,8 @@
 //! Faults made on purpose on a running session, and the person's yes at a
 //! real terminal.
 //!
-//! Every run belongs to its session: whether the relay is killed or paused,
-//! the console killed, the stream cut without a goodbye, or the technician
+//! Every run belongs to its session: whether the relay is killed or paused
+//! for longer than the session's idle timeout, the console killed, or the technician
 //! quits or cancels, the run is stopped, its start and end are in the audit
 //! log, and no process of it is left. Killing the agent kills the run too.
 //! A cancel withdraws a question still on the screen; a request id already
@@ -10,23 +10,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use quinn::{RecvStream, SendStream};
 use sprijin_console::catalog_tool;
-use sprijin_proto::client::RelayLink;
 use sprijin_proto::code::SessionCode;
-use sprijin_proto::framing::{FrameReader, FrameWriter};
-use sprijin_proto::message::control::{ClientMsg, RelayMsg, Role};
 use sprijin_proto::message::script::RunStatus;
 use sprijin_proto::message::session::{AgentMsg, ConsoleMsg, Request};
-use sprijin_proto::secure;
-use sprijin_relay::splice::Side;
-use sprijin_relay::{Relay, RelayConfig};
 use sprijin_tests::tmux::{Tmux, have_tmux};
 use sprijin_tests::*;
-use tokio::sync::watch;
 
 /// Writes its own pid and a background child's pid into a folder, then
 /// waits; only a stop ends it.
@@ -56,9 +47,13 @@ program = "echo"
 args = ["hello"]
 "#;
 
-/// Once a connection is silent this long it is dead (the programs' QUIC
-/// idle timeout), plus room for stopping the run on a loaded machine.
-const LOST_WITHIN: Duration = Duration::from_secs(50);
+/// The session idle timeout these tests give both programs, in seconds:
+/// how long a session survives silence (a relay gone, a peer killed).
+const IDLE: &str = "10";
+
+/// Once a session is silent for [`IDLE`] it is dead, plus room for
+/// stopping the run on a loaded machine.
+const LOST_WITHIN: Duration = Duration::from_secs(40);
 
 /// The pids a run of [`SLOW`] wrote: the script and its background child.
 struct RunPids {
@@ -126,8 +121,21 @@ fn session_with_console(
     cat: &TestCatalog,
     answers: &[&str],
 ) -> (AgentProc, Proc) {
-    let agent = AgentProc::start(relay, answers, &["--trusted-key", cat.public_arg()]);
-    let console = console_interactive(relay, &agent.code, &["--catalog", cat.dir_arg()]);
+    let agent = AgentProc::start(
+        relay,
+        answers,
+        &[
+            "--trusted-key",
+            cat.public_arg(),
+            "--session-idle-timeout",
+            IDLE,
+        ],
+    );
+    let console = console_interactive(
+        relay,
+        &agent.code,
+        &["--catalog", cat.dir_arg(), "--session-idle-timeout", IDLE],
+    );
     assert!(
         console
             .stdout
@@ -238,121 +246,27 @@ fn an_agent_killed_mid_run_leaves_no_process_of_the_run() {
     assert_eq!(audit_events(agent.data_dir.path(), "run_start").len(), 1);
 }
 
-// 2. A cut stream is a lost connection, never a goodbye.
-
-/// A relay in this process that forwards whole frames both ways until the
-/// test says cut, then finishes both streams at a frame boundary, as a
-/// relay could, without either side's goodbye.
-struct CuttingRelay {
-    addr: String,
-    fingerprint: String,
-    cut: watch::Sender<bool>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    runtime: Option<tokio::runtime::Runtime>,
-    _dir: tempfile::TempDir,
-}
-
-impl CuttingRelay {
-    fn start() -> CuttingRelay {
-        let dir = tempfile::tempdir().unwrap();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let (cut, cut_rx) = watch::channel(false);
-        let mut config = RelayConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().join("relay"));
-        config.interceptor = Some(Arc::new(move |agent: Side, console: Side| {
-            let cut = cut_rx.clone();
-            Box::pin(async move {
-                tokio::join!(
-                    forward_until_cut(agent.recv, console.send, cut.clone()),
-                    forward_until_cut(console.recv, agent.send, cut),
-                );
-            })
-        }));
-        let relay = {
-            let _in_runtime = runtime.enter();
-            Relay::bind(config).expect("bind the in-process relay")
-        };
-        let addr = relay.local_addr().unwrap().to_string();
-        let fingerprint = relay.fingerprint().to_string();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        runtime.spawn(relay.run(async {
-            let _ = stopped.await;
-        }));
-        CuttingRelay {
-            addr,
-            fingerprint,
-            cut,
-            stop: Some(stop),
-            runtime: Some(runtime),
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for CuttingRelay {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_timeout(Duration::from_secs(5));
-        }
-    }
-}
-
-async fn until_cut(cut: &mut watch::Receiver<bool>) {
-    let cut = cut.wait_for(|cut| *cut).await.is_ok();
-    if !cut {
-        std::future::pending::<()>().await;
-    }
-}
-
-async fn forward_until_cut(
-    mut from: RecvStream,
-    mut to: SendStream,
-    mut cut: watch::Receiver<bool>,
-) {
-    {
-        let mut reader = FrameReader::new(&mut from);
-        let mut writer = FrameWriter::new(&mut to);
-        loop {
-            tokio::select! {
-                frame = reader.read_frame() => match frame {
-                    Ok(Some(frame)) => {
-                        if writer.write_frame(&frame).await.is_err() {
-                            return;
-                        }
-                    }
-                    _ => return,
-                },
-                () = until_cut(&mut cut) => break,
-            }
-        }
-    }
-    // A clean end of the stream, exactly between two frames.
-    let _ = to.finish();
-    let _ = tokio::time::timeout(STEP, to.stopped()).await;
-}
+// 2. A silent connection is a lost connection, never a goodbye.
 
 #[test]
-fn a_stream_cut_without_a_goodbye_is_a_lost_connection_on_both_sides() {
+fn a_session_silent_for_its_idle_timeout_is_a_lost_connection_on_both_sides() {
     let cat = TestCatalog::signed(&[("slow", SLOW)]);
-    let relay = CuttingRelay::start();
-    let mut agent = AgentProc::start_at(
-        &relay.addr,
-        &relay.fingerprint,
+    let relay = RelayProc::start(&[]);
+    let mut agent = AgentProc::start(
+        &relay,
         &["y", "y"],
-        &["--trusted-key", cat.public_arg()],
+        &[
+            "--trusted-key",
+            cat.public_arg(),
+            "--session-idle-timeout",
+            "4",
+        ],
     );
-    let mut console = Proc::spawn(console_command(
-        &relay.addr,
-        &relay.fingerprint,
+    let mut console = console_interactive(
+        &relay,
         &agent.code,
-        &["--catalog", cat.dir_arg()],
-    ));
+        &["--catalog", cat.dir_arg(), "--session-idle-timeout", "4"],
+    );
     assert!(
         console
             .stdout
@@ -364,27 +278,31 @@ fn a_stream_cut_without_a_goodbye_is_a_lost_connection_on_both_sides() {
     );
     let pids = start_slow_run(&mut console, &run_dir(cat.root.path(), "run"));
 
-    relay.cut.send_replace(true);
+    // The relay stops forwarding: nothing of the session arrives any more.
+    let stopped = Command::new("kill")
+        .args(["-STOP", &relay.proc.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
     let status = wait_end(&mut agent.proc, STEP, "the agent");
     assert!(!status.success());
     assert_agent_lost_connection(&agent);
     assert!(
-        agent
-            .proc
-            .stdout
-            .text()
-            .contains("the session stream ended without a goodbye")
+        agent.proc.stdout.text().contains("idle timeout"),
+        "{}",
+        agent.proc.stdout.text()
     );
     assert_run_ended_with_session(agent.data_dir.path(), "the connection was lost");
-    pids.assert_gone("after the stream was cut");
+    pids.assert_gone("after the session fell silent");
 
     let status = wait_end(&mut console, STEP, "the console");
     assert!(!status.success());
     let said = console.stderr.text();
-    assert!(
-        said.contains("the connection was lost: the agent's stream ended without a goodbye"),
-        "{said}"
-    );
+    assert!(said.contains("the connection was lost"), "{said}");
+    assert!(said.contains("idle timeout"), "{said}");
+    let _ = Command::new("kill")
+        .args(["-CONT", &relay.proc.child.id().to_string()])
+        .status();
 }
 
 // 3. The technician cancels, quits or reuses an id.
@@ -468,45 +386,21 @@ fn cancel_withdraws_a_question_still_on_the_screen() {
 
 /// A console built from the protocol library, so it can send what the real
 /// console never would: two requests with the same id.
-struct RawConsole {
-    writer: secure::SecureWriter<SendStream>,
-    reader: secure::SecureReader<RecvStream>,
-    _link: (quinn::Endpoint, quinn::Connection),
-}
+struct Raw(RawConsole);
 
-impl RawConsole {
-    async fn connect(relay: &RelayProc, code: &str) -> RawConsole {
+impl Raw {
+    async fn connect(relay: &RelayProc, code: &str) -> Raw {
         let code: SessionCode = code.parse().unwrap();
-        let mut link = RelayLink::connect(
-            &relay.addr,
-            Some(relay.fingerprint.parse().unwrap()),
-            Role::Console,
-        )
-        .await
-        .unwrap();
-        link.writer
-            .write_msg(&ClientMsg::Claim {
-                nameplate: code.nameplate(),
-                technician: "Ana".into(),
-                token: None,
-            })
+        let mut raw = RawConsole::connect(&relay.addr, &relay.fingerprint, &code)
             .await
-            .unwrap();
-        assert!(matches!(
-            link.reader.expect_msg::<RelayMsg>().await.unwrap(),
-            RelayMsg::Paired { .. }
-        ));
-        let mut established = secure::establish(Role::Console, &code, link.reader, link.writer)
-            .await
-            .unwrap();
-        established
-            .writer
-            .send(&ConsoleMsg::Identify { presentation: None })
+            .expect("the session is set up");
+        raw.writer
+            .write_msg(&ConsoleMsg::Identify { presentation: None })
             .await
             .unwrap();
         let welcome = loop {
-            match established.reader.recv::<AgentMsg>().await.unwrap() {
-                Some(AgentMsg::Identity { .. }) => continue,
+            match tokio::time::timeout(STEP, raw.inbox.recv()).await.unwrap() {
+                Some(AgentMsg::Identity { .. }) | Some(AgentMsg::AuditHead { .. }) => continue,
                 other => break other,
             }
         };
@@ -514,16 +408,13 @@ impl RawConsole {
             welcome,
             Some(AgentMsg::Welcome { granted: true, .. })
         ));
-        RawConsole {
-            writer: established.writer,
-            reader: established.reader,
-            _link: (link.endpoint, link.connection),
-        }
+        Raw(raw)
     }
 
     async fn send(&mut self, id: u32, request: Request) {
-        self.writer
-            .send(&ConsoleMsg::Request { id, request })
+        self.0
+            .writer
+            .write_msg(&ConsoleMsg::Request { id, request })
             .await
             .unwrap();
     }
@@ -531,10 +422,9 @@ impl RawConsole {
     /// The next message that is not run output.
     async fn next(&mut self) -> AgentMsg {
         loop {
-            let msg = tokio::time::timeout(STEP, self.reader.recv::<AgentMsg>())
+            let msg = tokio::time::timeout(STEP, self.0.inbox.recv())
                 .await
                 .expect("the agent answers in time")
-                .expect("the session holds")
                 .expect("the session goes on");
             if !matches!(msg, AgentMsg::Output { .. } | AgentMsg::AuditHead { .. }) {
                 return msg;
@@ -557,7 +447,7 @@ fn a_request_id_already_in_use_is_refused_and_the_first_run_can_still_be_cancell
     let agent_stdout = agent.proc.stdout.clone();
     let mut stdin = agent.proc.stdin.take();
     block_on(async {
-        let mut console = RawConsole::connect(&relay, &agent.code).await;
+        let mut console = Raw::connect(&relay, &agent.code).await;
         console.send(7, Request::Catalog(signed)).await;
         assert!(matches!(
             console.next().await,
@@ -600,9 +490,12 @@ fn a_request_id_already_in_use_is_refused_and_the_first_run_can_still_be_cancell
         tokio::task::spawn_blocking(move || pids.assert_gone("after the cancel"))
             .await
             .unwrap();
-        console.writer.send(&ConsoleMsg::Bye).await.unwrap();
-        let _ = console.writer.get_mut().finish();
-        while let Ok(Some(_)) = console.reader.recv::<AgentMsg>().await {}
+        console.0.writer.write_msg(&ConsoleMsg::Bye).await.unwrap();
+        let _ = console.0.writer.get_mut().finish();
+        while tokio::time::timeout(STEP, console.0.inbox.recv())
+            .await
+            .is_ok_and(|m| m.is_some())
+        {}
     });
     let status = wait_end(&mut agent.proc, STEP, "the agent");
     assert!(status.success(), "{}", agent.proc.stdout.text());
@@ -722,6 +615,7 @@ fn a_yes_typed_before_the_question_does_not_approve_the_run() {
                 relay_fingerprint: Some(relay_fp.parse().unwrap()),
                 technician: "Ana".into(),
                 token: None,
+                session_idle_timeout: sprijin_proto::tls::SESSION_IDLE_TIMEOUT,
             };
             Session::connect(&code, &options)
                 .await

@@ -109,14 +109,8 @@ fn a_forged_or_expired_waiting_ticket_is_refused() {
     );
 
     // A ticket the relay did issue, but long expired.
-    let secret = sprijin_relay::waiting::Secret::load_or_create(
-        &relay
-            .dir
-            .path()
-            .join("relay")
-            .join(sprijin_relay::waiting::KEY_FILE),
-    )
-    .unwrap();
+    let secret =
+        sprijin_relay::secret::Secret::load_or_create(&relay.dir.path().join("relay")).unwrap();
     let expired = secret.tickets().issue(n, unix_now() - 60);
     let (code, message) = block_on(reopen(&relay, expired));
     assert_eq!(code, ErrorCode::ExpiredNameplate);

@@ -1,16 +1,16 @@
-//! Key derivation: every key the channel uses comes from the SPAKE2 key
-//! through HKDF-SHA256, one expansion per purpose, each under its own label.
+//! Key derivation: every key the handshake uses comes from the SPAKE2 key
+//! through HKDF-SHA256, salted with the connection's TLS exporter, one
+//! expansion per purpose, each under its own label.
 //!
 //! Each derived key is a newtype named for its purpose, and its bytes never
-//! leave this module: a [`SealKey`] can only become an AEAD cipher and a
-//! [`ConfirmKey`] only an HMAC, so one cannot be used in place of the other.
-//! None of them print their bytes in `Debug`.
+//! leave this module: a [`ConfirmKey`] can only become an HMAC. None of
+//! them print their bytes in `Debug`.
 
 use std::fmt;
 
-use chacha20poly1305::{ChaCha20Poly1305, KeyInit as _};
 use hkdf::Hkdf;
 use hmac::Hmac;
+use hmac::digest::KeyInit as _;
 use sha2::Sha256;
 
 /// HMAC-SHA256, the key-confirmation MAC.
@@ -18,12 +18,10 @@ pub(super) type HmacSha256 = Hmac<Sha256>;
 
 // One label per purpose, each starting with the protocol name. Changing any
 // of them changes the protocol.
-const LABEL_SEAL_AGENT_TO_CONSOLE: &[u8] = b"sprijin/1 seal agent to console";
-const LABEL_SEAL_CONSOLE_TO_AGENT: &[u8] = b"sprijin/1 seal console to agent";
-const LABEL_CONFIRM_AGENT: &[u8] = b"sprijin/1 confirm agent";
-const LABEL_CONFIRM_CONSOLE: &[u8] = b"sprijin/1 confirm console";
-const LABEL_VERIFICATION_WORDS: &[u8] = b"sprijin/1 verification words";
-const LABEL_SESSION_BINDING: &[u8] = b"sprijin/1 session binding";
+const LABEL_CONFIRM_AGENT: &[u8] = b"sprijin/3 confirm agent";
+const LABEL_CONFIRM_CONSOLE: &[u8] = b"sprijin/3 confirm console";
+const LABEL_VERIFICATION_WORDS: &[u8] = b"sprijin/3 verification words";
+const LABEL_SESSION_BINDING: &[u8] = b"sprijin/3 session binding";
 
 /// The key SPAKE2 agreed on. It is only ever used as HKDF input.
 pub(super) struct PakeKey(Vec<u8>);
@@ -33,12 +31,11 @@ impl PakeKey {
         PakeKey(bytes)
     }
 
-    /// Derives every key of the session.
-    pub(super) fn derive(&self) -> SessionKeys {
-        let hkdf = Hkdf::<Sha256>::new(None, &self.0);
+    /// Derives every key of the session, salted with the TLS exporter of
+    /// the connection it runs on.
+    pub(super) fn derive(&self, exporter: &[u8]) -> SessionKeys {
+        let hkdf = Hkdf::<Sha256>::new(Some(exporter), &self.0);
         SessionKeys {
-            agent_to_console: SealKey(expand(&hkdf, LABEL_SEAL_AGENT_TO_CONSOLE)),
-            console_to_agent: SealKey(expand(&hkdf, LABEL_SEAL_CONSOLE_TO_AGENT)),
             agent_confirm: ConfirmKey(expand(&hkdf, LABEL_CONFIRM_AGENT)),
             console_confirm: ConfirmKey(expand(&hkdf, LABEL_CONFIRM_CONSOLE)),
             verification: VerificationSeed(expand(&hkdf, LABEL_VERIFICATION_WORDS)),
@@ -56,27 +53,10 @@ impl fmt::Debug for PakeKey {
 /// Every key of one session, named by direction and purpose.
 #[derive(Debug)]
 pub(super) struct SessionKeys {
-    pub(super) agent_to_console: SealKey,
-    pub(super) console_to_agent: SealKey,
     pub(super) agent_confirm: ConfirmKey,
     pub(super) console_confirm: ConfirmKey,
     pub(super) verification: VerificationSeed,
     pub(super) binding: SessionBinding,
-}
-
-/// A ChaCha20-Poly1305 key for one direction of the channel.
-pub(super) struct SealKey([u8; 32]);
-
-impl SealKey {
-    pub(super) fn into_cipher(self) -> ChaCha20Poly1305 {
-        ChaCha20Poly1305::new(&self.0.into())
-    }
-}
-
-impl fmt::Debug for SealKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SealKey(..)")
-    }
 }
 
 /// An HMAC-SHA256 key that one side uses to prove it holds the session key.
@@ -122,8 +102,8 @@ impl fmt::Debug for VerificationSeed {
 
 /// A value both ends of one session share and no other session has, for
 /// signatures that must hold for this session only (a technician's proof of
-/// their credential). It is not a key: knowing it does not help to open or
-/// forge sealed messages, because HKDF outputs under different labels are
+/// their credential). It is not a key: knowing it does not help to forge a
+/// confirmation, because HKDF outputs under different labels are
 /// independent.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SessionBinding([u8; 32]);
@@ -164,50 +144,46 @@ mod tests {
     use super::*;
 
     fn keys() -> SessionKeys {
-        PakeKey::new(vec![7; 32]).derive()
+        PakeKey::new(vec![7; 32]).derive(&[1; 32])
     }
 
     #[test]
     fn every_purpose_gets_its_own_key() {
         let keys = keys();
-        let a = keys.agent_to_console.0;
-        let b = keys.console_to_agent.0;
-        let c = keys.agent_confirm.0;
-        let d = keys.console_confirm.0;
-        assert_ne!(a, b);
-        assert_ne!(c, d);
-        assert_ne!(&c[..32], &a[..]);
-        assert_ne!(&c[..32], &b[..]);
-        assert_ne!(&d[..32], &a[..]);
-        assert_ne!(&d[..32], &b[..]);
+        assert_ne!(keys.agent_confirm.0, keys.console_confirm.0);
+        assert_ne!(&keys.agent_confirm.0[..32], keys.binding.as_bytes());
     }
 
     #[test]
     fn derivation_is_deterministic() {
         let one = keys();
         let two = keys();
-        assert_eq!(one.agent_to_console.0, two.agent_to_console.0);
+        assert_eq!(one.agent_confirm.0, two.agent_confirm.0);
         assert_eq!(one.verification.0, two.verification.0);
         assert_eq!(one.binding, two.binding);
+    }
+
+    #[test]
+    fn another_exporter_gives_other_keys() {
+        let one = keys();
+        let two = PakeKey::new(vec![7; 32]).derive(&[2; 32]);
+        assert_ne!(one.agent_confirm.0, two.agent_confirm.0);
+        assert_ne!(one.binding, two.binding);
     }
 
     #[test]
     fn the_binding_differs_from_every_key_and_between_sessions() {
         let keys = keys();
         let binding = keys.binding.0;
-        assert_ne!(binding, keys.agent_to_console.0);
-        assert_ne!(binding, keys.console_to_agent.0);
         assert_ne!(&binding[..], &keys.agent_confirm.0[..32]);
         assert_ne!(&binding[..], &keys.console_confirm.0[..32]);
-        let other = PakeKey::new(vec![8; 32]).derive();
+        let other = PakeKey::new(vec![8; 32]).derive(&[1; 32]);
         assert_ne!(binding, other.binding.0);
     }
 
     #[test]
     fn labels_are_distinct_and_prefixed() {
         let labels = [
-            LABEL_SEAL_AGENT_TO_CONSOLE,
-            LABEL_SEAL_CONSOLE_TO_AGENT,
             LABEL_CONFIRM_AGENT,
             LABEL_CONFIRM_CONSOLE,
             LABEL_VERIFICATION_WORDS,
@@ -226,7 +202,6 @@ mod tests {
     fn debug_hides_key_bytes() {
         let keys = keys();
         assert_eq!(format!("{:?}", PakeKey::new(vec![7; 32])), "PakeKey(..)");
-        assert_eq!(format!("{:?}", keys.agent_to_console), "SealKey(..)");
         assert_eq!(format!("{:?}", keys.agent_confirm), "ConfirmKey(..)");
         assert_eq!(format!("{:?}", keys.verification), "VerificationSeed(..)");
         assert_eq!(format!("{:?}", keys.binding), "SessionBinding(..)");

@@ -1,5 +1,6 @@
-//! The end-to-end channel between agent and console: a PAKE over the relayed
-//! stream, key confirmation, then every message sealed.
+//! The end-to-end authentication between agent and console: a PAKE on the
+//! first stream of their QUIC connection, bound to that connection, and key
+//! confirmation in both directions.
 //!
 //! The session code is `NAMEPLATE-WORD-WORD`. The relay pairs the two sides
 //! by the nameplate; the password (the words) never leaves the two ends. This
@@ -9,13 +10,12 @@
 //!
 //! ```text
 //!  agent                                        console
-//!  Handshake::start(Agent, np, pw) ──pake──▶
-//!                                   ◀──pake──   Handshake::start(Console, np, pw)
+//!  Handshake::start(Agent, np, pw, link) ──pake──▶
+//!                                   ◀──pake──   Handshake::start(Console, np, pw, link)
 //!  receive(peer pake) → Confirming              receive(peer pake) → Confirming
 //!  confirmation()            ──confirmation──▶
 //!                            ◀──confirmation──  confirmation()
 //!  verify(peer tag) → Channel                   verify(peer tag) → Channel
-//!  split() → (Sealer, Opener)  ◀──sealed──▶     split() → (Sealer, Opener)
 //! ```
 //!
 //! Both PAKE messages may be sent at once, and so may both confirmations.
@@ -24,25 +24,25 @@
 //!    side B, with identities that name the role and the nameplate. A relay
 //!    that tampers gets one online guess at the password, and a wrong guess
 //!    ends the session.
-//! 2. **Keys** (`kdf.rs`): HKDF-SHA256 from the SPAKE2 key, one label per
-//!    purpose: a sealing key per direction, a confirmation key per side and
+//! 2. **Keys** (`kdf.rs`): HKDF-SHA256 from the SPAKE2 key, salted with the
+//!    connection's TLS exporter, one label per purpose: a confirmation key
+//!    per side and
 //!    the seed of the verification words, and a [`SessionBinding`] that
 //!    signatures meant for this session only are made over. Each key's type
 //!    names its purpose.
-//! 3. **Confirmation** (`confirm.rs`): each side sends an HMAC-SHA256 tag over
-//!    the nameplate and both PAKE messages under its own confirmation key. A
-//!    wrong password shows up here, on both sides, as
-//!    [`ChannelError::WrongCode`]. No message is sealed before this passes:
-//!    only [`Confirming::verify`] yields a [`Channel`].
-//! 4. **Sealing** (`aead.rs`): ChaCha20-Poly1305 with counter nonces that are
-//!    never sent, so any frame that is not exactly the next one fails, and
-//!    the [`Opener`] refuses everything after the first failure.
-//! 5. **Verification words** (`verification.rs`): four words both people can
+//! 3. **Confirmation** (`confirm.rs`): each side sends an HMAC-SHA256 tag
+//!    under its own confirmation key over the transcript: the nameplate, both
+//!    PAKE messages, the connection's TLS exporter and both TLS certificates
+//!    (the [`LinkBinding`]). A wrong password, or a relay that terminated TLS
+//!    on either side (its exporter and certificates differ from the ones the
+//!    two ends see), shows up here, on both sides, as
+//!    [`ChannelError::WrongCode`]. Only [`Confirming::verify`] yields a
+//!    [`Channel`]; nothing of the session is sent before.
+//! 4. **Verification words** (`verification.rs`): four words both people can
 //!    compare to be sure they share one channel.
 //!
 //! Secrets (the password and every key) never appear in `Debug` output.
 
-mod aead;
 mod confirm;
 mod kdf;
 mod pake;
@@ -53,18 +53,17 @@ mod tests;
 
 use std::fmt;
 
-pub use aead::{Opener, SEAL_OVERHEAD, Sealer};
 pub use confirm::CONFIRMATION_LEN;
 pub use kdf::SessionBinding;
 pub use pake::PAKE_MESSAGE_LEN;
 pub use verification::VERIFICATION_WORD_COUNT;
 
 use confirm::Transcript;
-use kdf::{ConfirmKey, SealKey};
+use kdf::ConfirmKey;
 use pake::Pake;
 
 /// The protocol name that starts every identity, label and transcript.
-const PROTOCOL: &str = "sprijin/1";
+const PROTOCOL: &str = "sprijin/3";
 
 /// Which end of the session we are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,8 +86,7 @@ impl Side {
 
 /// Why the channel could not be set up or a message could not pass.
 ///
-/// Every kind ends the session except [`ChannelError::TooLarge`], which is
-/// our own misuse and leaves the channel usable.
+/// Every kind ends the session.
 #[non_exhaustive]
 #[derive(thiserror::Error, Debug)]
 pub enum ChannelError {
@@ -102,27 +100,33 @@ pub enum ChannelError {
         "the other side sent a malformed key exchange message; end the session and start again with a new code"
     )]
     MalformedPake,
-    /// A sealed frame failed to open: it was altered, replayed, reordered or
-    /// truncated, or an earlier frame already failed.
-    #[error(
-        "a sealed message failed to open: it was altered, replayed, reordered or cut short on the way; the session is over, start a new one"
-    )]
-    Tampered,
-    /// The message counter of one direction would wrap.
-    #[error("this session has sealed as many messages as one key allows; start a new session")]
-    Exhausted,
-    /// The plaintext is beyond what ChaCha20-Poly1305 can seal in one message.
-    #[error("a message of {len} bytes is too large to seal; send it in smaller parts")]
-    TooLarge {
-        /// Length of the refused plaintext.
-        len: usize,
-    },
+}
+
+/// What ties the handshake to one TLS connection: both ends see the same
+/// values only when no one terminated TLS between them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LinkBinding {
+    /// Keying material exported from the connection's TLS session under
+    /// the handshake's own label.
+    pub exporter: Vec<u8>,
+    /// The agent's TLS certificate (DER), as the agent sent it and the
+    /// console received it.
+    pub agent_certificate: Vec<u8>,
+    /// The console's TLS certificate (DER).
+    pub console_certificate: Vec<u8>,
+}
+
+impl fmt::Debug for LinkBinding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LinkBinding").finish_non_exhaustive()
+    }
 }
 
 /// The first step: our PAKE message is out, the peer's is awaited.
 pub struct Handshake {
     side: Side,
     nameplate: String,
+    link: LinkBinding,
     pake: Pake,
     /// Our PAKE message, kept for the transcript.
     outbound: Vec<u8>,
@@ -133,12 +137,19 @@ impl Handshake {
     ///
     /// `nameplate` is bound into the identities; `password` is the secret
     /// words part of the code, already parsed and normalised so that both
-    /// sides pass the same bytes.
-    pub fn start(side: Side, nameplate: &str, password: &str) -> (Handshake, Vec<u8>) {
+    /// sides pass the same bytes. `link` is what this side sees of the
+    /// connection the handshake runs on.
+    pub fn start(
+        side: Side,
+        nameplate: &str,
+        password: &str,
+        link: LinkBinding,
+    ) -> (Handshake, Vec<u8>) {
         let (pake, outbound) = Pake::start(side, nameplate, password);
         let handshake = Handshake {
             side,
             nameplate: nameplate.to_owned(),
+            link,
             pake,
             outbound: outbound.clone(),
         };
@@ -151,25 +162,16 @@ impl Handshake {
     /// password is not visible yet; it fails at [`Confirming::verify`].
     pub fn receive(self, peer_pake: &[u8]) -> Result<Confirming, ChannelError> {
         let root = self.pake.finish(peer_pake)?;
-        let keys = root.derive();
+        let keys = root.derive(&self.link.exporter);
         let (agent_message, console_message) = match self.side {
             Side::Agent => (self.outbound.as_slice(), peer_pake),
             Side::Console => (peer_pake, self.outbound.as_slice()),
         };
-        let transcript = Transcript::new(&self.nameplate, agent_message, console_message);
-        let (own_confirm, peer_confirm, send, receive) = match self.side {
-            Side::Agent => (
-                keys.agent_confirm,
-                keys.console_confirm,
-                keys.agent_to_console,
-                keys.console_to_agent,
-            ),
-            Side::Console => (
-                keys.console_confirm,
-                keys.agent_confirm,
-                keys.console_to_agent,
-                keys.agent_to_console,
-            ),
+        let transcript =
+            Transcript::new(&self.nameplate, agent_message, console_message, &self.link);
+        let (own_confirm, peer_confirm) = match self.side {
+            Side::Agent => (keys.agent_confirm, keys.console_confirm),
+            Side::Console => (keys.console_confirm, keys.agent_confirm),
         };
         Ok(Confirming {
             side: self.side,
@@ -177,8 +179,6 @@ impl Handshake {
             transcript,
             own_confirm,
             peer_confirm,
-            send,
-            receive,
             words: verification::indices(&keys.verification),
             binding: keys.binding,
         })
@@ -194,16 +194,14 @@ impl fmt::Debug for Handshake {
     }
 }
 
-/// The second step: keys are derived but not yet confirmed, so nothing can
-/// be sealed yet.
+/// The second step: keys are derived but not yet confirmed, so the session
+/// may not start yet.
 pub struct Confirming {
     side: Side,
     nameplate: String,
     transcript: Transcript,
     own_confirm: ConfirmKey,
     peer_confirm: ConfirmKey,
-    send: SealKey,
-    receive: SealKey,
     words: [usize; VERIFICATION_WORD_COUNT],
     binding: SessionBinding,
 }
@@ -223,8 +221,6 @@ impl Confirming {
         Ok(Channel {
             side: self.side,
             nameplate: self.nameplate,
-            sealer: Sealer::new(self.send),
-            opener: Opener::new(self.receive),
             words: self.words,
             binding: self.binding,
         })
@@ -244,8 +240,6 @@ impl fmt::Debug for Confirming {
 pub struct Channel {
     side: Side,
     nameplate: String,
-    sealer: Sealer,
-    opener: Opener,
     words: [usize; VERIFICATION_WORD_COUNT],
     binding: SessionBinding,
 }
@@ -273,12 +267,6 @@ impl Channel {
     pub fn binding(&self) -> &SessionBinding {
         &self.binding
     }
-
-    /// Splits into the half that seals what we send and the half that opens
-    /// what the peer sends, so each can live in its own task.
-    pub fn split(self) -> (Sealer, Opener) {
-        (self.sealer, self.opener)
-    }
 }
 
 impl fmt::Debug for Channel {
@@ -286,8 +274,6 @@ impl fmt::Debug for Channel {
         f.debug_struct("Channel")
             .field("side", &self.side)
             .field("nameplate", &self.nameplate)
-            .field("sealer", &self.sealer)
-            .field("opener", &self.opener)
             .finish_non_exhaustive()
     }
 }

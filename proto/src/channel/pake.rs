@@ -64,8 +64,8 @@ mod tests {
     #[test]
     fn identities_name_role_and_nameplate() {
         let (agent, console) = identities("7");
-        assert_eq!(agent.as_slice(), b"sprijin/1 agent nameplate 7");
-        assert_eq!(console.as_slice(), b"sprijin/1 console nameplate 7");
+        assert_eq!(agent.as_slice(), b"sprijin/3 agent nameplate 7");
+        assert_eq!(console.as_slice(), b"sprijin/3 console nameplate 7");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! Four words from the fixed word list, picked by forty bits of HKDF output
 //! under the verification label, ten bits a word. The label is the words'
-//! own, so showing them reveals nothing about the keys that seal messages.
+//! own, so showing them reveals nothing about the confirmation keys.
 
 use crate::words::WORDS;
 

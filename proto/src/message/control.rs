@@ -4,17 +4,30 @@
 //! layout never changes, so a peer of any version can read it and be told
 //! plainly that the versions differ. After the hello, the client sends one
 //! [`ClientMsg`] and the relay answers with [`RelayMsg`]s. Once the relay has
-//! sent `Paired` to both sides, the same stream carries the end-to-end session
-//! and the relay only copies bytes.
+//! sent `Paired` to both sides, each side opens the end-to-end session with
+//! its ticket (see [`crate::path`] and [`crate::e2e`]) and closes this
+//! connection once that session is set up, with a [`close_code`] saying how
+//! set-up ended.
 
 use serde::{Deserialize, Serialize};
 
 use crate::code::Nameplate;
 
-/// The protocol version this build speaks. Version 2: the console proves
-/// its credential first in the session; audit heads, identity, conversation
-/// and file messages; catalog signatures with key, time and expiry.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// The protocol version this build speaks.
+///
+/// Version 3: after pairing, agent and console talk one QUIC connection to
+/// each other (ALPN `sprijin-e2e/3`, a fresh self-signed certificate on each
+/// side, the agent as server) whose datagrams the relay forwards under
+/// forwarding tickets; the SPAKE2 handshake runs on its first stream, bound
+/// to the TLS exporter and both certificates; the application-level sealing
+/// is gone (QUIC's TLS is the only encryption); runs, questions and file
+/// transfers each answer on a stream of their own that starts with a
+/// `StreamHead`.
+///
+/// Version 2: the console proves its credential first in the session; audit
+/// heads, identity, conversation and file messages; catalog signatures with
+/// key, time and expiry.
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Who is on the other end of a stream.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,8 +102,9 @@ pub enum RelayMsg {
         /// connection is lost while it waits.
         ticket: crate::waiting::WaitingTicket,
     },
-    /// The two sides are paired; from now on the stream is spliced.
-    /// The agent learns who claimed; the console gets `None`.
+    /// The two sides are paired; each now opens the end-to-end session
+    /// through the relay's forwarder with its ticket. The agent learns who
+    /// claimed; the console gets `None`.
     Paired {
         technician: Option<Technician>,
         /// This side's forwarding ticket for the end-to-end data path.
@@ -173,7 +187,7 @@ mod tests {
     #[test]
     fn hello_layout_is_stable() {
         // The version as a varint, then role 0: any future version can still read this.
-        assert_eq!(encode(&Hello::new(Role::Agent)).unwrap(), vec![2, 0]);
+        assert_eq!(encode(&Hello::new(Role::Agent)).unwrap(), vec![3, 0]);
     }
 
     #[test]
@@ -215,12 +229,16 @@ mod tests {
     }
 }
 
-/// QUIC close codes a client ends its relay connection with. The relay
-/// cannot read the session, so these are how it learns, for its metrics,
-/// that a session ended because the code was wrong.
+/// QUIC close codes a client ends its relay connection with, right after
+/// the end-to-end set-up, and the two ends close their session connection
+/// with. The relay cannot read the session, so these are how it learns, for
+/// its metrics, whether set-up succeeded or the code was wrong.
 pub mod close_code {
     /// The session ended normally.
     pub const ENDED: u32 = 0;
+    /// The end-to-end session is set up: the relay connection has done its
+    /// work. The same value as [`ENDED`], so relays count it as a success.
+    pub const SET_UP: u32 = ENDED;
     /// The end-to-end set-up failed for another reason.
     pub const SETUP_FAILED: u32 = 1;
     /// The end-to-end set-up proved the code wrong.

@@ -1,9 +1,11 @@
 //! Messages inside the end-to-end session, after the handshake.
 //!
 //! The console asks, the agent answers. Every request carries an id chosen by
-//! the console and every answer names it, so several runs can stream at once
-//! while diagnostics requests are still answered: the agent interleaves
-//! messages of different requests on the one sealed stream.
+//! the console and every answer names it. The console's messages and the
+//! agent's short answers travel on the control stream; the agent answers a
+//! run, a question or a file transfer on a unidirectional stream of its own
+//! that starts with a [`StreamHead`], so several runs can stream at once
+//! while diagnostics requests are still answered at once.
 
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +16,14 @@ use crate::credential::Presentation;
 
 /// A request id, chosen by the console, unique within a session.
 pub type RequestId = u32;
+
+/// The first frame of every stream the agent opens for one request: the
+/// protocol version and the request whose answers follow on it.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamHead {
+    pub version: u16,
+    pub id: RequestId,
+}
 
 /// What the console sends.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]

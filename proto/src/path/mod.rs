@@ -7,10 +7,18 @@
 //! connection on it is an ordinary `quinn` connection whose remote address is
 //! the relay's.
 
+mod socket;
+pub mod wire;
+
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+use socket::{Presenter, TicketedSocket};
+pub use socket::{RECV_BUFFER, WritablePoller};
+pub use wire::QUIC_PAYLOAD_LIMIT;
 
 /// What the relay hands one side of a paired session: proof that the relay
 /// paired it, which the relay can check without remembering it.
@@ -40,27 +48,59 @@ impl fmt::Debug for Ticket {
 /// A QUIC endpoint whose datagrams go through the relay at `relay` under
 /// one side's ticket. The agent passes a server configuration and accepts;
 /// the console connects to [`RelayedPath::relay`].
+///
+/// Its endpoint does not grease QUIC's fixed bit (the relay tells its
+/// datagrams from QUIC by that bit) and limits QUIC's datagrams to
+/// [`QUIC_PAYLOAD_LIMIT`] bytes, so each with its header fits a 1500-byte
+/// MTU over IPv6.
 pub struct RelayedPath {
     endpoint: quinn::Endpoint,
     relay: SocketAddr,
+    presenter: Arc<Presenter>,
+}
+
+/// The endpoint configuration every endpoint on the relayed path uses.
+pub fn endpoint_config() -> quinn::EndpointConfig {
+    let mut config = quinn::EndpointConfig::default();
+    config.grease_quic_bit(false);
+    // The limit is within quinn's bounds (1200..=65527), so this cannot fail.
+    let _ = config.max_udp_payload_size(QUIC_PAYLOAD_LIMIT);
+    config
 }
 
 impl RelayedPath {
+    /// Opens a path on a fresh local socket. Needs a tokio runtime.
     pub fn new(
         relay: SocketAddr,
         ticket: Ticket,
         server: Option<quinn::ServerConfig>,
     ) -> Result<RelayedPath, PathError> {
-        let _ = ticket;
         let socket = bind_for(relay)?;
-        let endpoint = quinn::Endpoint::new(
-            quinn::EndpointConfig::default(),
+        RelayedPath::with_socket(relay, ticket, server, socket)
+    }
+
+    /// Opens a path on `socket`. Needs a tokio runtime.
+    pub fn with_socket(
+        relay: SocketAddr,
+        ticket: Ticket,
+        server: Option<quinn::ServerConfig>,
+        socket: std::net::UdpSocket,
+    ) -> Result<RelayedPath, PathError> {
+        let presenter = Arc::new(Presenter::new(&ticket).ok_or(PathError::Ticket)?);
+        let socket =
+            TicketedSocket::new(socket, relay, presenter.clone()).map_err(PathError::Socket)?;
+        let endpoint = quinn::Endpoint::new_with_abstract_socket(
+            endpoint_config(),
             server,
             socket,
-            std::sync::Arc::new(quinn::TokioRuntime),
+            Arc::new(quinn::TokioRuntime),
         )
         .map_err(PathError::Socket)?;
-        Ok(RelayedPath { endpoint, relay })
+        Ok(RelayedPath {
+            endpoint,
+            relay,
+            presenter,
+        })
     }
 
     pub fn endpoint(&self) -> &quinn::Endpoint {
@@ -73,10 +113,19 @@ impl RelayedPath {
     }
 
     /// Moves to a fresh local socket, as after a network change; the
-    /// session's connection carries on over it.
+    /// session's connection carries on over it. The new socket presents
+    /// the ticket at once, so the relay moves this side's address.
     pub fn rebind(&self) -> Result<(), PathError> {
-        let socket = bind_for(self.relay)?;
-        self.endpoint.rebind(socket).map_err(PathError::Socket)
+        self.rebind_to(bind_for(self.relay)?)
+    }
+
+    /// Moves to `socket`, as [`RelayedPath::rebind`] does.
+    pub fn rebind_to(&self, socket: std::net::UdpSocket) -> Result<(), PathError> {
+        let socket = TicketedSocket::new(socket, self.relay, self.presenter.clone())
+            .map_err(PathError::Socket)?;
+        self.endpoint
+            .rebind_abstract(socket)
+            .map_err(PathError::Socket)
     }
 }
 
@@ -94,4 +143,8 @@ fn bind_for(relay: SocketAddr) -> Result<std::net::UdpSocket, PathError> {
 pub enum PathError {
     #[error("cannot open a network socket for the session: {0}")]
     Socket(#[source] std::io::Error),
+    #[error(
+        "the relay's forwarding ticket is not in a format this program reads: update the program or the relay"
+    )]
+    Ticket,
 }

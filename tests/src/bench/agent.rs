@@ -44,6 +44,7 @@ pub async fn measure(relay: &Relay, agent: &Agent, plan: &Plan) -> anyhow::Resul
         relay_fingerprint: Some(relay.fingerprint),
         technician: "bench".into(),
         token: None,
+        session_idle_timeout: sprijin_proto::tls::SESSION_IDLE_TIMEOUT,
     };
     let session = tokio::time::timeout(STUCK, Session::connect(&agent.code, &options))
         .await

@@ -26,10 +26,13 @@
 
 pub mod agent;
 pub mod concurrent;
+pub mod datapath;
+pub mod framed;
 pub mod latency;
 pub mod pairs;
 pub mod procfs;
 pub mod programs;
+pub mod relayed;
 pub mod report;
 pub mod scale;
 pub mod setup;
@@ -51,6 +54,7 @@ pub use self::report::Report;
 pub enum Group {
     Throughput,
     Latency,
+    Datapath,
     Concurrent,
     Setup,
     Agent,
@@ -62,6 +66,7 @@ impl Group {
         match self {
             Group::Throughput => "throughput",
             Group::Latency => "latency",
+            Group::Datapath => "datapath",
             Group::Concurrent => "concurrent",
             Group::Setup => "setup",
             Group::Agent => "agent",
@@ -69,9 +74,10 @@ impl Group {
         }
     }
 
-    pub const ALL: [Group; 6] = [
+    pub const ALL: [Group; 7] = [
         Group::Throughput,
         Group::Latency,
+        Group::Datapath,
         Group::Concurrent,
         Group::Setup,
         Group::Agent,
@@ -208,6 +214,12 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
                 runtime.block_on(throughput(&mut report, relay, &plan))
             }
             (Group::Latency, Some(relay)) => runtime.block_on(latency(&mut report, relay, &plan)),
+            (Group::Datapath, Some(relay)) => runtime.block_on(datapath(
+                &mut report,
+                relay,
+                options.relay.as_deref(),
+                &plan,
+            )),
             (Group::Concurrent, Some(relay)) => {
                 runtime.block_on(concurrent(&mut report, relay, &plan))
             }
@@ -238,8 +250,14 @@ async fn throughput(report: &mut Report, relay: &Relay, plan: &Plan) -> anyhow::
     let pair = pairs::through_relay(&relay.addr, relay.fingerprint).await?;
     let ends = CpuMeter::start(me)?;
     let relay_cpu = CpuMeter::start(relay.pid())?;
+    let wall = std::time::Instant::now();
     let r = throughput::sealed(pair, plan.transfer).await?;
-    report.relay_cpu_pct_transfer = Some(relay_cpu.percent()?);
+    let pct = relay_cpu.percent()?;
+    report.relay_cpu_pct_transfer_spliced = Some(pct);
+    let gib = r.bytes as f64 / (1024.0 * MIB);
+    if gib > 0.0 {
+        report.relay_cpu_s_per_gib_spliced = Some(pct / 100.0 * wall.elapsed().as_secs_f64() / gib);
+    }
     report.ends_cpu_pct_transfer_relay = Some(ends.percent()?);
 
     report.direct_mib_s = Some(d.mib_s());
@@ -276,6 +294,40 @@ async fn latency(report: &mut Report, relay: &Relay, plan: &Plan) -> anyhow::Res
     report.latency_added_ms_p50 = Some(r.ms(0.5) - d.ms(0.5));
     report.latency_added_ms_p99 = Some(r.ms(0.99) - d.ms(0.99));
     report.latency_samples = Some(r.len());
+    Ok(())
+}
+
+async fn datapath(
+    report: &mut Report,
+    relay: &Relay,
+    program: Option<&std::path::Path>,
+    plan: &Plan,
+) -> anyhow::Result<()> {
+    let o = datapath::measure(
+        relay,
+        program,
+        &datapath::Plan {
+            transfer: plan.transfer,
+            warmup: plan.latency_warmup,
+            samples: plan.latency_samples,
+        },
+    )
+    .await?;
+    report.datapath_relay_mib_s = Some(o.relay_mib_s);
+    report.datapath_direct_mib_s = Some(o.direct_mib_s);
+    report.datapath_throughput_ratio = Some(o.relay_mib_s / o.direct_mib_s);
+    report.relay_cpu_pct_transfer = Some(o.relay_cpu_pct);
+    report.relay_cpu_s_per_gib = Some(o.relay_cpu_s_per_gib);
+    let (r, d) = (o.latency_relay.ms(0.5), o.latency_direct.ms(0.5));
+    report.datapath_latency_relay_ms_p50 = Some(r);
+    report.datapath_latency_direct_ms_p50 = Some(d);
+    report.datapath_latency_added_ms_p50 = Some(r - d);
+    report.migration_ok = Some(o.migration_ok);
+    report.relay_restart_ok = Some(o.restart_ok);
+    report.relay_restart_gap_ms = Some(o.restart_gap_ms);
+    for e in o.errors {
+        report.errors.push(format!("datapath: {e}"));
+    }
     Ok(())
 }
 

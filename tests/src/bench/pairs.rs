@@ -1,27 +1,27 @@
 //! Two connected ends, an agent's and a console's, built from the libraries
 //! in one of two ways the benchmark compares:
 //!
-//! - through the relay: each side connects with [`RelayLink`], the agent
+//! - through the relay: each side connects with `RelayLink`, the agent
 //!   opens a nameplate and the console claims it, exactly as the programs
-//!   do; the stream the relay then splices is what the ends get;
+//!   do; then the two connect end to end through the relay's forwarder with
+//!   their tickets, and one stream of that connection is what the ends get;
 //! - direct: a plain quinn server endpoint (the agent's side) and a client
 //!   endpoint (the console's), with the same TLS and transport settings from
 //!   `proto::tls`, one bidirectional stream between them. This is the
 //!   ceiling the relay is measured against.
 //!
-//! Either way the ends can then run the real end-to-end handshake
-//! ([`secure::establish`]) and talk in sealed session messages, or use the
-//! bare stream to see what the sealing costs.
+//! Either way the ends can then say hello and talk in session messages
+//! framed as in a session, or use the bare stream.
 
 use std::net::SocketAddr;
 
+use super::framed::{self as secure, SecureReader, SecureWriter};
 use anyhow::{Context, bail};
 use quinn::{Connection, Endpoint, RecvStream, SendStream};
-use sprijin_proto::client::RelayLink;
+
 use sprijin_proto::code::{Password, SessionCode};
 use sprijin_proto::framing::{FrameReader, FrameWriter};
-use sprijin_proto::message::control::{ClientMsg, RelayMsg, Role};
-use sprijin_proto::secure::{self, SecureReader, SecureWriter};
+use sprijin_proto::message::control::Role;
 use sprijin_proto::tls::{self, Fingerprint};
 
 /// One end's halves of the session stream.
@@ -40,6 +40,8 @@ pub struct Sealed {
 pub struct Hold {
     _endpoints: Vec<Endpoint>,
     connections: Vec<Connection>,
+    /// The relayed paths and control links the connection needs.
+    _keep: Vec<Box<dyn std::any::Any + Send>>,
 }
 
 impl Hold {
@@ -114,47 +116,41 @@ impl Pair {
 /// Pairs an agent and a console through the relay at `relay`, the way the
 /// programs do.
 pub async fn through_relay(relay: &str, pin: Fingerprint) -> anyhow::Result<Pair> {
-    let mut agent = RelayLink::connect(relay, Some(pin), Role::Agent)
-        .await
-        .context("agent cannot reach the relay")?;
-    agent.writer.write_msg(&ClientMsg::Open).await?;
-    let nameplate = match agent.reader.expect_msg::<RelayMsg>().await? {
-        RelayMsg::Opened { nameplate, .. } => nameplate,
-        other => bail!("the relay did not open a nameplate: {other:?}"),
-    };
-    let mut console = RelayLink::connect(relay, Some(pin), Role::Console)
-        .await
-        .context("console cannot reach the relay")?;
-    console
-        .writer
-        .write_msg(&ClientMsg::Claim {
-            nameplate,
-            technician: "bench".into(),
-            token: None,
-        })
-        .await?;
-    for (who, reader) in [
-        ("console", &mut console.reader),
-        ("agent", &mut agent.reader),
-    ] {
-        match reader.expect_msg::<RelayMsg>().await? {
-            RelayMsg::Paired { .. } => {}
-            other => bail!("the relay did not pair the {who}: {other:?}"),
-        }
-    }
+    let tickets = super::relayed::pair(relay, pin).await?;
+    let relay_addr = tickets.links.0.connection.remote_address();
+    let ends = super::relayed::through_relay(relay_addr, &tickets).await?;
+    let (mut console_send, console_recv) = ends.console.open_bi().await?;
+    // A stream is only announced to the peer with its first byte; this one
+    // is read and dropped below, before either end starts.
+    console_send.write_all(&[0]).await?;
+    let (agent_send, mut agent_recv) = ends.agent.accept_bi().await?;
+    let mut first = [0u8; 1];
+    agent_recv.read_exact(&mut first).await?;
+    let code = SessionCode::new(
+        sprijin_proto::code::Nameplate::new(1).context("nameplate 1")?,
+        Password::generate(),
+    );
+    let mut keep: Vec<Box<dyn std::any::Any + Send>> = vec![Box::new(tickets.links)];
+    keep.extend(
+        [ends.agent_path, ends.console_path]
+            .into_iter()
+            .flatten()
+            .map(|p| Box::new(p) as Box<dyn std::any::Any + Send>),
+    );
     Ok(Pair {
         agent: Stream {
-            send: agent.writer.into_inner(),
-            recv: agent.reader.into_inner(),
+            send: agent_send,
+            recv: agent_recv,
         },
         console: Stream {
-            send: console.writer.into_inner(),
-            recv: console.reader.into_inner(),
+            send: console_send,
+            recv: console_recv,
         },
-        code: SessionCode::new(nameplate, Password::generate()),
+        code,
         hold: Hold {
-            _endpoints: vec![agent.endpoint, console.endpoint],
-            connections: vec![agent.connection, console.connection],
+            _endpoints: ends.endpoints,
+            connections: vec![ends.console, ends.agent],
+            _keep: keep,
         },
     })
 }
@@ -230,6 +226,7 @@ impl DirectServer {
             hold: Hold {
                 _endpoints: vec![client],
                 connections: vec![console_conn, agent_conn],
+                _keep: Vec::new(),
             },
         })
     }

@@ -44,7 +44,7 @@ pub struct Relay {
     pub proc: Proc,
     pub addr: String,
     pub fingerprint: Fingerprint,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Relay {
@@ -53,14 +53,28 @@ impl Relay {
     /// one address, and waits for its `listening on` line.
     pub fn start(program: Option<&Path>, clients: usize) -> anyhow::Result<Relay> {
         let dir = tempfile::tempdir().context("cannot make a temporary folder")?;
+        let mut relay =
+            Relay::start_at(program, clients, "127.0.0.1:0", &dir.path().join("relay"))?;
+        relay._dir = Some(dir);
+        Ok(relay)
+    }
+
+    /// Starts the relay as [`Relay::start`] does, on `listen` with its
+    /// state in `data_dir`, which outlives it (for a restart).
+    pub fn start_at(
+        program: Option<&Path>,
+        clients: usize,
+        listen: &str,
+        data_dir: &Path,
+    ) -> anyhow::Result<Relay> {
         let room = (clients + 100).to_string();
         let program = match program {
             Some(p) => p.to_path_buf(),
             None => path("sprijin-relay")?,
         };
         let mut cmd = Command::new(program);
-        cmd.args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path().join("relay"))
+        cmd.args(["--listen", listen, "--data-dir"])
+            .arg(data_dir)
             .args(["--waiting-per-address", &room])
             .args(["--max-connections", &room])
             .args(["--connections-per-address", &room])
@@ -80,7 +94,7 @@ impl Relay {
             addr: addr.to_string(),
             fingerprint: fingerprint.parse()?,
             proc,
-            _dir: dir,
+            _dir: None,
         })
     }
 

@@ -21,6 +21,12 @@ pub const TARGET_RELAY_RSS_MIB: f64 = 200.0;
 pub const TARGET_RELAY_IDLE_CPU_PCT: f64 = 2.0;
 pub const TARGET_AGENT_RSS_MIB: f64 = 30.0;
 pub const TARGET_AGENT_CPU_PCT: f64 = 1.0;
+/// Through the forwarder as a share of the same endpoints connected directly.
+pub const TARGET_DATAPATH_RATIO: f64 = 0.85;
+/// Relay CPU per GiB forwarded, as a share of the spliced path's.
+pub const TARGET_CPU_PER_GIB_SHARE: f64 = 1.0 / 3.0;
+/// Median the forwarder may add to a round trip, in milliseconds.
+pub const TARGET_DATAPATH_ADDED_MS_P50: f64 = 0.05;
 
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
@@ -41,12 +47,34 @@ pub struct Report {
     /// The sealed transfer between two ends joined by an in-memory pipe:
     /// the end-to-end layer's own ceiling on this machine.
     pub pipe_mib_s: Option<f64>,
-    /// CPU of the relay program during the sealed transfer through it.
+    /// CPU of the relay program while it forwards the end-to-end
+    /// connection's datagrams (the `datapath` group).
     pub relay_cpu_pct_transfer: Option<f64>,
+    /// Relay CPU seconds per GiB forwarded on that path.
+    pub relay_cpu_s_per_gib: Option<f64>,
+    /// The same two figures for the sealed transfer spliced by the relay.
+    pub relay_cpu_pct_transfer_spliced: Option<f64>,
+    pub relay_cpu_s_per_gib_spliced: Option<f64>,
     /// CPU of this process (both ends) during the sealed transfers.
     pub ends_cpu_pct_transfer_relay: Option<f64>,
     pub ends_cpu_pct_transfer_direct: Option<f64>,
     pub ends_cpu_pct_transfer_pipe: Option<f64>,
+
+    // One end-to-end QUIC connection through the forwarder, against the
+    // same two endpoints connected directly.
+    pub datapath_throughput_ratio: Option<f64>,
+    pub datapath_relay_mib_s: Option<f64>,
+    pub datapath_direct_mib_s: Option<f64>,
+    pub datapath_latency_relay_ms_p50: Option<f64>,
+    pub datapath_latency_direct_ms_p50: Option<f64>,
+    pub datapath_latency_added_ms_p50: Option<f64>,
+    /// A transfer arrived whole across one side's move to a new socket.
+    pub migration_ok: Option<bool>,
+    /// A transfer arrived whole across a relay kill and restart on the
+    /// same address and data dir.
+    pub relay_restart_ok: Option<bool>,
+    /// The longest stall of that transfer, in milliseconds.
+    pub relay_restart_gap_ms: Option<f64>,
 
     // Round trip of a small sealed message.
     pub latency_relay_ms_p50: Option<f64>,
@@ -122,6 +150,14 @@ fn ratio(ours: Option<f64>, base: Option<f64>) -> Option<f64> {
     }
 }
 
+fn yes_no(x: Option<bool>) -> &'static str {
+    match x {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "—",
+    }
+}
+
 fn met(verdict: Option<bool>) -> &'static str {
     match verdict {
         Some(true) => "yes",
@@ -177,10 +213,66 @@ impl Report {
                 self.direct_mib_s,
             ),
             row(
-                "relay CPU during the sealed transfer (% core)",
-                self.relay_cpu_pct_transfer,
+                "relay CPU during the sealed transfer, spliced (% core)",
+                self.relay_cpu_pct_transfer_spliced,
                 None,
             ),
+            row(
+                "end-to-end QUIC through the forwarder (MiB/s)",
+                self.datapath_relay_mib_s,
+                self.datapath_direct_mib_s,
+            )
+            .target(
+                format!("ratio ≥ {TARGET_DATAPATH_RATIO}"),
+                self.datapath_throughput_ratio
+                    .map(|r| r >= TARGET_DATAPATH_RATIO),
+            ),
+            row(
+                "relay CPU while forwarding (% core)",
+                self.relay_cpu_pct_transfer,
+                self.relay_cpu_pct_transfer_spliced,
+            ),
+            row(
+                "relay CPU per GiB (s; base: spliced)",
+                self.relay_cpu_s_per_gib,
+                self.relay_cpu_s_per_gib_spliced,
+            )
+            .target(
+                "ratio ≤ 0.33",
+                ratio(self.relay_cpu_s_per_gib, self.relay_cpu_s_per_gib_spliced)
+                    .map(|r| r <= TARGET_CPU_PER_GIB_SHARE),
+            ),
+            row(
+                "round trip through the forwarder, p50 (ms)",
+                self.datapath_latency_relay_ms_p50,
+                self.datapath_latency_direct_ms_p50,
+            )
+            .target(
+                format!(
+                    "adds < {TARGET_DATAPATH_ADDED_MS_P50} (adds {})",
+                    num(self.datapath_latency_added_ms_p50)
+                ),
+                self.datapath_latency_added_ms_p50
+                    .map(|a| a < TARGET_DATAPATH_ADDED_MS_P50),
+            ),
+            Row {
+                metric: format!(
+                    "survives a network change / a relay restart (gap {} ms)",
+                    num(self.relay_restart_gap_ms)
+                ),
+                ours: format!(
+                    "{} / {}",
+                    yes_no(self.migration_ok),
+                    yes_no(self.relay_restart_ok)
+                ),
+                baseline: "—".into(),
+                ratio: "—".into(),
+                target: "both".into(),
+                met: met(match (self.migration_ok, self.relay_restart_ok) {
+                    (Some(m), Some(r)) => Some(m && r),
+                    _ => None,
+                }),
+            },
             row(
                 "round trip, sealed, p50 (ms)",
                 self.latency_relay_ms_p50,

@@ -10,13 +10,13 @@
 
 use std::time::Duration;
 
+use super::framed::{self as secure, SecureReader, SecureWriter};
 use anyhow::{Context, bail};
 use sprijin_proto::code::{Nameplate, Password, SessionCode};
 use sprijin_proto::framing::{FrameReader, FrameWriter};
 use sprijin_proto::message::control::Role;
 use sprijin_proto::message::script::OutStream;
 use sprijin_proto::message::session::AgentMsg;
-use sprijin_proto::secure::{self, SecureReader, SecureWriter};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 

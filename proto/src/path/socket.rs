@@ -1,0 +1,332 @@
+//! The client's socket on the relayed path: a `quinn::AsyncUdpSocket` that
+//! puts the ticket's header on every datagram it sends to the relay, takes
+//! in only the relay's datagrams, and presents the ticket when the relay
+//! asks (and once as soon as it is made, so the relay learns this side's
+//! address before any QUIC packet).
+
+use std::fmt;
+use std::future::Future;
+use std::io::{self, IoSliceMut};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use quinn::udp::{RecvMeta, Transmit, UdpSocketState};
+use quinn::{AsyncUdpSocket, UdpPoller};
+use tokio::io::Interest;
+
+use super::wire::{self, DATA_HEADER_LEN, Datagram, Side};
+
+/// The least time between two presentations, so a burst of the relay's
+/// asks (one per datagram it could not place) costs one answer.
+const PRESENT_EVERY: Duration = Duration::from_millis(5);
+
+/// The UDP receive buffer a path's socket asks for.
+pub const RECV_BUFFER: usize = 2 * 1024 * 1024;
+
+/// The first wait before presenting again when the relay has not been
+/// heard from; it doubles each time, for this many times (about 6 s).
+const PRESENT_RETRY: Duration = Duration::from_millis(50);
+const PRESENT_RETRIES: u32 = 7;
+
+/// What a side needs to present its ticket, shared by its sockets so the
+/// counter keeps rising across a rebind.
+pub(crate) struct Presenter {
+    token: Vec<u8>,
+    key: [u8; 32],
+    session: u64,
+    side: Side,
+    counter: AtomicU64,
+    last: Mutex<Option<Instant>>,
+}
+
+impl Presenter {
+    pub(crate) fn new(ticket: &super::Ticket) -> Option<Presenter> {
+        let fields = wire::read_token(&ticket.token)?;
+        Some(Presenter {
+            token: ticket.token.clone(),
+            key: ticket.key,
+            session: fields.session,
+            side: fields.side,
+            // Starts at the clock, in microseconds, so a new process with the
+            // same ticket still presents a counter above the last one seen.
+            counter: AtomicU64::new(now_micros()),
+            last: Mutex::new(None),
+        })
+    }
+
+    fn next(&self) -> Option<Vec<u8>> {
+        let now = now_micros();
+        let prev = self
+            .counter
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                Some(c.saturating_add(1).max(now))
+            })
+            .unwrap_or(now);
+        let counter = prev.saturating_add(1).max(now);
+        wire::presentation(&self.token, &self.key, counter)
+    }
+
+    /// Whether enough time passed since the last presentation.
+    fn due(&self) -> bool {
+        let Ok(mut last) = self.last.lock() else {
+            return true;
+        };
+        let now = Instant::now();
+        match *last {
+            Some(t) if now.duration_since(t) < PRESENT_EVERY => false,
+            _ => {
+                *last = Some(now);
+                true
+            }
+        }
+    }
+}
+
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// One local socket of a relayed path.
+pub(crate) struct TicketedSocket {
+    io: Arc<tokio::net::UdpSocket>,
+    state: UdpSocketState,
+    relay: SocketAddr,
+    header: [u8; DATA_HEADER_LEN],
+    presenter: Arc<Presenter>,
+    scratch: Mutex<Vec<u8>>,
+    /// Whether anything came from the relay on this socket yet.
+    heard: AtomicBool,
+}
+
+impl fmt::Debug for TicketedSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TicketedSocket")
+            .field("relay", &self.relay)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TicketedSocket {
+    /// Wraps `socket` and presents the ticket at once, again a few times
+    /// until the relay is heard from (a lost first presentation would
+    /// leave the relay holding the peer's first packets with nowhere to
+    /// send them). Needs a tokio runtime.
+    pub(crate) fn new(
+        socket: std::net::UdpSocket,
+        relay: SocketAddr,
+        presenter: Arc<Presenter>,
+    ) -> io::Result<Arc<TicketedSocket>> {
+        let state = UdpSocketState::new((&socket).into())?;
+        // The relay forwards in batches, so a burst arrives at once; the
+        // system may grant less than asked, which is not an error.
+        let _ = state.set_recv_buffer_size((&socket).into(), RECV_BUFFER);
+        // The first presentation goes out before the socket is handed to
+        // the runtime, which does not know yet that it is writable.
+        if let Some(p) = presenter.next() {
+            let _ = socket.send_to(&p, relay);
+        }
+        socket.set_nonblocking(true)?;
+        let io = tokio::net::UdpSocket::from_std(socket)?;
+        let s = Arc::new(TicketedSocket {
+            io: Arc::new(io),
+            state,
+            relay,
+            header: wire::data_header(presenter.session, presenter.side),
+            presenter,
+            scratch: Mutex::new(Vec::new()),
+            heard: AtomicBool::new(false),
+        });
+        let weak = Arc::downgrade(&s);
+        tokio::spawn(async move {
+            let mut wait = PRESENT_RETRY;
+            for _ in 0..PRESENT_RETRIES {
+                tokio::time::sleep(wait).await;
+                let Some(s) = weak.upgrade() else { return };
+                if s.heard.load(Ordering::Relaxed) {
+                    return;
+                }
+                s.present(true);
+                wait *= 2;
+            }
+        });
+        Ok(s)
+    }
+
+    /// Sends a presentation; `force` skips the rate limit.
+    fn present(&self, force: bool) {
+        if !force && !self.presenter.due() {
+            return;
+        }
+        let Some(p) = self.presenter.next() else {
+            return;
+        };
+        let transmit = Transmit {
+            destination: self.relay,
+            ecn: None,
+            contents: &p,
+            segment_size: None,
+            src_ip: None,
+        };
+        // Best effort: if it is lost, the relay asks again.
+        let _ = self.io.try_io(Interest::WRITABLE, || {
+            self.state.send((&*self.io).into(), &transmit)
+        });
+    }
+
+    /// Looks at one received buffer from the relay: handles an ask at its
+    /// end and says how many bytes of QUIC remain.
+    fn take_asks(&self, buf: &[u8], meta: &RecvMeta) -> usize {
+        let stride = meta.stride.max(1);
+        let len = meta.len.min(buf.len());
+        let last_at = if len == 0 {
+            0
+        } else {
+            (len - 1) / stride * stride
+        };
+        match wire::parse(&buf[last_at..len]) {
+            Datagram::Quic => len,
+            Datagram::Ask { session, side }
+                if session == self.presenter.session && side == self.presenter.side =>
+            {
+                self.present(false);
+                last_at
+            }
+            // Anything else that is not QUIC is dropped with what follows.
+            _ => last_at,
+        }
+    }
+}
+
+impl AsyncUdpSocket for TicketedSocket {
+    fn create_io_poller(self: Arc<Self>) -> Pin<Box<dyn UdpPoller>> {
+        Box::pin(WritablePoller::new(self.io.clone()))
+    }
+
+    fn try_send(&self, transmit: &Transmit) -> io::Result<()> {
+        if transmit.destination != self.relay {
+            // Only the relay is reachable on this path.
+            return Ok(());
+        }
+        let mut scratch = match self.scratch.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        scratch.clear();
+        let seg = transmit
+            .segment_size
+            .unwrap_or(transmit.contents.len())
+            .max(1);
+        for chunk in transmit.contents.chunks(seg) {
+            scratch.extend_from_slice(&self.header);
+            scratch.extend_from_slice(chunk);
+        }
+        let out = Transmit {
+            destination: transmit.destination,
+            ecn: transmit.ecn,
+            contents: &scratch,
+            segment_size: transmit.segment_size.map(|s| s + DATA_HEADER_LEN),
+            src_ip: transmit.src_ip,
+        };
+        self.io.try_io(Interest::WRITABLE, || {
+            self.state.send((&*self.io).into(), &out)
+        })
+    }
+
+    fn poll_recv(
+        &self,
+        cx: &mut Context,
+        bufs: &mut [IoSliceMut<'_>],
+        meta: &mut [RecvMeta],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.io.poll_recv_ready(cx))?;
+            let Ok(n) = self.io.try_io(Interest::READABLE, || {
+                self.state.recv((&*self.io).into(), bufs, meta)
+            }) else {
+                continue;
+            };
+            // Keep only the relay's QUIC datagrams, moved to the front.
+            let mut kept = 0;
+            for i in 0..n {
+                if meta[i].addr != self.relay {
+                    continue;
+                }
+                self.heard.store(true, Ordering::Relaxed);
+                let len = self.take_asks(&bufs[i][..], &meta[i]);
+                if len == 0 {
+                    continue;
+                }
+                if kept != i {
+                    let (front, back) = bufs.split_at_mut(i);
+                    front[kept][..len].copy_from_slice(&back[0][..len]);
+                    meta[kept] = meta[i];
+                }
+                meta[kept].len = len;
+                meta[kept].stride = meta[kept].stride.min(len);
+                kept += 1;
+            }
+            if kept > 0 {
+                return Poll::Ready(Ok(kept));
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.local_addr()
+    }
+
+    fn may_fragment(&self) -> bool {
+        self.state.may_fragment()
+    }
+
+    fn max_transmit_segments(&self) -> usize {
+        self.state.max_gso_segments()
+    }
+
+    fn max_receive_segments(&self) -> usize {
+        self.state.gro_segments()
+    }
+}
+
+type WritableFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send + Sync>>;
+
+/// Wakes its task when a tokio UDP socket may be written again; one per
+/// interested task, as quinn asks.
+pub struct WritablePoller {
+    io: Arc<tokio::net::UdpSocket>,
+    waiting: Option<WritableFuture>,
+}
+
+impl WritablePoller {
+    pub fn new(io: Arc<tokio::net::UdpSocket>) -> WritablePoller {
+        WritablePoller { io, waiting: None }
+    }
+}
+
+impl fmt::Debug for WritablePoller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WritablePoller")
+    }
+}
+
+impl UdpPoller for WritablePoller {
+    fn poll_writable(mut self: Pin<&mut Self>, cx: &mut Context) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let io = this.io.clone();
+        let fut = this
+            .waiting
+            .get_or_insert_with(|| Box::pin(async move { io.writable().await }));
+        let result = fut.as_mut().poll(cx);
+        if result.is_ready() {
+            this.waiting = None;
+        }
+        result
+    }
+}

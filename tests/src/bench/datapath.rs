@@ -1,0 +1,240 @@
+//! The end-to-end data path through the relay program's datagram
+//! forwarder: two endpoints with relayed paths and tickets from a real
+//! rendezvous, against the same two endpoints connected directly.
+//!
+//! - throughput: one stream for a fixed time, relayed and direct, and the
+//!   relay program's CPU while it forwards (percent of a core, and CPU
+//!   seconds per GiB forwarded);
+//! - latency: round trips of a small message on one stream;
+//! - migration: the agent's side moves to a new socket in the middle of a
+//!   transfer, which must still arrive whole;
+//! - restart: the relay program is killed in the middle of a transfer and
+//!   started again on the same address and data dir; the transfer must
+//!   arrive whole, and the longest stall is the restart's gap.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use quinn::Connection;
+use tokio::time::Instant;
+
+use super::procfs::{CpuMeter, MIB};
+use super::programs::Relay;
+use super::relayed::{self, Ends};
+use super::stats::Timings;
+
+const GIB: f64 = 1024.0 * MIB;
+
+/// How long a transfer in the migration and restart runs may take.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Bytes moved in the migration and restart runs.
+const MOVED: u64 = 32 * 1024 * 1024;
+
+pub struct Plan {
+    pub transfer: Duration,
+    pub warmup: u32,
+    pub samples: u32,
+}
+
+#[derive(Default)]
+pub struct Outcome {
+    pub relay_mib_s: f64,
+    pub direct_mib_s: f64,
+    pub relay_cpu_pct: f64,
+    pub relay_cpu_s_per_gib: f64,
+    pub latency_relay: Timings,
+    pub latency_direct: Timings,
+    pub migration_ok: bool,
+    pub restart_ok: bool,
+    pub restart_gap_ms: f64,
+    pub errors: Vec<String>,
+}
+
+/// Sends zeros on one stream for `time`; returns the bytes the other end
+/// read and the seconds it took.
+async fn stream_for(ends: &Ends, time: Duration) -> anyhow::Result<(u64, f64)> {
+    let chunk = vec![0u8; 64 * 1024];
+    let console = ends.console.clone();
+    let sender = tokio::spawn(async move {
+        let mut send = console.open_uni().await?;
+        let end = Instant::now() + time;
+        while Instant::now() < end {
+            send.write_all(&chunk).await?;
+        }
+        send.finish()?;
+        anyhow::Ok(())
+    });
+    let mut recv = ends.agent.accept_uni().await?;
+    let started = Instant::now();
+    let mut total = 0u64;
+    while let Some(c) = recv.read_chunk(usize::MAX, true).await? {
+        total += c.bytes.len() as u64;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    sender.await??;
+    Ok((total, secs))
+}
+
+/// Times round trips of a 32-byte message the agent's end echoes.
+async fn round_trips(ends: &Ends, warmup: u32, samples: u32) -> anyhow::Result<Timings> {
+    let agent = ends.agent.clone();
+    let echo = tokio::spawn(async move {
+        let (mut send, mut recv) = agent.accept_bi().await?;
+        let mut buf = [0u8; 32];
+        while recv.read_exact(&mut buf).await.is_ok() {
+            send.write_all(&buf).await?;
+        }
+        anyhow::Ok(())
+    });
+    let (mut send, mut recv) = ends.console.open_bi().await?;
+    let mut timings = Timings::new();
+    let mut buf = [7u8; 32];
+    for i in 0..warmup + samples {
+        let at = Instant::now();
+        send.write_all(&buf).await?;
+        tokio::time::timeout(LIMIT, recv.read_exact(&mut buf))
+            .await
+            .context("a round trip took too long")??;
+        if i >= warmup {
+            timings.record(at.elapsed());
+        }
+    }
+    send.finish()?;
+    let _ = tokio::time::timeout(Duration::from_secs(5), echo).await;
+    Ok(timings)
+}
+
+async fn connect(relay: &Relay) -> anyhow::Result<(relayed::Tickets, Ends)> {
+    let tickets = relayed::pair(&relay.addr, relay.fingerprint).await?;
+    let addr = relay.addr.parse().context("the relay's address")?;
+    let ends = tokio::time::timeout(LIMIT, relayed::through_relay(addr, &tickets))
+        .await
+        .context("connecting through the relay took too long")??;
+    Ok((tickets, ends))
+}
+
+/// Sends `MOVED` bytes of the pattern; once a third has arrived, runs
+/// `midway`. Returns whether all arrived intact and the longest gap
+/// between two reads after `midway` began, in milliseconds.
+async fn transfer_across(
+    ends: &Ends,
+    midway: impl AsyncFnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<(bool, f64)> {
+    let console = ends.console.clone();
+    let sender = tokio::spawn(async move { relayed::send_pattern(&console, MOVED).await });
+    let agent: Connection = ends.agent.clone();
+    let (third_tx, third_rx) = tokio::sync::oneshot::channel::<()>();
+    let gap = Arc::new(std::sync::Mutex::new((None::<Instant>, 0f64, false)));
+    let receiver = {
+        let gap = gap.clone();
+        tokio::spawn(async move {
+            let mut third = Some(third_tx);
+            relayed::receive(&agent, |n| {
+                let now = Instant::now();
+                if let Ok(mut g) = gap.lock() {
+                    if g.2
+                        && let Some(last) = g.0
+                    {
+                        g.1 = g.1.max(now.duration_since(last).as_secs_f64() * 1000.0);
+                    }
+                    g.0 = Some(now);
+                }
+                if n >= MOVED / 3
+                    && let Some(t) = third.take()
+                {
+                    let _ = t.send(());
+                }
+            })
+            .await
+        })
+    };
+    tokio::time::timeout(LIMIT, third_rx)
+        .await
+        .context("a third of the transfer did not arrive")??;
+    if let Ok(mut g) = gap.lock() {
+        g.2 = true;
+    }
+    midway().await?;
+    let (len, digest) = tokio::time::timeout(LIMIT, receiver)
+        .await
+        .context("the transfer did not finish")???;
+    sender.await??;
+    let ok = len == MOVED && digest == relayed::pattern_digest(MOVED);
+    let worst = gap.lock().map(|g| g.1).unwrap_or(0.0);
+    Ok((ok, worst))
+}
+
+pub async fn measure(
+    relay: &Relay,
+    program: Option<&std::path::Path>,
+    plan: &Plan,
+) -> anyhow::Result<Outcome> {
+    let mut out = Outcome::default();
+
+    let direct = relayed::direct().await?;
+    let (bytes, secs) = stream_for(&direct, plan.transfer).await?;
+    out.direct_mib_s = bytes as f64 / MIB / secs;
+    out.latency_direct = round_trips(&direct, plan.warmup, plan.samples).await?;
+    drop(direct);
+
+    let (_tickets, ends) = connect(relay).await?;
+    let cpu = CpuMeter::start(relay.pid())?;
+    let wall = Instant::now();
+    let (bytes, secs) = stream_for(&ends, plan.transfer).await?;
+    out.relay_cpu_pct = cpu.percent()?;
+    let cpu_s = out.relay_cpu_pct / 100.0 * wall.elapsed().as_secs_f64();
+    out.relay_mib_s = bytes as f64 / MIB / secs;
+    out.relay_cpu_s_per_gib = cpu_s / (bytes as f64 / GIB);
+    out.latency_relay = round_trips(&ends, plan.warmup, plan.samples).await?;
+    drop(ends);
+
+    match migration(relay).await {
+        Ok(ok) => out.migration_ok = ok,
+        Err(e) => out.errors.push(format!("migration: {e:#}")),
+    }
+    match restart(program).await {
+        Ok((ok, gap)) => {
+            out.restart_ok = ok;
+            out.restart_gap_ms = gap;
+        }
+        Err(e) => out.errors.push(format!("relay restart: {e:#}")),
+    }
+    Ok(out)
+}
+
+async fn migration(relay: &Relay) -> anyhow::Result<bool> {
+    let (_tickets, ends) = connect(relay).await?;
+    let (ok, _) = transfer_across(&ends, async || {
+        let path = ends.agent_path.as_ref().context("no relayed path")?;
+        path.rebind()?;
+        Ok(())
+    })
+    .await?;
+    Ok(ok)
+}
+
+async fn restart(program: Option<&std::path::Path>) -> anyhow::Result<(bool, f64)> {
+    let dir = tempfile::tempdir()?;
+    let data_dir = dir.path().join("relay");
+    let first = Relay::start_at(program, 10, "127.0.0.1:0", &data_dir)?;
+    let addr = first.addr.clone();
+    let (_tickets, ends) = connect(&first).await?;
+    let mut first = Some(first);
+    let mut second = None;
+    let (ok, gap) = transfer_across(&ends, async || {
+        if let Some(mut old) = first.take() {
+            let _ = old.proc.child.kill();
+            let _ = old.proc.child.wait();
+        }
+        let new = tokio::task::block_in_place(|| Relay::start_at(program, 10, &addr, &data_dir))?;
+        if new.addr != addr {
+            bail!("the relay came back on {} instead of {addr}", new.addr);
+        }
+        second = Some(new);
+        Ok(())
+    })
+    .await?;
+    Ok((ok, gap))
+}
