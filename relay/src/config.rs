@@ -10,7 +10,7 @@ use sprijin_proto::framing::{MAX_CONTROL_FRAME, MAX_FRAME};
 
 use crate::fleet::{Fleet, FleetConfigError};
 
-use crate::splice::{Interceptor, Tap};
+use crate::forward::Tap;
 use crate::tokens::{ConsoleTokens, TokensError};
 
 /// Where the relay's TLS identity comes from.
@@ -35,9 +35,6 @@ pub struct RelayConfig {
     /// Sees every byte the relay forwards; for tests that prove it sees
     /// nothing readable.
     pub tap: Option<Tap>,
-    /// Takes over paired streams instead of splicing them; tests of a
-    /// malicious relay only.
-    pub interceptor: Option<Interceptor>,
     /// This relay's id and its peers.
     pub fleet: Fleet,
 }
@@ -107,7 +104,6 @@ impl RelayConfig {
             limits: Limits::default(),
             console_tokens: None,
             tap: None,
-            interceptor: None,
             fleet: Fleet::default(),
         }
     }
@@ -268,7 +264,6 @@ impl RelayFlags {
             },
             console_tokens,
             tap: None,
-            interceptor: None,
             fleet,
         })
     }

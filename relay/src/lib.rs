@@ -23,7 +23,6 @@ pub mod metrics;
 pub mod rendezvous;
 pub mod secret;
 pub mod server;
-pub mod splice;
 pub mod tokens;
 pub mod waiting;
 

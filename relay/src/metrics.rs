@@ -165,7 +165,7 @@ impl Default for Metrics {
         registry.register("sessions", "Sessions paired", m.sessions.clone());
         registry.register(
             "sessions_active",
-            "Sessions being spliced now",
+            "Sessions paired now",
             m.sessions_active.clone(),
         );
         registry.register(

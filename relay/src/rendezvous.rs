@@ -2,8 +2,8 @@
 //! a console, forgotten after a while.
 //!
 //! An agent's entry holds the sending half of a oneshot channel; the console
-//! that claims the nameplate takes it and sends its own stream through, so the
-//! agent's task can splice the two. A nameplate works once: after a claim, an
+//! that claims the nameplate takes it and sends its claim through, so the
+//! agent's task can give both sides their forwarding tickets. A nameplate works once: after a claim, an
 //! expiry or the agent leaving, it is remembered as gone (for a clear error)
 //! and never handed out again while remembered. The memory of gone
 //! nameplates is bounded in time and in size: past its cap the oldest is

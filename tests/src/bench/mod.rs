@@ -249,15 +249,7 @@ async fn throughput(report: &mut Report, relay: &Relay, plan: &Plan) -> anyhow::
 
     let pair = pairs::through_relay(&relay.addr, relay.fingerprint).await?;
     let ends = CpuMeter::start(me)?;
-    let relay_cpu = CpuMeter::start(relay.pid())?;
-    let wall = std::time::Instant::now();
     let r = throughput::sealed(pair, plan.transfer).await?;
-    let pct = relay_cpu.percent()?;
-    report.relay_cpu_pct_transfer_spliced = Some(pct);
-    let gib = r.bytes as f64 / (1024.0 * MIB);
-    if gib > 0.0 {
-        report.relay_cpu_s_per_gib_spliced = Some(pct / 100.0 * wall.elapsed().as_secs_f64() / gib);
-    }
     report.ends_cpu_pct_transfer_relay = Some(ends.percent()?);
 
     report.direct_mib_s = Some(d.mib_s());
