@@ -23,6 +23,7 @@ use sprijin_proto::waiting::WaitingTicket;
 use tokio::time::Instant;
 
 use crate::config::AgentConfig;
+use crate::face::{Face, Notice};
 
 /// How long one relay has to answer before the next one is tried.
 pub const CONNECT_WITHIN: Duration = Duration::from_secs(5);
@@ -62,7 +63,7 @@ pub enum Waited {
 }
 
 /// Asks the first relay of `config` that answers for a nameplate.
-pub async fn open(config: &AgentConfig) -> Result<Waiting, RelaysError> {
+pub async fn open(config: &AgentConfig, face: &dyn Face) -> Result<Waiting, RelaysError> {
     let mut failed = Vec::new();
     for (i, relay) in config.relays.iter().enumerate() {
         let pin = relay.fingerprint.or(config.relay_fingerprint);
@@ -73,10 +74,11 @@ pub async fn open(config: &AgentConfig) -> Result<Waiting, RelaysError> {
             Err(e) => return Err(RelaysError::Link(e.into_link())),
         };
         if let Some(next) = config.relays.get(i + 1) {
-            println!(
-                "relay {} cannot be used ({}); trying {}",
-                relay.address, error, next.address
-            );
+            face.show(Notice::RelayUnusable {
+                relay: relay.address.to_string(),
+                reason: error.to_string(),
+                next: next.address.to_string(),
+            });
         }
         failed.push(format!("{}: {error}", relay.address));
     }
@@ -158,7 +160,11 @@ async fn open_at(relay: &RelayAddr, pin: Option<Fingerprint>) -> Result<Waiting,
 
 /// Waits until a technician claims the code or `stop` completes,
 /// reconnecting to the relay whenever the connection is lost.
-pub async fn wait<S>(mut waiting: Waiting, stop: &mut Pin<&mut S>) -> Result<Waited, RelaysError>
+pub async fn wait<S>(
+    mut waiting: Waiting,
+    stop: &mut Pin<&mut S>,
+    face: &dyn Face,
+) -> Result<Waited, RelaysError>
 where
     S: Future<Output = ()>,
 {
@@ -175,20 +181,19 @@ where
             },
             () = stop.as_mut() => return Ok(Waited::Stopped),
         };
-        println!(
-            "the connection to relay {} was lost ({lost}); reconnecting, your code stays the same",
-            waiting.relay.address
-        );
+        face.show(Notice::RelayLost {
+            relay: waiting.relay.address.to_string(),
+            reason: lost.to_string(),
+        });
         let link = tokio::select! {
             link = reconnect(&waiting) => link?,
             () = stop.as_mut() => return Ok(Waited::Stopped),
         };
         let old = std::mem::replace(&mut waiting.link, link);
         old.endpoint.close(0u32.into(), b"reconnected");
-        println!(
-            "reconnected to relay {}; your code still works",
-            waiting.relay.address
-        );
+        face.show(Notice::RelayBack {
+            relay: waiting.relay.address.to_string(),
+        });
     }
 }
 

@@ -106,7 +106,7 @@ pub async fn share(
     // technician asks for it.
     let sampler = Sampler::start(config.sample_interval)?;
 
-    let waiting = crate::relays::open(&config).await?;
+    let waiting = crate::relays::open(&config, &*face).await?;
     let (nameplate, expires) = (waiting.nameplate, waiting.expires_in_secs);
     let code = SessionCode::new(nameplate, Password::generate());
     face.show_code(&code, Duration::from_secs(expires));
@@ -115,7 +115,7 @@ pub async fn share(
     }
 
     tokio::pin!(stop);
-    let (link, technician, ticket) = match crate::relays::wait(waiting, &mut stop).await? {
+    let (link, technician, ticket) = match crate::relays::wait(waiting, &mut stop, &*face).await? {
         crate::relays::Waited::Paired {
             link,
             technician,

@@ -58,7 +58,7 @@ pub enum Outcome {
     /// The end-to-end set-up proved the code wrong (the agent says so in its
     /// close code; the relay cannot read the session).
     WrongCode,
-    /// Nothing moved for the idle timeout; the relay ended it.
+    /// The end-to-end set-up did not finish within the handshake time.
     Idle,
     /// The claim was refused before pairing (unknown, used or expired code,
     /// no token, a limit).

@@ -487,10 +487,13 @@ async fn agent(
                 .observe(claimed_at.elapsed().as_secs_f64());
         }
         let _ = tokio::time::timeout_at(deadline, console_connection.closed()).await;
-        let outcome = session_outcome(
-            &connection.close_reason(),
-            &console_connection.close_reason(),
-        );
+        let outcome = if agent_closed {
+            session_outcome(&connection.close_reason(), &console_connection.close_reason())
+        } else {
+            // The agent never said how set-up ended: it did not finish in
+            // the handshake time.
+            Outcome::Idle
+        };
         shared.metrics.ended(outcome);
         info!(?outcome, "handed over to the data path");
         shared.metrics.sessions_active.dec();

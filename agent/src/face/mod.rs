@@ -183,6 +183,22 @@ pub enum Notice {
     FileNotSent {
         reason: String,
     },
+    /// A relay of the list did not answer; the next is tried.
+    RelayUnusable {
+        relay: String,
+        reason: String,
+        next: String,
+    },
+    /// The connection to the relay was lost while waiting; the agent
+    /// reconnects and the code stays the same.
+    RelayLost {
+        relay: String,
+        reason: String,
+    },
+    /// Back at the relay after a lost connection; the code still works.
+    RelayBack {
+        relay: String,
+    },
     /// The session ended.
     Ended(EndedBy),
     /// Something failed; the words say what.
@@ -211,6 +227,15 @@ impl Notice {
                 format!("sent {path} ({size}) to the technician, SHA-256 {sha256}")
             }
             Notice::FileNotSent { reason } => format!("the file was not sent: {reason}"),
+            Notice::RelayUnusable { relay, reason, next } => {
+                format!("relay {relay} cannot be used ({reason}); trying {next}")
+            }
+            Notice::RelayLost { relay, reason } => format!(
+                "the connection to relay {relay} was lost ({reason}); reconnecting, your code stays the same"
+            ),
+            Notice::RelayBack { relay } => {
+                format!("reconnected to relay {relay}; your code still works")
+            }
             Notice::Ended(by) => match by {
                 EndedBy::StoppedSharing => "sharing stopped; the code no longer works".to_string(),
                 EndedBy::Person => "you ended the session".to_string(),

@@ -137,6 +137,8 @@ pub struct Strings {
     /// The catalog is signed by a trusted key and holds this many scripts.
     pub catalog_accepted: fn(usize) -> String,
     pub catalog_refused: &'static str,
+    pub relay_lost: &'static str,
+    pub relay_back: &'static str,
     pub running: &'static str,
     pub finished: &'static str,
     pub stopped: &'static str,

@@ -228,6 +228,8 @@ impl WindowApp {
             }
             Notice::FileSent { path, .. } => self.note((s.file_sent)(&path)),
             Notice::FileNotSent { reason } => self.note(format!("{}: {reason}", s.file_not_sent)),
+            Notice::RelayLost { .. } => self.note(s.relay_lost),
+            Notice::RelayBack { .. } => self.note(s.relay_back),
             Notice::Ended(by) => self.ended = Some(by),
             // Kept in the words the session used.
             other => {
