@@ -44,7 +44,6 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 
-use self::pairs::DirectServer;
 use self::procfs::{CpuMeter, MIB};
 use self::programs::{Agent, Relay};
 pub use self::report::Report;
@@ -239,10 +238,9 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
 }
 
 async fn throughput(report: &mut Report, relay: &Relay, plan: &Plan) -> anyhow::Result<()> {
-    let direct = DirectServer::start()?;
     let me = std::process::id();
 
-    let pair = direct.pair().await?;
+    let pair = pairs::direct().await?;
     let ends = CpuMeter::start(me)?;
     let d = throughput::sealed(pair, plan.transfer).await?;
     report.ends_cpu_pct_transfer_direct = Some(ends.percent()?);
@@ -261,7 +259,7 @@ async fn throughput(report: &mut Report, relay: &Relay, plan: &Plan) -> anyhow::
     report.pipe_mib_s = Some(pipe.mib_s());
     report.ends_cpu_pct_transfer_pipe = Some(me_cpu.percent()?);
 
-    let db = throughput::bare(direct.pair().await?, plan.bare_transfer).await?;
+    let db = throughput::bare(pairs::direct().await?, plan.bare_transfer).await?;
     let pair = pairs::through_relay(&relay.addr, relay.fingerprint).await?;
     let rb = throughput::bare(pair, plan.bare_transfer).await?;
     report.direct_bare_mib_s = Some(db.mib_s());
@@ -270,9 +268,8 @@ async fn throughput(report: &mut Report, relay: &Relay, plan: &Plan) -> anyhow::
 }
 
 async fn latency(report: &mut Report, relay: &Relay, plan: &Plan) -> anyhow::Result<()> {
-    let direct = DirectServer::start()?;
     let d = latency::round_trips(
-        direct.pair().await?,
+        pairs::direct().await?,
         plan.latency_warmup,
         plan.latency_samples,
     )

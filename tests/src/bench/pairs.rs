@@ -5,15 +5,12 @@
 //!   opens a nameplate and the console claims it, exactly as the programs
 //!   do; then the two connect end to end through the relay's forwarder with
 //!   their tickets, and one stream of that connection is what the ends get;
-//! - direct: a plain quinn server endpoint (the agent's side) and a client
-//!   endpoint (the console's), with the same TLS and transport settings from
-//!   `proto::tls`, one bidirectional stream between them. This is the
+//! - direct: the same two endpoints' settings connected to each other
+//!   without the relay, one bidirectional stream between them. This is the
 //!   ceiling the relay is measured against.
 //!
 //! Either way the ends can then say hello and talk in session messages
 //! framed as in a session, or use the bare stream.
-
-use std::net::SocketAddr;
 
 use super::framed::{self as secure, SecureReader, SecureWriter};
 use anyhow::{Context, bail};
@@ -22,7 +19,7 @@ use quinn::{Connection, Endpoint, RecvStream, SendStream};
 use sprijin_proto::code::{Password, SessionCode};
 use sprijin_proto::framing::{FrameReader, FrameWriter};
 use sprijin_proto::message::control::Role;
-use sprijin_proto::tls::{self, Fingerprint};
+use sprijin_proto::tls::Fingerprint;
 
 /// One end's halves of the session stream.
 pub struct Stream {
@@ -119,6 +116,20 @@ pub async fn through_relay(relay: &str, pin: Fingerprint) -> anyhow::Result<Pair
     let tickets = super::relayed::pair(relay, pin).await?;
     let relay_addr = tickets.links.0.connection.remote_address();
     let ends = super::relayed::through_relay(relay_addr, &tickets).await?;
+    open_pair(ends, vec![Box::new(tickets.links)]).await
+}
+
+/// The same two endpoints' settings connected to each other directly: the
+/// ceiling the relay is measured against.
+pub async fn direct() -> anyhow::Result<Pair> {
+    open_pair(super::relayed::direct().await?, Vec::new()).await
+}
+
+/// Opens one bidirectional stream between the two ends of a connection.
+async fn open_pair(
+    ends: super::relayed::Ends,
+    mut keep: Vec<Box<dyn std::any::Any + Send>>,
+) -> anyhow::Result<Pair> {
     let (mut console_send, console_recv) = ends.console.open_bi().await?;
     // A stream is only announced to the peer with its first byte; this one
     // is read and dropped below, before either end starts.
@@ -130,7 +141,6 @@ pub async fn through_relay(relay: &str, pin: Fingerprint) -> anyhow::Result<Pair
         sprijin_proto::code::Nameplate::new(1).context("nameplate 1")?,
         Password::generate(),
     );
-    let mut keep: Vec<Box<dyn std::any::Any + Send>> = vec![Box::new(tickets.links)];
     keep.extend(
         [ends.agent_path, ends.console_path]
             .into_iter()
@@ -153,81 +163,4 @@ pub async fn through_relay(relay: &str, pin: Fingerprint) -> anyhow::Result<Pair
             _keep: keep,
         },
     })
-}
-
-/// A plain quinn server on 127.0.0.1 with the relay's TLS settings and a
-/// fresh self-signed identity: the agent's end of a direct connection.
-pub struct DirectServer {
-    endpoint: Endpoint,
-    addr: SocketAddr,
-    fingerprint: Fingerprint,
-    _dir: tempfile::TempDir,
-}
-
-impl DirectServer {
-    /// Binds the endpoint; needs a tokio runtime.
-    pub fn start() -> anyhow::Result<DirectServer> {
-        let dir = tempfile::tempdir().context("cannot make a temporary folder")?;
-        let identity = sprijin_relay::identity::load_or_create(dir.path())?;
-        let fingerprint = identity.fingerprint();
-        let config = tls::server_config(identity.cert, identity.key)?;
-        let endpoint = Endpoint::server(config, SocketAddr::from(([127, 0, 0, 1], 0)))
-            .context("cannot bind the direct server")?;
-        let addr = endpoint.local_addr()?;
-        Ok(DirectServer {
-            endpoint,
-            addr,
-            fingerprint,
-            _dir: dir,
-        })
-    }
-
-    /// Connects a fresh client endpoint (the console's end) to this server
-    /// and opens one stream between them.
-    pub async fn pair(&self) -> anyhow::Result<Pair> {
-        let (config, _) = tls::client_config(Some(self.fingerprint))?;
-        let mut client = Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .context("cannot bind a client endpoint")?;
-        client.set_default_client_config(config);
-        let connecting = client.connect(self.addr, "localhost")?;
-        let accepting = async {
-            let incoming = self
-                .endpoint
-                .accept()
-                .await
-                .context("the direct server stopped")?;
-            Ok::<_, anyhow::Error>(incoming.await?)
-        };
-        let (console_conn, agent_conn) = tokio::join!(connecting, accepting);
-        let (console_conn, agent_conn) = (console_conn?, agent_conn?);
-        // The relay widens a connection's windows once it carries a session;
-        // the direct connection is measured with the same session windows.
-        tls::open_session_windows(&agent_conn);
-        let (mut console_send, console_recv) = console_conn.open_bi().await?;
-        // A stream is only announced to the peer with its first byte; this
-        // one is read and dropped below, before either end starts.
-        console_send.write_all(&[0]).await?;
-        let (agent_send, mut agent_recv) = agent_conn.accept_bi().await?;
-        let mut first = [0u8; 1];
-        agent_recv.read_exact(&mut first).await?;
-        Ok(Pair {
-            agent: Stream {
-                send: agent_send,
-                recv: agent_recv,
-            },
-            console: Stream {
-                send: console_send,
-                recv: console_recv,
-            },
-            code: SessionCode::new(
-                sprijin_proto::code::Nameplate::new(1).context("nameplate 1")?,
-                Password::generate(),
-            ),
-            hold: Hold {
-                _endpoints: vec![client],
-                connections: vec![console_conn, agent_conn],
-                _keep: Vec::new(),
-            },
-        })
-    }
 }
