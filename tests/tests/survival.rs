@@ -1,11 +1,16 @@
-//! Sessions outlive their relay: the relay killed and started again on the
-//! same address and data folder, or paused for 20 s, in the middle of a run
+//! Sessions outlive their relay and a network change: the relay killed and
+//! started again on the same address and data folder, paused for 20 s, or
+//! the agent's NAT giving it a new port, in the middle of a run
 //! whose output is large and paced, and the run's output arrives complete,
 //! nothing lost and nothing twice, and the agent's audit log records the
 //! run's end and the session's goodbye.
 
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sprijin_tests::*;
@@ -57,6 +62,82 @@ enum Fault {
     Restart,
     /// SIGSTOP for this long, then SIGCONT.
     Pause(Duration),
+    /// The agent's NAT maps it to a new port, as after a network change.
+    NewPort,
+}
+
+/// A NAT in front of the relay for the agent: every datagram from a client
+/// leaves from an outside socket of that client's own, and the relay's
+/// answers come back through it. [`Nat::remap`] gives every client a new
+/// outside port, as a NAT does when its mapping changes.
+#[derive(Clone)]
+struct Nat {
+    relay: SocketAddr,
+    inside: Arc<UdpSocket>,
+    outside: Arc<Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>>,
+    /// Bumped by each remapping; a mapping's return path stops when it is
+    /// no longer current.
+    generation: Arc<AtomicU64>,
+    remapped: Arc<AtomicU64>,
+}
+
+impl Nat {
+    fn start(relay: SocketAddr) -> Nat {
+        let nat = Nat {
+            relay,
+            inside: Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap()),
+            outside: Arc::default(),
+            generation: Arc::default(),
+            remapped: Arc::default(),
+        };
+        let run = nat.clone();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65_536];
+            while let Ok((n, from)) = run.inside.recv_from(&mut buf) {
+                let socket = run.outside_for(from);
+                let _ = socket.send_to(&buf[..n], run.relay);
+            }
+        });
+        nat
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.inside.local_addr().unwrap()
+    }
+
+    /// The outside socket of the client at `from`, mapped now if it has none.
+    fn outside_for(&self, from: SocketAddr) -> Arc<UdpSocket> {
+        let mut map = self.outside.lock().unwrap();
+        if let Some(socket) = map.get(&from) {
+            return socket.clone();
+        }
+        let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let (back, inside, generation) =
+            (socket.clone(), self.inside.clone(), self.generation.clone());
+        let mine = generation.load(Ordering::SeqCst);
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65_536];
+            while generation.load(Ordering::SeqCst) == mine {
+                if let Ok(n) = back.recv(&mut buf) {
+                    let _ = inside.send_to(&buf[..n], from);
+                }
+            }
+        });
+        map.insert(from, socket.clone());
+        socket
+    }
+
+    /// Forgets every mapping: the next datagram of each client leaves from
+    /// a new port, and the relay's answers to the old ports go nowhere.
+    fn remap(&self) {
+        let mut map = self.outside.lock().unwrap();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.remapped.fetch_add(map.len() as u64, Ordering::SeqCst);
+        map.clear();
+    }
 }
 
 fn run_survives(fault: Fault) {
@@ -64,7 +145,17 @@ fn run_survives(fault: Fault) {
     let pid_dir = cat.root.path().join("pid");
     std::fs::create_dir_all(&pid_dir).unwrap();
     let mut relay = RelayProc::start(&[]);
-    let mut agent = AgentProc::start(&relay, &["y", "y"], &["--trusted-key", cat.public_arg()]);
+    // With a new port to come, the agent reaches the relay through a NAT.
+    let nat = matches!(fault, Fault::NewPort).then(|| Nat::start(relay.addr.parse().unwrap()));
+    let agent_relay = nat
+        .as_ref()
+        .map_or(relay.addr.clone(), |n| n.addr().to_string());
+    let mut agent = AgentProc::start_at(
+        &agent_relay,
+        &relay.fingerprint,
+        &["y", "y"],
+        &["--trusted-key", cat.public_arg()],
+    );
     let run = format!("run numbered dir={}", pid_dir.display());
     let mut console = Proc::spawn(console_command(
         &relay.addr,
@@ -100,6 +191,15 @@ fn run_survives(fault: Fault) {
                 .status()
                 .unwrap();
             assert!(resumed.success());
+            None
+        }
+        Fault::NewPort => {
+            let nat = nat.as_ref().expect("the agent is behind the NAT");
+            nat.remap();
+            assert!(
+                nat.remapped.load(Ordering::SeqCst) > 0,
+                "the agent had no mapping to change"
+            );
             None
         }
     };
@@ -169,4 +269,9 @@ fn a_run_outlives_a_relay_restart_and_its_output_arrives_complete() {
 #[test]
 fn a_run_outlives_a_relay_paused_for_twenty_seconds_and_its_output_arrives_complete() {
     run_survives(Fault::Pause(Duration::from_secs(20)));
+}
+
+#[test]
+fn a_run_outlives_the_agents_network_changing_its_address_and_its_output_arrives_complete() {
+    run_survives(Fault::NewPort);
 }
