@@ -152,14 +152,8 @@ pub async fn share(
             SETUP_WAIT.as_secs()
         )))
     });
-    // The relay connection has done its work: close it at once, telling the
-    // relay how set-up ended.
-    let close = match &set_up {
-        Ok(_) => close_code::SET_UP,
-        Err(e) if e.is_wrong_code() => close_code::WRONG_CODE,
-        Err(_) => close_code::SETUP_FAILED,
-    };
-    link.connection.close(close.into(), b"session set up");
+    // The relay connection has done its work: close it at once.
+    link.close_after_set_up(&set_up);
     let relay_endpoint = link.endpoint.clone();
     let relay_closed = async move {
         let _ = tokio::time::timeout(Duration::from_secs(1), relay_endpoint.wait_idle()).await;

@@ -149,14 +149,8 @@ impl Session {
                 SETUP_WAIT.as_secs()
             )))
         });
-        // The relay connection has done its work: close it, telling the
-        // relay how set-up ended.
-        let close = match &set_up {
-            Ok(_) => close_code::SET_UP,
-            Err(e) if e.is_wrong_code() => close_code::WRONG_CODE,
-            Err(_) => close_code::SETUP_FAILED,
-        };
-        link.connection.close(close.into(), b"session set up");
+        // The relay connection has done its work: close it.
+        link.close_after_set_up(&set_up);
         let relay_endpoint = link.endpoint.clone();
         tokio::spawn(async move {
             let _ = tokio::time::timeout(SETUP_LINGER, relay_endpoint.wait_idle()).await;

@@ -102,6 +102,19 @@ impl RelayLink {
             })?
     }
 
+    /// Closes the relay connection once the end-to-end set-up is over, with
+    /// a code that tells the relay how it went (set up, wrong code, or
+    /// failed): the relay cannot see the session, only this.
+    pub fn close_after_set_up<T>(&self, set_up: &Result<T, crate::e2e::E2eError>) {
+        use crate::message::control::close_code;
+        let code = match set_up {
+            Ok(_) => close_code::SET_UP,
+            Err(e) if e.is_wrong_code() => close_code::WRONG_CODE,
+            Err(_) => close_code::SETUP_FAILED,
+        };
+        self.connection.close(code.into(), b"session set up");
+    }
+
     /// The relay's next answer on the control stream; its error frame
     /// becomes [`LinkError::Refused`].
     pub async fn answer(&mut self) -> Result<RelayMsg, LinkError> {
