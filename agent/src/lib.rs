@@ -9,7 +9,8 @@
 //! `audit` records every decision before it takes effect; `identity` decides
 //! how the technician's name is shown; `folder` makes and syncs the folders
 //! that hold the agent's files; `relays` gets the code from the first relay
-//! that answers and keeps it until a technician claims it.
+//! that answers and keeps it until a technician claims it; `platform`
+//! holds what differs by operating system.
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -19,6 +20,7 @@ pub mod diag;
 pub mod face;
 pub mod folder;
 pub mod identity;
+pub mod platform;
 pub mod relays;
 pub mod script;
 pub mod session;

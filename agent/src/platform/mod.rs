@@ -1,0 +1,22 @@
+//! Everything about the agent that differs by operating system, one module
+//! per system: `linux`, `macos` and `windows`, with what Linux and macOS
+//! share in `unix`. Each system module offers the same names, re-exported
+//! here, so session, consent, audit and catalog code never needs a `cfg`.
+
+#[cfg(unix)]
+mod unix;
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+pub use linux::*;
+
+#[cfg(target_os = "macos")]
+mod macos;
+#[cfg(target_os = "macos")]
+pub use macos::*;
+
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub use windows::*;
