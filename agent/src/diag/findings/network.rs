@@ -8,7 +8,7 @@ use sprijin_proto::message::diag::{
     Evidence, Finding, NetworkInterface, ResolutionOutcome, Severity, Snapshot,
 };
 
-use super::{Thresholds, scripts};
+use super::Thresholds;
 
 /// Each interface (loopback aside) with at least the threshold count of
 /// errors that are also at least the threshold share of its packets: a bad
@@ -42,7 +42,7 @@ pub fn network_errors(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
                     Evidence::new("error share", format!("{share:.2}%")),
                 ],
                 subject: Some(n.name.clone()),
-                script: Some(scripts::TEST_CONNECTIVITY.into()),
+                script: t.fixes().test_connectivity.map(String::from),
             })
         })
         .collect()
@@ -52,7 +52,7 @@ pub fn network_errors(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
 /// link-local (what is left when DHCP fails) and unspecified addresses do
 /// not count. Says nothing when no interfaces were listed at all, since that
 /// means the list could not be read.
-pub fn no_network_address(s: &Snapshot, _t: &Thresholds) -> Vec<Finding> {
+pub fn no_network_address(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
     if s.networks.is_empty() {
         return Vec::new();
     }
@@ -92,7 +92,7 @@ pub fn no_network_address(s: &Snapshot, _t: &Thresholds) -> Vec<Finding> {
             ),
         ],
         subject: None,
-        script: Some(scripts::TEST_CONNECTIVITY.into()),
+        script: t.fixes().renew_address.map(String::from),
     }]
 }
 
@@ -129,7 +129,7 @@ fn is_usable(ip: IpAddr) -> bool {
 /// route: only its own subnet is reachable, the internet and other
 /// networks are not. Says nothing when the routing tables could not be read
 /// or when there is no usable address (that is its own finding).
-pub fn no_default_route(s: &Snapshot, _t: &Thresholds) -> Vec<Finding> {
+pub fn no_default_route(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
     let Some(routes) = &s.routes else {
         return Vec::new();
     };
@@ -160,14 +160,14 @@ pub fn no_default_route(s: &Snapshot, _t: &Thresholds) -> Vec<Finding> {
             Evidence::new("ipv6 default route", "none"),
         ],
         subject: None,
-        script: Some(scripts::TEST_CONNECTIVITY.into()),
+        script: t.fixes().renew_address.map(String::from),
     }]
 }
 
 /// Name resolution does not work: no resolver is configured, none answers
 /// (named, so the technician knows which one to check), a resolver answers
 /// with an error, or it says a name that exists everywhere does not exist.
-pub fn name_resolution_failing(s: &Snapshot, _t: &Thresholds) -> Vec<Finding> {
+pub fn name_resolution_failing(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
     let Some(r) = &s.name_resolution else {
         return Vec::new();
     };
@@ -188,7 +188,7 @@ pub fn name_resolution_failing(s: &Snapshot, _t: &Thresholds) -> Vec<Finding> {
             Severity::Critical,
             format!("No name resolver answers ({resolvers} configured): names cannot be looked up"),
             r.resolvers.first().cloned(),
-            Some(scripts::TEST_CONNECTIVITY),
+            t.fixes().test_connectivity,
         ),
         ResolutionOutcome::ResolverFailed => (
             Severity::Critical,
@@ -197,7 +197,7 @@ pub fn name_resolution_failing(s: &Snapshot, _t: &Thresholds) -> Vec<Finding> {
                 r.answered_by.as_deref().unwrap_or(&resolvers)
             ),
             r.answered_by.clone(),
-            Some(scripts::FLUSH_DNS),
+            t.fixes().flush_dns,
         ),
         ResolutionOutcome::NameDoesNotExist => (
             Severity::Warning,
@@ -207,7 +207,7 @@ pub fn name_resolution_failing(s: &Snapshot, _t: &Thresholds) -> Vec<Finding> {
                 r.name
             ),
             r.answered_by.clone(),
-            Some(scripts::FLUSH_DNS),
+            t.fixes().flush_dns,
         ),
     };
     let answer = match r.outcome {
@@ -252,7 +252,7 @@ mod tests {
         assert_eq!(evidence(&f, "errors in"), "80");
         assert_eq!(evidence(&f, "errors out"), "20");
         assert_eq!(evidence(&f, "error share"), "1.00%");
-        assert_eq!(f.script.as_deref(), Some(scripts::TEST_CONNECTIVITY));
+        assert_eq!(f.script.as_deref(), Some("test-connectivity"));
     }
 
     #[test]
@@ -284,7 +284,7 @@ mod tests {
             evidence(&f, "addresses other than loopback"),
             "169.254.7.1/16 on eth0, fe80::1/64 on eth0"
         );
-        assert_eq!(f.script.as_deref(), Some(scripts::TEST_CONNECTIVITY));
+        assert_eq!(f.script.as_deref(), Some("test-connectivity"));
         s.networks[1].addresses.clear();
         assert_eq!(
             evidence(
@@ -349,7 +349,7 @@ mod tests {
         );
         assert_eq!(evidence(&f, "answer"), "no answer in time");
         assert_eq!(f.subject.as_deref(), Some("10.0.0.53"));
-        assert_eq!(f.script.as_deref(), Some(scripts::TEST_CONNECTIVITY));
+        assert_eq!(f.script.as_deref(), Some("test-connectivity"));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use sprijin_proto::diag_text::{human_bytes, human_duration, percent, shorten};
 use sprijin_proto::message::diag::{Evidence, Finding, ProcessInfo, Severity, Snapshot};
 
 use super::EVIDENCE_COMMAND_CHARS;
-use super::{Thresholds, scripts};
+use super::Thresholds;
 
 /// Each process using at least the threshold share of one core.
 pub fn process_cpu_hog(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
@@ -28,7 +28,7 @@ pub fn process_cpu_hog(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
                 Evidence::new("cpu", format!("{:.1}% of one core", p.cpu_percent)),
             ),
             subject: Some(p.pid.to_string()),
-            script: Some(scripts::STOP_PROCESS.into()),
+            script: t.fixes().stop_process.map(String::from),
         })
         .collect()
 }
@@ -67,7 +67,7 @@ pub fn process_memory_hog(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
                     ),
                 ),
                 subject: Some(p.pid.to_string()),
-                script: Some(scripts::STOP_PROCESS.into()),
+                script: t.fixes().stop_process.map(String::from),
             }
         })
         .collect()
@@ -149,7 +149,7 @@ pub fn open_file_limit(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
                     Evidence::new("share of the limit", format!("{share:.1}%")),
                 ],
                 subject: Some(p.pid.to_string()),
-                script: Some(scripts::LIST_OPEN_FILES.into()),
+                script: t.fixes().list_open_files.map(String::from),
             })
         })
         .collect()
@@ -214,7 +214,7 @@ mod tests {
         assert_eq!(evidence(&f, "user"), "ana");
         assert_eq!(evidence(&f, "command"), "/usr/bin/spin --flag");
         assert_eq!(evidence(&f, "running for"), "1h 0m");
-        assert_eq!(f.script.as_deref(), Some(scripts::STOP_PROCESS));
+        assert_eq!(f.script.as_deref(), Some("stop-process"));
     }
 
     #[test]
@@ -263,7 +263,7 @@ mod tests {
         assert_eq!(f.title, "Process browser (pid 101) holds 40% of memory");
         assert_eq!(evidence(&f, "memory"), "4.0 GiB (40.0% of 10.0 GiB)");
         assert_eq!(evidence(&f, "name"), "browser");
-        assert_eq!(f.script.as_deref(), Some(scripts::STOP_PROCESS));
+        assert_eq!(f.script.as_deref(), Some("stop-process"));
     }
 
     #[test]
@@ -304,7 +304,7 @@ mod tests {
         );
         assert_eq!(evidence(&f, "share of the limit"), "90.0%");
         assert_eq!(f.subject.as_deref(), Some("77"));
-        assert_eq!(f.script.as_deref(), Some(scripts::LIST_OPEN_FILES));
+        assert_eq!(f.script.as_deref(), Some("list-open-files"));
         s.open_files[0].open = 1024;
         assert_eq!(
             only(open_file_limit(&s, &Thresholds::default())).severity,
