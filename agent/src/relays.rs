@@ -37,6 +37,9 @@ pub struct Waiting {
     pub link: RelayLink,
     pub nameplate: Nameplate,
     pub expires_in_secs: u64,
+    /// This machine's clock against the relay's, from the relay's answer;
+    /// `None` when the answer's times do not fit together.
+    pub relay_clock: Option<sprijin_proto::message::diag::RelayClock>,
     relay: RelayAddr,
     pin: Option<Fingerprint>,
     ticket: WaitingTicket,
@@ -146,6 +149,11 @@ async fn open_at(relay: &RelayAddr, pin: Option<Fingerprint>) -> Result<Waiting,
             expires_in_secs,
             ticket,
         } => Ok(Waiting {
+            relay_clock: crate::diag::clock::compare(
+                &relay.address,
+                ticket.expires_at,
+                expires_in_secs,
+            ),
             link,
             nameplate,
             expires_in_secs,

@@ -21,7 +21,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sprijin_proto::diag_text::shorten;
 use sprijin_proto::message::diag::{
     Cpu, Disk, DiskKind, Host, LoadAverage, Memory, NetworkInterface, ProcessInfo, Processes,
-    Snapshot, StuckProcess, Swap, Temperature,
+    RelayClock, Snapshot, StuckProcess, Swap, Temperature,
 };
 
 use super::probes::SlowReadings;
@@ -83,6 +83,7 @@ pub struct Collector {
     stuck_now: Vec<StuckProcess>,
     platform: source::Readings,
     slow: SlowReadings,
+    relay_clock: Option<RelayClock>,
 }
 
 impl Default for Collector {
@@ -110,6 +111,7 @@ impl Collector {
             stuck_now: Vec::new(),
             platform: source::Readings::new(),
             slow: SlowReadings::default(),
+            relay_clock: None,
         }
     }
 
@@ -162,6 +164,11 @@ impl Collector {
             .collect();
         self.platform.sample(&mounts, self.facts.boot_time_secs);
         self.stuck_now = self.stuck_processes();
+    }
+
+    /// Gives the snapshot this clock's offset from the relay's.
+    pub fn set_relay_clock(&mut self, clock: Option<RelayClock>) {
+        self.relay_clock = clock;
     }
 
     /// Gives the snapshot the latest slow readings (name resolution,
@@ -222,6 +229,7 @@ impl Collector {
             clock_synchronized: self.slow.clock_synchronized,
             pending_reboot: self.slow.pending_reboot.clone(),
             folders: self.slow.folders.clone(),
+            relay_clock: self.relay_clock.clone(),
             ..Snapshot::default()
         };
         self.platform.fill(&mut s);

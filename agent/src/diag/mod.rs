@@ -14,8 +14,10 @@
 //! [`Finding`]s with plain rules; [`report`] puts the two together for
 //! `sprijin-agent diag`, and the session sends the same [`DiagReport`] to the
 //! console. Rendering for people lives in `sprijin_proto::diag_text`, shared
-//! with the console.
+//! with the console. [`clock`] compares this machine's clock with the
+//! relay's, from what the relay said when it handed out the code.
 
+pub mod clock;
 pub mod collect;
 pub mod error;
 pub mod findings;

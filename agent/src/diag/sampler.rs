@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use sprijin_proto::message::diag::Snapshot;
+use sprijin_proto::message::diag::{RelayClock, Snapshot};
 use tokio::sync::watch;
 
 use super::collect::Collector;
@@ -41,6 +41,7 @@ pub const MIN_INTERVAL: Duration = FIRST_SAMPLE_GAP;
 /// A running background sampler. Dropping it stops the sampling thread.
 pub struct Sampler {
     snapshots: watch::Receiver<Option<Arc<Snapshot>>>,
+    relay_clock: Arc<Mutex<Option<RelayClock>>>,
     empty: Arc<Snapshot>,
     // Dropping this sender is the stop signal: the thread's wait ends at once.
     stop: Option<mpsc::Sender<()>>,
@@ -55,12 +56,15 @@ impl Sampler {
         let interval = interval.max(MIN_INTERVAL);
         let (publish, snapshots) = watch::channel(None);
         let (stop, stopped) = mpsc::channel();
+        let relay_clock = Arc::new(Mutex::new(None));
+        let clock = Arc::clone(&relay_clock);
         let thread = std::thread::Builder::new()
             .name("diag-sampler".into())
-            .spawn(move || run(interval, &publish, &stopped))
+            .spawn(move || run(interval, &publish, &stopped, &clock))
             .map_err(DiagError::SpawnSampler)?;
         Ok(Sampler {
             snapshots,
+            relay_clock,
             empty: Arc::new(Snapshot::default()),
             stop: Some(stop),
             thread: Some(thread),
@@ -74,6 +78,12 @@ impl Sampler {
             Some(snapshot) => Arc::clone(snapshot),
             None => Arc::clone(&self.empty),
         }
+    }
+
+    /// This clock against the relay's, as measured when the code was
+    /// handed out; every snapshot from the next sample on carries it.
+    pub fn set_relay_clock(&self, clock: Option<RelayClock>) {
+        *self.relay_clock.lock().unwrap_or_else(|e| e.into_inner()) = clock;
     }
 
     /// Whether a real snapshot (with CPU usage) is available.
@@ -112,6 +122,7 @@ fn run(
     interval: Duration,
     publish: &watch::Sender<Option<Arc<Snapshot>>>,
     stopped: &mpsc::Receiver<()>,
+    relay_clock: &Mutex<Option<RelayClock>>,
 ) {
     // The slow checks run on a thread of their own, so no snapshot waits
     // for a resolver or the service manager. Their thread ends when this
@@ -147,6 +158,12 @@ fn run(
         if let Ok(s) = slow.lock() {
             collector.set_slow(s.clone());
         }
+        collector.set_relay_clock(
+            relay_clock
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        );
         if publish.send(Some(Arc::new(collector.snapshot()))).is_err() {
             return;
         }
@@ -211,6 +228,26 @@ mod tests {
             .find(|p| p.pid == me)
             .expect("the busy test process is among the top by cpu");
         assert!(us.cpu_percent > 0.0);
+    }
+
+    #[tokio::test]
+    async fn the_relay_clock_reaches_the_next_snapshots() {
+        let sampler = Sampler::start(MIN_INTERVAL).unwrap();
+        let first = sampler.ready().await.unwrap();
+        assert_eq!(first.relay_clock, None);
+        let clock = RelayClock {
+            offset_secs: -400,
+            relay: "r:7420".into(),
+        };
+        sampler.set_relay_clock(Some(clock.clone()));
+        let mut snapshots = sampler.snapshots.clone();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while sampler.latest().relay_clock.as_ref() != Some(&clock) {
+                snapshots.changed().await.unwrap();
+            }
+        })
+        .await
+        .unwrap();
     }
 
     #[test]
