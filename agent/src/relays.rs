@@ -37,9 +37,6 @@ pub struct Waiting {
     pub link: RelayLink,
     pub nameplate: Nameplate,
     pub expires_in_secs: u64,
-    /// This machine's clock against the relay's, from the relay's answer;
-    /// `None` when the answer's times do not fit together.
-    pub relay_clock: Option<sprijin_proto::message::diag::RelayClock>,
     relay: RelayAddr,
     pin: Option<Fingerprint>,
     ticket: WaitingTicket,
@@ -148,20 +145,24 @@ async fn open_at(relay: &RelayAddr, pin: Option<Fingerprint>) -> Result<Waiting,
             nameplate,
             expires_in_secs,
             ticket,
-        } => Ok(Waiting {
-            relay_clock: crate::diag::clock::compare(
-                &relay.address,
-                ticket.expires_at,
+        } => {
+            // The answer tells the relay's time; snapshots from now on
+            // compare this clock with it.
+            if let Some(clock) =
+                crate::diag::clock::compare(&relay.address, ticket.expires_at, expires_in_secs)
+            {
+                crate::diag::clock::record(clock);
+            }
+            Ok(Waiting {
+                link,
+                nameplate,
                 expires_in_secs,
-            ),
-            link,
-            nameplate,
-            expires_in_secs,
-            relay: relay.clone(),
-            pin,
-            ticket,
-            expires: Instant::now() + Duration::from_secs(expires_in_secs),
-        }),
+                relay: relay.clone(),
+                pin,
+                ticket,
+                expires: Instant::now() + Duration::from_secs(expires_in_secs),
+            })
+        }
         other => Err(OpenError::Link(LinkError::unexpected(&other))),
     }
 }

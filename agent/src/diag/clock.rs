@@ -4,7 +4,12 @@
 //! seconds that is from now, so the relay's "now" is their difference. It
 //! is good to a second or two (whole seconds, and the answer's travel
 //! time), which is plenty to see a clock minutes off.
+//!
+//! The comparison is a fact about this process's machine, learnt where the
+//! relay answers (`crate::relays`) and read where snapshots are made, so it
+//! is kept once for the process: [`record`] and [`latest`].
 
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use sprijin_proto::message::diag::RelayClock;
@@ -33,6 +38,19 @@ pub fn compare(relay: &str, expires_at: u64, expires_in_secs: u64) -> Option<Rel
         offset_secs: offset_secs(local, relay_now),
         relay: relay.to_string(),
     })
+}
+
+/// The latest comparison this process made.
+static LATEST: Mutex<Option<RelayClock>> = Mutex::new(None);
+
+/// Keeps `clock` as the latest comparison.
+pub fn record(clock: RelayClock) {
+    *LATEST.lock().unwrap_or_else(|e| e.into_inner()) = Some(clock);
+}
+
+/// The latest comparison; `None` before any relay answered.
+pub fn latest() -> Option<RelayClock> {
+    LATEST.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 #[cfg(test)]

@@ -75,7 +75,7 @@ pub fn stopped_automatic(records: &[ServiceRecord]) -> Vec<StoppedService> {
             exit_code: r.exit_code(),
         })
         .collect();
-    out.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    out.sort_by_key(|a| a.name.to_lowercase());
     out.truncate(MAX_STOPPED);
     out
 }

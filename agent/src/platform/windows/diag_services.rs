@@ -136,11 +136,11 @@ fn start_type(scm: &Handle, name: &str) -> Option<u32> {
     if sized != 0 || unsafe { GetLastError() } != ERROR_INSUFFICIENT_BUFFER {
         return None;
     }
-    let needed = needed as usize;
-    if needed < std::mem::size_of::<QUERY_SERVICE_CONFIGW>() || needed > MAX_BUFFER_BYTES {
+    let size = needed as usize;
+    if size < std::mem::size_of::<QUERY_SERVICE_CONFIGW>() || size > MAX_BUFFER_BYTES {
         return None;
     }
-    let mut buf: Vec<u64> = vec![0; needed.div_ceil(8)];
+    let mut buf: Vec<u64> = vec![0; size.div_ceil(8)];
     let bytes = u32::try_from(buf.len() * 8).ok()?;
     // SAFETY: an aligned buffer, writable for `bytes` bytes, at least the
     // size the manager asked for.
