@@ -855,20 +855,22 @@ mod tests {
 
     #[test]
     fn windows_services_restart_and_relay_clock_are_shown() {
-        let mut s = Snapshot::default();
-        s.services = Some(Services {
-            stopped_automatic: vec![crate::message::diag::StoppedService {
-                name: "Spooler".into(),
-                display_name: "Print Spooler".into(),
-                exit_code: 0,
-            }],
-            ..Services::default()
-        });
-        s.pending_reboot = Some(vec!["Windows Update".into()]);
-        s.relay_clock = Some(crate::message::diag::RelayClock {
-            offset_secs: -400,
-            relay: "r:7420".into(),
-        });
+        let s = Snapshot {
+            services: Some(Services {
+                stopped_automatic: vec![crate::message::diag::StoppedService {
+                    name: "Spooler".into(),
+                    display_name: "Print Spooler".into(),
+                    exit_code: 0,
+                }],
+                ..Services::default()
+            }),
+            pending_reboot: Some(vec!["Windows Update".into()]),
+            relay_clock: Some(crate::message::diag::RelayClock {
+                offset_secs: -400,
+                relay: "r:7420".into(),
+            }),
+            ..Snapshot::default()
+        };
         let text = overview(&s, &[]);
         for line in [
             "Services  1 automatic stopped: Spooler",

@@ -38,7 +38,7 @@ fn wine() -> PathBuf {
 /// Runs the agent under Wine with `args`; its standard output, after it
 /// ended with success within [`DIAG_WITHIN`].
 fn run_under_wine(args: &[&str]) -> String {
-    let mut child = Command::new(wine())
+    let child = Command::new(wine())
         .arg(agent_exe())
         .args(args)
         .env("WINEDEBUG", "-all")

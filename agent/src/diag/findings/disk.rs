@@ -366,7 +366,7 @@ mod tests {
     fn disk_at_90_percent_is_a_warning_with_its_numbers() {
         let mut s = quiet();
         s.disks[1] = disk("/srv/data", 100 * GIB, 10 * GIB);
-        let f = only(disk_nearly_full(&s, &Thresholds::default()));
+        let f = only(disk_nearly_full(&s, &linux()));
         assert_eq!(f.id, "disk-nearly-full");
         assert_eq!(f.severity, Severity::Warning);
         assert_eq!(f.subject.as_deref(), Some("/srv/data"));
@@ -381,20 +381,20 @@ mod tests {
     fn disk_just_below_90_percent_is_quiet() {
         let mut s = quiet();
         s.disks[1] = disk("/srv/data", 1000 * GIB, 100 * GIB + 1);
-        assert_eq!(disk_nearly_full(&s, &Thresholds::default()), vec![]);
+        assert_eq!(disk_nearly_full(&s, &linux()), vec![]);
     }
 
     #[test]
     fn disk_at_97_percent_is_critical() {
         let mut s = quiet();
         s.disks[0] = disk("/", 1000 * GIB, 30 * GIB);
-        let f = only(disk_nearly_full(&s, &Thresholds::default()));
+        let f = only(disk_nearly_full(&s, &linux()));
         assert_eq!(f.severity, Severity::Critical);
         assert_eq!(f.script.as_deref(), Some("journal-vacuum"));
         // Just below 97% with plenty left is still only a warning.
         s.disks[0] = disk("/", 1000 * GIB, 30 * GIB + 1);
         assert_eq!(
-            only(disk_nearly_full(&s, &Thresholds::default())).severity,
+            only(disk_nearly_full(&s, &linux())).severity,
             Severity::Warning
         );
     }
@@ -404,17 +404,17 @@ mod tests {
         let mut s = quiet();
         s.disks[1] = disk("/boot", 10 * GIB - 1, GIB - 1);
         assert_eq!(
-            only(disk_nearly_full(&s, &Thresholds::default())).severity,
+            only(disk_nearly_full(&s, &linux())).severity,
             Severity::Critical
         );
         s.disks[1] = disk("/boot", 10 * GIB, GIB);
         assert_eq!(
-            only(disk_nearly_full(&s, &Thresholds::default())).severity,
+            only(disk_nearly_full(&s, &linux())).severity,
             Severity::Warning
         );
         // Under a GiB free but far from full is not a finding at all.
         s.disks[1] = disk("/boot", GIB, GIB / 2);
-        assert_eq!(disk_nearly_full(&s, &Thresholds::default()), vec![]);
+        assert_eq!(disk_nearly_full(&s, &linux()), vec![]);
     }
 
     #[test]
@@ -425,7 +425,7 @@ mod tests {
         let mut cdrom = disk("/media/cdrom", GIB, 0);
         cdrom.read_only = true;
         s.disks.extend([snap, cdrom, disk("/sys/x", 0, 0)]);
-        assert_eq!(disk_nearly_full(&s, &Thresholds::default()), vec![]);
+        assert_eq!(disk_nearly_full(&s, &linux()), vec![]);
     }
 
     #[test]
@@ -434,7 +434,7 @@ mod tests {
         let mut tmp = disk("/tmp", 8 * MIB, MIB / 8);
         tmp.file_system = "tmpfs".into();
         s.disks.push(tmp);
-        let f = only(disk_nearly_full(&s, &Thresholds::default()));
+        let f = only(disk_nearly_full(&s, &linux()));
         assert_eq!(f.subject.as_deref(), Some("/tmp"));
         assert_eq!(f.severity, Severity::Critical);
         assert_eq!(evidence(&f, "file system"), "tmpfs");
@@ -447,7 +447,7 @@ mod tests {
         let mut hosts = full.clone();
         hosts.mount_point = "/etc/hosts".into();
         s.disks = vec![hosts, full];
-        let f = only(disk_nearly_full(&s, &Thresholds::default()));
+        let f = only(disk_nearly_full(&s, &linux()));
         assert_eq!(f.subject.as_deref(), Some("/"));
     }
 
@@ -525,7 +525,7 @@ mod tests {
     fn root_mounted_read_only_is_critical() {
         let mut s = quiet();
         s.disks[0].read_only = true;
-        let f = only(read_only_file_system(&s, &Thresholds::default()));
+        let f = only(read_only_file_system(&s, &linux()));
         assert_eq!(f.id, "read-only-file-system");
         assert_eq!(f.severity, Severity::Critical);
         assert_eq!(f.subject.as_deref(), Some("/"));
@@ -547,14 +547,12 @@ mod tests {
         let mut lookalike = disk("/homework", GIB, 0);
         lookalike.read_only = true;
         s.disks.extend([snap, usb, cgroup, lookalike]);
-        assert_eq!(read_only_file_system(&s, &Thresholds::default()), vec![]);
+        assert_eq!(read_only_file_system(&s, &linux()), vec![]);
         let mut below = disk("/srv/data", GIB, GIB);
         below.read_only = true;
         s.disks.push(below);
         assert_eq!(
-            only(read_only_file_system(&s, &Thresholds::default()))
-                .subject
-                .as_deref(),
+            only(read_only_file_system(&s, &linux())).subject.as_deref(),
             Some("/srv/data")
         );
     }
@@ -566,7 +564,7 @@ mod tests {
         tmp.inodes_total = 64;
         tmp.inodes_free = 0;
         s.disks.push(tmp);
-        let f = only(inodes_exhausted(&s, &Thresholds::default()));
+        let f = only(inodes_exhausted(&s, &linux()));
         assert_eq!(f.id, "inodes-exhausted");
         assert_eq!(f.severity, Severity::Critical);
         assert_eq!(f.subject.as_deref(), Some("/srv/mail"));
@@ -583,15 +581,15 @@ mod tests {
     fn inodes_at_90_percent_warn_and_below_are_quiet() {
         let mut s = quiet();
         s.disks[1].inodes_free = 100_000;
-        let f = only(inodes_exhausted(&s, &Thresholds::default()));
+        let f = only(inodes_exhausted(&s, &linux()));
         assert_eq!(f.severity, Severity::Warning);
         assert_eq!(evidence(&f, "inodes used share"), "90.0%");
         s.disks[1].inodes_free = 100_001;
-        assert_eq!(inodes_exhausted(&s, &Thresholds::default()), vec![]);
+        assert_eq!(inodes_exhausted(&s, &linux()), vec![]);
         // A file system that does not count inodes says nothing.
         s.disks[1].inodes_total = 0;
         s.disks[1].inodes_free = 0;
-        assert_eq!(inodes_exhausted(&s, &Thresholds::default()), vec![]);
+        assert_eq!(inodes_exhausted(&s, &linux()), vec![]);
     }
 
     fn holder(pid: u32, name: &str, mount_point: &str, bytes: u64) -> DeletedOpenFiles {
@@ -613,7 +611,7 @@ mod tests {
             holder(812, "rsyslogd", "/", 30 * GIB),
             holder(900, "less", "/", MIB),
         ];
-        let f = only(deleted_files_hold_space(&s, &Thresholds::default()));
+        let f = only(deleted_files_hold_space(&s, &linux()));
         assert_eq!(f.id, "deleted-files-hold-space");
         assert_eq!(f.severity, Severity::Critical, "the disk is 95% full");
         assert_eq!(f.subject.as_deref(), Some("812"));
@@ -637,12 +635,12 @@ mod tests {
     fn small_deleted_files_are_quiet_but_a_large_share_of_a_small_disk_is_not() {
         let mut s = quiet();
         s.deleted_open = vec![holder(5, "a", "/", GIB - 1)];
-        assert_eq!(deleted_files_hold_space(&s, &Thresholds::default()), vec![]);
+        assert_eq!(deleted_files_hold_space(&s, &linux()), vec![]);
         let mut tmp = disk("/srv/t", 8 * MIB, 2 * MIB);
         tmp.file_system = "tmpfs".into();
         s.disks.push(tmp);
         s.deleted_open = vec![holder(6, "tail", "/srv/t", 6 * MIB)];
-        let f = only(deleted_files_hold_space(&s, &Thresholds::default()));
+        let f = only(deleted_files_hold_space(&s, &linux()));
         assert_eq!(f.severity, Severity::Warning);
         assert_eq!(evidence(&f, "share of the file system"), "75.0% of 8.0 MiB");
     }

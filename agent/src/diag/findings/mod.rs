@@ -372,16 +372,13 @@ mod tests {
 
     #[test]
     fn quiet_machine_has_no_findings() {
-        assert_eq!(evaluate(&quiet(), &Thresholds::default()), vec![]);
+        assert_eq!(evaluate(&quiet(), &linux()), vec![]);
     }
 
     #[test]
     fn empty_snapshot_has_no_findings() {
         // An unsampled snapshot must not read as "offline" or "out of memory".
-        assert_eq!(
-            evaluate(&Snapshot::default(), &Thresholds::default()),
-            vec![]
-        );
+        assert_eq!(evaluate(&Snapshot::default(), &linux()), vec![]);
     }
 
     // All together
@@ -392,7 +389,7 @@ mod tests {
         s.host.uptime_secs = 400 * 86_400;
         s.disks[0] = disk("/", 100 * GIB, GIB / 10);
         s.cpu.usage_percent = 91.0;
-        let f = evaluate(&s, &Thresholds::default());
+        let f = evaluate(&s, &linux());
         assert_eq!(
             ids(&f),
             ["disk-nearly-full", "cpu-saturated", "long-uptime"]

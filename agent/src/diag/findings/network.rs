@@ -246,7 +246,7 @@ mod tests {
         s.networks[1].packets_out = 900;
         s.networks[1].errors_in = 80;
         s.networks[1].errors_out = 20;
-        let f = only(network_errors(&s, &Thresholds::default()));
+        let f = only(network_errors(&s, &linux()));
         assert_eq!(f.id, "network-errors");
         assert_eq!(f.subject.as_deref(), Some("eth0"));
         assert_eq!(evidence(&f, "errors in"), "80");
@@ -262,21 +262,21 @@ mod tests {
         s.networks[1].packets_in = 100;
         s.networks[1].packets_out = 0;
         s.networks[1].errors_in = 99;
-        assert_eq!(network_errors(&s, &Thresholds::default()), vec![]);
+        assert_eq!(network_errors(&s, &linux()), vec![]);
         // Many errors, but a tiny share of a busy link.
         s.networks[1].packets_in = 10_000_000;
         s.networks[1].errors_in = 5_000;
-        assert_eq!(network_errors(&s, &Thresholds::default()), vec![]);
+        assert_eq!(network_errors(&s, &linux()), vec![]);
         // Loopback is never reported.
         s.networks[0].errors_in = 1_000;
-        assert_eq!(network_errors(&s, &Thresholds::default()), vec![]);
+        assert_eq!(network_errors(&s, &linux()), vec![]);
     }
 
     #[test]
     fn only_loopback_and_link_local_addresses_mean_no_network() {
         let mut s = quiet();
         s.networks[1].addresses = vec!["169.254.7.1/16".into(), "fe80::1/64".into()];
-        let f = only(no_network_address(&s, &Thresholds::default()));
+        let f = only(no_network_address(&s, &linux()));
         assert_eq!(f.id, "no-network-address");
         assert_eq!(f.severity, Severity::Critical);
         assert_eq!(evidence(&f, "interfaces"), "lo, eth0");
@@ -288,7 +288,7 @@ mod tests {
         s.networks[1].addresses.clear();
         assert_eq!(
             evidence(
-                &only(no_network_address(&s, &Thresholds::default())),
+                &only(no_network_address(&s, &linux())),
                 "addresses other than loopback"
             ),
             "none"
@@ -299,30 +299,30 @@ mod tests {
     fn one_global_address_is_enough() {
         let mut s = quiet();
         s.networks[1].addresses = vec!["fe80::1/64".into(), "2001:db8::5/64".into()];
-        assert_eq!(no_network_address(&s, &Thresholds::default()), vec![]);
+        assert_eq!(no_network_address(&s, &linux()), vec![]);
     }
 
     #[test]
     fn an_address_without_a_default_route_is_critical() {
         let mut s = quiet();
         s.routes = Some(Routes::default());
-        let f = only(no_default_route(&s, &Thresholds::default()));
+        let f = only(no_default_route(&s, &linux()));
         assert_eq!(f.id, "no-default-route");
         assert_eq!(f.severity, Severity::Critical);
         assert_eq!(evidence(&f, "addresses"), "192.168.1.20/24 on eth0");
         // Unread tables or no usable address: nothing said here.
         s.routes = None;
-        assert_eq!(no_default_route(&s, &Thresholds::default()), vec![]);
+        assert_eq!(no_default_route(&s, &linux()), vec![]);
         s.routes = Some(Routes::default());
         s.networks[1].addresses = vec!["fe80::1/64".into()];
-        assert_eq!(no_default_route(&s, &Thresholds::default()), vec![]);
+        assert_eq!(no_default_route(&s, &linux()), vec![]);
         // An IPv6 default route alone is enough.
         s.networks[1].addresses = vec!["2001:db8::5/64".into()];
         s.routes = Some(Routes {
             ipv4_default: vec![],
             ipv6_default: vec!["via fe80::1 on eth0".into()],
         });
-        assert_eq!(no_default_route(&s, &Thresholds::default()), vec![]);
+        assert_eq!(no_default_route(&s, &linux()), vec![]);
     }
 
     fn resolution(outcome: ResolutionOutcome, answered_by: Option<&str>) -> NameResolution {
@@ -340,7 +340,7 @@ mod tests {
     fn silent_resolvers_are_named() {
         let mut s = quiet();
         s.name_resolution = Some(resolution(ResolutionOutcome::NoResolverAnswers, None));
-        let f = only(name_resolution_failing(&s, &Thresholds::default()));
+        let f = only(name_resolution_failing(&s, &linux()));
         assert_eq!(f.id, "name-resolution-failing");
         assert_eq!(f.severity, Severity::Critical);
         assert_eq!(
@@ -359,7 +359,7 @@ mod tests {
             ResolutionOutcome::NameDoesNotExist,
             Some("10.0.1.53"),
         ));
-        let f = only(name_resolution_failing(&s, &Thresholds::default()));
+        let f = only(name_resolution_failing(&s, &linux()));
         assert_eq!(f.severity, Severity::Warning);
         assert_eq!(
             f.title,
@@ -372,10 +372,7 @@ mod tests {
             Some("10.0.0.53"),
         ));
         assert_eq!(
-            evidence(
-                &only(name_resolution_failing(&s, &Thresholds::default())),
-                "answer"
-            ),
+            evidence(&only(name_resolution_failing(&s, &linux())), "answer"),
             "an error from the resolver"
         );
         s.name_resolution = Some(NameResolution {
@@ -384,12 +381,12 @@ mod tests {
         });
         assert_eq!(
             evidence(
-                &only(name_resolution_failing(&s, &Thresholds::default())),
+                &only(name_resolution_failing(&s, &linux())),
                 "resolvers configured"
             ),
             "none"
         );
         s.name_resolution = None;
-        assert_eq!(name_resolution_failing(&s, &Thresholds::default()), vec![]);
+        assert_eq!(name_resolution_failing(&s, &linux()), vec![]);
     }
 }

@@ -203,7 +203,7 @@ mod tests {
         s.processes
             .top_cpu
             .insert(0, process(4242, "spin", 80.0, MIB));
-        let f = only(process_cpu_hog(&s, &Thresholds::default()));
+        let f = only(process_cpu_hog(&s, &linux()));
         assert_eq!(f.id, "process-cpu-hog");
         assert_eq!(f.severity, Severity::Warning);
         assert_eq!(f.subject.as_deref(), Some("4242"));
@@ -223,7 +223,7 @@ mod tests {
         s.processes
             .top_cpu
             .insert(0, process(4242, "spin", 79.9, MIB));
-        assert_eq!(process_cpu_hog(&s, &Thresholds::default()), vec![]);
+        assert_eq!(process_cpu_hog(&s, &linux()), vec![]);
     }
 
     #[test]
@@ -232,7 +232,7 @@ mod tests {
         let mut hog = process(4242, "spin", 100.0, MIB);
         hog.command = "x".repeat(500);
         s.processes.top_cpu = vec![hog];
-        let f = only(process_cpu_hog(&s, &Thresholds::default()));
+        let f = only(process_cpu_hog(&s, &linux()));
         assert_eq!(
             evidence(&f, "command").chars().count(),
             EVIDENCE_COMMAND_CHARS
@@ -247,7 +247,7 @@ mod tests {
             process(2, "b", 100.0, MIB),
             process(3, "c", 1.0, MIB),
         ];
-        let f = process_cpu_hog(&s, &Thresholds::default());
+        let f = process_cpu_hog(&s, &linux());
         let subjects: Vec<_> = f.iter().map(|f| f.subject.as_deref()).collect();
         assert_eq!(subjects, [Some("1"), Some("2")]);
     }
@@ -257,7 +257,7 @@ mod tests {
         let mut s = quiet();
         s.memory.total_bytes = 10 * GIB;
         s.processes.top_memory[0].memory_bytes = 4 * GIB;
-        let f = only(process_memory_hog(&s, &Thresholds::default()));
+        let f = only(process_memory_hog(&s, &linux()));
         assert_eq!(f.id, "process-memory-hog");
         assert_eq!(f.subject.as_deref(), Some("101"));
         assert_eq!(f.title, "Process browser (pid 101) holds 40% of memory");
@@ -271,19 +271,19 @@ mod tests {
         let mut s = quiet();
         s.memory.total_bytes = 10 * GIB;
         s.processes.top_memory[0].memory_bytes = 4 * GIB - 1;
-        assert_eq!(process_memory_hog(&s, &Thresholds::default()), vec![]);
+        assert_eq!(process_memory_hog(&s, &linux()), vec![]);
     }
 
     #[test]
     fn twenty_zombies_are_a_warning_nineteen_are_not() {
         let mut s = quiet();
         s.processes.zombies = 20;
-        let f = only(many_zombies(&s, &Thresholds::default()));
+        let f = only(many_zombies(&s, &linux()));
         assert_eq!(f.id, "many-zombies");
         assert_eq!(evidence(&f, "zombies"), "20");
         assert_eq!(evidence(&f, "processes"), "200");
         s.processes.zombies = 19;
-        assert_eq!(many_zombies(&s, &Thresholds::default()), vec![]);
+        assert_eq!(many_zombies(&s, &linux()), vec![]);
     }
 
     #[test]
@@ -295,7 +295,7 @@ mod tests {
             open: 922,
             soft_limit: 1024,
         }];
-        let f = only(open_file_limit(&s, &Thresholds::default()));
+        let f = only(open_file_limit(&s, &linux()));
         assert_eq!(f.id, "open-file-limit");
         assert_eq!(f.severity, Severity::Warning);
         assert_eq!(
@@ -307,11 +307,11 @@ mod tests {
         assert_eq!(f.script.as_deref(), Some("list-open-files"));
         s.open_files[0].open = 1024;
         assert_eq!(
-            only(open_file_limit(&s, &Thresholds::default())).severity,
+            only(open_file_limit(&s, &linux())).severity,
             Severity::Critical
         );
         s.open_files[0].open = 921;
-        assert_eq!(open_file_limit(&s, &Thresholds::default()), vec![]);
+        assert_eq!(open_file_limit(&s, &linux()), vec![]);
     }
 
     #[test]
@@ -323,7 +323,7 @@ mod tests {
             command: "cp big /mnt/nfs/".into(),
             stuck_secs: 60,
         }];
-        let f = only(stuck_processes(&s, &Thresholds::default()));
+        let f = only(stuck_processes(&s, &linux()));
         assert_eq!(f.id, "process-stuck");
         assert_eq!(
             f.title,
@@ -331,6 +331,6 @@ mod tests {
         );
         assert_eq!(evidence(&f, "command"), "cp big /mnt/nfs/");
         s.stuck_processes[0].stuck_secs = 59;
-        assert_eq!(stuck_processes(&s, &Thresholds::default()), vec![]);
+        assert_eq!(stuck_processes(&s, &linux()), vec![]);
     }
 }

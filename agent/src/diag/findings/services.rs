@@ -185,12 +185,12 @@ mod tests {
     fn thirty_days_up_is_information() {
         let mut s = quiet();
         s.host.uptime_secs = 30 * 86_400;
-        let f = only(long_uptime(&s, &Thresholds::default()));
+        let f = only(long_uptime(&s, &linux()));
         assert_eq!(f.id, "long-uptime");
         assert_eq!(f.severity, Severity::Info);
         assert_eq!(evidence(&f, "uptime"), "30d 0h");
         s.host.uptime_secs = 30 * 86_400 - 1;
-        assert_eq!(long_uptime(&s, &Thresholds::default()), vec![]);
+        assert_eq!(long_uptime(&s, &linux()), vec![]);
     }
 
     #[test]
@@ -200,26 +200,26 @@ mod tests {
             failed_units: vec!["cups.service".into(), "backup.timer".into()],
             ..Services::default()
         });
-        let f = failed_units(&s, &Thresholds::default());
+        let f = failed_units(&s, &linux());
         assert_eq!(ids(&f), ["service-failed", "service-failed"]);
         assert_eq!(f[0].title, "Service cups.service has failed");
         assert_eq!(f[0].subject.as_deref(), Some("cups.service"));
         assert_eq!(evidence(&f[0], "failed units"), "2");
         assert_eq!(f[0].script.as_deref(), Some("restart-unit"));
         s.services = None;
-        assert_eq!(failed_units(&s, &Thresholds::default()), vec![]);
+        assert_eq!(failed_units(&s, &linux()), vec![]);
     }
 
     #[test]
     fn an_unsynchronised_clock_is_a_warning_an_unknown_one_is_quiet() {
         let mut s = quiet();
         s.clock_synchronized = Some(false);
-        let f = only(clock_not_synchronized(&s, &Thresholds::default()));
+        let f = only(clock_not_synchronized(&s, &linux()));
         assert_eq!(f.id, "clock-not-synchronized");
         assert_eq!(f.severity, Severity::Warning);
         assert_eq!(f.script.as_deref(), Some("turn-on-time-sync"));
         s.clock_synchronized = None;
-        assert_eq!(clock_not_synchronized(&s, &Thresholds::default()), vec![]);
+        assert_eq!(clock_not_synchronized(&s, &linux()), vec![]);
     }
 
     #[test]
