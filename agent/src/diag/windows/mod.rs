@@ -14,4 +14,6 @@
 pub mod cpu;
 pub mod network;
 pub mod reboot;
+#[cfg(test)]
+mod recorded;
 pub mod services;
