@@ -1,1 +1,3 @@
 //! What Linux and macOS do the same way.
+
+pub(super) mod open;

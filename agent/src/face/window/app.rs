@@ -642,10 +642,9 @@ fn question_ui(ui: &mut egui::Ui, s: &Strings, question: &Question) {
             );
             ui.label((s.stops_after)(*stops_after_secs));
         }
-        Detail::File { path, size } => {
+        Detail::File { path } => {
             ui.heading(s.file_title);
             ui.add(egui::Label::new(RichText::new(path).monospace()).wrap());
-            ui.label(format!("{}: {size} B", s.size));
         }
     }
 }

@@ -1,1 +1,5 @@
 //! The agent on Linux.
+
+mod open;
+
+pub use open::open_no_follow;
