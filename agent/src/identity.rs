@@ -351,7 +351,10 @@ mod tests {
         assert!(id.name.ends_with(CUT), "{:?}", id.name);
         let shown = id.to_string();
         let marker = shown.find("(name not verified: ").expect("marked");
-        assert!(shown[..marker].chars().count() <= MAX_NAME_CHARS + 1, "{shown}");
+        assert!(
+            shown[..marker].chars().count() <= MAX_NAME_CHARS + 1,
+            "{shown}"
+        );
 
         // The relay's word is cut the same way.
         let id = Identity::decide(

@@ -21,7 +21,7 @@ use crate::face::{Detail, EndedBy, Notice, Question, RunUpdate};
 
 /// How long a question is on the screen before Allow can be pressed: a
 /// click or a key meant for something else is not an answer to it.
-pub const ARM_DELAY: f64 = 1.0;
+pub const ARM_DELAY: f64 = crate::consent::ARM_DELAY.as_secs_f64();
 
 /// How often the countdowns are redrawn.
 const TICK: Duration = Duration::from_millis(250);
