@@ -584,6 +584,68 @@ fn ctrl_c_ends_the_session_even_when_the_console_never_reads() {
     assert!(audit_verify(agent.data_dir.path()).status.success());
 }
 
+/// A file larger than a console that stops reading takes in (its inbox
+/// and the connection's windows), so the transfer is under way when the
+/// person stops.
+const LARGE_FILE: usize = 100 * 1024 * 1024;
+
+#[test]
+fn ctrl_c_mid_transfer_records_what_went_out() {
+    use sha2::Digest;
+    let remote = tempfile::tempdir().unwrap();
+    let path = remote.path().join("big.bin");
+    let content: Vec<u8> = (0..LARGE_FILE).map(|i| (i * 7 + i / 251) as u8).collect();
+    std::fs::write(&path, &content).unwrap();
+    let relay = RelayProc::start(&[]);
+    let cap = (2 * LARGE_FILE).to_string();
+    let mut agent = AgentProc::start(&relay, &["y", "y"], &["--fetch-cap", &cap]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // The console stays on this runtime until the test ends.
+    let _console = runtime.block_on(async {
+        let mut console = Raw::connect(&relay, &agent.code).await;
+        let fetch = Request::Fetch {
+            path: path.display().to_string(),
+        };
+        console.send(1, fetch).await;
+        loop {
+            if let AgentMsg::FileStart { size, .. } = console.next().await {
+                assert_eq!(size, LARGE_FILE as u64);
+                break;
+            }
+        }
+        // From here the console reads nothing: once what it holds is
+        // full, the agent's stream is blocked by flow control.
+        let deadline = Instant::now() + STEP;
+        while console.0.connection.stats().frame_rx.stream_data_blocked == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the agent never filled the console's window"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        console
+    });
+    agent.proc.interrupt();
+    wait_end(&mut agent.proc, PERSON_STOP_WITHIN, "the interrupted agent");
+    let kinds = audit_kinds(agent.data_dir.path());
+    let refused = audit_events(agent.data_dir.path(), "file_refused");
+    assert_eq!(refused.len(), 1, "{kinds:?}");
+    let reason = refused[0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("was not sent whole"), "{reason}");
+    let sent = refused[0]["sent_bytes"].as_u64().unwrap_or_default() as usize;
+    assert!(sent > 0 && sent < LARGE_FILE, "{refused:?}");
+    assert_eq!(
+        refused[0]["sent_sha256"],
+        hex::encode(sha2::Sha256::digest(&content[..sent])),
+        "the digest is of the {sent} bytes that went out"
+    );
+    assert!(audit_events(agent.data_dir.path(), "file_sent").is_empty());
+    let refused_at = kinds.iter().position(|k| k == "file_refused");
+    let ended_at = kinds.iter().rposition(|k| k == "session_end");
+    assert!(refused_at < ended_at, "{kinds:?}");
+    assert!(audit_verify(agent.data_dir.path()).status.success());
+}
+
 #[test]
 fn ctrl_c_while_the_console_is_setting_up_ends_sharing_at_once() {
     use sprijin_proto::message::control::{ClientMsg, RelayMsg, Role};

@@ -121,7 +121,9 @@ pub enum AuditEvent {
     },
     /// A file the technician asked for was not sent whole, and why;
     /// `path` is as the technician wrote it. What had already gone out
-    /// when a transfer was cut short is `sent_bytes`, with their SHA-256.
+    /// when a transfer was cut short is `sent_bytes` (the first bytes of
+    /// the file, handed to the session's stream: the technician holds at
+    /// most these), with their SHA-256.
     FileRefused {
         path: String,
         reason: String,
