@@ -4,14 +4,15 @@
 //! A kernel older than 5.6, or a sandbox that does not allow the call,
 //! gets the folder-by-folder walk Linux shares with macOS.
 
+use std::ffi::OsStr;
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rustix::fs::{CWD, Mode, ResolveFlags, openat2};
 use rustix::io::Errno;
 
 use crate::platform::OpenError;
-use crate::platform::unix::open::{FILE_FLAGS, io, open_walking, plain_names, plain_path};
+use crate::platform::unix::open::{FILE_FLAGS, io, open_walking, plain_names};
 
 /// Opens `path` for reading without following any link; see the contract
 /// in the `platform` module.
@@ -24,6 +25,13 @@ pub fn open_no_follow(path: &Path) -> Result<File, OpenError> {
         Err(Errno::NOSYS | Errno::PERM) => open_walking(&plain),
         Err(e) => Err(io(e)),
     }
+}
+
+/// The plain path written out, as the kernel is given it.
+fn plain_path(names: &[&OsStr]) -> PathBuf {
+    std::iter::once(OsStr::new("/"))
+        .chain(names.iter().copied())
+        .collect()
 }
 
 #[cfg(test)]
