@@ -15,8 +15,10 @@
 //!   one is [`OpenError::Link`]. The open never blocks (a FIFO with no
 //!   writer, a device) and never makes a terminal the controlling one; it
 //!   opens anything it may (a folder, a FIFO): the caller checks that what
-//!   it got is a regular file. Nothing is created or changed. Every other
-//!   failure is [`OpenError::Io`] with the system's error.
+//!   it got is a regular file. What cannot be opened as a file at all (a
+//!   socket) may be [`OpenError::NotAFile`]. Nothing is created or
+//!   changed. Every other failure is [`OpenError::Io`] with the system's
+//!   error.
 
 use std::path::PathBuf;
 
@@ -48,6 +50,9 @@ pub enum OpenError {
     /// A symbolic link (or another kind of link) is on the way.
     #[error("a link is on the way")]
     Link,
+    /// Something that cannot be opened as a file, such as a socket.
+    #[error("not a file that can be opened (a socket or a device)")]
+    NotAFile,
     #[error(transparent)]
     Io(std::io::Error),
 }

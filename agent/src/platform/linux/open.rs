@@ -22,6 +22,8 @@ pub fn open_no_follow(path: &Path) -> Result<File, OpenError> {
     match openat2(CWD, &plain, FILE_FLAGS, Mode::empty(), resolve) {
         Ok(fd) => Ok(File::from(fd)),
         Err(Errno::LOOP) => Err(OpenError::Link),
+        // A socket, or a device with nothing behind it.
+        Err(Errno::NXIO) => Err(OpenError::NotAFile),
         Err(Errno::NOSYS | Errno::PERM) => open_walking(&plain),
         Err(e) => Err(io(e)),
     }

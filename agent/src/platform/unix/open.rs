@@ -69,6 +69,9 @@ fn not_opened(folder: &OwnedFd, name: &OsStr, e: Errno) -> OpenError {
     if e == Errno::LOOP {
         return OpenError::Link;
     }
+    if e == Errno::NXIO {
+        return OpenError::NotAFile;
+    }
     if e == Errno::NOTDIR
         && statat(folder, name, AtFlags::SYMLINK_NOFOLLOW)
             .is_ok_and(|s| FileType::from_raw_mode(s.st_mode) == FileType::Symlink)
@@ -131,6 +134,10 @@ pub(in crate::platform) mod tests {
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
         let opened = open(&fifo).unwrap();
         assert!(opened.metadata().unwrap().file_type().is_fifo());
+        // A socket cannot be opened as a file.
+        let socket = real.join("socket");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        assert!(matches!(open(&socket), Err(OpenError::NotAFile)));
         // The magic links of /proc are links too.
         assert!(matches!(
             open(Path::new("/proc/self/root/etc/hostname")),
