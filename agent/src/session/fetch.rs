@@ -49,9 +49,14 @@ struct Sent {
 }
 
 impl Sent {
-    fn add(&mut self, data: &[u8]) {
-        self.bytes += data.len() as u64;
-        self.hash.update(data);
+    /// What was sent once `data` is sent too.
+    fn and(&self, data: &[u8]) -> Sent {
+        let mut hash = self.hash.clone();
+        hash.update(data);
+        Sent {
+            bytes: self.bytes + data.len() as u64,
+            hash,
+        }
     }
 }
 
@@ -130,9 +135,9 @@ async fn send_file(
             return Err(format!("the person declined to send {shown}"));
         }
     }
-    // A yes given just as the session ended opens nothing.
-    if let Some(StopReason::SessionEnded(why)) = stop.borrow().clone() {
-        return Err(format!("{shown} was not opened: {why}"));
+    // A yes given just as the request was withdrawn opens nothing.
+    if let Some(reason) = stop.borrow().clone() {
+        return Err(format!("{shown} was not opened: {}", reason.withdrawn()));
     }
     let (file, before) = open_regular(&path, ctx.config.fetch_cap)?;
     let size = before.len();
@@ -168,12 +173,12 @@ async fn send_file(
             }
         };
         let Some(data) = chunk else { break };
-        let piece = data.clone();
+        let then = sent.and(&data);
         if !ctx.send(AgentMsg::FileChunk { id, data }).await {
             cut_short = Some("the session ended".to_string());
             break;
         }
-        sent.add(&piece);
+        *sent = then;
     }
     drop(chunks_rx);
     if let Some(why) = cut_short {
