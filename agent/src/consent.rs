@@ -7,8 +7,12 @@
 //! terminal, whatever was typed before a question appeared (a second "y"
 //! for an earlier question, keys pressed while nothing was asked) is thrown
 //! away, both what the terminal still holds and what was already read, and
-//! only a line typed after the question counts. When standard input is not
-//! a terminal (automation), each question takes the next line, in order.
+//! only a line typed after the question counts. The question's text shows
+//! first and its prompt only [`ARM_DELAY`] later, as the window's Allow
+//! button waits, and what was typed in between is thrown away too: a quick
+//! "y⏎y⏎" meant for one question cannot approve the next one, which the
+//! person has not read. When standard input is not a terminal
+//! (automation), each question takes the next line, in order.
 //!
 //! Question text is made safe to print first: it holds names, titles and
 //! descriptions from the other side.
@@ -18,6 +22,10 @@ use std::time::{Duration, Instant};
 
 use sprijin_proto::text::clean_text;
 use tokio::sync::{Mutex, mpsc};
+
+/// How long a question is on the terminal before its prompt shows and a
+/// typed line can answer it; the same as the window's wait before Allow.
+pub const ARM_DELAY: Duration = Duration::from_secs(1);
 
 /// How the person answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,9 +140,9 @@ impl Consent {
         question: &str,
         withdrawn: impl Future<Output = String>,
     ) -> Answer {
-        let shown = format!("{}\nallow? [y/N] ", clean_text(question));
+        let text = clean_text(question);
         let answer = match self
-            .next_line(&shown, "so this is declined", withdrawn)
+            .next_line(&text, "allow? [y/N] ", "so this is declined", withdrawn)
             .await
         {
             Reply::Line(text) => match text.trim().to_ascii_lowercase().as_str() {
@@ -158,12 +166,14 @@ impl Consent {
         question: &str,
         withdrawn: impl Future<Output = String>,
     ) -> TextAnswer {
-        let shown = format!(
-            "{}\nyour answer (Enter alone to not answer): ",
-            clean_text(question)
-        );
+        let text = clean_text(question);
         match self
-            .next_line(&shown, "so it is left unanswered", withdrawn)
+            .next_line(
+                &text,
+                "your answer (Enter alone to not answer): ",
+                "so it is left unanswered",
+                withdrawn,
+            )
             .await
         {
             Reply::Line(text) => match text.trim() {
@@ -182,12 +192,14 @@ impl Consent {
         }
     }
 
-    /// Shows `shown` and waits for the next line typed after it, one
-    /// question at a time. On a timeout, the person is told, followed by
-    /// `on_timeout`.
+    /// Shows `text`, then `prompt`, and waits for the next line typed after
+    /// the prompt, one question at a time. At a terminal the prompt shows
+    /// [`ARM_DELAY`] after the text. On a timeout, the person is told,
+    /// followed by `on_timeout`.
     async fn next_line(
         &self,
-        shown: &str,
+        text: &str,
+        prompt: &str,
         on_timeout: &str,
         withdrawn: impl Future<Output = String>,
     ) -> Reply {
@@ -197,15 +209,25 @@ impl Consent {
             lines = self.lines.lock() => lines,
             _ = &mut withdrawn => return Reply::Withdrawn,
         };
-        if let (true, Source::Stamped(lines)) = (self.terminal, &mut *lines) {
-            discard_typed_ahead(lines);
+        if self.terminal {
+            println!("{text}");
+            // Read first: nothing typed before the prompt answers.
+            tokio::select! {
+                () = tokio::time::sleep(ARM_DELAY) => {}
+                reason = &mut withdrawn => {
+                    println!("{}: nothing will be done", clean_text(&reason));
+                    return Reply::Withdrawn;
+                }
+            }
+            if let Source::Stamped(lines) = &mut *lines {
+                discard_typed_ahead(lines);
+            }
+            print!("{prompt}");
+        } else {
+            print!("{text}\n{prompt}");
         }
+        let _ = std::io::stdout().flush();
         let asked = Instant::now();
-        {
-            let mut out = std::io::stdout().lock();
-            let _ = write!(out, "{shown}");
-            let _ = out.flush();
-        }
         let deadline = tokio::time::Instant::now() + self.timeout;
         loop {
             let line = tokio::select! {
@@ -338,6 +360,36 @@ mod tests {
             consent.ask_text_unless("q", never()).await,
             TextAnswer::NoInput
         );
+    }
+
+    #[tokio::test]
+    async fn at_a_terminal_a_line_typed_before_the_prompt_does_not_answer() {
+        let (tx, rx) = mpsc::channel(8);
+        let consent = Consent {
+            lines: Mutex::new(Source::Stamped(rx)),
+            timeout: Duration::from_secs(10),
+            terminal: true,
+        };
+        let typing = tokio::spawn(async move {
+            // A second "y" typed just after the question appeared...
+            tokio::time::sleep(ARM_DELAY / 5).await;
+            let early = Line {
+                text: "y".into(),
+                at: Instant::now(),
+            };
+            tx.send(early).await.unwrap();
+            // ...and the person's answer once they read it.
+            tokio::time::sleep(ARM_DELAY).await;
+            let read = Line {
+                text: "n".into(),
+                at: Instant::now(),
+            };
+            tx.send(read).await.unwrap();
+        });
+        let started = Instant::now();
+        assert_eq!(consent.ask("q").await, Answer::No);
+        assert!(started.elapsed() >= ARM_DELAY);
+        typing.await.unwrap();
     }
 
     #[tokio::test(start_paused = true)]

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sprijin_proto::catalog::VerifyingKey;
 use sprijin_proto::channel::SessionBinding;
-use sprijin_proto::credential::{self, CredentialError, Presentation};
+use sprijin_proto::credential::{self, CredentialError, MAX_NAME_CHARS, Presentation};
 use sprijin_proto::framing::{FrameError, FrameReader};
 use sprijin_proto::message::control::Technician;
 use sprijin_proto::message::session::{AgentMsg, ConsoleMsg};
@@ -187,13 +187,23 @@ impl fmt::Display for Identity {
     }
 }
 
+/// Marks a name cut to [`MAX_NAME_CHARS`].
+const CUT: char = '…';
+
+/// The name as shown: cleaned, and never longer than a verified name may
+/// be, whatever sent it, so a long claim cannot push "not verified" off the
+/// screen; a longer one is cut and ends with [`CUT`].
 fn shown_name(name: &str) -> String {
     let name = clean_line(name.trim());
     if name.is_empty() {
-        NO_NAME.to_owned()
-    } else {
-        name.into_owned()
+        return NO_NAME.to_owned();
     }
+    if name.chars().count() <= MAX_NAME_CHARS {
+        return name.into_owned();
+    }
+    let mut cut: String = name.chars().take(MAX_NAME_CHARS - 1).collect();
+    cut.push(CUT);
+    cut
 }
 
 /// The reason, worded to follow "name not verified: ".
@@ -325,6 +335,45 @@ mod tests {
             at(NOW),
         );
         assert_eq!(id.name, "a technician");
+    }
+
+    #[test]
+    fn a_long_name_that_fails_its_checks_is_cut_like_a_verified_one() {
+        let trusted = [organisation().verifying_key()];
+        let mut forged = presented("Ana Pop");
+        if let Presented::Credential(p) = &mut forged {
+            p.credential.name = format!("Ana Pop{}", " ".repeat(5000));
+            p.credential.name.push_str("(verified)");
+        }
+        let id = Identity::decide(&relay("x", false), &forged, &trusted, &binding(), at(NOW));
+        assert!(!id.verified());
+        assert_eq!(id.name.chars().count(), MAX_NAME_CHARS);
+        assert!(id.name.ends_with(CUT), "{:?}", id.name);
+        let shown = id.to_string();
+        let marker = shown.find("(name not verified: ").expect("marked");
+        assert!(
+            shown[..marker].chars().count() <= MAX_NAME_CHARS + 1,
+            "{shown}"
+        );
+
+        // The relay's word is cut the same way.
+        let id = Identity::decide(
+            &relay(&"B".repeat(MAX_NAME_CHARS + 1), false),
+            &Presented::Nothing,
+            &trusted,
+            &binding(),
+            at(NOW),
+        );
+        assert_eq!(id.name.chars().count(), MAX_NAME_CHARS);
+        // A name of the longest size a credential may carry is shown whole.
+        let id = Identity::decide(
+            &relay(&"C".repeat(MAX_NAME_CHARS), false),
+            &Presented::Nothing,
+            &trusted,
+            &binding(),
+            at(NOW),
+        );
+        assert_eq!(id.name, "C".repeat(MAX_NAME_CHARS));
     }
 
     #[test]

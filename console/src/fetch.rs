@@ -4,7 +4,9 @@
 //! way. Only when the agent's final message names the same size and
 //! SHA-256 is it given its name, and never over an existing file (the
 //! name is linked, which fails if it exists, then the part is removed).
-//! Anything else removes the part.
+//! Anything else removes the part. Nothing is written before the agent
+//! says how big the file is, and never more than that: a piece that does
+//! not fit ends the transfer.
 
 use std::fs::File;
 use std::io::Write;
@@ -63,9 +65,16 @@ impl Receiving {
         })
     }
 
-    /// The agent said `size` bytes follow.
-    pub fn start(&mut self, size: u64) {
+    /// The agent said `size` bytes follow; it may say so once.
+    pub fn start(&mut self, size: u64) -> Result<(), FetchError> {
+        if let Some(announced) = self.announced {
+            return Err(FetchError::Restarted {
+                announced,
+                again: size,
+            });
+        }
         self.announced = Some(size);
+        Ok(())
     }
 
     /// Where the file is kept once it checks out.
@@ -81,16 +90,21 @@ impl Receiving {
         self.announced
     }
 
+    /// Writes one piece, if it fits within the announced size.
     pub fn write(&mut self, data: &[u8]) -> Result<(), FetchError> {
-        self.bytes += data.len() as u64;
-        if let Some(size) = self.announced
-            && self.bytes > size
-        {
+        let size = self.announced.ok_or(FetchError::NotStarted)?;
+        if self.file.is_none() {
+            return Err(FetchError::Closed);
+        }
+        let total = self.bytes.saturating_add(data.len() as u64);
+        if total > size {
+            self.file = None;
             return Err(FetchError::Size {
                 expected: size,
-                got: self.bytes,
+                got: total,
             });
         }
+        self.bytes = total;
         self.hash.update(data);
         let file = self.file.as_mut().ok_or(FetchError::Closed)?;
         file.write_all(data)
@@ -102,10 +116,10 @@ impl Receiving {
     /// console and the full-screen console both receive through this.
     pub fn on_agent(&mut self, msg: &AgentMsg) -> Step {
         match msg {
-            AgentMsg::FileStart { size, .. } => {
-                self.start(*size);
-                Step::Started(*size)
-            }
+            AgentMsg::FileStart { size, .. } => match self.start(*size) {
+                Ok(()) => Step::Started(*size),
+                Err(e) => Step::Failed(e),
+            },
             AgentMsg::FileChunk { data, .. } => match self.write(data) {
                 Ok(()) => Step::Received,
                 Err(e) => Step::Failed(e),
@@ -210,6 +224,12 @@ pub enum FetchError {
     Digest { expected: String, got: String },
     #[error("the file was already closed")]
     Closed,
+    #[error("the agent sent part of the file before saying its size; it was not kept")]
+    NotStarted,
+    #[error(
+        "the agent announced the file's size twice ({announced}, then {again} bytes); it was not kept"
+    )]
+    Restarted { announced: u64, again: u64 },
 }
 
 #[cfg(test)]
@@ -236,7 +256,7 @@ mod tests {
         let digest = hex::encode(Sha256::digest(b"hello world"));
 
         let mut r = Receiving::create(&local).unwrap();
-        r.start(11);
+        r.start(11).unwrap();
         r.write(b"hello ").unwrap();
         r.write(b"world").unwrap();
         assert_eq!(r.finish(11, &digest).unwrap(), local);
@@ -251,7 +271,7 @@ mod tests {
 
         let other = dir.path().join("other.txt");
         let mut r = Receiving::create(&other).unwrap();
-        r.start(11);
+        r.start(11).unwrap();
         r.write(b"hello wOrld").unwrap();
         assert!(matches!(
             r.finish(11, &digest),
@@ -261,12 +281,38 @@ mod tests {
         assert!(!dir.path().join("other.txt.part").exists());
 
         let mut r = Receiving::create(&other).unwrap();
-        r.start(5);
+        r.start(5).unwrap();
         assert!(matches!(
             r.write(b"hello world"),
             Err(FetchError::Size { .. })
         ));
         drop(r);
         assert!(!dir.path().join("other.txt.part").exists());
+    }
+
+    #[test]
+    fn nothing_is_written_beyond_the_announced_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = dir.path().join("got.bin");
+        let part = dir.path().join("got.bin.part");
+
+        // A piece before the size is refused, and nothing is written.
+        let mut r = Receiving::create(&local).unwrap();
+        assert_eq!(r.write(b"early"), Err(FetchError::NotStarted));
+        assert_eq!(std::fs::metadata(&part).unwrap().len(), 0);
+        drop(r);
+
+        // A piece that does not fit is refused whole; what fitted stays
+        // within the size, and the transfer is over.
+        let mut r = Receiving::create(&local).unwrap();
+        r.start(8).unwrap();
+        r.write(b"12345").unwrap();
+        assert!(matches!(r.write(b"6789"), Err(FetchError::Size { .. })));
+        assert_eq!(std::fs::metadata(&part).unwrap().len(), 5);
+        assert_eq!(r.write(b"6"), Err(FetchError::Closed));
+        assert_eq!(r.received(), 5);
+        assert!(matches!(r.start(1), Err(FetchError::Restarted { .. })));
+        drop(r);
+        assert!(!part.exists());
     }
 }

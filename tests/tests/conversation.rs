@@ -5,8 +5,10 @@
 //! A message shows on the person's screen, cleaned; a question comes back
 //! with the typed answer, or with why there is none (an empty line, input
 //! that ended, a timeout); a file comes whole with its SHA-256 only when
-//! the person agrees, and every refusal says why on both sides. All of it
-//! is in the audit log and in the report.
+//! the person agrees, nothing on the disk is touched before they do, and a
+//! file not sent is refused to the technician in the same words whatever
+//! the reason, while the person's screen and the audit log say why. All of
+//! it is in the audit log and in the report.
 
 use std::process::ExitStatus;
 
@@ -233,6 +235,8 @@ fn a_fetched_file_arrives_whole_with_its_digest() {
     std::fs::write(&path, &content).unwrap();
     let here = tempfile::tempdir().unwrap();
     let report = here.path().join("report.md");
+    // Asked with an extra separator and a `.`, the person sees the plain path.
+    let asked = format!("{}/.//app.log", remote.path().display());
 
     // With no local name, the file keeps its base name in the current folder.
     let mut cmd = console_command(
@@ -242,7 +246,7 @@ fn a_fetched_file_arrives_whole_with_its_digest() {
         &[
             "--json",
             "--exec",
-            &format!("fetch {}", path.display()),
+            &format!("fetch {asked}"),
             "--exec",
             &format!("report {}", report.display()),
         ],
@@ -262,9 +266,13 @@ fn a_fetched_file_arrives_whole_with_its_digest() {
 
     let screen = agent_finishes(&mut agent);
     assert!(
-        screen.contains("the technician asks for a copy of this file"),
+        screen.contains(&format!(
+            "the technician asks for a copy of this file:\n  {}\n",
+            path.display()
+        )),
         "{screen}"
     );
+    assert!(!screen.contains(&asked), "{screen}");
     assert!(
         screen.contains(&format!("{} bytes", content.len())),
         "{screen}"
@@ -279,22 +287,32 @@ fn a_fetched_file_arrives_whole_with_its_digest() {
     assert!(md.contains("kept as `app.log`"), "{md}");
 }
 
-/// Fetches `path` into a fresh folder with these answers and agent flags;
-/// returns the console's error, what the person saw and the agent.
-fn refused_fetch(path: &str, answers: &[&str], extra: &[&str]) -> (String, String, AgentProc) {
+/// What the technician is told of every file not sent, whatever the reason.
+const NOT_SENT: &str =
+    "refused: the file was not sent; the person's screen and the agent's audit log say why";
+
+/// Fetches each path into a fresh folder in one session, with these
+/// answers and agent flags. Every fetch must be refused; returns the
+/// console's errors, the audit log's reasons, what the person saw and the
+/// agent.
+fn refused_fetches(
+    paths: &[&str],
+    answers: &[&str],
+    extra: &[&str],
+) -> (Vec<String>, Vec<String>, String, AgentProc) {
     let relay = RelayProc::start(&[]);
     let mut agent = AgentProc::start(&relay, answers, extra);
     let here = tempfile::tempdir().unwrap();
-    let local = here.path().join("got");
-    let (status, events, _) = exec_json(
-        &relay,
-        &agent,
-        &[format!("fetch {path} {}", local.display())],
-    );
+    let commands: Vec<String> = paths
+        .iter()
+        .enumerate()
+        .map(|(i, path)| format!("fetch {path} {}", here.path().join(i.to_string()).display()))
+        .collect();
+    let (status, events, _) = exec_json(&relay, &agent, &commands);
     assert!(!status.success(), "a refused fetch is an error: {events:?}");
     assert!(events_named(&events, "fetched").is_empty(), "{events:?}");
     let errors = error_messages(&events);
-    assert_eq!(errors.len(), 1, "{events:?}");
+    assert_eq!(errors.len(), paths.len(), "{events:?}");
     assert_eq!(
         std::fs::read_dir(here.path()).unwrap().count(),
         0,
@@ -302,55 +320,107 @@ fn refused_fetch(path: &str, answers: &[&str], extra: &[&str]) -> (String, Strin
     );
     let screen = agent_finishes(&mut agent);
     assert!(records_of(&agent, "file_sent").is_empty());
-    let refused = records_of(&agent, "file_refused");
-    assert_eq!(refused.len(), 1, "{:?}", audit_kinds(agent.data_dir.path()));
+    let reasons: Vec<String> = records_of(&agent, "file_refused")
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap_or_default().to_string())
+        .collect();
     assert_eq!(
-        refused[0]["reason"],
-        errors[0].trim_start_matches("refused: ")
+        reasons.len(),
+        paths.len(),
+        "{:?}",
+        audit_kinds(agent.data_dir.path())
     );
-    (errors[0].clone(), screen, agent)
+    assert!(audit_verify(agent.data_dir.path()).status.success());
+    (errors, reasons, screen, agent)
+}
+
+/// A folder on "the person's machine": `real/notes.txt`, `real/big.bin` of
+/// 2000 bytes, and `linked`, a link to `real`.
+fn remote_files() -> tempfile::TempDir {
+    let remote = tempfile::tempdir().unwrap();
+    let real = remote.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    std::fs::write(real.join("notes.txt"), "secret").unwrap();
+    std::fs::write(real.join("big.bin"), vec![0u8; 2000]).unwrap();
+    std::os::unix::fs::symlink(&real, remote.path().join("linked")).unwrap();
+    remote
+}
+
+/// A file this process may not read: one with no permissions, or, when the
+/// tests run as root (who may read it anyway), a write-only kernel setting.
+fn unreadable(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let locked = dir.join("locked.txt");
+    std::fs::write(&locked, "private").unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let denied = |p: &std::path::Path| {
+        std::fs::File::open(p).is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
+    };
+    if denied(&locked) {
+        return locked;
+    }
+    let setting = std::path::PathBuf::from("/proc/sys/vm/compact_memory");
+    assert!(
+        denied(&setting),
+        "no file on this machine refuses to be read by this process"
+    );
+    setting
 }
 
 #[test]
-fn a_fetch_the_person_declines_sends_nothing() {
-    let remote = tempfile::tempdir().unwrap();
-    let path = remote.path().join("private.txt");
-    std::fs::write(&path, "secret").unwrap();
-    let (error, screen, agent) = refused_fetch(path.to_str().unwrap(), &["y", "n"], &[]);
-    assert!(error.contains("the person declined to send"), "{error}");
-    assert!(
-        screen.contains("the technician asks for a copy of this file"),
-        "{screen}"
+fn every_refused_fetch_tells_the_technician_the_same_words_and_the_audit_log_why() {
+    let remote = remote_files();
+    let root = remote.path().display().to_string();
+    let denied = unreadable(remote.path());
+    let paths = [
+        format!("{root}/linked/notes.txt"),
+        format!("{root}/real/../real/notes.txt"),
+        format!("{root}/real/missing.txt"),
+        denied.display().to_string(),
+        format!("{root}/real/big.bin"),
+        format!("{root}/real/notes.txt"),
+        "real/notes.txt".to_string(),
+    ];
+    let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+    // Yes to all but the last question; `..` and the relative path are
+    // never asked about.
+    let (errors, reasons, screen, agent) = refused_fetches(
+        &paths,
+        &["y", "y", "y", "y", "y", "n"],
+        &["--fetch-cap", "1000"],
     );
-    assert!(screen.contains("declined"), "{screen}");
+    for error in &errors {
+        assert_eq!(error, NOT_SENT, "{errors:#?}");
+    }
+    let expected = [
+        "has a link on its way",
+        "goes up a folder with `..`",
+        "does not exist",
+        "permission denied",
+        "over this machine's limit",
+        "the person declined to send",
+        "is not a full path",
+    ];
+    for (reason, expected) in reasons.iter().zip(expected) {
+        assert!(reason.contains(expected), "{reason:?} lacks {expected:?}");
+    }
+    // Each real reason is on the person's screen.
+    for reason in &reasons {
+        assert!(
+            screen.contains(&format!("the file was not sent: {reason}")),
+            "{reason}\n{screen}"
+        );
+    }
+    // The person was asked about each plain full path, `..` never.
+    assert_eq!(screen.matches("asks for a copy of this file").count(), 5);
     let consents = records_of(&agent, "consent");
     assert_eq!(consents.last().unwrap()["answer"], false);
 }
 
 #[test]
-fn a_missing_file_is_refused_without_asking() {
-    let remote = tempfile::tempdir().unwrap();
-    let path = remote.path().join("nothing-here.log");
-    let (error, screen, _) = refused_fetch(path.to_str().unwrap(), &["y"], &[]);
-    assert!(error.contains("does not exist"), "{error}");
-    assert!(!screen.contains("asks for a copy"), "{screen}");
-    assert!(screen.contains("the file was not sent"), "{screen}");
-}
-
-#[test]
-fn a_file_over_the_cap_is_refused_without_asking() {
-    let remote = tempfile::tempdir().unwrap();
-    let path = remote.path().join("big.bin");
-    std::fs::write(&path, vec![0u8; 2000]).unwrap();
-    let (error, screen, _) =
-        refused_fetch(path.to_str().unwrap(), &["y"], &["--fetch-cap", "1000"]);
-    assert!(error.contains("over this machine's limit"), "{error}");
-    assert!(error.contains("2000 bytes"), "{error}");
-    assert!(!screen.contains("asks for a copy"), "{screen}");
-}
-
-#[test]
-fn a_fifo_or_a_device_is_refused() {
+fn nothing_is_opened_before_the_person_says_yes() {
+    let relay = RelayProc::start(&[]);
+    let mut agent = AgentProc::start(&relay, &["y"], &[]);
     let remote = tempfile::tempdir().unwrap();
     let fifo = remote.path().join("pipe");
     let made = std::process::Command::new("mkfifo")
@@ -358,12 +428,68 @@ fn a_fifo_or_a_device_is_refused() {
         .status()
         .unwrap();
     assert!(made.success());
-    let (error, screen, _) = refused_fetch(fifo.to_str().unwrap(), &["y"], &[]);
-    assert!(error.contains("FIFO"), "{error}");
-    assert!(!screen.contains("asks for a copy"), "{screen}");
+    // A writer waits on the FIFO: its open returns once anyone opens the
+    // FIFO to read, which tells when the agent touched it.
+    let (opened_tx, opened) = std::sync::mpsc::channel();
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let end = std::fs::OpenOptions::new().write(true).open(&fifo);
+            let _ = opened_tx.send(());
+            drop(end);
+        })
+    };
+    let here = tempfile::tempdir().unwrap();
+    let cmd = console_command(
+        &relay.addr,
+        &relay.fingerprint,
+        &agent.code,
+        &[
+            "--json",
+            "--exec",
+            &format!(
+                "fetch {} {}",
+                fifo.display(),
+                here.path().join("got").display()
+            ),
+        ],
+    );
+    let mut console = Proc::spawn(cmd);
+    console.close_stdin();
+    let asked = agent
+        .proc
+        .stdout
+        .wait_for("asks for a copy of this file", STEP);
+    assert!(
+        asked.is_some(),
+        "the person was not asked: {}",
+        agent.proc.stdout.text()
+    );
+    assert!(
+        opened.try_recv().is_err(),
+        "the agent opened the file before the person answered"
+    );
+    agent.proc.answer(&["y"]);
+    // After the yes it is opened, found to be no regular file and refused.
+    assert!(opened.recv_timeout(STEP).is_ok(), "the yes opened nothing");
+    writer.join().unwrap();
+    let status = console.wait(STEP * 2).expect("the console ends");
+    assert!(!status.success());
+    let events = json_lines(&console.stdout.text());
+    assert_eq!(error_messages(&events), [NOT_SENT], "{events:?}");
+    agent_finishes(&mut agent);
+    let refused = records_of(&agent, "file_refused");
+    assert_eq!(refused.len(), 1);
+    let reason = refused[0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("is not a regular file"), "{reason}");
+    assert_eq!(refused[0]["sent_bytes"], 0);
+}
 
-    let (error, _, _) = refused_fetch("/dev/zero", &["y"], &[]);
-    assert!(error.contains("character device"), "{error}");
+#[test]
+fn a_device_is_refused_after_the_yes() {
+    let (errors, reasons, _, _) = refused_fetches(&["/dev/zero"], &["y", "y"], &[]);
+    assert_eq!(errors, [NOT_SENT]);
+    assert!(reasons[0].contains("is not a regular file"), "{reasons:?}");
 }
 
 #[test]
@@ -424,15 +550,25 @@ fn a_file_that_changes_while_read_is_not_kept() {
     writer.join().unwrap();
     assert!(!status.success(), "{events:?}");
     let errors = error_messages(&events);
-    assert!(
-        errors[0].contains("changed while it was read"),
-        "{errors:?}"
-    );
+    assert_eq!(errors, [NOT_SENT]);
     assert_eq!(std::fs::read_dir(here.path()).unwrap().count(), 0);
     let screen = agent_finishes(&mut agent);
     assert!(screen.contains("changed while it was read"), "{screen}");
     let refused = records_of(&agent, "file_refused");
     assert_eq!(refused.len(), 1);
+    assert!(
+        refused[0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("changed while it was read"),
+        "{refused:?}"
+    );
+    // What had gone out is on the record: every byte the agent sent, and
+    // their digest.
+    let sent_bytes = refused[0]["sent_bytes"].as_u64().unwrap_or_default();
+    assert!(sent_bytes > 3_000_000, "{refused:?}");
+    let sent_sha256 = refused[0]["sent_sha256"].as_str().unwrap_or_default();
+    assert_eq!(sent_sha256.len(), 64, "{refused:?}");
     assert!(records_of(&agent, "file_sent").is_empty());
 }
 
@@ -499,7 +635,7 @@ fn the_full_screen_console_fetches_a_file_and_shows_it_kept() {
         return;
     }
     let relay = RelayProc::start(&[]);
-    let mut agent = AgentProc::start(&relay, &["y", "y"], &[]);
+    let mut agent = AgentProc::start(&relay, &["y", "y", "y"], &[]);
     let remote = tempfile::tempdir().unwrap();
     let content = varied(700_001);
     let path = remote.path().join("app.log");

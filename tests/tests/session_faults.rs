@@ -584,6 +584,68 @@ fn ctrl_c_ends_the_session_even_when_the_console_never_reads() {
     assert!(audit_verify(agent.data_dir.path()).status.success());
 }
 
+/// A file larger than a console that stops reading takes in (its inbox
+/// and the connection's windows), so the transfer is under way when the
+/// person stops.
+const LARGE_FILE: usize = 100 * 1024 * 1024;
+
+#[test]
+fn ctrl_c_mid_transfer_records_what_went_out() {
+    use sha2::Digest;
+    let remote = tempfile::tempdir().unwrap();
+    let path = remote.path().join("big.bin");
+    let content: Vec<u8> = (0..LARGE_FILE).map(|i| (i * 7 + i / 251) as u8).collect();
+    std::fs::write(&path, &content).unwrap();
+    let relay = RelayProc::start(&[]);
+    let cap = (2 * LARGE_FILE).to_string();
+    let mut agent = AgentProc::start(&relay, &["y", "y"], &["--fetch-cap", &cap]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // The console stays on this runtime until the test ends.
+    let _console = runtime.block_on(async {
+        let mut console = Raw::connect(&relay, &agent.code).await;
+        let fetch = Request::Fetch {
+            path: path.display().to_string(),
+        };
+        console.send(1, fetch).await;
+        loop {
+            if let AgentMsg::FileStart { size, .. } = console.next().await {
+                assert_eq!(size, LARGE_FILE as u64);
+                break;
+            }
+        }
+        // From here the console reads nothing: once what it holds is
+        // full, the agent's stream is blocked by flow control.
+        let deadline = Instant::now() + STEP;
+        while console.0.connection.stats().frame_rx.stream_data_blocked == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the agent never filled the console's window"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        console
+    });
+    agent.proc.interrupt();
+    wait_end(&mut agent.proc, PERSON_STOP_WITHIN, "the interrupted agent");
+    let kinds = audit_kinds(agent.data_dir.path());
+    let refused = audit_events(agent.data_dir.path(), "file_refused");
+    assert_eq!(refused.len(), 1, "{kinds:?}");
+    let reason = refused[0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("was not sent whole"), "{reason}");
+    let sent = refused[0]["sent_bytes"].as_u64().unwrap_or_default() as usize;
+    assert!(sent > 0 && sent < LARGE_FILE, "{refused:?}");
+    assert_eq!(
+        refused[0]["sent_sha256"],
+        hex::encode(sha2::Sha256::digest(&content[..sent])),
+        "the digest is of the {sent} bytes that went out"
+    );
+    assert!(audit_events(agent.data_dir.path(), "file_sent").is_empty());
+    let refused_at = kinds.iter().position(|k| k == "file_refused");
+    let ended_at = kinds.iter().rposition(|k| k == "session_end");
+    assert!(refused_at < ended_at, "{kinds:?}");
+    assert!(audit_verify(agent.data_dir.path()).status.success());
+}
+
 #[test]
 fn ctrl_c_while_the_console_is_setting_up_ends_sharing_at_once() {
     use sprijin_proto::message::control::{ClientMsg, RelayMsg, Role};
@@ -717,6 +779,60 @@ fn start_slow_run_numbered(console: &mut Proc, dir: &Path, id: u32) -> RunPids {
 
 // 4. At a real terminal, a yes answers only the question on the screen.
 
+/// The prompt of a yes/no question at the terminal.
+const PROMPT: &str = "allow? [y/N]";
+
+/// Starts the agent at a real terminal (tmux) with `cat`'s key trusted and
+/// a 3 s consent timeout; returns the terminal and the code it shows.
+fn agent_at_a_terminal(
+    name: &str,
+    relay: &RelayProc,
+    cat: &TestCatalog,
+    data: &Path,
+) -> (Tmux, SessionCode) {
+    let command = format!(
+        "{} share --relay {} --relay-fingerprint {} --data-dir {} --trusted-key {} --consent-timeout 3 2>/dev/null; echo AGENT-EXITED; sleep 60",
+        bin("sprijin-agent").display(),
+        relay.addr,
+        relay.fingerprint,
+        data.display(),
+        cat.public_arg(),
+    );
+    let tmux = Tmux::start(name, (200, 50), &command);
+    let screen = tmux.wait_until("the code", STEP, |s| s.contains("code: "));
+    let code = screen
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("code: "))
+        .expect("a code line")
+        .trim()
+        .parse()
+        .unwrap();
+    (tmux, code)
+}
+
+/// Connects a console session to `code` on a task of `runtime`.
+fn connect_console(
+    runtime: &tokio::runtime::Runtime,
+    relay: &RelayProc,
+    code: SessionCode,
+) -> tokio::task::JoinHandle<sprijin_console::session::Session> {
+    let relay_addr = relay.addr.clone();
+    let relay_fp = relay.fingerprint.clone();
+    runtime.spawn(async move {
+        use sprijin_console::session::{ConnectOptions, Session};
+        let options = ConnectOptions {
+            relay: relay_addr,
+            relay_fingerprint: Some(relay_fp.parse().unwrap()),
+            technician: "Ana".into(),
+            token: None,
+            session_idle_timeout: sprijin_proto::tls::SESSION_IDLE_TIMEOUT,
+        };
+        Session::connect(&code, &options)
+            .await
+            .expect("the session opens")
+    })
+}
+
 #[test]
 fn a_yes_typed_before_the_question_does_not_approve_the_run() {
     if !have_tmux() {
@@ -725,46 +841,14 @@ fn a_yes_typed_before_the_question_does_not_approve_the_run() {
     let cat = TestCatalog::signed(&[("hello", HELLO)]);
     let relay = RelayProc::start(&[]);
     let data = tempfile::tempdir().unwrap();
-    let command = format!(
-        "{} share --relay {} --relay-fingerprint {} --data-dir {} --trusted-key {} --consent-timeout 3 2>/dev/null; echo AGENT-EXITED; sleep 60",
-        bin("sprijin-agent").display(),
-        relay.addr,
-        relay.fingerprint,
-        data.path().display(),
-        cat.public_arg(),
-    );
-    let tmux = Tmux::start("consent", (200, 50), &command);
-    let screen = tmux.wait_until("the code", STEP, |s| s.contains("code: "));
-    let code = screen
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("code: "))
-        .expect("a code line")
-        .trim()
-        .to_string();
+    let (tmux, code) = agent_at_a_terminal("consent", &relay, &cat, data.path());
     let signed = catalog_tool::load(&cat.dir).unwrap();
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let session = runtime.spawn({
-        let relay_addr = relay.addr.clone();
-        let relay_fp = relay.fingerprint.clone();
-        async move {
-            use sprijin_console::session::{ConnectOptions, Session};
-            let code: SessionCode = code.parse().unwrap();
-            let options = ConnectOptions {
-                relay: relay_addr,
-                relay_fingerprint: Some(relay_fp.parse().unwrap()),
-                technician: "Ana".into(),
-                token: None,
-                session_idle_timeout: sprijin_proto::tls::SESSION_IDLE_TIMEOUT,
-            };
-            Session::connect(&code, &options)
-                .await
-                .expect("the session opens")
-        }
-    });
+    let session = connect_console(&runtime, &relay, code);
     // The person allows the view, then types one more yes, with no run
     // question on the screen.
-    tmux.wait_until("the view question", STEP, |s| s.contains("allow? [y/N]"));
+    tmux.wait_until("the view question", STEP, |s| s.contains(PROMPT));
     tmux.type_line("y");
     tmux.wait_until("the view approved", STEP, |s| s.contains("approved"));
     tmux.type_line("yes");
@@ -796,10 +880,10 @@ fn a_yes_typed_before_the_question_does_not_approve_the_run() {
             s.contains("no answer within 3 s, so this is declined")
         });
 
-        // A yes typed after the question appears does approve.
+        // A yes typed once the question's prompt shows does approve.
         let (_, mut replies) = session.request(hello()).await.unwrap();
-        tmux.wait_until("the second run question", STEP, |s| {
-            s.matches(RUN_QUESTION).count() == 2
+        tmux.wait_until("the second run question's prompt", STEP, |s| {
+            s.matches(RUN_QUESTION).count() == 2 && s.matches(PROMPT).count() == 3
         });
         tmux.type_line("y");
         match next_reply(&mut replies).await {
@@ -817,4 +901,74 @@ fn a_yes_typed_before_the_question_does_not_approve_the_run() {
     assert_eq!(consents, vec![true, false, true]);
     assert_eq!(audit_events(data.path(), "run_refused").len(), 1);
     assert_eq!(audit_events(data.path(), "run_start").len(), 1);
+}
+
+#[test]
+fn a_quick_second_yes_does_not_approve_the_next_question_unread() {
+    if !have_tmux() {
+        return;
+    }
+    let cat = TestCatalog::signed(&[("hello", HELLO)]);
+    let relay = RelayProc::start(&[]);
+    let data = tempfile::tempdir().unwrap();
+    let (tmux, code) = agent_at_a_terminal("quick-yes", &relay, &cat, data.path());
+    let signed = catalog_tool::load(&cat.dir).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let session = connect_console(&runtime, &relay, code);
+    tmux.wait_until("the view question", STEP, |s| s.contains(PROMPT));
+    tmux.type_line("y");
+    let session = runtime.block_on(session).unwrap();
+
+    runtime.block_on(async {
+        let (_, mut replies) = session.request(Request::Catalog(signed)).await.unwrap();
+        assert!(matches!(
+            next_reply(&mut replies).await,
+            AgentMsg::CatalogAccepted { .. }
+        ));
+        let hello = || Request::Run {
+            script: "hello".parse().unwrap(),
+            params: vec![],
+        };
+        // Two run questions at once: the second waits for the first.
+        let (_, mut first) = session.request(hello()).await.unwrap();
+        let (_, mut second) = session.request(hello()).await.unwrap();
+        tmux.wait_until("the first run question's prompt", STEP, |s| {
+            s.matches(PROMPT).count() == 2
+        });
+        // The person answers it, and types the next "y" as soon as the
+        // next question starts to show: before they could have read it.
+        tmux.type_line("y");
+        tmux.wait_until("the second run question", STEP, |s| {
+            s.matches(RUN_QUESTION).count() == 2
+        });
+        tmux.type_line("y");
+        let typed_at = tmux.screen();
+        assert!(
+            typed_at.matches(PROMPT).count() == 2,
+            "the next question's prompt already showed when the quick yes was typed (it must wait a second, or this machine took that long to type):\n{typed_at}"
+        );
+        // Whichever was asked first ran; the other was not answered.
+        let (first, second) = tokio::join!(next_reply(&mut first), next_reply(&mut second));
+        let mut outcomes: Vec<String> = [first, second]
+            .iter()
+            .map(|reply| match reply {
+                AgentMsg::RunStarted { .. } => "started".to_string(),
+                AgentMsg::Refused { reason, .. } => reason.clone(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        outcomes.sort();
+        assert_eq!(outcomes[0], "started", "{outcomes:?}");
+        assert!(
+            outcomes[1].contains("did not answer in time"),
+            "the quick yes answered the unread question: {outcomes:?}"
+        );
+        session.close().await;
+    });
+    tmux.wait_until("the agent's end", STEP, |s| s.contains("AGENT-EXITED"));
+    let consents: Vec<bool> = audit_events(data.path(), "consent")
+        .iter()
+        .map(|c| c["answer"].as_bool().unwrap_or(true))
+        .collect();
+    assert_eq!(consents, vec![true, true, false]);
 }

@@ -119,10 +119,18 @@ pub enum AuditEvent {
         size: u64,
         sha256: String,
     },
-    /// A file the technician asked for was not sent, and why.
+    /// A file the technician asked for was not sent whole, and why;
+    /// `path` is as the technician wrote it. What had already gone out
+    /// when a transfer was cut short is `sent_bytes` (the first bytes of
+    /// the file, handed to the session's stream: the technician holds at
+    /// most these), with their SHA-256.
     FileRefused {
         path: String,
         reason: String,
+        #[serde(default)]
+        sent_bytes: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sent_sha256: Option<String>,
     },
 }
 

@@ -94,8 +94,9 @@ pub enum Detail {
         args: Vec<String>,
         stops_after_secs: u64,
     },
-    /// May this file be sent?
-    File { path: String, size: u64 },
+    /// May this file be sent? Its size is not known yet: nothing is
+    /// opened before the person agrees.
+    File { path: String },
 }
 
 /// A run's progress, for the person's list of what happened.
@@ -174,6 +175,7 @@ pub enum Notice {
     RunsStopped,
     FileSending {
         path: String,
+        size: String,
     },
     FileSent {
         path: String,
@@ -222,7 +224,9 @@ impl Notice {
                 format!("stopping {count} run(s) of this session: {reason}")
             }
             Notice::RunsStopped => "every run of this session is stopped and recorded".to_string(),
-            Notice::FileSending { path } => format!("sending {path} to the technician"),
+            Notice::FileSending { path, size } => {
+                format!("sending {path} ({size}) to the technician")
+            }
             Notice::FileSent { path, size, sha256 } => {
                 format!("sent {path} ({size}) to the technician, SHA-256 {sha256}")
             }

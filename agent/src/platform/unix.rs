@@ -59,3 +59,5 @@ pub mod diag {
         }
     }
 }
+
+pub(super) mod open;

@@ -1,19 +1,25 @@
 //! Sending a file the technician asked for, once the person agrees.
 //!
-//! Only a regular file can be sent: it is opened read-only without
-//! following a final symbolic link (the person approves the path they see,
-//! not where a link leads) and without blocking (a FIFO with no writer
-//! must not hang the agent), and what was opened is checked to be a
-//! regular file under the size cap before the person is asked. The file is
-//! read in pieces that interleave with the session's other messages, its
-//! SHA-256 computed on the way; if its size or modification time changed
-//! while it was read, or it held more or less than it said, the transfer is
-//! refused at the end and the console keeps nothing.
+//! Nothing on the disk is touched before the person's yes: the requested
+//! path is first made plain by looking at its text only (absolute, no `..`,
+//! nothing that would not show as written) and that plain path is the one
+//! the person is asked about. After the yes the file is opened without
+//! following any link on the way (`platform::open_no_follow`) and without
+//! blocking, and what was opened must be a regular file under the size
+//! cap. It is read in pieces that interleave with the session's other
+//! messages, its SHA-256 computed on the way; if its size or modification
+//! time changed while it was read, or it held more or less than it said,
+//! the transfer is refused at the end and the console keeps nothing.
+//!
+//! Whatever the reason a file is not sent, the technician gets the same
+//! words, [`NOT_SENT`], so refusals cannot be used to learn what exists on
+//! the person's machine; the person's screen and the audit log keep the
+//! real reason, and the audit log also what had already gone out (bytes
+//! and SHA-256) when a transfer was cut short.
 
 use std::fs::{File, Metadata};
 use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use sprijin_proto::diag_text::human_bytes;
@@ -25,42 +31,72 @@ use super::{Ctx, StopReason, ask_recorded, record, stop_requested};
 use crate::audit::AuditEvent;
 use crate::consent::Answer;
 use crate::face::{Detail, Notice, Question};
+use crate::platform::{self, OpenError};
 
 /// How much of the file goes in one message.
 pub const CHUNK: usize = 64 * 1024;
 
+/// What the technician is told whenever a file is not sent, whatever the
+/// reason.
+pub const NOT_SENT: &str =
+    "the file was not sent; the person's screen and the agent's audit log say why";
+
+/// What went to the technician of one file: bytes and their SHA-256.
+#[derive(Default)]
+struct Sent {
+    bytes: u64,
+    hash: Sha256,
+}
+
+impl Sent {
+    /// What was sent once `data` is sent too.
+    fn and(&self, data: &[u8]) -> Sent {
+        let mut hash = self.hash.clone();
+        hash.update(data);
+        Sent {
+            bytes: self.bytes + data.len() as u64,
+            hash,
+        }
+    }
+}
+
 /// Sends the file at `path` if the person agrees; every refusal is
-/// recorded, told to the person and sent to the technician.
+/// recorded with its reason and what was sent, told to the person, and
+/// sent to the technician as [`NOT_SENT`].
 pub(super) async fn fetch(
     ctx: &Ctx,
     id: RequestId,
     path: String,
     mut stop: watch::Receiver<Option<StopReason>>,
 ) {
-    if let Err(reason) = send_file(ctx, id, &path, &mut stop).await {
+    let mut sent = Sent::default();
+    if let Err(reason) = send_file(ctx, id, &path, &mut stop, &mut sent).await {
         ctx.face.show(Notice::FileNotSent {
             reason: reason.clone(),
         });
+        let sent_sha256 = (sent.bytes > 0).then(|| hex::encode(sent.hash.finalize()));
         let event = AuditEvent::FileRefused {
             path: clean_line(&path).into_owned(),
-            reason: reason.clone(),
+            reason,
+            sent_bytes: sent.bytes,
+            sent_sha256,
         };
         if let Err(e) = record(&ctx.audit, event).await {
             ctx.face.show(Notice::Problem(e.to_string()));
         }
-        ctx.refuse(id, reason).await;
+        ctx.refuse(id, NOT_SENT).await;
     }
 }
 
 async fn send_file(
     ctx: &Ctx,
     id: RequestId,
-    path: &str,
+    requested: &str,
     stop: &mut watch::Receiver<Option<StopReason>>,
+    sent: &mut Sent,
 ) -> Result<(), String> {
-    let shown = clean_line(path).into_owned();
-    let (file, before) = open_regular(Path::new(path), ctx.config.fetch_cap)?;
-    let size = before.len();
+    let path = plain_path(requested)?;
+    let shown = path.display().to_string();
     ctx.audit
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -68,12 +104,11 @@ async fn send_file(
         .map_err(|e| format!("nothing was sent: {e}"))?;
     let question = Question {
         text: format!(
-            "the technician asks for a copy of this file:\n  {shown}\n  size: {} ({size} bytes)",
-            human_bytes(size)
+            "the technician asks for a copy of this file:\n  {shown}\n  (files over {} are not sent)",
+            human_bytes(ctx.config.fetch_cap)
         ),
         detail: Detail::File {
             path: shown.clone(),
-            size,
         },
     };
     let (answer, withdrawn) = ask_recorded(ctx, question, stop)
@@ -100,13 +135,20 @@ async fn send_file(
             return Err(format!("the person declined to send {shown}"));
         }
     }
+    // A yes given just as the request was withdrawn opens nothing.
+    if let Some(reason) = stop.borrow().clone() {
+        return Err(format!("{shown} was not opened: {}", reason.withdrawn()));
+    }
+    let (file, before) = open_regular(&path, ctx.config.fetch_cap)?;
+    let size = before.len();
     ctx.face.show(Notice::FileSending {
         path: shown.clone(),
+        size: format!("{}, {size} bytes", human_bytes(size)),
     });
     if !ctx
         .send(AgentMsg::FileStart {
             id,
-            path: path.to_string(),
+            path: shown.clone(),
             size,
         })
         .await
@@ -131,14 +173,19 @@ async fn send_file(
             }
         };
         let Some(data) = chunk else { break };
+        let then = sent.and(&data);
         if !ctx.send(AgentMsg::FileChunk { id, data }).await {
             cut_short = Some("the session ended".to_string());
             break;
         }
+        *sent = then;
     }
     drop(chunks_rx);
     if let Some(why) = cut_short {
-        return Err(format!("{shown} was not sent whole: {why}"));
+        return Err(format!(
+            "{shown} was not sent whole ({} of {size} bytes went out): {why}",
+            sent.bytes
+        ));
     }
     let read = reader
         .await
@@ -173,44 +220,61 @@ async fn send_file(
     Ok(())
 }
 
-/// Opens `path` for reading if it is a regular file of at most `cap`
-/// bytes; an `Err` says, for people, why it cannot be sent.
-pub fn open_regular(path: &Path, cap: u64) -> Result<(File, Metadata), String> {
-    let shown = clean_line(&path.to_string_lossy()).into_owned();
-    if !path.is_absolute() {
+/// The path the person is asked about, made from the requested text alone,
+/// without looking at the disk: absolute, with `.` and repeated separators
+/// dropped. A path that is not absolute, goes up with `..`, or holds
+/// characters that would not show as written is refused; an `Err` says,
+/// for people, why.
+pub fn plain_path(requested: &str) -> Result<PathBuf, String> {
+    let shown = clean_line(requested);
+    if shown != requested || requested.contains('\0') {
         return Err(format!(
-            "{shown} is not a full path: give the file's path from / on the person's machine"
+            "the requested path {shown} holds characters that cannot be shown as written (control characters); nothing was asked or opened"
         ));
     }
-    let flags =
-        nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOCTTY;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(flags.bits())
-        .open(path)
-        .map_err(|e| {
-            let errno = e.raw_os_error().map(nix::errno::Errno::from_raw);
-            match (e.kind(), errno) {
-                (std::io::ErrorKind::NotFound, _) => {
-                    format!("{shown} does not exist on the person's machine")
-                }
-                (std::io::ErrorKind::PermissionDenied, _) => {
-                    format!("the agent may not read {shown}: permission denied")
-                }
-                (_, Some(nix::errno::Errno::ELOOP)) => {
-                    let target = std::fs::read_link(path)
-                        .map(|t| format!(" (to {})", clean_line(&t.to_string_lossy())))
-                        .unwrap_or_default();
-                    format!(
-                        "{shown} is a symbolic link{target}: ask for the file it points to by its own path"
-                    )
-                }
-                (_, Some(nix::errno::Errno::ENXIO)) => format!(
-                    "{shown} is not a regular file (a socket or a device): only regular files can be fetched"
-                ),
-                _ => format!("cannot open {shown}: {e}"),
+    let path = Path::new(requested);
+    if !path.is_absolute() {
+        return Err(format!(
+            "{shown} is not a full path: the technician must give the file's path from the root; nothing was asked or opened"
+        ));
+    }
+    if path.components().any(|c| c == Component::ParentDir) {
+        return Err(format!(
+            "{shown} goes up a folder with `..`: only plain full paths are asked about; nothing was asked or opened"
+        ));
+    }
+    Ok(path
+        .components()
+        .filter(|c| *c != Component::CurDir)
+        .collect())
+}
+
+/// Opens the plain `path` for reading, without following any link, if it
+/// is a regular file of at most `cap` bytes; an `Err` says, for people,
+/// why it cannot be sent.
+pub fn open_regular(path: &Path, cap: u64) -> Result<(File, Metadata), String> {
+    let shown = path.display().to_string();
+    let file = platform::open_no_follow(path).map_err(|e| match e {
+        OpenError::Link => format!(
+            "{shown} has a link on its way (a linked folder, or the file itself is a link): ask for the file by its real path"
+        ),
+        OpenError::NotPlain(_) => format!("{shown}: {e}"),
+        OpenError::NotAFile => format!(
+            "{shown} is not a regular file (a socket or a device): only regular files can be fetched"
+        ),
+        OpenError::Io(e) => match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                format!("{shown} does not exist on the person's machine")
             }
-        })?;
+            std::io::ErrorKind::PermissionDenied => {
+                format!("the agent may not read {shown}: permission denied")
+            }
+            std::io::ErrorKind::NotADirectory => {
+                format!("{shown} does not exist: a part of its path is not a folder")
+            }
+            _ => format!("cannot open {shown}: {e}"),
+        },
+    })?;
     let meta = file
         .metadata()
         .map_err(|e| format!("cannot read the size of {shown}: {e}"))?;
@@ -218,16 +282,8 @@ pub fn open_regular(path: &Path, cap: u64) -> Result<(File, Metadata), String> {
     if !kind.is_file() {
         let what = if kind.is_dir() {
             "a folder"
-        } else if kind.is_fifo() {
-            "a FIFO (named pipe)"
-        } else if kind.is_char_device() {
-            "a character device"
-        } else if kind.is_block_device() {
-            "a block device"
-        } else if kind.is_socket() {
-            "a socket"
         } else {
-            "not a regular file"
+            "not a regular file (a device, a FIFO or a socket)"
         };
         return Err(format!(
             "{shown} is {what}: only regular files can be fetched"
@@ -328,22 +384,24 @@ mod tests {
         assert!(err.contains("over this machine's limit"), "{err}");
         let err = open_regular(&dir.path().join("missing"), 10).unwrap_err();
         assert!(err.contains("does not exist"), "{err}");
-        let err = open_regular(Path::new("notes.txt"), 10).unwrap_err();
-        assert!(err.contains("not a full path"), "{err}");
         let err = open_regular(dir.path(), 10).unwrap_err();
         assert!(err.contains("a folder"), "{err}");
-        let err = open_regular(Path::new("/dev/zero"), 10).unwrap_err();
-        assert!(err.contains("character device"), "{err}");
+        // Links, FIFOs and devices: the platform's tests and the
+        // end-to-end tests.
+    }
 
-        let fifo = dir.path().join("pipe");
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
-        let err = open_regular(&fifo, 10).unwrap_err();
-        assert!(err.contains("FIFO"), "{err}");
-
-        let link = dir.path().join("link");
-        std::os::unix::fs::symlink(&file, &link).unwrap();
-        let err = open_regular(&link, 10).unwrap_err();
-        assert!(err.contains("symbolic link"), "{err}");
+    #[test]
+    fn a_path_is_made_plain_from_its_text_alone() {
+        assert_eq!(
+            plain_path("//var/./log//syslog").unwrap(),
+            PathBuf::from("/var/log/syslog")
+        );
+        let err = plain_path("/var/log/../../etc/shadow").unwrap_err();
+        assert!(err.contains("`..`"), "{err}");
+        let err = plain_path("notes.txt").unwrap_err();
+        assert!(err.contains("not a full path"), "{err}");
+        let err = plain_path("/tmp/a\nb\u{1b}[2J").unwrap_err();
+        assert!(err.contains("control characters"), "{err}");
     }
 
     #[test]

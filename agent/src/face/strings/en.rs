@@ -33,7 +33,6 @@ pub static STRINGS: Strings = Strings {
     command: "Exact command",
     stops_after: |secs| format!("It is stopped if it runs longer than {secs} s."),
     file_title: "The technician asks for a copy of this file",
-    size: "Size",
     allow: "Allow",
     deny: "Deny",
     countdown: |secs| format!("No answer within {secs} s counts as Deny."),

@@ -114,7 +114,6 @@ pub struct Strings {
     /// The script stops by itself after this many seconds.
     pub stops_after: fn(u64) -> String,
     pub file_title: &'static str,
-    pub size: &'static str,
     pub allow: &'static str,
     pub deny: &'static str,
     /// Seconds left before no answer counts as no.

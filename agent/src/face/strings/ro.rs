@@ -33,7 +33,6 @@ pub static STRINGS: Strings = Strings {
     command: "Comanda exactă",
     stops_after: |secs| format!("Este oprită dacă durează mai mult de {secs} s."),
     file_title: "Tehnicianul cere o copie a acestui fișier",
-    size: "Mărime",
     allow: "Permite",
     deny: "Refuză",
     countdown: |secs| format!("Fără răspuns în {secs} s înseamnă Refuză."),

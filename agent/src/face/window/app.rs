@@ -21,7 +21,7 @@ use crate::face::{Detail, EndedBy, Notice, Question, RunUpdate};
 
 /// How long a question is on the screen before Allow can be pressed: a
 /// click or a key meant for something else is not an answer to it.
-pub const ARM_DELAY: f64 = 1.0;
+pub const ARM_DELAY: f64 = crate::consent::ARM_DELAY.as_secs_f64();
 
 /// How often the countdowns are redrawn.
 const TICK: Duration = Duration::from_millis(250);
@@ -642,10 +642,9 @@ fn question_ui(ui: &mut egui::Ui, s: &Strings, question: &Question) {
             );
             ui.label((s.stops_after)(*stops_after_secs));
         }
-        Detail::File { path, size } => {
+        Detail::File { path } => {
             ui.heading(s.file_title);
             ui.add(egui::Label::new(RichText::new(path).monospace()).wrap());
-            ui.label(format!("{}: {size} B", s.size));
         }
     }
 }

@@ -186,7 +186,6 @@ mod tests {
             text: "q".into(),
             detail: Detail::File {
                 path: "/etc/hosts".into(),
-                size: 10,
             },
         }
     }

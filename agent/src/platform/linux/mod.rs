@@ -2,3 +2,6 @@
 
 pub mod diag;
 mod procfs;
+mod open;
+
+pub use open::open_no_follow;

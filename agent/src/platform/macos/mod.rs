@@ -1,3 +1,6 @@
 //! The agent on macOS.
 
 pub mod diag;
+mod open;
+
+pub use open::open_no_follow;
