@@ -135,7 +135,7 @@ impl AgentConfig {
 
 /// The agent's data folder when none is given: `~/.local/share/sprijin/agent`.
 pub fn default_data_dir() -> PathBuf {
-    sprijin_proto::paths::default_data_dir("agent")
+    crate::platform::default_data_dir()
 }
 
 /// Reads a catalog public key file (`sprijin-catalog-key ed25519 HEX`).
@@ -208,17 +208,15 @@ impl From<&str> for RelayList {
     }
 }
 
-/// The machine-wide agent config file, used when a person has none of their own.
-pub const SYSTEM_CONFIG_FILE: &str = "/etc/sprijin/agent.toml";
-
 impl ConfigFile {
     /// The person's own file (`$XDG_CONFIG_HOME/sprijin/agent.toml`, else
     /// `~/.config/sprijin/agent.toml`) when it exists, else the machine's
-    /// [`SYSTEM_CONFIG_FILE`], which an organisation installs once.
+    /// machine's file (`platform::system_config_file`: `/etc/sprijin/agent.toml`,
+    /// `%ProgramData%\Sprijin\agent.toml` on Windows), which an organisation installs once.
     pub fn default_path() -> Option<PathBuf> {
         match sprijin_cli::config_file::user_config_path("agent.toml") {
             Some(own) if own.exists() => Some(own),
-            _ => Some(PathBuf::from(SYSTEM_CONFIG_FILE)),
+            _ => Some(crate::platform::system_config_file()),
         }
     }
 

@@ -282,7 +282,7 @@ pub enum TextAnswer {
 fn discard_typed_ahead(lines: &mut mpsc::Receiver<Line>) {
     // Failure only means standard input is no longer a terminal; lines
     // read before the question are still skipped by their time.
-    let _ = nix::sys::termios::tcflush(std::io::stdin(), nix::sys::termios::FlushArg::TCIFLUSH);
+    crate::platform::flush_typed_ahead();
     while lines.try_recv().is_ok() {}
 }
 

@@ -2,10 +2,10 @@
 //! created so only the agent's user can enter them, and synced after a file
 //! in them is created or renamed.
 
-use std::fs::{DirBuilder, File};
 use std::io;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
+
+use crate::platform;
 
 /// The folder that holds `path` (`.` for a bare file name).
 pub fn of(path: &Path) -> &Path {
@@ -15,19 +15,16 @@ pub fn of(path: &Path) -> &Path {
     }
 }
 
-/// Creates the folder that holds `path`, and those above it, owner-only
-/// (mode 0700); returns it.
+/// Creates the folder that holds `path`, and those above it, owner-only;
+/// returns it.
 pub fn create_private(path: &Path) -> io::Result<&Path> {
     let folder = of(path);
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(folder)?;
+    platform::create_private_folder(folder)?;
     Ok(folder)
 }
 
 /// Syncs the folder that holds `path`, so a file created or renamed there
 /// survives a crash.
 pub fn sync(path: &Path) -> io::Result<()> {
-    File::open(of(path)).and_then(|dir| dir.sync_all())
+    platform::sync_folder(of(path))
 }

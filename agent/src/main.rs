@@ -35,13 +35,13 @@ enum Command {
         /// Accept only the relay with this certificate fingerprint (sha256:HEX).
         #[arg(long, env = "SPRIJIN_RELAY_FINGERPRINT")]
         relay_fingerprint: Option<Fingerprint>,
-        /// Config file (TOML: relay, relay_fingerprint, trusted_keys, data_dir, consent_timeout, fetch_cap, session_idle_timeout). Default: ~/.config/sprijin/agent.toml if present, else /etc/sprijin/agent.toml if present
+        /// Config file (TOML: relay, relay_fingerprint, trusted_keys, data_dir, consent_timeout, fetch_cap, session_idle_timeout). Default: ~/.config/sprijin/agent.toml if present, else /etc/sprijin/agent.toml if present (on Windows: %ProgramData%\Sprijin\agent.toml)
         #[arg(long, env = "SPRIJIN_AGENT_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
         /// A public key whose signed script catalogs you trust (repeatable). Without one, no script can run.
         #[arg(long)]
         trusted_key: Vec<PathBuf>,
-        /// Where the audit log and the record of accepted catalogs are kept. Default: ~/.local/share/sprijin/agent
+        /// Where the audit log and the record of accepted catalogs are kept. Default: ~/.local/share/sprijin/agent (on Windows: %LOCALAPPDATA%\Sprijin)
         #[arg(long)]
         data_dir: Option<PathBuf>,
         /// Seconds to wait for your answer to a question before it counts as no
@@ -95,7 +95,7 @@ enum AuditCommand {
     /// Check that no line of the audit log was changed or removed, and that
     /// it is still the log this machine started.
     Verify {
-        /// The agent's data folder, holding audit.log. Default: ~/.local/share/sprijin/agent
+        /// The agent's data folder, holding audit.log. Default: ~/.local/share/sprijin/agent (on Windows: %LOCALAPPDATA%\Sprijin)
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
         /// Also check that the log reaches this head (SEQ:HASH, from a session report).

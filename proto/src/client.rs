@@ -41,7 +41,7 @@ impl RelayLink {
                 .map_err(|_| ConnectError::Endpoint("bad bind address".into()))?
         };
         let mut endpoint =
-            Endpoint::client(bind).map_err(|e| ConnectError::Endpoint(e.to_string()))?;
+            crate::udp::client_endpoint(bind).map_err(|e| ConnectError::Endpoint(e.to_string()))?;
         endpoint.set_default_client_config(config);
         let connecting = endpoint
             .connect(addr, host)

@@ -23,6 +23,7 @@ pub mod path;
 pub mod paths;
 pub mod text;
 pub mod tls;
+pub mod udp;
 pub mod utc;
 pub mod waiting;
 pub mod words;

@@ -5,7 +5,6 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -46,7 +45,8 @@ impl AuditLog {
     pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
         let folder =
             crate::folder::create_private(path).map_err(io_error("create the folder of", path))?;
-        let lock = File::open(folder).map_err(io_error("open the folder of", path))?;
+        let lock = crate::platform::open_folder_lock(folder)
+            .map_err(io_error("open the folder of", path))?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -56,11 +56,10 @@ impl AuditLog {
             }
             Err(TryLockError::Error(e)) => return Err(io_error("lock the folder of", path)(e)),
         }
-        let file = OpenOptions::new()
+        let file = crate::platform::owner_only(&mut OpenOptions::new())
             .read(true)
             .append(true)
             .create(true)
-            .mode(0o600)
             .open(path)
             .map_err(io_error("open", path))?;
         room::ensure(&file, path)?;

@@ -6,15 +6,11 @@
 //! end, when the script itself filled the disk) still find room.
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::Path;
-
-use nix::errno::Errno;
-use nix::fcntl::{FallocateFlags, fallocate};
-use nix::sys::statvfs::fstatvfs;
 
 use super::chain::io_error;
 use super::damage::AuditError;
+use crate::platform;
 
 /// Free space the log needs ahead of it: the records of a run (its
 /// question, start and end) many times over.
@@ -22,11 +18,7 @@ pub const ROOM: u64 = 64 * 1024;
 
 /// Checks that the disk holding `file` has [`ROOM`] free and sets it aside.
 pub(super) fn ensure(file: &File, path: &Path) -> Result<(), AuditError> {
-    let stat = fstatvfs(file)
-        .map_err(|e| io_error("check the free space of", path)(std::io::Error::from(e)))?;
-    // The field types differ between platforms.
-    #[allow(clippy::unnecessary_cast)]
-    let free = (stat.blocks_available() as u64).saturating_mul(stat.fragment_size() as u64);
+    let free = platform::free_space(file, path).map_err(io_error("check the free space of", path))?;
     let no_room = |free| AuditError::NoRoom {
         path: path.to_owned(),
         free,
@@ -39,20 +31,17 @@ pub(super) fn ensure(file: &File, path: &Path) -> Result<(), AuditError> {
         .metadata()
         .map_err(io_error("check the size of", path))?
         .len();
-    let offset = i64::try_from(len).unwrap_or(i64::MAX);
-    let room = i64::try_from(ROOM).unwrap_or(i64::MAX);
-    match fallocate(
-        file.as_raw_fd(),
-        FallocateFlags::FALLOC_FL_KEEP_SIZE,
-        offset,
-        room,
-    ) {
-        Ok(()) => Ok(()),
+    match platform::set_aside(file, len, ROOM) {
         // Not every file system can set room aside; the free space is checked.
-        Err(Errno::EOPNOTSUPP | Errno::ENOSYS) => Ok(()),
-        Err(Errno::ENOSPC | Errno::EDQUOT) => Err(no_room(free)),
-        Err(e) => Err(io_error("set room aside for", path)(std::io::Error::from(
-            e,
-        ))),
+        Ok(_) => Ok(()),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ) =>
+        {
+            Err(no_room(free))
+        }
+        Err(e) => Err(io_error("set room aside for", path)(e)),
     }
 }

@@ -12,7 +12,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -86,12 +85,11 @@ pub struct StateFile {
 impl StateFile {
     /// Opens (creating, 0600) the state file at `path` and reads it.
     pub fn open(path: &Path) -> Result<(StateFile, Found), AuditError> {
-        let file = OpenOptions::new()
+        let file = crate::platform::owner_only(&mut OpenOptions::new())
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .mode(0o600)
             .open(path)
             .map_err(io_error("open the head kept beside", path))?;
         let kept = read_from(&file, path)?;
@@ -116,8 +114,7 @@ impl StateFile {
         }
         bytes.resize(STATE_LEN - 1, b' ');
         bytes.push(b'\n');
-        self.file
-            .write_all_at(&bytes, 0)
+        crate::platform::write_all_at(&self.file, &bytes, 0)
             .and_then(|()| self.file.set_len(STATE_LEN as u64))
             .and_then(|()| self.file.sync_data())
             .map_err(io_error("update the head kept beside", &self.path))

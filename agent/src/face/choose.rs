@@ -73,11 +73,11 @@ fn stdin_kind() -> Stdin {
     if std::io::stdin().is_terminal() {
         return Stdin::Terminal;
     }
-    match std::fs::read_link("/proc/self/fd/0") {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Stdin::Absent,
-        Ok(target) if target == std::path::Path::new("/dev/null") => Stdin::Absent,
-        // Anything else, or a system without /proc: as before the window.
-        _ => Stdin::Piped,
+    if crate::platform::stdin_is_absent() {
+        Stdin::Absent
+    } else {
+        // Anything else, or a system that cannot tell: as before the window.
+        Stdin::Piped
     }
 }
 

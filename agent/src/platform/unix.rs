@@ -60,4 +60,8 @@ pub mod diag {
     }
 }
 
+pub(super) mod files;
 pub(super) mod open;
+pub(super) mod places;
+pub(super) mod run;
+pub(super) mod terminal;

@@ -2,7 +2,6 @@
 //! runner.
 
 pub mod catalog_memory;
-mod group;
 pub mod not_run;
 mod pump;
 pub mod runner;

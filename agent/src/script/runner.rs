@@ -3,9 +3,10 @@
 //! # Flow
 //!
 //! [`run`] starts the program directly with a cleared, minimal environment
-//! (see [`SEARCH_PATH`] and [`LANG`]), stdin from `/dev/null`, the working
-//! directory `/`, and in a process group of its own so that everything the
-//! script starts can be stopped together. Then three things happen at once:
+//! (the platform's search path and locale), stdin from the null device, the
+//! working directory the system's root, and in a process group (on Windows
+//! a Job Object) of its own so that everything the script starts can be
+//! stopped together. Then three things happen at once:
 //!
 //! - **Output pump.** Stdout and stderr are read concurrently, in chunks of
 //!   at most [`CHUNK_SIZE`], and each chunk is sent as a [`RunEvent::Output`]
@@ -28,8 +29,8 @@
 //!   and kills the group if the agent dies without stopping it, so no run
 //!   outlives the agent (see `Group::guard`).
 //!
-//! The process group and its guard are in `group`; the output pump is in
-//! `pump`.
+//! The process group and its guard are the platform's (`platform::Group`);
+//! the output pump is in `pump`.
 //!
 //! The result is a [`RunEnd`]: status, duration, bytes produced and dropped,
 //! and the SHA-256 of the forwarded bytes (see [`RunEnd`] for why only
@@ -41,7 +42,6 @@
 
 use std::future::Future;
 use std::io;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -52,7 +52,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, sleep_until};
 
-use super::group::Group;
+use crate::platform::{self, Group};
 use super::pump::{Pump, Pumping};
 
 /// How much output a run forwards unless its spec says otherwise.
@@ -71,18 +71,11 @@ pub const LINGER_GRACE: Duration = Duration::from_secs(2);
 /// How long output is still read after a timeout or cancel stopped the run.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
-/// The program search path given to every run; the agent's own `PATH` is
-/// not passed on, so a run finds the same programs whoever started the agent.
-pub const SEARCH_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// The locale given to every run: UTF-8 output, untranslated messages.
-pub const LANG: &str = "C.UTF-8";
-
 /// What to run and within which bounds. Parameters are already substituted
 /// into `args`; each element reaches the program as one argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunSpec {
-    /// A program name looked up in [`SEARCH_PATH`], or an absolute path.
+    /// A program name looked up in the platform's search path, or an absolute path.
     pub program: String,
     pub args: Vec<String>,
     pub timeout: Duration,
@@ -237,18 +230,11 @@ fn spawn(spec: &RunSpec) -> Result<Child, String> {
     let mut command = Command::new(&spec.program);
     command
         .args(&spec.args)
-        .env_clear()
-        .env("PATH", SEARCH_PATH)
-        .env("LANG", LANG)
-        .current_dir("/")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
         .kill_on_drop(true);
-    if let Some(home) = std::env::var_os("HOME") {
-        command.env("HOME", home);
-    }
+    platform::prepare_run(&mut command);
     command
         .spawn()
         .map_err(|err| start_failure(&spec.program, &err))
@@ -258,7 +244,7 @@ fn spawn(spec: &RunSpec) -> Result<Child, String> {
 fn start_failure(program: &str, err: &io::Error) -> String {
     // escape_debug keeps the reason on one line whatever the name holds.
     let name = program.escape_debug();
-    let bare = !program.contains('/');
+    let bare = Path::new(program).components().count() == 1 && !Path::new(program).is_absolute();
     match err.kind() {
         // The same error comes back when the program exists but its script
         // interpreter or loader does not, so look before blaming the program.
@@ -283,22 +269,13 @@ fn start_failure(program: &str, err: &io::Error) -> String {
 }
 
 fn find_in_search_path(program: &str) -> Option<PathBuf> {
-    SEARCH_PATH
-        .split(':')
-        .map(|dir| Path::new(dir).join(program))
+    std::env::split_paths(platform::SEARCH_PATH)
+        .map(|dir| dir.join(program))
         .find(|path| path.is_file())
 }
 
 fn status_of(exit: ExitStatus) -> RunStatus {
-    match (exit.code(), exit.signal()) {
-        (Some(code), _) => RunStatus::Exited { code },
-        (None, Some(signal)) => RunStatus::Signalled { signal },
-        // wait() reports only exits and deaths by signal; keep the raw value
-        // visible rather than invent one should that ever change.
-        (None, None) => RunStatus::Unknown {
-            reason: format!("raw wait status {}", exit.into_raw()),
-        },
-    }
+    platform::run_status(exit)
 }
 
 async fn until(deadline: Option<Instant>) {
@@ -697,7 +674,10 @@ mod tests {
         let stdout = outcome.stdout();
         let mut lines: Vec<String> = stdout.lines().map(str::to_owned).collect();
         lines.sort_unstable();
-        let mut expected = vec![format!("LANG={LANG}"), format!("PATH={SEARCH_PATH}")];
+        let mut expected = vec![
+            format!("LANG={}", platform::LANG),
+            format!("PATH={}", platform::SEARCH_PATH),
+        ];
         if let Some(home) = std::env::var_os("HOME") {
             expected.push(format!("HOME={}", home.to_string_lossy()));
         }

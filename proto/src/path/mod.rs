@@ -7,7 +7,7 @@
 //! connection on it is an ordinary `quinn` connection whose remote address is
 //! the relay's.
 
-mod socket;
+pub(crate) mod socket;
 pub mod wire;
 
 use std::fmt;

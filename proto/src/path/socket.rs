@@ -14,11 +14,11 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use quinn::udp::{RecvMeta, Transmit, UdpSocketState};
+use quinn::udp::{RecvMeta, Transmit};
 use quinn::{AsyncUdpSocket, UdpPoller};
-use tokio::io::Interest;
 
 use super::wire::{self, DATA_HEADER_LEN, Datagram, Side};
+use crate::udp::UdpIo;
 
 /// The least time between two presentations, so a burst of the relay's
 /// asks (one per datagram it could not place) costs one answer.
@@ -96,7 +96,7 @@ fn now_micros() -> u64 {
 /// One local socket of a relayed path.
 pub(crate) struct TicketedSocket {
     io: Arc<tokio::net::UdpSocket>,
-    state: UdpSocketState,
+    way: UdpIo,
     relay: SocketAddr,
     header: [u8; DATA_HEADER_LEN],
     presenter: Arc<Presenter>,
@@ -123,10 +123,12 @@ impl TicketedSocket {
         relay: SocketAddr,
         presenter: Arc<Presenter>,
     ) -> io::Result<Arc<TicketedSocket>> {
-        let state = UdpSocketState::new((&socket).into())?;
+        let way = UdpIo::for_socket(&socket);
         // The relay forwards in batches, so a burst arrives at once; the
         // system may grant less than asked, which is not an error.
-        let _ = state.set_recv_buffer_size((&socket).into(), RECV_BUFFER);
+        if let UdpIo::Batched(state) = &way {
+            let _ = state.set_recv_buffer_size((&socket).into(), RECV_BUFFER);
+        }
         // The first presentation goes out before the socket is handed to
         // the runtime, which does not know yet that it is writable.
         if let Some(p) = presenter.next() {
@@ -136,7 +138,7 @@ impl TicketedSocket {
         let io = tokio::net::UdpSocket::from_std(socket)?;
         let s = Arc::new(TicketedSocket {
             io: Arc::new(io),
-            state,
+            way,
             relay,
             header: wire::data_header(presenter.session, presenter.side),
             presenter,
@@ -175,9 +177,7 @@ impl TicketedSocket {
             src_ip: None,
         };
         // Best effort: if it is lost, the relay asks again.
-        let _ = self.io.try_io(Interest::WRITABLE, || {
-            self.state.send((&*self.io).into(), &transmit)
-        });
+        let _ = self.way.send(&self.io, &transmit);
     }
 
     /// Looks at one received buffer from the relay: handles an ask at its
@@ -234,9 +234,7 @@ impl AsyncUdpSocket for TicketedSocket {
             segment_size: transmit.segment_size.map(|s| s + DATA_HEADER_LEN),
             src_ip: transmit.src_ip,
         };
-        self.io.try_io(Interest::WRITABLE, || {
-            self.state.send((&*self.io).into(), &out)
-        })
+        self.way.send(&self.io, &out)
     }
 
     fn poll_recv(
@@ -247,9 +245,7 @@ impl AsyncUdpSocket for TicketedSocket {
     ) -> Poll<io::Result<usize>> {
         loop {
             ready!(self.io.poll_recv_ready(cx))?;
-            let Ok(n) = self.io.try_io(Interest::READABLE, || {
-                self.state.recv((&*self.io).into(), bufs, meta)
-            }) else {
+            let Ok(n) = self.way.recv(&self.io, bufs, meta) else {
                 continue;
             };
             // Keep only the relay's QUIC datagrams, moved to the front.
@@ -283,15 +279,15 @@ impl AsyncUdpSocket for TicketedSocket {
     }
 
     fn may_fragment(&self) -> bool {
-        self.state.may_fragment()
+        self.way.may_fragment()
     }
 
     fn max_transmit_segments(&self) -> usize {
-        self.state.max_gso_segments()
+        self.way.max_transmit_segments()
     }
 
     fn max_receive_segments(&self) -> usize {
-        self.state.gro_segments()
+        self.way.max_receive_segments()
     }
 }
 

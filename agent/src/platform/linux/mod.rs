@@ -5,3 +5,17 @@ mod procfs;
 mod open;
 
 pub use open::open_no_follow;
+
+pub use super::unix::files::*;
+pub use super::unix::places::*;
+pub use super::unix::run::*;
+pub use super::unix::terminal::*;
+
+/// Whether standard input is missing or is `/dev/null`, as when the agent
+/// was started from a desktop menu rather than a terminal or a pipe.
+pub fn stdin_is_absent() -> bool {
+    match std::fs::read_link("/proc/self/fd/0") {
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        Ok(target) => target == std::path::Path::new("/dev/null"),
+    }
+}

@@ -4,3 +4,14 @@ pub mod diag;
 mod open;
 
 pub use open::open_no_follow;
+
+pub use super::unix::files::*;
+pub use super::unix::places::*;
+pub use super::unix::run::*;
+pub use super::unix::terminal::*;
+
+/// Whether standard input is missing or is `/dev/null`. macOS has no
+/// `/proc` to ask: standard input counts as given.
+pub fn stdin_is_absent() -> bool {
+    false
+}

@@ -5,3 +5,14 @@ mod diag_cpu;
 mod diag_network;
 mod diag_registry;
 mod diag_services;
+mod files;
+mod open;
+mod places;
+mod run;
+mod terminal;
+
+pub use files::*;
+pub use open::open_no_follow;
+pub use places::*;
+pub use run::*;
+pub use terminal::*;

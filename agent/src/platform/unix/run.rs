@@ -1,7 +1,9 @@
-//! The process group a run lives in, and its guard: signals go to the whole
-//! group, so nothing a script started outlives the run or the agent.
+//! How a run starts and stops on Linux and macOS: the process group it
+//! lives in, and its guard. Signals go to the whole group, so nothing a
+//! script started outlives the run or the agent.
 
-use std::process::Stdio;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -10,7 +12,44 @@ use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 use tokio::time::{Instant, sleep, timeout, timeout_at};
 
-use super::runner::{SEARCH_PATH, STOP_GRACE};
+use sprijin_proto::message::script::RunStatus;
+
+use crate::script::runner::STOP_GRACE;
+
+/// The program search path given to every run; the agent's own `PATH` is
+/// not passed on, so a run finds the same programs whoever started the agent.
+pub const SEARCH_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The locale given to every run: UTF-8 output, untranslated messages.
+pub const LANG: &str = "C.UTF-8";
+
+/// Gives a run's command its environment (only [`SEARCH_PATH`], [`LANG`]
+/// and the user's home), the root as its folder, and a process group of
+/// its own, led by the program.
+pub fn prepare_run(command: &mut Command) {
+    command
+        .env_clear()
+        .env("PATH", SEARCH_PATH)
+        .env("LANG", LANG)
+        .current_dir("/")
+        .process_group(0);
+    if let Some(home) = std::env::var_os("HOME") {
+        command.env("HOME", home);
+    }
+}
+
+/// How a run's program ended, as the technician and the log say it.
+pub fn run_status(exit: ExitStatus) -> RunStatus {
+    match (exit.code(), exit.signal()) {
+        (Some(code), _) => RunStatus::Exited { code },
+        (None, Some(signal)) => RunStatus::Signalled { signal },
+        // wait() reports only exits and deaths by signal; keep the raw value
+        // visible rather than invent one should that ever change.
+        (None, None) => RunStatus::Unknown {
+            reason: format!("raw wait status {}", exit.into_raw()),
+        },
+    }
+}
 
 /// The shell the run's guard is written in (see [`Group::guard`]).
 const GUARD_SHELL: &str = "/bin/sh";
@@ -31,17 +70,17 @@ const GROUP_POLL: Duration = Duration::from_millis(20);
 /// lives; only an empty group's number could be handed to someone else, and
 /// since pids are given out in increasing order that would take the pid
 /// space wrapping around in the seconds between the reap and [`Group::stop`].
-pub(super) struct Group {
-    pub(super) child: Child,
+pub struct Group {
+    pub child: Child,
     pgid: Option<Pid>,
     /// Kills the group should the agent die without stopping it.
-    pub(super) guard: Option<Child>,
+    pub guard: Option<Child>,
     /// Set once the group has been stopped, so dropping does not signal.
     stopped: bool,
 }
 
 impl Group {
-    pub(super) fn new(child: Child) -> Group {
+    pub fn new(child: Child) -> Group {
         let pgid = child
             .id()
             .and_then(|id| i32::try_from(id).ok())
@@ -62,7 +101,7 @@ impl Group {
     /// the guard. (A parent-death signal would reach only the group's
     /// leader, not what the script started, and fires when the spawning
     /// thread ends rather than the agent.)
-    pub(super) fn guard(&mut self) -> Result<(), String> {
+    pub fn guard(&mut self) -> Result<(), String> {
         let Some(pgid) = self.pgid else {
             return Err("the run's process group is unknown, so it could not be guarded".into());
         };
@@ -83,7 +122,7 @@ impl Group {
     }
 
     /// Kills the guard (the group is already stopped) and reaps it.
-    pub(super) async fn end_guard(&mut self) {
+    pub async fn end_guard(&mut self) {
         if let Some(mut guard) = self.guard.take() {
             let _ = guard.start_kill();
             let _ = timeout(STOP_GRACE, guard.wait()).await;
@@ -92,7 +131,7 @@ impl Group {
 
     /// Sends `signal` (or only checks, with `None`) to the group and says
     /// whether any member is left to receive it.
-    pub(super) fn signal(&mut self, signal: Option<Signal>) -> bool {
+    pub fn signal(&mut self, signal: Option<Signal>) -> bool {
         let Some(pgid) = self.pgid else {
             // Without a group id only the leader can be reached.
             if signal.is_some() {
@@ -111,7 +150,7 @@ impl Group {
 
     /// SIGTERM to the group, SIGKILL after [`STOP_GRACE`] to whatever is
     /// left, and the leader reaped if it was still running.
-    pub(super) async fn stop(&mut self) {
+    pub async fn stop(&mut self) {
         if self.signal(Some(Signal::SIGTERM)) {
             let deadline = Instant::now() + STOP_GRACE;
             let _ = timeout_at(deadline, self.child.wait()).await;
