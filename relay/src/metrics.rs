@@ -144,6 +144,7 @@ pub struct Metrics {
     pub datagrams_forwarded: Counter,
     pub datagrams_dropped: Family<DroppedLabel, Counter>,
     pub forwarding_entries: Gauge,
+    pub forwarding_held_bytes: Gauge,
     pub refusals: Family<Reason, Counter>,
     pub limited: Family<LimitLabel, Counter>,
     pub claims_refused: Family<Reason, Counter>,
@@ -167,6 +168,7 @@ impl Default for Metrics {
             datagrams_forwarded: Counter::default(),
             datagrams_dropped: Family::default(),
             forwarding_entries: Gauge::default(),
+            forwarding_held_bytes: Gauge::default(),
             refusals: Family::default(),
             limited: Family::default(),
             claims_refused: Family::default(),
@@ -217,6 +219,11 @@ impl Default for Metrics {
             "forwarding_entries",
             "Sessions the forwarder knows now",
             m.forwarding_entries.clone(),
+        );
+        registry.register(
+            "forwarding_held_bytes",
+            "Bytes held for a session side that has not proven its address yet",
+            m.forwarding_held_bytes.clone(),
         );
         registry.register(
             "refusals",

@@ -1,8 +1,10 @@
 //! The client's socket on the relayed path: a `quinn::AsyncUdpSocket` that
 //! puts the ticket's header on every datagram it sends to the relay, takes
-//! in only the relay's datagrams, and presents the ticket when the relay
-//! asks (and once as soon as it is made, so the relay learns this side's
-//! address before any QUIC packet).
+//! in only the relay's datagrams, presents the ticket when the relay asks
+//! (and once as soon as it is made, so the relay learns this side's
+//! address before any QUIC packet, and again each second the relay is not
+//! heard from, so a restarted relay learns a side that only receives), and
+//! echoes the relay's challenge.
 
 use std::fmt;
 use std::future::Future;
@@ -31,6 +33,11 @@ pub const RECV_BUFFER: usize = 2 * 1024 * 1024;
 /// heard from; it doubles each time, for this many times (about 6 s).
 const PRESENT_RETRY: Duration = Duration::from_millis(50);
 const PRESENT_RETRIES: u32 = 7;
+
+/// Presents again when the relay was silent this long: a restarted relay
+/// has forgotten this side, and one that only receives would otherwise
+/// send nothing until its keep-alive.
+const PRESENT_WHEN_SILENT: Duration = Duration::from_secs(1);
 
 /// What a side needs to present its ticket, shared by its sockets so the
 /// counter keeps rising across a rebind.
@@ -103,6 +110,9 @@ pub(crate) struct TicketedSocket {
     scratch: Mutex<Vec<u8>>,
     /// Whether anything came from the relay on this socket yet.
     heard: AtomicBool,
+    /// When the relay was last heard from, in milliseconds since `born`.
+    heard_at: AtomicU64,
+    born: Instant,
 }
 
 impl fmt::Debug for TicketedSocket {
@@ -142,6 +152,8 @@ impl TicketedSocket {
             presenter,
             scratch: Mutex::new(Vec::new()),
             heard: AtomicBool::new(false),
+            heard_at: AtomicU64::new(0),
+            born: Instant::now(),
         });
         let weak = Arc::downgrade(&s);
         tokio::spawn(async move {
@@ -150,13 +162,39 @@ impl TicketedSocket {
                 tokio::time::sleep(wait).await;
                 let Some(s) = weak.upgrade() else { return };
                 if s.heard.load(Ordering::Relaxed) {
-                    return;
+                    break;
                 }
                 s.present(true);
                 wait *= 2;
             }
+            loop {
+                tokio::time::sleep(PRESENT_WHEN_SILENT).await;
+                let Some(s) = weak.upgrade() else { return };
+                if s.silent_for() >= PRESENT_WHEN_SILENT {
+                    s.present(true);
+                }
+            }
         });
         Ok(s)
+    }
+
+    fn since_born(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// How long since the relay was last heard from.
+    fn silent_for(&self) -> Duration {
+        let at = self.heard_at.load(Ordering::Relaxed);
+        Duration::from_millis(self.since_born().saturating_sub(at))
+    }
+
+    /// Answers the relay's challenge with the echo that proves this side
+    /// receives here.
+    fn echo(&self, nonce: &[u8]) {
+        let Some(e) = wire::echo(&self.presenter.token, &self.presenter.key, nonce) else {
+            return;
+        };
+        self.send_raw(&e);
     }
 
     /// Sends a presentation; `force` skips the rate limit.
@@ -167,10 +205,15 @@ impl TicketedSocket {
         let Some(p) = self.presenter.next() else {
             return;
         };
+        self.send_raw(&p);
+    }
+
+    /// Sends one datagram of ours (not QUIC) to the relay.
+    fn send_raw(&self, contents: &[u8]) {
         let transmit = Transmit {
             destination: self.relay,
             ecn: None,
-            contents: &p,
+            contents,
             segment_size: None,
             src_ip: None,
         };
@@ -196,6 +239,14 @@ impl TicketedSocket {
                 if session == self.presenter.session && side == self.presenter.side =>
             {
                 self.present(false);
+                last_at
+            }
+            Datagram::Challenge {
+                session,
+                side,
+                nonce,
+            } if session == self.presenter.session && side == self.presenter.side => {
+                self.echo(nonce);
                 last_at
             }
             // Anything else that is not QUIC is dropped with what follows.
@@ -259,6 +310,7 @@ impl AsyncUdpSocket for TicketedSocket {
                     continue;
                 }
                 self.heard.store(true, Ordering::Relaxed);
+                self.heard_at.store(self.since_born(), Ordering::Relaxed);
                 let len = self.take_asks(&bufs[i][..], &meta[i]);
                 if len == 0 {
                     continue;
