@@ -34,10 +34,12 @@ pub const RECV_BUFFER: usize = 2 * 1024 * 1024;
 const PRESENT_RETRY: Duration = Duration::from_millis(50);
 const PRESENT_RETRIES: u32 = 7;
 
-/// Presents again when the relay was silent this long: a restarted relay
-/// has forgotten this side, and one that only receives would otherwise
-/// send nothing until its keep-alive.
+/// Presents again when the relay was silent this long, and again each
+/// [`SILENCE_CHECK`] while it stays so: a restarted relay has forgotten
+/// this side, and one that only receives would otherwise send nothing
+/// until its keep-alive.
 const PRESENT_WHEN_SILENT: Duration = Duration::from_secs(1);
+const SILENCE_CHECK: Duration = Duration::from_millis(500);
 
 /// What a side needs to present its ticket, shared by its sockets so the
 /// counter keeps rising across a rebind.
@@ -168,7 +170,7 @@ impl TicketedSocket {
                 wait *= 2;
             }
             loop {
-                tokio::time::sleep(PRESENT_WHEN_SILENT).await;
+                tokio::time::sleep(SILENCE_CHECK).await;
                 let Some(s) = weak.upgrade() else { return };
                 if s.silent_for() >= PRESENT_WHEN_SILENT {
                     s.present(true);
