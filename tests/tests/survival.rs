@@ -195,6 +195,7 @@ fn run_survives(fault: Fault) {
                 std::thread::sleep(Duration::from_millis(5));
             }
             let resumed = back.elapsed();
+            eprintln!("the output resumed {resumed:?} after the relay came back");
             assert!(
                 resumed <= RESUME_WITHIN,
                 "the output resumed {resumed:?} after the relay came back, not within {RESUME_WITHIN:?}"

@@ -35,11 +35,13 @@ const PRESENT_RETRY: Duration = Duration::from_millis(50);
 const PRESENT_RETRIES: u32 = 7;
 
 /// Presents again when the relay was silent this long, and again each
-/// [`SILENCE_CHECK`] while it stays so: a restarted relay has forgotten
-/// this side, and one that only receives would otherwise send nothing
-/// until its keep-alive.
-const PRESENT_WHEN_SILENT: Duration = Duration::from_secs(1);
-const SILENCE_CHECK: Duration = Duration::from_millis(500);
+/// [`PRESENT_WHILE_SILENT`] while it stays so: a restarted relay has
+/// forgotten this side, and one that only receives would otherwise send
+/// nothing until its keep-alive. Silence is looked for each
+/// [`SILENCE_CHECK`].
+const PRESENT_WHEN_SILENT: Duration = Duration::from_millis(500);
+const PRESENT_WHILE_SILENT: Duration = Duration::from_secs(1);
+const SILENCE_CHECK: Duration = Duration::from_millis(250);
 
 /// What a side needs to present its ticket, shared by its sockets so the
 /// counter keeps rising across a rebind.
@@ -110,6 +112,9 @@ pub(crate) struct TicketedSocket {
     header: [u8; DATA_HEADER_LEN],
     presenter: Arc<Presenter>,
     scratch: Mutex<Vec<u8>>,
+    /// The last datagram sent, header and all: the relay dropped it if it
+    /// had to ask who this is, so it goes again once this side is bound.
+    last_sent: Mutex<Vec<u8>>,
     /// Whether anything came from the relay on this socket yet.
     heard: AtomicBool,
     /// When the relay was last heard from, in milliseconds since `born`.
@@ -153,6 +158,7 @@ impl TicketedSocket {
             header: wire::data_header(presenter.session, presenter.side),
             presenter,
             scratch: Mutex::new(Vec::new()),
+            last_sent: Mutex::new(Vec::new()),
             heard: AtomicBool::new(false),
             heard_at: AtomicU64::new(0),
             born: Instant::now(),
@@ -169,11 +175,21 @@ impl TicketedSocket {
                 s.present(true);
                 wait *= 2;
             }
+            // When this side last presented for silence, in milliseconds
+            // since the socket was made.
+            let mut presented_at = None::<u64>;
             loop {
                 tokio::time::sleep(SILENCE_CHECK).await;
                 let Some(s) = weak.upgrade() else { return };
-                if s.silent_for() >= PRESENT_WHEN_SILENT {
+                let now = s.since_born();
+                let heard_at = s.heard_at.load(Ordering::Relaxed);
+                let again = presented_at.is_none_or(|at| {
+                    heard_at > at
+                        || Duration::from_millis(now.saturating_sub(at)) >= PRESENT_WHILE_SILENT
+                });
+                if s.silent_for() >= PRESENT_WHEN_SILENT && again {
                     s.present(true);
+                    presented_at = Some(now);
                 }
             }
         });
@@ -191,12 +207,21 @@ impl TicketedSocket {
     }
 
     /// Answers the relay's challenge with the echo that proves this side
-    /// receives here.
+    /// receives here, then sends the last datagram again: a relay that had
+    /// to ask dropped it, and QUIC, whose timers back off while the relay
+    /// was away, might not send again for seconds.
     fn echo(&self, nonce: &[u8]) {
         let Some(e) = wire::echo(&self.presenter.token, &self.presenter.key, nonce) else {
             return;
         };
         self.send_raw(&e);
+        let last = match self.last_sent.lock() {
+            Ok(l) => l.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        if !last.is_empty() {
+            self.send_raw(&last);
+        }
     }
 
     /// Sends a presentation; `force` skips the rate limit.
@@ -279,6 +304,12 @@ impl AsyncUdpSocket for TicketedSocket {
         for chunk in transmit.contents.chunks(seg) {
             scratch.extend_from_slice(&self.header);
             scratch.extend_from_slice(chunk);
+        }
+        let with_header = seg + DATA_HEADER_LEN;
+        if let Ok(mut last) = self.last_sent.lock() {
+            let from = (scratch.len().saturating_sub(1) / with_header) * with_header;
+            last.clear();
+            last.extend_from_slice(&scratch[from..]);
         }
         let out = Transmit {
             destination: transmit.destination,

@@ -293,11 +293,10 @@ impl Forwarder {
                     out.push(m.addr, m.dst_ip, &ask);
                 }
             }
-            Verdict::Challenge(challenge) => {
-                if self.may_ask(m.addr, now.instant) {
-                    out.push(m.addr, m.dst_ip, &challenge);
-                }
-            }
+            // Shorter than the presentation it answers, one for one, so it
+            // needs no limiter (the ask's would drop the answer to a
+            // presentation the ask itself asked for).
+            Verdict::Challenge(challenge) => out.push(m.addr, m.dst_ip, &challenge),
             Verdict::Bound { release } => {
                 metrics.forwarding_entries.set(self.table.len() as i64);
                 for Release {
