@@ -10,7 +10,10 @@
 //!   transfer, which must still arrive whole;
 //! - restart: the relay program is killed in the middle of a transfer and
 //!   started again on the same address and data dir; the transfer must
-//!   arrive whole, and the longest stall is the restart's gap.
+//!   arrive whole, and the restart's gap is the longest stall seen by the
+//!   side that only receives (the agent's end, which sends nothing but
+//!   acknowledgements, so the relay can learn it again only from its own
+//!   presentations), from the kill to its first bytes after the return.
 
 use std::sync::Arc;
 use std::time::Duration;
