@@ -2,9 +2,10 @@
 //! puts the ticket's header on every datagram it sends to the relay, takes
 //! in only the relay's datagrams, presents the ticket when the relay asks
 //! (and once as soon as it is made, so the relay learns this side's
-//! address before any QUIC packet, and again each second the relay is not
-//! heard from, so a restarted relay learns a side that only receives), and
-//! echoes the relay's challenge.
+//! address before any QUIC packet, and again after half a second without a
+//! word from the relay and each second while that lasts, so a restarted
+//! relay learns a side that only receives), and echoes the relay's
+//! challenge.
 
 use std::fmt;
 use std::future::Future;

@@ -15,8 +15,10 @@
 //! - data, client to relay: `0x10|side | session id (8) | QUIC payload`;
 //!   9 bytes of header.
 //! - presentation, client to relay: `0x20|side | token | counter (8) |
-//!   MAC (16)`, the MAC under the side's key over the token and counter.
-//!   Only a presentation binds or moves a side's address.
+//!   MAC (16)`, the MAC under the side's key over the token and counter
+//!   (the client's clock in microseconds, so two never look alike). From
+//!   the address the relay has for that side it is a keep-alive; from any
+//!   other the relay answers with a challenge.
 //! - ask, relay to client: `0x30 | session id (8) | side (1)`, "present
 //!   your ticket", sent when the relay does not know this address for the
 //!   session (after a restart, a network change, or to a third party).
