@@ -295,6 +295,12 @@ pub enum FlagsError {
 /// The smallest control frame limit that still fits every control message.
 const MIN_CONTROL_FRAME: usize = 1024;
 
+/// The least `--session-rate`, in bytes per second: a session's pace
+/// holds at most one second's worth, and a QUIC handshake sends a flight
+/// of several full-size datagrams (certificate and all) at once, so a
+/// smaller rate could never carry one.
+pub const MIN_SESSION_RATE: u64 = 16 * 1024;
+
 impl Limits {
     /// Checks that every bound lets the relay work at all.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -316,6 +322,14 @@ impl Limits {
                 max: MAX_FRAME,
             });
         }
+        if let Some(rate) = self.session_bytes_per_sec
+            && rate < MIN_SESSION_RATE
+        {
+            return Err(ConfigError::SessionRate {
+                got: rate,
+                min: MIN_SESSION_RATE,
+            });
+        }
         Ok(())
     }
 }
@@ -330,6 +344,10 @@ pub enum ConfigError {
         "the control frame limit of {got} bytes is out of range: give between {min} and {max} bytes"
     )]
     ControlFrame { got: usize, min: usize, max: usize },
+    #[error(
+        "a --session-rate of {got} bytes per second is below what a session's handshake needs: give at least {min}"
+    )]
+    SessionRate { got: u64, min: u64 },
 }
 
 #[cfg(test)]
@@ -491,5 +509,20 @@ mod tests {
             huge.validate(),
             Err(ConfigError::ControlFrame { .. })
         ));
+    }
+
+    #[test]
+    fn a_session_rate_too_small_for_a_handshake_is_refused() {
+        let slow = Limits {
+            session_bytes_per_sec: Some(MIN_SESSION_RATE - 1),
+            ..Limits::default()
+        };
+        let err = slow.validate().unwrap_err();
+        assert!(err.to_string().contains("--session-rate"), "{err}");
+        let enough = Limits {
+            session_bytes_per_sec: Some(MIN_SESSION_RATE),
+            ..Limits::default()
+        };
+        assert_eq!(enough.validate(), Ok(()));
     }
 }

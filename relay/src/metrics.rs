@@ -72,8 +72,9 @@ pub struct OutcomeLabel {
     pub outcome: Outcome,
 }
 
-/// Why the forwarder dropped a datagram.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+/// Why the forwarder dropped a datagram; its label is the snake-case name
+/// (`third_party`), as the README lists them.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum Dropped {
     /// A ticket or presentation this relay did not make, or a datagram
     /// that starts like ours but is not well formed.
@@ -91,6 +92,35 @@ pub enum Dropped {
     /// The other side has not presented yet and the few held datagrams
     /// are already waiting.
     PeerUnknown,
+    /// Larger than any datagram the path uses.
+    Oversize,
+    /// A new session while the relay already forwards `--max-sessions`.
+    Full,
+}
+
+impl Dropped {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Dropped::Forged => "forged",
+            Dropped::Expired => "expired",
+            Dropped::Unknown => "unknown",
+            Dropped::OverRate => "over_rate",
+            Dropped::ThirdParty => "third_party",
+            Dropped::PeerUnknown => "peer_unknown",
+            Dropped::Oversize => "oversize",
+            Dropped::Full => "full",
+        }
+    }
+}
+
+impl prometheus_client::encoding::EncodeLabelValue for Dropped {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelValueEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, self.label())
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -114,6 +144,7 @@ pub struct Metrics {
     pub datagrams_forwarded: Counter,
     pub datagrams_dropped: Family<DroppedLabel, Counter>,
     pub forwarding_entries: Gauge,
+    pub forwarding_held_bytes: Gauge,
     pub refusals: Family<Reason, Counter>,
     pub limited: Family<LimitLabel, Counter>,
     pub claims_refused: Family<Reason, Counter>,
@@ -137,6 +168,7 @@ impl Default for Metrics {
             datagrams_forwarded: Counter::default(),
             datagrams_dropped: Family::default(),
             forwarding_entries: Gauge::default(),
+            forwarding_held_bytes: Gauge::default(),
             refusals: Family::default(),
             limited: Family::default(),
             claims_refused: Family::default(),
@@ -187,6 +219,11 @@ impl Default for Metrics {
             "forwarding_entries",
             "Sessions the forwarder knows now",
             m.forwarding_entries.clone(),
+        );
+        registry.register(
+            "forwarding_held_bytes",
+            "Bytes held for a session side that has not proven its address yet",
+            m.forwarding_held_bytes.clone(),
         );
         registry.register(
             "refusals",
@@ -441,5 +478,21 @@ mod tests {
         );
         assert_eq!(request_path(b""), None);
         assert_eq!(request_path(b"\xff\xfe"), None);
+    }
+
+    #[test]
+    fn drop_reasons_are_labelled_as_the_readme_lists_them() {
+        let m = Metrics::default();
+        m.dropped(Dropped::ThirdParty);
+        m.dropped(Dropped::PeerUnknown);
+        m.dropped(Dropped::OverRate);
+        let text = m.render();
+        for label in ["third_party", "peer_unknown", "over_rate"] {
+            assert!(
+                text.contains(&format!("reason=\"{label}\"")),
+                "{label} missing from:\n{text}"
+            );
+        }
+        assert!(!text.contains("ThirdParty"), "{text}");
     }
 }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
+use sprijin_proto::path::wire::PATH_DATAGRAM_MAX;
 use sprijin_proto::waiting::WaitingKey;
 
 /// The file in the data dir holding the secret.
@@ -72,6 +73,10 @@ impl Secret {
         // The forwarder tells its datagrams from QUIC by the fixed bit, so
         // no client may be told it can grease it.
         config.grease_quic_bit(false);
+        // The forwarder drops anything longer than the path's largest
+        // datagram, so no client may be told it can send more. The limit is
+        // within quinn's bounds (1200..=65527), so this cannot fail.
+        let _ = config.max_udp_payload_size(PATH_DATAGRAM_MAX as u16);
         config
     }
 

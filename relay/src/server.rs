@@ -42,6 +42,13 @@ const LINGER: Duration = Duration::from_secs(2);
 /// How often forgotten nameplates and idle rate-limit entries are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
+/// How long a retry token is good for: longer than any client keeps
+/// sending its Initial before it gives up (its idle timeout), so a
+/// connection whose retried Initials were lost or queued on a busy relay
+/// is still admitted once one arrives. The token stays bound to the
+/// address that proved it receives there.
+const RETRY_TOKEN_LIFETIME: Duration = Duration::from_secs(120);
+
 type Reader = FrameReader<quinn::RecvStream>;
 type Writer = FrameWriter<quinn::SendStream>;
 
@@ -88,7 +95,9 @@ impl Relay {
         let identity = Identity::load(&config.identity)?;
         let fingerprint = identity.fingerprint();
         let secret = crate::secret::Secret::load_or_create(&config.data_dir)?;
-        let server = tls::server_config(identity.cert, identity.key).map_err(RelayError::Tls)?;
+        let mut server =
+            tls::server_config(identity.cert, identity.key).map_err(RelayError::Tls)?;
+        server.retry_token_lifetime(RETRY_TOKEN_LIFETIME);
         let bind_error = |e: std::io::Error| RelayError::Bind {
             addr: config.listen,
             reason: e.to_string(),
@@ -101,6 +110,7 @@ impl Relay {
                 mint: mint.clone(),
                 bytes_per_sec: config.limits.session_bytes_per_sec,
                 idle_timeout: config.limits.session_idle_timeout,
+                max_sessions: config.limits.max_sessions,
                 tap: config.tap.clone(),
                 metrics: metrics.clone(),
             },

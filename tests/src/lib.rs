@@ -89,6 +89,15 @@ impl Lines {
     pub fn text(&self) -> String {
         self.0.0.lock().unwrap().join("\n")
     }
+
+    /// How many lines arrived so far.
+    pub fn len(&self) -> usize {
+        self.0.0.lock().unwrap().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A running program, killed on drop.

@@ -1,6 +1,7 @@
 //! The benchmark harness end to end in its quick mode: the `bench` program
 //! starts the real relay, agents and consoles, finishes, and writes a JSON
-//! report with every figure present and sane. Performance targets are not
+//! report with every figure present and sane, and says on stderr which
+//! group runs as it goes. Performance targets are not
 //! asserted here: test machines are too noisy for that, and debug builds
 //! are far from release speed.
 
@@ -32,6 +33,14 @@ fn quick_bench_reports_every_figure() {
         printed.contains("metric") && printed.contains("met?"),
         "{printed}"
     );
+    // It says which group runs, and when each ends.
+    let said = bench.stderr.text();
+    for group in ["throughput", "datapath", "concurrent", "scale"] {
+        assert!(
+            said.contains(&format!("bench: {group} (")) && said.contains("done in"),
+            "no progress for {group}:\n{said}"
+        );
+    }
 
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let num = |key: &str| -> f64 {

@@ -4,6 +4,12 @@
 //! moves to a new socket (a network change) or when the relay restarts on
 //! the same address and data dir in the middle; forged and expired tickets
 //! are dropped and counted; a third party who copies a header gets nothing.
+//! The relay sends nothing to an address that has not proven it receives
+//! there: a presentation sent in a victim's name gets a challenge shorter
+//! than itself and nothing more, and a presentation replayed right after a
+//! restart binds nothing. A relay listening on every address carries a
+//! session reached at another of them than the one it answers from by
+//! default.
 //!
 //! The relay runs in-process from its library on its own runtime, so a
 //! test can read its metrics and restart it; the two sides run on another.
@@ -36,6 +42,12 @@ struct TestRelay {
 }
 
 impl TestRelay {
+    /// The relay as reached at `ip` (one of the addresses it listens on).
+    fn reached_at(mut self, ip: std::net::IpAddr) -> TestRelay {
+        self.addr.set_ip(ip);
+        self
+    }
+
     fn start(listen: SocketAddr, data_dir: &Path) -> TestRelay {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -284,13 +296,9 @@ fn a_third_party_with_a_copied_header_gets_nothing() {
                 let _ = thief.send_to(&copied, relay_addr);
                 let _ = thief.send_to(&replayed, relay_addr);
                 while let Ok((n, _)) = thief.recv_from(&mut buf) {
-                    // Asks for a ticket it cannot present are all it may get.
-                    if wire::parse(&buf[..n])
-                        != (wire::Datagram::Ask {
-                            session: fields.session,
-                            side: fields.side,
-                        })
-                    {
+                    // Asks for a ticket, and challenges, it cannot answer
+                    // are all it may get.
+                    if !is_ask_or_challenge(&buf[..n]) {
                         got.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -307,4 +315,124 @@ fn a_third_party_with_a_copied_header_gets_nothing() {
         "the third party received the session's datagrams"
     );
     assert!(relay.metrics.dropped_count(Dropped::ThirdParty) > 0);
+}
+
+/// Whether `d` is one of the relay's requests, which is all an address
+/// that has not proven itself may get.
+fn is_ask_or_challenge(d: &[u8]) -> bool {
+    matches!(
+        wire::parse(d),
+        wire::Datagram::Ask { .. } | wire::Datagram::Challenge { .. }
+    )
+}
+
+fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+}
+
+/// Sends `presentation` to the relay from `socket` every few milliseconds
+/// for `how_long`, never answering; returns the bytes sent, the bytes
+/// received, and how many received datagrams were anything but an ask or
+/// a challenge.
+fn present_without_echo(
+    socket: &UdpSocket,
+    relay: SocketAddr,
+    presentation: &[u8],
+    how_long: Duration,
+) -> (usize, usize, usize) {
+    socket
+        .set_read_timeout(Some(Duration::from_millis(10)))
+        .unwrap();
+    let (mut sent, mut received, mut other) = (0, 0, 0);
+    let mut buf = [0u8; 2048];
+    let end = Instant::now() + how_long;
+    while Instant::now() < end {
+        sent += socket.send_to(presentation, relay).unwrap();
+        while let Ok((n, from)) = socket.recv_from(&mut buf) {
+            if from != relay {
+                continue;
+            }
+            received += n;
+            if !is_ask_or_challenge(&buf[..n]) {
+                other += 1;
+            }
+        }
+    }
+    (sent, received, other)
+}
+
+#[test]
+fn a_presentation_in_a_victims_name_gets_no_more_bytes_than_it_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = TestRelay::start(loopback(), &dir.path().join("relay"));
+    let rt = clients();
+    let (tickets, ends) = session(&rt, &relay);
+    // Someone who saw the agent's presentation sends it again, with the
+    // victim's address as its source (here: from the victim's socket, which
+    // never answers), while the session carries a transfer.
+    let presentation = wire::presentation(
+        &tickets.agent.token,
+        &tickets.agent.key,
+        now_micros() + (1 << 40),
+    )
+    .unwrap();
+    let victim = UdpSocket::bind("127.0.0.2:0").unwrap();
+    let mut outcome = (0, 0, 0);
+    let received = transfer(&rt, &ends, || {
+        outcome = present_without_echo(
+            &victim,
+            relay.addr,
+            &presentation,
+            Duration::from_millis(500),
+        );
+    });
+    let (sent, got, other) = outcome;
+    assert!(
+        got <= sent,
+        "the victim got {got} bytes for the {sent} sent in its name"
+    );
+    assert_eq!(other, 0, "the victim got the session's datagrams");
+    assert!(got > 0, "the presentation was not even challenged");
+    assert_intact(received);
+}
+
+#[test]
+fn a_presentation_replayed_after_a_restart_binds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir: PathBuf = dir.path().join("relay");
+    let relay = TestRelay::start(loopback(), &data_dir);
+    let addr = relay.addr;
+    let rt = clients();
+    let (tickets, ends) = session(&rt, &relay);
+    // A presentation of the agent's, seen on the wire before the restart.
+    let seen = wire::presentation(&tickets.agent.token, &tickets.agent.key, now_micros()).unwrap();
+    let attacker = UdpSocket::bind(loopback()).unwrap();
+    let mut relay = Some(relay);
+    let mut second = None;
+    let mut outcome = (0, 0, 0);
+    let received = transfer(&rt, &ends, || {
+        drop(relay.take());
+        second = Some(TestRelay::start(addr, &data_dir));
+        // Replayed at once, before the sides present again, and on.
+        outcome = present_without_echo(&attacker, addr, &seen, Duration::from_secs(1));
+    });
+    let (_, _, other) = outcome;
+    assert_eq!(
+        other, 0,
+        "the replay re-bound the agent's side to the attacker"
+    );
+    assert_intact(received);
+}
+
+#[test]
+fn a_relay_on_every_address_carries_a_session_reached_at_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = TestRelay::start("0.0.0.0:0".parse().unwrap(), &dir.path().join("relay"))
+        .reached_at("127.0.0.2".parse().unwrap());
+    let rt = clients();
+    let (_tickets, ends) = session(&rt, &relay);
+    assert_intact(transfer(&rt, &ends, || {}));
 }

@@ -180,6 +180,30 @@ fn an_unknown_relay_config_key_is_named_with_its_line() {
 }
 
 #[test]
+fn a_session_rate_too_small_for_a_handshake_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        "sprijin-relay",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.path().join("relay").to_str().unwrap(),
+            "--session-rate",
+            "1000",
+        ],
+    );
+    assert!(!out.status.success(), "{}", out.stdout);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    let err = out.stderr.trim();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.contains("--session-rate of 1000"), "{err}");
+    assert!(err.contains("at least 16384"), "{err}");
+    assert_no_panic(err);
+}
+
+#[test]
 fn console_config_file_names_the_relay() {
     let relay = RelayProc::start(&[]);
     let dir = tempfile::tempdir().unwrap();

@@ -2,6 +2,9 @@
 //! a hostile client built here from quinn and proto's framing. Each limit
 //! refuses what it must, says so (an error frame or a refused connection),
 //! counts it in the metrics, and the relay keeps serving everyone else.
+//! Floods of datagrams as large as UDP allows leave the relay's memory
+//! small, and a connection the relay made retry is admitted however late
+//! its retried Initial arrives.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -339,4 +342,192 @@ async fn the_metrics_endpoint_refuses_past_its_cap_and_serves_again() {
     let mut agent = target.control(LOCAL, Role::Agent).await;
     assert!(matches!(agent.open().await, RelayMsg::Opened { .. }));
     drop(idle);
+}
+
+/// Sends the presentation of `ticket` from `socket` and answers the relay's
+/// challenge, as a client does; returns once the relay has heard it.
+fn bind_raw(socket: &std::net::UdpSocket, relay: SocketAddr, ticket: &sprijin_proto::path::Ticket) {
+    use sprijin_proto::path::wire;
+    let p = wire::presentation(&ticket.token, &ticket.key, 1).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    for _ in 0..10 {
+        socket.send_to(&p, relay).unwrap();
+        if let Ok((n, _)) = socket.recv_from(&mut buf)
+            && let wire::Datagram::Challenge { nonce, .. } = wire::parse(&buf[..n])
+        {
+            let e = wire::echo(&ticket.token, &ticket.key, nonce).unwrap();
+            socket.send_to(&e, relay).unwrap();
+            return;
+        }
+    }
+}
+
+/// The relay process's resident memory now (`VmRSS`), in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/PID/status")
+}
+
+/// Datagrams of each kind a flood sends, and their size: as large as one
+/// UDP datagram on loopback may be.
+const FLOOD: usize = 8_000;
+const FLOOD_SIZE: usize = 60_000;
+
+/// The first bytes of the flood's QUIC-like datagrams, one sender each:
+/// a short header, and long headers of version 1 (Initial, Handshake).
+const FLOOD_FIRST_BYTES: [u8; 3] = [0x40, 0xc0, 0xe0];
+
+/// How much a flood may grow the relay's peak memory: its read buffers
+/// being touched for the first time (2 MiB), with room to spare. A relay
+/// that copies each large datagram for its endpoint grows by tens of MiB
+/// under this flood, and by hundreds when its endpoint falls behind.
+const FLOOD_GROWTH_KIB: u64 = 8 * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floods_of_large_datagrams_leave_the_relay_small() {
+    let metrics = free_tcp_addr();
+    let relay = RelayProc::start(&["--metrics", &metrics.to_string()]);
+    let pid = relay.proc.child.id();
+    let addr: SocketAddr = relay.addr.parse().unwrap();
+    // A paired session whose console never presents: what the agent's
+    // side sends for it can only be held.
+    let tickets =
+        sprijin_tests::bench::relayed::pair(&relay.addr, relay.fingerprint.parse().unwrap())
+            .await
+            .expect("pair through the relay");
+    let before = rss_kib(pid);
+    let agent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    bind_raw(&agent, addr, &tickets.agent);
+    let fields = sprijin_proto::path::wire::read_token(&tickets.agent.token).unwrap();
+    let mut held = sprijin_proto::path::wire::data_header(fields.session, fields.side).to_vec();
+    held.resize(FLOOD_SIZE, 0x40);
+    let agent = std::sync::Arc::new(agent);
+    let mut floods = Vec::new();
+    for first in FLOOD_FIRST_BYTES {
+        let agent = agent.clone();
+        let held = held.clone();
+        floods.push(std::thread::spawn(move || {
+            // QUIC's fixed bit, short or long header, but not QUIC.
+            let mut quic_like = vec![first; FLOOD_SIZE];
+            quic_like[1..5].copy_from_slice(&1u32.to_be_bytes());
+            let other = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            for _ in 0..FLOOD {
+                let _ = other.send_to(&quic_like, addr);
+                let _ = agent.send_to(&held, addr);
+            }
+        }));
+    }
+    for f in floods {
+        f.join().unwrap();
+    }
+    // The relay has read what it could once its metrics answer again.
+    let text = scrape(metrics).await;
+    let peak = peak_rss_kib(pid).expect("the relay's peak memory");
+    let now = rss_kib(pid);
+    eprintln!(
+        "the relay's memory: {before} KiB before the flood, a peak of {peak} KiB, {now} KiB after"
+    );
+    assert!(
+        peak.saturating_sub(before) <= FLOOD_GROWTH_KIB,
+        "the relay grew from {before} KiB to a peak of {peak} KiB (now {now} KiB)"
+    );
+    assert!(
+        text.contains("sprijin_relay_datagrams_dropped_total{reason=\"oversize\"}"),
+        "{text}"
+    );
+    // It still serves.
+    let mut agent = Target::of(&relay).control(LOCAL, Role::Agent).await;
+    assert!(matches!(agent.open().await, RelayMsg::Opened { .. }));
+}
+
+/// Whether `d` is a QUIC Retry packet (version 1: long header, type 3).
+fn is_retry(d: &[u8]) -> bool {
+    d.first()
+        .is_some_and(|b| b & 0x80 != 0 && (b >> 4) & 0x03 == 0x03)
+}
+
+/// How long the proxy keeps back a client's retried Initial: longer than
+/// quinn's default retry-token lifetime of 15 s, as when a busy relay or a
+/// lossy path makes a client send its Initial again and again.
+const INITIAL_HELD: Duration = Duration::from_secs(16);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_connection_is_admitted_however_late_its_initial_arrives() {
+    // Past half its share of connections, an address must pass a retry.
+    let relay = RelayProc::start(&["--connections-per-address", "2"]);
+    let target = Target::of(&relay);
+    let mut held = target.control(LOCAL, Role::Agent).await;
+    assert!(matches!(held.open().await, RelayMsg::Opened { .. }));
+
+    // A path between a client and the relay that, after the relay's Retry,
+    // keeps the client's next datagram back and loses its repeats.
+    let proxy = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let proxy_addr = proxy.local_addr().unwrap();
+    let relay_addr = target.addr;
+    let retried = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let saw_retry = retried.clone();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65_536];
+        let mut client = None;
+        let mut retry_at = None;
+        let mut kept: Option<Vec<u8>> = None;
+        proxy
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        loop {
+            if let (Some(at), Some(to)) = (retry_at, client)
+                && std::time::Instant::now().duration_since(at) >= INITIAL_HELD
+                && let Some(d) = kept.take()
+            {
+                let _ = proxy.send_to(&d, relay_addr);
+                let _ = to;
+            }
+            let Ok((n, from)) = proxy.recv_from(&mut buf) else {
+                continue;
+            };
+            if from == relay_addr {
+                if is_retry(&buf[..n]) && retry_at.is_none() {
+                    retry_at = Some(std::time::Instant::now());
+                    saw_retry.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                if let Some(to) = client {
+                    let _ = proxy.send_to(&buf[..n], to);
+                }
+                continue;
+            }
+            client = Some(from);
+            match retry_at {
+                Some(at) if std::time::Instant::now().duration_since(at) < INITIAL_HELD => {
+                    if kept.is_none() {
+                        kept = Some(buf[..n].to_vec());
+                    }
+                }
+                _ => {
+                    let _ = proxy.send_to(&buf[..n], relay_addr);
+                }
+            }
+        }
+    });
+
+    let (config, _) = tls::client_config(Some(target.pin)).unwrap();
+    let mut endpoint = quinn::Endpoint::client(SocketAddr::new(LOCAL, 0)).unwrap();
+    endpoint.set_default_client_config(config);
+    let connecting = endpoint.connect(proxy_addr, "localhost").unwrap();
+    let result = tokio::time::timeout(INITIAL_HELD + STEP, connecting)
+        .await
+        .expect("the connection attempt ends in time");
+    assert!(
+        retried.load(std::sync::atomic::Ordering::SeqCst),
+        "the relay did not ask for a retry"
+    );
+    let connection = result.expect("the retried connection is admitted");
+    connection.close(0u32.into(), b"done");
+    drop(held);
 }

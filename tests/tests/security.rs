@@ -309,6 +309,7 @@ impl MaliciousRelay {
                     mint: mint.clone(),
                     bytes_per_sec: None,
                     idle_timeout: Duration::from_secs(60),
+                    max_sessions: 100,
                     tap: None,
                     metrics: Arc::default(),
                 },

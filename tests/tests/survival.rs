@@ -3,7 +3,9 @@
 //! the agent's NAT giving it a new port, in the middle of a run
 //! whose output is large and paced, and the run's output arrives complete,
 //! nothing lost and nothing twice, and the agent's audit log records the
-//! run's end and the session's goodbye.
+//! run's end and the session's goodbye. After a restart, the output resumes
+//! at the console, which only receives, within two seconds of the relay's
+//! return.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -35,6 +37,10 @@ const LINES: usize = 3000;
 
 /// How long the whole run may take on a loaded machine, outage included.
 const RUN_WITHIN: Duration = Duration::from_secs(120);
+
+/// How soon after a restarted relay listens the run's output must flow
+/// again: both sides present at once, the one that only receives included.
+const RESUME_WITHIN: Duration = Duration::from_secs(2);
 
 fn expected_output() -> String {
     (1..=LINES)
@@ -176,7 +182,25 @@ fn run_survives(fault: Fault) {
         Fault::Restart => {
             relay.proc.child.kill().unwrap();
             let _ = relay.proc.child.wait();
-            Some(relay_at(&relay.addr, &relay.dir.path().join("relay")))
+            let new = relay_at(&relay.addr, &relay.dir.path().join("relay"));
+            let back = std::time::Instant::now();
+            // What the console printed before the relay came back.
+            let before = console.stdout.len();
+            while console.stdout.len() == before {
+                assert!(
+                    back.elapsed() < RUN_WITHIN,
+                    "the output never resumed: {}",
+                    console.stderr.text()
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let resumed = back.elapsed();
+            eprintln!("the output resumed {resumed:?} after the relay came back");
+            assert!(
+                resumed <= RESUME_WITHIN,
+                "the output resumed {resumed:?} after the relay came back, not within {RESUME_WITHIN:?}"
+            );
+            Some(new)
         }
         Fault::Pause(how_long) => {
             let stopped = Command::new("kill")

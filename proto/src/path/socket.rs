@@ -1,8 +1,11 @@
 //! The client's socket on the relayed path: a `quinn::AsyncUdpSocket` that
 //! puts the ticket's header on every datagram it sends to the relay, takes
-//! in only the relay's datagrams, and presents the ticket when the relay
-//! asks (and once as soon as it is made, so the relay learns this side's
-//! address before any QUIC packet).
+//! in only the relay's datagrams, presents the ticket when the relay asks
+//! (and once as soon as it is made, so the relay learns this side's
+//! address before any QUIC packet, and again after half a second without a
+//! word from the relay and each second while that lasts, so a restarted
+//! relay learns a side that only receives), and echoes the relay's
+//! challenge.
 
 use std::fmt;
 use std::future::Future;
@@ -31,6 +34,15 @@ pub const RECV_BUFFER: usize = 2 * 1024 * 1024;
 /// heard from; it doubles each time, for this many times (about 6 s).
 const PRESENT_RETRY: Duration = Duration::from_millis(50);
 const PRESENT_RETRIES: u32 = 7;
+
+/// Presents again when the relay was silent this long, and again each
+/// [`PRESENT_WHILE_SILENT`] while it stays so: a restarted relay has
+/// forgotten this side, and one that only receives would otherwise send
+/// nothing until its keep-alive. Silence is looked for each
+/// [`SILENCE_CHECK`].
+const PRESENT_WHEN_SILENT: Duration = Duration::from_millis(500);
+const PRESENT_WHILE_SILENT: Duration = Duration::from_secs(1);
+const SILENCE_CHECK: Duration = Duration::from_millis(250);
 
 /// What a side needs to present its ticket, shared by its sockets so the
 /// counter keeps rising across a rebind.
@@ -101,8 +113,14 @@ pub(crate) struct TicketedSocket {
     header: [u8; DATA_HEADER_LEN],
     presenter: Arc<Presenter>,
     scratch: Mutex<Vec<u8>>,
+    /// The last datagram sent, header and all: the relay dropped it if it
+    /// had to ask who this is, so it goes again once this side is bound.
+    last_sent: Mutex<Vec<u8>>,
     /// Whether anything came from the relay on this socket yet.
     heard: AtomicBool,
+    /// When the relay was last heard from, in milliseconds since `born`.
+    heard_at: AtomicU64,
+    born: Instant,
 }
 
 impl fmt::Debug for TicketedSocket {
@@ -143,7 +161,10 @@ impl TicketedSocket {
             header: wire::data_header(presenter.session, presenter.side),
             presenter,
             scratch: Mutex::new(Vec::new()),
+            last_sent: Mutex::new(Vec::new()),
             heard: AtomicBool::new(false),
+            heard_at: AtomicU64::new(0),
+            born: Instant::now(),
         });
         let weak = Arc::downgrade(&s);
         tokio::spawn(async move {
@@ -152,13 +173,58 @@ impl TicketedSocket {
                 tokio::time::sleep(wait).await;
                 let Some(s) = weak.upgrade() else { return };
                 if s.heard.load(Ordering::Relaxed) {
-                    return;
+                    break;
                 }
                 s.present(true);
                 wait *= 2;
             }
+            // When this side last presented for silence, in milliseconds
+            // since the socket was made.
+            let mut presented_at = None::<u64>;
+            loop {
+                tokio::time::sleep(SILENCE_CHECK).await;
+                let Some(s) = weak.upgrade() else { return };
+                let now = s.since_born();
+                let heard_at = s.heard_at.load(Ordering::Relaxed);
+                let again = presented_at.is_none_or(|at| {
+                    heard_at > at
+                        || Duration::from_millis(now.saturating_sub(at)) >= PRESENT_WHILE_SILENT
+                });
+                if s.silent_for() >= PRESENT_WHEN_SILENT && again {
+                    s.present(true);
+                    presented_at = Some(now);
+                }
+            }
         });
         Ok(s)
+    }
+
+    fn since_born(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// How long since the relay was last heard from.
+    fn silent_for(&self) -> Duration {
+        let at = self.heard_at.load(Ordering::Relaxed);
+        Duration::from_millis(self.since_born().saturating_sub(at))
+    }
+
+    /// Answers the relay's challenge with the echo that proves this side
+    /// receives here, then sends the last datagram again: a relay that had
+    /// to ask dropped it, and QUIC, whose timers back off while the relay
+    /// was away, might not send again for seconds.
+    fn echo(&self, nonce: &[u8]) {
+        let Some(e) = wire::echo(&self.presenter.token, &self.presenter.key, nonce) else {
+            return;
+        };
+        self.send_raw(&e);
+        let last = match self.last_sent.lock() {
+            Ok(l) => l.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        if !last.is_empty() {
+            self.send_raw(&last);
+        }
     }
 
     /// Sends a presentation; `force` skips the rate limit.
@@ -169,10 +235,15 @@ impl TicketedSocket {
         let Some(p) = self.presenter.next() else {
             return;
         };
+        self.send_raw(&p);
+    }
+
+    /// Sends one datagram of ours (not QUIC) to the relay.
+    fn send_raw(&self, contents: &[u8]) {
         let transmit = Transmit {
             destination: self.relay,
             ecn: None,
-            contents: &p,
+            contents,
             segment_size: None,
             src_ip: None,
         };
@@ -196,6 +267,14 @@ impl TicketedSocket {
                 if session == self.presenter.session && side == self.presenter.side =>
             {
                 self.present(false);
+                last_at
+            }
+            Datagram::Challenge {
+                session,
+                side,
+                nonce,
+            } if session == self.presenter.session && side == self.presenter.side => {
+                self.echo(nonce);
                 last_at
             }
             // Anything else that is not QUIC is dropped with what follows.
@@ -227,6 +306,12 @@ impl AsyncUdpSocket for TicketedSocket {
             scratch.extend_from_slice(&self.header);
             scratch.extend_from_slice(chunk);
         }
+        let with_header = seg + DATA_HEADER_LEN;
+        if let Ok(mut last) = self.last_sent.lock() {
+            let from = (scratch.len().saturating_sub(1) / with_header) * with_header;
+            last.clear();
+            last.extend_from_slice(&scratch[from..]);
+        }
         let out = Transmit {
             destination: transmit.destination,
             ecn: transmit.ecn,
@@ -255,6 +340,7 @@ impl AsyncUdpSocket for TicketedSocket {
                     continue;
                 }
                 self.heard.store(true, Ordering::Relaxed);
+                self.heard_at.store(self.since_born(), Ordering::Relaxed);
                 let len = self.take_asks(&bufs[i][..], &meta[i]);
                 if len == 0 {
                     continue;

@@ -15,11 +15,25 @@
 //! - data, client to relay: `0x10|side | session id (8) | QUIC payload`;
 //!   9 bytes of header.
 //! - presentation, client to relay: `0x20|side | token | counter (8) |
-//!   MAC (16)`, the MAC under the side's key over the token and counter.
-//!   Only a presentation binds or moves a side's address.
+//!   MAC (16)`, the MAC under the side's key over the token and counter
+//!   (the client's clock in microseconds, so two never look alike). From
+//!   the address the relay has for that side it is a keep-alive; from any
+//!   other the relay answers with a challenge.
 //! - ask, relay to client: `0x30 | session id (8) | side (1)`, "present
 //!   your ticket", sent when the relay does not know this address for the
 //!   session (after a restart, a network change, or to a third party).
+//! - challenge, relay to client: `0x80 | session id (8) | side (1) |
+//!   nonce (16)`, the relay's answer to a valid presentation from an
+//!   address it has not seen that side at. The nonce is the relay's MAC
+//!   over the session, side, address and a time step, so the relay keeps
+//!   nothing per challenge. It is shorter than the presentation, so a
+//!   forged source gets no more bytes than were sent in its name.
+//! - echo, client to relay: `0x90|side | token | nonce (16) | MAC (16)`,
+//!   the MAC under the side's key over the token and the nonce. Only an
+//!   echo binds or moves a side's address: it proves the address receives
+//!   there, and, the nonce being fresh and the key the side's, that the
+//!   side sent it now, so a presentation replayed from elsewhere (before
+//!   or after a relay restart) moves nothing.
 //!
 //! The relay sends data to clients without a header: a client tells the
 //! relay's asks from QUIC by the fixed bit.
@@ -41,6 +55,16 @@ pub const DATA_HEADER_LEN: usize = 1 + 8;
 pub const PRESENTATION_LEN: usize = 1 + TOKEN_LEN + 8 + MAC_LEN;
 /// An ask's length.
 pub const ASK_LEN: usize = 1 + 8 + 1;
+/// A challenge nonce's length.
+pub const NONCE_LEN: usize = 16;
+/// A challenge's length: shorter than the presentation it answers.
+pub const CHALLENGE_LEN: usize = 1 + 8 + 1 + NONCE_LEN;
+/// An echo's length.
+pub const ECHO_LEN: usize = 1 + TOKEN_LEN + NONCE_LEN + MAC_LEN;
+
+/// The largest UDP payload on the relayed path, either way: QUIC's
+/// datagrams with the header, and the QUIC the relay's own endpoint takes.
+pub const PATH_DATAGRAM_MAX: usize = 1452;
 
 /// The largest UDP payload a QUIC endpoint on this path may send, so that
 /// it and the header fit the common 1500-byte MTU over IPv6 (1452 bytes of
@@ -50,12 +74,16 @@ pub const QUIC_PAYLOAD_LIMIT: u16 = 1452 - DATA_HEADER_LEN as u16;
 const KIND_DATA: u8 = 0x10;
 const KIND_PRESENT: u8 = 0x20;
 const KIND_ASK: u8 = 0x30;
+const KIND_CHALLENGE: u8 = 0x80;
+const KIND_ECHO: u8 = 0x90;
 /// QUIC's fixed bit: set on every QUIC packet when greasing is off.
 const QUIC_FIXED_BIT: u8 = 0x40;
 
 const TOKEN_LABEL: &[u8] = b"sprijin forwarding ticket v1";
 const KEY_LABEL: &[u8] = b"key";
 const PRESENT_LABEL: &[u8] = b"sprijin presentation v1";
+const ECHO_LABEL: &[u8] = b"sprijin echo v1";
+const NONCE_LABEL: &[u8] = b"sprijin challenge v1";
 
 /// Which end of a session a ticket is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -179,6 +207,24 @@ impl TicketMint {
         }
     }
 
+    /// The nonce of a challenge to `peer` (the address's bytes, as the
+    /// relay writes them) for `session`'s `side` in time step `step`.
+    pub fn nonce(&self, session: u64, side: Side, peer: &[u8], step: u64) -> [u8; NONCE_LEN] {
+        let mac = hmac(
+            &self.secret,
+            &[
+                NONCE_LABEL,
+                &session.to_be_bytes(),
+                &[side.bit()],
+                &step.to_be_bytes(),
+                peer,
+            ],
+        );
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&mac[..NONCE_LEN]);
+        nonce
+    }
+
     /// The side's key for a token.
     pub fn key_for(&self, token: &[u8]) -> [u8; 32] {
         hmac(&self.secret, &[KEY_LABEL, token])
@@ -236,6 +282,53 @@ pub fn ask(session: u64, side: Side) -> [u8; ASK_LEN] {
     a
 }
 
+/// The relay's challenge to an address that presented `session`'s `side`.
+pub fn challenge(session: u64, side: Side, nonce: &[u8; NONCE_LEN]) -> [u8; CHALLENGE_LEN] {
+    let mut c = [0u8; CHALLENGE_LEN];
+    c[0] = KIND_CHALLENGE;
+    c[1..9].copy_from_slice(&session.to_be_bytes());
+    c[9] = side.bit();
+    c[10..].copy_from_slice(nonce);
+    c
+}
+
+/// The answer to a challenge: `token` and the relay's `nonce`, MACed under
+/// the side's `key`. `None` when the token is not of this format.
+pub fn echo(token: &[u8], key: &[u8; 32], nonce: &[u8]) -> Option<Vec<u8>> {
+    let fields = read_token(token)?;
+    if nonce.len() != NONCE_LEN {
+        return None;
+    }
+    let mut out = Vec::with_capacity(ECHO_LEN);
+    out.push(KIND_ECHO | fields.side.bit());
+    out.extend_from_slice(token);
+    out.extend_from_slice(nonce);
+    let mac = hmac(key, &[ECHO_LABEL, token, nonce]);
+    out.extend_from_slice(&mac[..MAC_LEN]);
+    Some(out)
+}
+
+/// Whether an echo's MAC is right under `key`.
+pub fn echo_valid(e: &Echo<'_>, key: &[u8; 32]) -> bool {
+    let mac = hmac(key, &[ECHO_LABEL, e.token, e.nonce]);
+    same(&mac[..MAC_LEN], e.mac)
+}
+
+/// Whether `nonce` is the one [`TicketMint::nonce`] makes for these
+/// inputs, compared in constant time.
+pub fn nonce_matches(expected: &[u8; NONCE_LEN], nonce: &[u8]) -> bool {
+    same(expected, nonce)
+}
+
+/// An echo as read, not yet checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Echo<'a> {
+    pub side: Side,
+    pub token: &'a [u8],
+    pub nonce: &'a [u8],
+    pub mac: &'a [u8],
+}
+
 /// A presentation as read, not yet checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Presentation<'a> {
@@ -261,6 +354,12 @@ pub enum Datagram<'a> {
         session: u64,
         side: Side,
     },
+    Challenge {
+        session: u64,
+        side: Side,
+        nonce: &'a [u8],
+    },
+    Echo(Echo<'a>),
     /// Starts like ours but is not well formed.
     Malformed,
 }
@@ -293,6 +392,26 @@ pub fn parse(d: &[u8]) -> Datagram<'_> {
                 token,
                 counter,
                 mac: &d[counter_at + 8..],
+            })
+        }
+        (KIND_CHALLENGE, Some(Side::Agent)) if d.len() == CHALLENGE_LEN => {
+            let session = u64::from_be_bytes(d[1..9].try_into().unwrap_or_default());
+            match Side::from_bit(d[9]) {
+                Some(side) => Datagram::Challenge {
+                    session,
+                    side,
+                    nonce: &d[10..],
+                },
+                None => Datagram::Malformed,
+            }
+        }
+        (KIND_ECHO, Some(side)) if d.len() == ECHO_LEN => {
+            let nonce_at = 1 + TOKEN_LEN;
+            Datagram::Echo(Echo {
+                side,
+                token: &d[1..nonce_at],
+                nonce: &d[nonce_at..nonce_at + NONCE_LEN],
+                mac: &d[nonce_at + NONCE_LEN..],
             })
         }
         (KIND_ASK, Some(Side::Agent)) if side_bit == 0 && d.len() == ASK_LEN => {
@@ -392,6 +511,37 @@ mod tests {
         };
         assert!(!presentation_valid(&read, &t.key));
         assert_eq!(presentation(b"junk", &t.key, 1), None);
+    }
+
+    #[test]
+    fn a_challenge_is_answered_by_an_echo_only_the_side_can_make() {
+        let t = mint().issue(5, Side::Console, 1_000);
+        let nonce = mint().nonce(5, Side::Console, b"127.0.0.2:9", 3);
+        assert_ne!(nonce, mint().nonce(5, Side::Console, b"127.0.0.3:9", 3));
+        assert_ne!(nonce, mint().nonce(5, Side::Console, b"127.0.0.2:9", 4));
+        let c = challenge(5, Side::Console, &nonce);
+        assert_eq!(c[0] & QUIC_FIXED_BIT, 0);
+        const { assert!(CHALLENGE_LEN < PRESENTATION_LEN) };
+        let Datagram::Challenge {
+            session,
+            side,
+            nonce: read,
+        } = parse(&c)
+        else {
+            panic!("not a challenge");
+        };
+        assert_eq!((session, side, read), (5, Side::Console, &nonce[..]));
+        let e = echo(&t.token, &t.key, read).unwrap();
+        assert_eq!(e.len(), ECHO_LEN);
+        assert_eq!(e[0] & QUIC_FIXED_BIT, 0);
+        let Datagram::Echo(read) = parse(&e) else {
+            panic!("not an echo");
+        };
+        assert_eq!(read.token, &t.token[..]);
+        assert!(nonce_matches(&nonce, read.nonce));
+        assert!(echo_valid(&read, &t.key));
+        assert!(!echo_valid(&read, &[0; 32]));
+        assert_eq!(echo(&t.token, &t.key, b"short"), None);
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The datagram forwarder. It owns the relay's one UDP socket: datagrams
 //! that carry a ticket's header go, header removed, to the other side's
 //! last known address (a hash lookup and an address compare; no QUIC state
-//! and no cryptography); a presentation binds or moves a side's address;
-//! everything else is QUIC for the relay's control endpoint, which reads it
+//! and no cryptography); a presentation from a new address is challenged,
+//! and the echo binds or moves a side's address (see `table`); every
+//! datagram leaves from the relay address its receiver sends to, so a relay
+//! with several addresses works; everything else is QUIC for the relay's control endpoint, which reads it
 //! through [`ControlSocket`] and sends straight out of the same socket. So
 //! control and data share one UDP port.
 //!
@@ -15,7 +17,7 @@ mod table;
 
 use std::collections::HashMap;
 use std::io::{self, IoSliceMut};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -27,7 +29,7 @@ use tracing::{debug, warn};
 
 pub use control::ControlSocket;
 use control::Inbound;
-use table::{Now, Table, Verdict};
+use table::{Now, Release, Table, Verdict};
 
 use crate::metrics::Metrics;
 
@@ -73,6 +75,8 @@ pub struct ForwardOptions {
     pub mint: TicketMint,
     pub bytes_per_sec: Option<u64>,
     pub idle_timeout: Duration,
+    /// Forwarding entries at most (`--max-sessions`).
+    pub max_sessions: usize,
     pub tap: Option<Tap>,
     pub metrics: Arc<Metrics>,
 }
@@ -109,7 +113,11 @@ pub fn bind(listen: SocketAddr, options: ForwardOptions) -> io::Result<(Forwarde
     let forwarder = Forwarder {
         io,
         state,
-        table: Table::new(options.mint.clone(), options.bytes_per_sec),
+        table: Table::new(
+            options.mint.clone(),
+            options.bytes_per_sec,
+            options.max_sessions,
+        ),
         control: tx,
         options,
         asked: HashMap::new(),
@@ -129,6 +137,8 @@ struct Out {
 
 struct Group {
     to: SocketAddr,
+    /// The relay's address to send from.
+    via: Option<IpAddr>,
     start: usize,
     end: usize,
     segment: usize,
@@ -138,10 +148,11 @@ struct Group {
 }
 
 impl Out {
-    fn push(&mut self, to: SocketAddr, payload: &[u8]) {
+    fn push(&mut self, to: SocketAddr, via: Option<IpAddr>, payload: &[u8]) {
         let len = payload.len();
         let joins = self.groups.last().is_some_and(|g| {
             g.to == to
+                && g.via == via
                 && !g.closed
                 && g.count < self.max_segments
                 && len <= g.segment
@@ -158,6 +169,7 @@ impl Out {
             }
             _ => self.groups.push(Group {
                 to,
+                via,
                 start: end - len,
                 end,
                 segment: len,
@@ -252,13 +264,18 @@ impl Forwarder {
 
     fn one(&mut self, m: &RecvMeta, d: &[u8], now: Now, out: &mut Out) {
         let metrics = &self.options.metrics;
-        match self.table.handle(m.addr, d, now) {
-            Verdict::Forward { to, from, payload } => {
+        match self.table.handle(m.addr, m.dst_ip, d, now) {
+            Verdict::Forward {
+                to,
+                via,
+                from,
+                payload,
+            } => {
                 if let Some(tap) = &self.options.tap {
                     tap(direction(from), payload);
                 }
                 out.forwarded(payload.len());
-                out.push(to, payload);
+                out.push(to, via, payload);
             }
             Verdict::Control => {
                 let _ = self.control.try_send(Inbound {
@@ -273,17 +290,27 @@ impl Forwarder {
                 if let Some(ask) = ask
                     && self.may_ask(m.addr, now.instant)
                 {
-                    out.push(m.addr, &ask);
+                    out.push(m.addr, m.dst_ip, &ask);
                 }
             }
-            Verdict::Presented { release } => {
+            // Shorter than the presentation it answers, one for one, so it
+            // needs no limiter (the ask's would drop the answer to a
+            // presentation the ask itself asked for).
+            Verdict::Challenge(challenge) => out.push(m.addr, m.dst_ip, &challenge),
+            Verdict::Bound { release } => {
                 metrics.forwarding_entries.set(self.table.len() as i64);
-                for (to, from, bytes) in release {
+                for Release {
+                    to,
+                    via,
+                    from,
+                    bytes,
+                } in release
+                {
                     if let Some(tap) = &self.options.tap {
                         tap(direction(from), &bytes);
                     }
                     out.forwarded(bytes.len());
-                    out.push(to, &bytes);
+                    out.push(to, via, &bytes);
                 }
             }
             Verdict::Held | Verdict::Ignore => {}
@@ -311,6 +338,10 @@ impl Forwarder {
             .metrics
             .forwarding_entries
             .set(self.table.len() as i64);
+        self.options
+            .metrics
+            .forwarding_held_bytes
+            .set(self.table.held_bytes() as i64);
     }
 
     async fn flush(&self, out: &mut Out) {
@@ -320,7 +351,7 @@ impl Forwarder {
                 ecn: None,
                 contents: &out.buf[g.start..g.end],
                 segment_size: (g.count > 1).then_some(g.segment),
-                src_ip: None,
+                src_ip: g.via,
             };
             self.send(&transmit).await;
         }
@@ -367,10 +398,10 @@ mod tests {
         };
         let to = SocketAddr::from(([127, 0, 0, 1], 9));
         for _ in 0..100 {
-            out.push(to, &[0x40; 1443]);
+            out.push(to, None, &[0x40; 1443]);
         }
-        out.push(to, &[0x40; 100]);
-        out.push(to, &[0x40; 1443]);
+        out.push(to, None, &[0x40; 100]);
+        out.push(to, None, &[0x40; 1443]);
         let mut total = 0;
         for g in &out.groups {
             assert!(g.end - g.start <= MAX_GSO_BYTES);

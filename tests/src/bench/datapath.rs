@@ -10,7 +10,12 @@
 //!   transfer, which must still arrive whole;
 //! - restart: the relay program is killed in the middle of a transfer and
 //!   started again on the same address and data dir; the transfer must
-//!   arrive whole, and the longest stall is the restart's gap.
+//!   arrive whole. The restart's gap is how long after the relay is back
+//!   (it stays down a second, as a real restart does) the side that only
+//!   receives reads again: the agent's end, whose output comes paced like a
+//!   script's, so it sends nothing but acknowledgements and is quiet by the
+//!   time the relay returns; the relay can learn it again only from its
+//!   own presentations.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,8 +34,19 @@ const GIB: f64 = 1024.0 * MIB;
 /// How long a transfer in the migration and restart runs may take.
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// Bytes moved in the migration and restart runs.
+/// Bytes moved in the migration run.
 const MOVED: u64 = 32 * 1024 * 1024;
+
+/// Bytes moved in the restart run, a 64 KiB piece every [`RESTART_PACE`],
+/// as a script's output comes: the receiving side then only acknowledges
+/// each piece and is quiet in between, so nothing it sends after the
+/// restart tells the relay where it is.
+const RESTART_MOVED: u64 = 4 * 1024 * 1024;
+const RESTART_PACE: Duration = Duration::from_millis(20);
+
+/// How long the relay stays down in the restart run, as when it is stopped,
+/// replaced and started again.
+const RESTART_OUTAGE: Duration = Duration::from_secs(1);
 
 pub struct Plan {
     pub transfer: Duration,
@@ -115,18 +131,28 @@ async fn connect(relay: &Relay) -> anyhow::Result<(relayed::Tickets, Ends)> {
     Ok((tickets, ends))
 }
 
-/// Sends `MOVED` bytes of the pattern; once a third has arrived, runs
-/// `midway`. Returns whether all arrived intact and the longest gap
-/// between two reads after `midway` began, in milliseconds.
+/// Sends `moved` bytes of the pattern, console to agent, paced by `pace`
+/// when given; once a third has arrived, runs `midway`. Returns whether all
+/// arrived intact, the longest gap between two reads at the agent (which
+/// only receives) after `midway` began, in milliseconds, and when each of
+/// those reads came.
 async fn transfer_across(
     ends: &Ends,
+    moved: u64,
+    pace: Option<Duration>,
     midway: impl AsyncFnOnce() -> anyhow::Result<()>,
-) -> anyhow::Result<(bool, f64)> {
+) -> anyhow::Result<(bool, f64, Vec<Instant>)> {
     let console = ends.console.clone();
-    let sender = tokio::spawn(async move { relayed::send_pattern(&console, MOVED).await });
+    let sender =
+        tokio::spawn(async move { relayed::send_pattern_paced(&console, moved, pace).await });
     let agent: Connection = ends.agent.clone();
     let (third_tx, third_rx) = tokio::sync::oneshot::channel::<()>();
-    let gap = Arc::new(std::sync::Mutex::new((None::<Instant>, 0f64, false)));
+    let gap = Arc::new(std::sync::Mutex::new((
+        None::<Instant>,
+        0f64,
+        false,
+        Vec::<Instant>::new(),
+    )));
     let receiver = {
         let gap = gap.clone();
         tokio::spawn(async move {
@@ -139,9 +165,12 @@ async fn transfer_across(
                     {
                         g.1 = g.1.max(now.duration_since(last).as_secs_f64() * 1000.0);
                     }
+                    if g.2 {
+                        g.3.push(now);
+                    }
                     g.0 = Some(now);
                 }
-                if n >= MOVED / 3
+                if n >= moved / 3
                     && let Some(t) = third.take()
                 {
                     let _ = t.send(());
@@ -161,9 +190,12 @@ async fn transfer_across(
         .await
         .context("the transfer did not finish")???;
     sender.await??;
-    let ok = len == MOVED && digest == relayed::pattern_digest(MOVED);
-    let worst = gap.lock().map(|g| g.1).unwrap_or(0.0);
-    Ok((ok, worst))
+    let ok = len == moved && digest == relayed::pattern_digest(moved);
+    let (worst, reads) = gap
+        .lock()
+        .map(|mut g| (g.1, std::mem::take(&mut g.3)))
+        .unwrap_or_default();
+    Ok((ok, worst, reads))
 }
 
 pub async fn measure(
@@ -206,7 +238,7 @@ pub async fn measure(
 
 async fn migration(relay: &Relay) -> anyhow::Result<bool> {
     let (_tickets, ends) = connect(relay).await?;
-    let (ok, _) = transfer_across(&ends, async || {
+    let (ok, _, _) = transfer_across(&ends, MOVED, None, async || {
         let path = ends.agent_path.as_ref().context("no relayed path")?;
         path.rebind()?;
         Ok(())
@@ -223,12 +255,17 @@ async fn restart(program: Option<&std::path::Path>) -> anyhow::Result<(bool, f64
     let (_tickets, ends) = connect(&first).await?;
     let mut first = Some(first);
     let mut second = None;
-    let (ok, gap) = transfer_across(&ends, async || {
+    let mut back = None;
+    let (ok, _, reads) = transfer_across(&ends, RESTART_MOVED, Some(RESTART_PACE), async || {
         if let Some(mut old) = first.take() {
             let _ = old.proc.child.kill();
             let _ = old.proc.child.wait();
         }
+        // The outage a real restart has; the receiving side has long sent
+        // its last acknowledgement when the relay is back.
+        tokio::time::sleep(RESTART_OUTAGE).await;
         let new = tokio::task::block_in_place(|| Relay::start_at(program, 10, &addr, &data_dir))?;
+        back = Some(Instant::now());
         if new.addr != addr {
             bail!("the relay came back on {} instead of {addr}", new.addr);
         }
@@ -236,5 +273,10 @@ async fn restart(program: Option<&std::path::Path>) -> anyhow::Result<(bool, f64
         Ok(())
     })
     .await?;
-    Ok((ok, gap))
+    let back = back.context("the relay did not come back")?;
+    let resumed = reads
+        .iter()
+        .find(|r| **r >= back)
+        .context("nothing arrived after the relay came back")?;
+    Ok((ok, resumed.duration_since(back).as_secs_f64() * 1000.0))
 }

@@ -12,7 +12,9 @@
 //! (the real agent program at rest in a session, then diagnostics round
 //! trips), and last `scale` (a fresh relay program holding thousands of idle
 //! agents). A group that fails is noted in the report and the others go on.
-//! `bench` (the program) only parses flags and prints what comes back.
+//! `bench` (the program) only parses flags and prints what comes back; it
+//! passes a [`progress::Say`] so each group's start, end and a line every
+//! ten seconds in between appear on stderr.
 //!
 //! Run it in release, after building every program:
 //!
@@ -32,6 +34,7 @@ pub mod latency;
 pub mod pairs;
 pub mod procfs;
 pub mod programs;
+pub mod progress;
 pub mod relayed;
 pub mod report;
 pub mod scale;
@@ -95,6 +98,8 @@ pub struct Options {
     /// The number of idle waiting agents the `scale` group ends at,
     /// instead of the plan's.
     pub idle_agents: Option<usize>,
+    /// Where to say which group runs and how far it is; silent when `None`.
+    pub progress: Option<progress::Say>,
 }
 
 /// Every count and duration of one run, named once.
@@ -206,7 +211,12 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
     } else {
         None
     };
-    for group in Group::ALL.into_iter().filter(|g| wanted(*g)) {
+    let progress = options.progress.clone().map(progress::Progress::start);
+    let groups: Vec<Group> = Group::ALL.into_iter().filter(|g| wanted(*g)).collect();
+    for (n, group) in groups.iter().copied().enumerate() {
+        if let Some(p) = &progress {
+            p.group(group.name(), n + 1, groups.len());
+        }
         let started = std::time::Instant::now();
         let result = match (group, &sessions_relay) {
             (Group::Throughput, Some(relay)) => {
@@ -227,8 +237,12 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
             (Group::Scale, _) => idle_agents(&mut report, options, &plan, &runtime),
             (_, None) => Ok(()),
         };
-        if let Err(e) = result {
-            report.errors.push(format!("{}: {e:#}", group.name()));
+        let error = result.err().map(|e| format!("{e:#}"));
+        if let Some(p) = &progress {
+            p.done(error.as_deref());
+        }
+        if let Some(e) = error {
+            report.errors.push(format!("{}: {e}", group.name()));
         }
         report
             .group_secs

@@ -165,6 +165,17 @@ pub fn pattern_digest(len: u64) -> [u8; 32] {
 
 /// Writes `len` bytes of the pattern on a new stream and finishes it.
 pub async fn send_pattern(conn: &Connection, len: u64) -> anyhow::Result<()> {
+    send_pattern_paced(conn, len, None).await
+}
+
+/// Like [`send_pattern`], waiting `every` between two 64 KiB pieces when
+/// given, as a script's output comes: the receiver then only acknowledges
+/// each piece and is quiet in between.
+pub async fn send_pattern_paced(
+    conn: &Connection,
+    len: u64,
+    every: Option<std::time::Duration>,
+) -> anyhow::Result<()> {
     let mut send = conn.open_uni().await?;
     let mut buf = vec![0u8; 64 * 1024];
     let mut at = 0;
@@ -173,6 +184,9 @@ pub async fn send_pattern(conn: &Connection, len: u64) -> anyhow::Result<()> {
         pattern(at, &mut buf[..n]);
         send.write_all(&buf[..n]).await?;
         at += n as u64;
+        if let Some(every) = every {
+            tokio::time::sleep(every).await;
+        }
     }
     send.finish()?;
     let _ = send.stopped().await;

@@ -73,7 +73,8 @@ pub struct Report {
     /// A transfer arrived whole across a relay kill and restart on the
     /// same address and data dir.
     pub relay_restart_ok: Option<bool>,
-    /// The longest stall of that transfer, in milliseconds.
+    /// How long after the relay came back (down for a second) the side
+    /// that only receives read again, in milliseconds.
     pub relay_restart_gap_ms: Option<f64>,
 
     // Round trip of a small session message.

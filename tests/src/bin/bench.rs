@@ -52,6 +52,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         only: cli.only,
         relay: cli.relay,
         idle_agents: cli.idle_agents,
+        progress: Some(std::sync::Arc::new(|line: &str| eprintln!("{line}"))),
     })?;
     print!("{}", report.table());
     if let Some(path) = &cli.json {
