@@ -1,9 +1,10 @@
-//! How a run starts and stops on Windows: the program and everything it
-//! starts belong to a Job Object of the run's own. The job is made with
-//! "kill on close" and only the agent holds its handle, so when the agent
-//! ends in any way, even killed, Windows closes the handle and ends every
-//! process of the run: the counterpart of the process group and its guard
-//! on Unix. Stopping a run terminates the job.
+//! How a run starts and stops on Windows: the program starts suspended,
+//! goes into a Job Object of the run's own before it runs an instruction
+//! (so everything it starts is in the job too), and is then resumed. The
+//! job is made with "kill on close" and only the agent holds its handle, so
+//! when the agent ends in any way, even killed, Windows closes the handle
+//! and ends every process of the run: the counterpart of the process group
+//! and its guard on Unix. Stopping a run terminates the job.
 
 use std::process::ExitStatus;
 use std::time::Duration;
@@ -11,13 +12,19 @@ use std::time::Duration;
 use sprijin_proto::message::script::RunStatus;
 use tokio::process::{Child, Command};
 use tokio::time::timeout;
-use windows_sys::Win32::Foundation::{CloseHandle, HANDLE};
+use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, INVALID_HANDLE_VALUE};
+use windows_sys::Win32::System::Diagnostics::ToolHelp::{
+    CreateToolhelp32Snapshot, TH32CS_SNAPTHREAD, THREADENTRY32, Thread32First, Thread32Next,
+};
 use windows_sys::Win32::System::JobObjects::{
     AssignProcessToJobObject, CreateJobObjectW, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
     JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JobObjectExtendedLimitInformation,
     SetInformationJobObject, TerminateJobObject,
 };
-use windows_sys::Win32::System::Threading::{CREATE_NEW_PROCESS_GROUP, CREATE_NO_WINDOW};
+use windows_sys::Win32::System::Threading::{
+    CREATE_NEW_PROCESS_GROUP, CREATE_NO_WINDOW, CREATE_SUSPENDED, OpenThread, ResumeThread,
+    THREAD_SUSPEND_RESUME,
+};
 
 use crate::script::runner::STOP_GRACE;
 
@@ -49,8 +56,8 @@ const KEPT_VARIABLES: &[&str] = &[
 ];
 
 /// Gives a run's command its environment (the search path and the
-/// system's variables), the system drive's root as its folder, and no
-/// console window of its own.
+/// system's variables), the system drive's root as its folder, no console
+/// window of its own, and a suspended start (see [`Group::guard`]).
 pub fn prepare_run(command: &mut Command) {
     command.env_clear();
     for name in KEPT_VARIABLES {
@@ -68,7 +75,7 @@ pub fn prepare_run(command: &mut Command) {
     command
         .env("PATH", SEARCH_PATH)
         .current_dir(root)
-        .creation_flags(CREATE_NO_WINDOW | CREATE_NEW_PROCESS_GROUP);
+        .creation_flags(CREATE_NO_WINDOW | CREATE_NEW_PROCESS_GROUP | CREATE_SUSPENDED);
 }
 
 /// How a run's program ended: Windows has exit codes only.
@@ -157,6 +164,57 @@ impl Drop for Job {
     }
 }
 
+/// An open handle, closed when dropped.
+struct Owned(HANDLE);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        // SAFETY: the handle is open and closed only here.
+        unsafe {
+            CloseHandle(self.0);
+        }
+    }
+}
+
+/// Resumes the threads of the suspended process `pid` (one, for a process
+/// started suspended).
+fn resume(pid: u32) -> std::io::Result<()> {
+    // SAFETY: a snapshot of every thread; the process id is ignored for it.
+    let snapshot = unsafe { CreateToolhelp32Snapshot(TH32CS_SNAPTHREAD, 0) };
+    if snapshot == INVALID_HANDLE_VALUE {
+        return Err(std::io::Error::last_os_error());
+    }
+    let snapshot = Owned(snapshot);
+    // SAFETY: all-zero is a valid THREADENTRY32; its size is set below.
+    let mut entry: THREADENTRY32 = unsafe { std::mem::zeroed() };
+    entry.dwSize = u32::try_from(std::mem::size_of::<THREADENTRY32>()).unwrap_or(u32::MAX);
+    let mut resumed = 0;
+    // SAFETY: the snapshot is open and `entry` has its size set.
+    let mut more = unsafe { Thread32First(snapshot.0, &mut entry) } != 0;
+    while more {
+        if entry.th32OwnerProcessID == pid {
+            // SAFETY: opening a thread by id has no preconditions; the
+            // handle is checked before use.
+            let thread = unsafe { OpenThread(THREAD_SUSPEND_RESUME, 0, entry.th32ThreadID) };
+            if thread.is_null() {
+                return Err(std::io::Error::last_os_error());
+            }
+            let thread = Owned(thread);
+            // SAFETY: the handle was opened with THREAD_SUSPEND_RESUME.
+            if unsafe { ResumeThread(thread.0) } == u32::MAX {
+                return Err(std::io::Error::last_os_error());
+            }
+            resumed += 1;
+        }
+        // SAFETY: as for Thread32First.
+        more = unsafe { Thread32Next(snapshot.0, &mut entry) } != 0;
+    }
+    if resumed == 0 {
+        return Err(std::io::Error::other("its thread was not found"));
+    }
+    Ok(())
+}
+
 /// The run's program and the job that holds it and all it starts.
 pub struct Group {
     pub child: Child,
@@ -174,12 +232,16 @@ impl Group {
         }
     }
 
-    /// Puts the program in a job of its own that ends with the agent.
+    /// Puts the suspended program in a job of its own that ends with the
+    /// agent, then lets it run.
     pub fn guard(&mut self) -> Result<(), String> {
         let job = Job::new()?;
         job.assign(&self.child)?;
         self.job = Some(job);
-        Ok(())
+        let Some(pid) = self.child.id() else {
+            return Err("the run's program ended before it could start".into());
+        };
+        resume(pid).map_err(|e| format!("the run's program could not be started: {e}"))
     }
 
     /// Ends every process of the run at once (Windows has no signal a
