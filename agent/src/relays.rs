@@ -145,15 +145,24 @@ async fn open_at(relay: &RelayAddr, pin: Option<Fingerprint>) -> Result<Waiting,
             nameplate,
             expires_in_secs,
             ticket,
-        } => Ok(Waiting {
-            link,
-            nameplate,
-            expires_in_secs,
-            relay: relay.clone(),
-            pin,
-            ticket,
-            expires: Instant::now() + Duration::from_secs(expires_in_secs),
-        }),
+        } => {
+            // The answer tells the relay's time; snapshots from now on
+            // compare this clock with it.
+            if let Some(clock) =
+                crate::diag::clock::compare(&relay.address, ticket.expires_at, expires_in_secs)
+            {
+                crate::diag::clock::record(clock);
+            }
+            Ok(Waiting {
+                link,
+                nameplate,
+                expires_in_secs,
+                relay: relay.clone(),
+                pin,
+                ticket,
+                expires: Instant::now() + Duration::from_secs(expires_in_secs),
+            })
+        }
         other => Err(OpenError::Link(LinkError::unexpected(&other))),
     }
 }

@@ -222,14 +222,28 @@ fn network_state(out: &mut String, s: &Snapshot) {
         );
     }
     if let Some(sv) = &s.services {
-        if sv.failed_units.is_empty() {
+        if sv.failed_units.is_empty() && sv.stopped_automatic.is_empty() {
             let _ = writeln!(out, "Services  none failed");
-        } else {
+        }
+        if !sv.failed_units.is_empty() {
             let _ = writeln!(
                 out,
                 "Services  {} failed: {}",
                 sv.failed_units.len(),
                 clean_line(&sv.failed_units.join(", "))
+            );
+        }
+        if !sv.stopped_automatic.is_empty() {
+            let names: Vec<&str> = sv
+                .stopped_automatic
+                .iter()
+                .map(|v| v.name.as_str())
+                .collect();
+            let _ = writeln!(
+                out,
+                "Services  {} automatic stopped: {}",
+                names.len(),
+                clean_line(&names.join(", "))
             );
         }
     }
@@ -241,6 +255,34 @@ fn network_state(out: &mut String, s: &Snapshot) {
             let _ = writeln!(out, "Clock     not synchronised");
         }
         None => {}
+    }
+    if let Some(c) = &s.relay_clock {
+        let _ = writeln!(
+            out,
+            "Clock     {} against relay {}",
+            clock_offset(c.offset_secs),
+            clean_line(&c.relay)
+        );
+    }
+    match &s.pending_reboot {
+        Some(reasons) if !reasons.is_empty() => {
+            let _ = writeln!(
+                out,
+                "Restart   pending: {}",
+                clean_line(&reasons.join(", "))
+            );
+        }
+        _ => {}
+    }
+}
+
+/// "12s ahead", "3m 20s behind", "on time" for a clock offset.
+pub fn clock_offset(offset_secs: i64) -> String {
+    let amount = human_duration(offset_secs.unsigned_abs());
+    match offset_secs {
+        0 => "on time".to_string(),
+        o if o > 0 => format!("{amount} ahead"),
+        _ => format!("{amount} behind"),
     }
 }
 
@@ -686,6 +728,7 @@ mod tests {
         });
         s.services = Some(Services {
             failed_units: vec!["cups.service".into()],
+            ..Services::default()
         });
         s.clock_synchronized = Some(false);
         s.deleted_open = vec![DeletedOpenFiles {
@@ -783,6 +826,7 @@ mod tests {
         });
         s.services = Some(Services {
             failed_units: vec![evil.into()],
+            ..Services::default()
         });
         let p = &mut s.processes.top_cpu[0];
         p.name = evil.into();
@@ -807,5 +851,36 @@ mod tests {
             // A line break in a field cannot start a line of its own.
             assert!(!text.lines().any(|l| l.starts_with("fake line")), "{text}");
         }
+    }
+
+    #[test]
+    fn windows_services_restart_and_relay_clock_are_shown() {
+        let s = Snapshot {
+            services: Some(Services {
+                stopped_automatic: vec![crate::message::diag::StoppedService {
+                    name: "Spooler".into(),
+                    display_name: "Print Spooler".into(),
+                    exit_code: 0,
+                }],
+                ..Services::default()
+            }),
+            pending_reboot: Some(vec!["Windows Update".into()]),
+            relay_clock: Some(crate::message::diag::RelayClock {
+                offset_secs: -400,
+                relay: "r:7420".into(),
+            }),
+            ..Snapshot::default()
+        };
+        let text = overview(&s, &[]);
+        for line in [
+            "Services  1 automatic stopped: Spooler",
+            "Clock     6m 40s behind against relay r:7420",
+            "Restart   pending: Windows Update",
+        ] {
+            assert!(text.contains(line), "{line:?} missing in:\n{text}");
+        }
+        assert!(!text.contains("none failed"));
+        assert_eq!(clock_offset(0), "on time");
+        assert_eq!(clock_offset(12), "12s ahead");
     }
 }

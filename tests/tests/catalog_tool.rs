@@ -97,7 +97,7 @@ fn verify(ws: &Workspace, public: &Path) -> Output {
     run(&[&"catalog", &"verify", &ws.dir, &"--key", &public])
 }
 
-const SAMPLE_IDS: [&str; 15] = [
+const SAMPLE_IDS: [&str; 25] = [
     "flush-dns",
     "restart-unit",
     "list-failed-units",
@@ -113,6 +113,16 @@ const SAMPLE_IDS: [&str; 15] = [
     "list-deleted-open-files",
     "list-open-files",
     "turn-on-time-sync",
+    "windows-clear-temp",
+    "windows-flush-dns",
+    "windows-largest-folders",
+    "windows-renew-address",
+    "windows-restart-computer",
+    "windows-restart-spooler",
+    "windows-start-service",
+    "windows-stop-process",
+    "windows-sync-time",
+    "windows-test-connectivity",
 ];
 
 fn sample_catalog() -> catalog::Catalog {
@@ -155,7 +165,31 @@ fn sample_catalog_has_the_ids_other_code_uses_with_honest_risks() {
     let sample = sample_catalog();
     for id in SAMPLE_IDS {
         let script = sample.get(id).unwrap_or_else(|| panic!("{id} is missing"));
-        assert!(script.runs_on(catalog::Platform::Linux), "{id}");
+        // Each script is made for one platform: Windows' ids say so.
+        let platform = if id.starts_with("windows-") {
+            catalog::Platform::Windows
+        } else {
+            catalog::Platform::Linux
+        };
+        assert_eq!(script.platforms, [platform], "{id}");
+        if platform == catalog::Platform::Windows {
+            let shell = (
+                script.program.as_str(),
+                script.args.first().map(String::as_str),
+            );
+            assert!(
+                shell == ("cmd.exe", Some("/c"))
+                    || (script.program == "powershell.exe"
+                        && script.args[..4]
+                            == [
+                                "-NoProfile",
+                                "-NonInteractive",
+                                "-ExecutionPolicy",
+                                "Bypass"
+                            ]),
+                "{id} runs {shell:?}"
+            );
+        }
     }
     let risk = |id| sample.get(id).unwrap().risk;
     assert_eq!(risk("stop-process"), Risk::High);
@@ -179,7 +213,91 @@ fn sample_catalog_has_the_ids_other_code_uses_with_honest_risks() {
     ] {
         assert_eq!(risk(id), Risk::Low, "{id}");
     }
+    for id in ["windows-stop-process", "windows-restart-computer"] {
+        assert_eq!(risk(id), Risk::High, "{id}");
+    }
+    for id in [
+        "windows-clear-temp",
+        "windows-restart-spooler",
+        "windows-start-service",
+        "windows-renew-address",
+        "windows-sync-time",
+    ] {
+        assert_eq!(risk(id), Risk::Medium, "{id}");
+    }
+    for id in [
+        "windows-flush-dns",
+        "windows-test-connectivity",
+        "windows-largest-folders",
+    ] {
+        assert_eq!(risk(id), Risk::Low, "{id}");
+    }
     assert_eq!(sample.get("sleep-test").unwrap().timeout_secs, 5);
+}
+
+#[test]
+fn windows_scripts_take_only_values_cmd_and_powershell_read_as_plain_text() {
+    let sample = sample_catalog();
+    let bind = |id: &str, pairs: &[(&str, &str)]| {
+        let values: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        sample.get(id).unwrap().bind(&values)
+    };
+    assert_eq!(
+        bind("windows-start-service", &[("service", "Spooler")]).unwrap(),
+        ["/c", "net", "start", "Spooler"]
+    );
+    assert_eq!(
+        bind("windows-stop-process", &[("pid", "4242")]).unwrap(),
+        ["/c", "taskkill", "/PID", "4242"]
+    );
+    assert_eq!(
+        bind(
+            "windows-clear-temp",
+            &[("dir", r"C:\Users\Ana Pop\AppData\Local\Temp")]
+        )
+        .unwrap(),
+        [
+            "/c",
+            "del",
+            "/q",
+            "/f",
+            "/s",
+            r"C:\Users\Ana Pop\AppData\Local\Temp\*"
+        ]
+    );
+    let largest = bind("windows-largest-folders", &[("path", r"C:\Users\ana")]).unwrap();
+    assert_eq!(largest.last().unwrap(), r"'C:\Users\ana'");
+    assert!(bind("windows-largest-folders", &[("path", "C:\\")]).is_ok());
+    for (id, key, value) in [
+        ("windows-start-service", "service", "Spooler & calc"),
+        ("windows-start-service", "service", "-x"),
+        ("windows-stop-process", "pid", "0"),
+        ("windows-stop-process", "pid", "4"),
+        ("windows-stop-process", "pid", "1 /F"),
+        ("windows-clear-temp", "dir", r"C:\Windows"),
+        (
+            "windows-clear-temp",
+            "dir",
+            r"C:\Users\..\AppData\Local\Temp",
+        ),
+        (
+            "windows-clear-temp",
+            "dir",
+            r"C:\Users\a%b%\AppData\Local\Temp",
+        ),
+        ("windows-largest-folders", "path", r"C:\x'; calc; '"),
+        ("windows-largest-folders", "path", r"C:\$(calc)"),
+        ("windows-largest-folders", "path", r"C:\a\..\b"),
+        ("windows-test-connectivity", "host", "example.org & calc"),
+    ] {
+        assert!(
+            bind(id, &[(key, value)]).is_err(),
+            "{id} accepted {key}={value:?}"
+        );
+    }
 }
 
 #[test]
@@ -353,10 +471,10 @@ fn keygen_refuses_to_overwrite_a_key() {
 fn sign_then_verify_succeeds() {
     let ws = workspace();
     let signed = sign(&ws);
-    assert!(signed.starts_with("signed 15 scripts in "), "{signed}");
+    assert!(signed.starts_with("signed 25 scripts in "), "{signed}");
     assert!(ws.dir.join("catalog.sig").is_file());
     let verified = stdout(&verify(&ws, &ws.public));
-    assert!(verified.contains("verifies: 15 scripts"), "{verified}");
+    assert!(verified.contains("verifies: 25 scripts"), "{verified}");
 }
 
 #[test]

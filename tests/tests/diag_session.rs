@@ -163,6 +163,16 @@ fn a_snapshot_through_the_session_returns_in_well_under_a_second() {
                 AgentMsg::Diagnostics { report, .. } => {
                     assert!(report.snapshot.taken_at_ms > 0, "an empty snapshot");
                     assert!(report.snapshot.processes.count > 0);
+                    // The relay's time came with the code: one machine, one
+                    // clock, so no offset beyond rounding.
+                    let clock = report
+                        .snapshot
+                        .relay_clock
+                        .as_ref()
+                        .expect("the snapshot compares the clock with the relay's");
+                    assert!(clock.offset_secs.abs() <= 2, "{clock:?}");
+                    assert_eq!(clock.relay, relay.addr);
+                    assert!(report.findings.iter().all(|f| f.id != "clock-off"));
                 }
                 other => panic!("expected diagnostics, got {other:?}"),
             }

@@ -417,6 +417,31 @@ fn an_unknown_script_is_refused_by_the_console_and_by_the_agent() {
     assert_eq!(refused[0]["script"], "no-such-script");
 }
 
+#[test]
+fn a_script_made_for_another_platform_is_refused_by_the_agent() {
+    // The end-to-end tests run the Linux agent; the sample catalog's
+    // Windows scripts are signed and valid, but not for this machine.
+    let sample = sample_catalog();
+    let relay = RelayProc::start(&[]);
+    let mut agent = AgentProc::start_trusting(&relay, &["y"]);
+    let signed = catalog_tool::load(&sample).unwrap();
+    block_on(async {
+        let session = connect_in_process(&relay, &agent.code, "Ana").await;
+        send_catalog(&session, signed).await;
+        let reason = refused_run(&session, "windows-flush-dns", &[]).await;
+        assert_eq!(
+            reason,
+            "script \"windows-flush-dns\" is not made for this platform"
+        );
+        session.close().await;
+    });
+    agent_finishes(&mut agent.proc);
+    assert_nothing_ran(&agent);
+    let refused = audit_events(agent.data_dir.path(), "run_refused");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["script"], "windows-flush-dns");
+}
+
 /// Sends a catalog and expects the agent to accept it; returns its digest.
 async fn send_catalog(
     session: &sprijin_console::session::Session,

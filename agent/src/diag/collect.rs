@@ -4,7 +4,10 @@
 //! refreshes only what a snapshot shows (memory, CPU usage, the process
 //! table without threads, disks' space, network counters, sensors), and
 //! [`Collector::snapshot`] copies those readings into the plain message
-//! types. CPU usage is a difference between two readings, so a snapshot only
+//! types. What `sysinfo` does not read, or cannot read everywhere, comes
+//! from the platform's own sources (`crate::platform::diag`: `/proc` and
+//! the kernel log on Linux, `GetSystemTimes` and IP Helper on Windows),
+//! which fill their part of the snapshot last. CPU usage is a difference between two readings, so a snapshot only
 //! means something once two samples have been taken at least
 //! [`sysinfo::MINIMUM_CPU_UPDATE_INTERVAL`] apart; [`Collector::is_ready`]
 //! says when.
@@ -13,19 +16,17 @@
 //! missing values become empty fields, counts saturate, and floats that are
 //! not finite become zero (JSON cannot carry NaN).
 
-use std::fs;
-use std::io::Read as _;
-use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sprijin_proto::diag_text::shorten;
 use sprijin_proto::message::diag::{
     Cpu, Disk, DiskKind, Host, LoadAverage, Memory, NetworkInterface, ProcessInfo, Processes,
-    Routes, Snapshot, StuckProcess, Swap, Temperature,
+    RelayClock, Snapshot, StuckProcess, Swap, Temperature,
 };
 
 use super::probes::SlowReadings;
-use super::procfs::{self, FdScan, KernelLog, StuckTracker};
+use super::stuck::{MAX_STUCK, StuckTracker};
+use crate::platform::diag as source;
 use sysinfo::{
     Components, CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, Networks, Process,
     ProcessRefreshKind, ProcessStatus, RefreshKind, System, ThreadKind, UpdateKind, Users,
@@ -40,13 +41,6 @@ pub const COMMAND_MAX_CHARS: usize = 512;
 /// The user table changes rarely and costs a file parse, so it is reread
 /// only every this many samples.
 const USERS_REFRESH_EVERY: u64 = 30;
-
-/// Where systemd-logind describes open login sessions, one file each.
-const LOGIND_SESSIONS_DIR: &str = "/run/systemd/sessions";
-
-/// Bounds on reading logind's session files, which are tiny in practice.
-const MAX_SESSION_FILES: usize = 256;
-const MAX_SESSION_FILE_BYTES: u64 = 64 * 1024;
 
 /// Facts that do not change while the agent runs, read once.
 #[derive(Debug, Clone)]
@@ -79,19 +73,17 @@ pub struct Collector {
     networks: Networks,
     components: Components,
     users: Users,
-    logged_in: Vec<String>,
     facts: HostFacts,
     samples: u64,
     users_refresh_at: u64,
     host_name: String,
     uptime_secs: u64,
     taken_at_ms: u64,
-    fd_scan: FdScan,
     stuck: StuckTracker,
     stuck_now: Vec<StuckProcess>,
-    routes: Option<Routes>,
-    kernel_log: KernelLog,
+    platform: source::Readings,
     slow: SlowReadings,
+    relay_clock: Option<RelayClock>,
 }
 
 impl Default for Collector {
@@ -109,29 +101,34 @@ impl Collector {
             networks: Networks::new(),
             components: Components::new(),
             users: Users::new(),
-            logged_in: Vec::new(),
             facts: HostFacts::read(),
             samples: 0,
             users_refresh_at: 0,
             host_name: String::new(),
             uptime_secs: 0,
             taken_at_ms: 0,
-            fd_scan: FdScan::default(),
             stuck: StuckTracker::default(),
             stuck_now: Vec::new(),
-            routes: None,
-            kernel_log: KernelLog::open(Path::new("/dev/kmsg")),
+            platform: source::Readings::new(),
             slow: SlowReadings::default(),
+            relay_clock: None,
         }
     }
 
     /// Reads the system once more. Blocking: it reads the process table and
     /// stats each mounted file system.
     pub fn sample(&mut self) {
+        // Where `sysinfo`'s CPU usage cannot be trusted to work (on Windows
+        // it needs the performance counters), the platform measures it.
+        let cpu = if source::SYSINFO_CPU_USAGE {
+            CpuRefreshKind::nothing().with_cpu_usage()
+        } else {
+            CpuRefreshKind::nothing()
+        };
         self.system.refresh_specifics(
             RefreshKind::nothing()
                 .with_memory(MemoryRefreshKind::everything())
-                .with_cpu(CpuRefreshKind::nothing().with_cpu_usage())
+                .with_cpu(cpu)
                 .with_processes(
                     // Command line and owner rarely change, so they are read
                     // once per process; threads are not needed and are the
@@ -147,28 +144,31 @@ impl Collector {
         self.disks
             .refresh_specifics(true, DiskRefreshKind::nothing().with_storage().with_kind());
         self.networks.refresh(true);
-        self.components.refresh(true);
+        if source::SYSINFO_SENSORS {
+            self.components.refresh(true);
+        }
         if self.samples >= self.users_refresh_at {
             self.users.refresh();
             self.users_refresh_at = self.samples.saturating_add(USERS_REFRESH_EVERY);
         }
-        self.logged_in = logged_in_users(Path::new(LOGIND_SESSIONS_DIR));
         self.host_name = System::host_name().unwrap_or_default();
         self.uptime_secs = System::uptime();
         self.samples = self.samples.saturating_add(1);
         self.taken_at_ms = unix_ms_now();
 
-        let proc_root = Path::new("/proc");
         let mounts: Vec<String> = self
             .disks
             .list()
             .iter()
             .map(|d| d.mount_point().to_string_lossy().into_owned())
             .collect();
-        self.fd_scan = procfs::scan_fds(proc_root, &mounts);
-        self.routes = procfs::routes(proc_root);
-        self.kernel_log.read_new(self.facts.boot_time_secs);
+        self.platform.sample(&mounts, self.facts.boot_time_secs);
         self.stuck_now = self.stuck_processes();
+    }
+
+    /// Gives the snapshot this clock's offset from the relay's.
+    pub fn set_relay_clock(&mut self, clock: Option<RelayClock>) {
+        self.relay_clock = clock;
     }
 
     /// Gives the snapshot the latest slow readings (name resolution,
@@ -202,7 +202,7 @@ impl Collector {
             })
             .collect();
         stuck.sort_by(|a, b| b.stuck_secs.cmp(&a.stuck_secs).then(a.pid.cmp(&b.pid)));
-        stuck.truncate(procfs::MAX_ENTRIES);
+        stuck.truncate(MAX_STUCK);
         stuck
     }
 
@@ -213,7 +213,7 @@ impl Collector {
 
     /// The readings of the latest sample as a snapshot.
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot {
+        let mut s = Snapshot {
             taken_at_ms: self.taken_at_ms,
             host: self.host(),
             cpu: cpu(&self.system, self.facts.physical_cores),
@@ -223,16 +223,17 @@ impl Collector {
             networks: networks(&self.networks),
             processes: processes(&self.system, &self.users),
             temperatures: temperatures(&self.components),
-            users: self.logged_in.clone(),
-            deleted_open: self.fd_scan.deleted_open.clone(),
-            open_files: self.fd_scan.open_files.clone(),
             stuck_processes: self.stuck_now.clone(),
-            routes: self.routes.clone(),
             name_resolution: self.slow.name_resolution.clone(),
             services: self.slow.services.clone(),
             clock_synchronized: self.slow.clock_synchronized,
-            oom_kills: self.kernel_log.kills().to_vec(),
-        }
+            pending_reboot: self.slow.pending_reboot.clone(),
+            folders: self.slow.folders.clone(),
+            relay_clock: self.relay_clock.clone(),
+            ..Snapshot::default()
+        };
+        self.platform.fill(&mut s);
+        s
     }
 
     fn host(&self) -> Host {
@@ -294,7 +295,7 @@ fn disks(disks: &Disks) -> Vec<Disk> {
         .list()
         .iter()
         .map(|d| {
-            let (inodes_total, inodes_free) = inodes(d.mount_point());
+            let (inodes_total, inodes_free) = source::inodes(d.mount_point());
             Disk {
                 mount_point: d.mount_point().to_string_lossy().into_owned(),
                 device: d.name().to_string_lossy().into_owned(),
@@ -315,20 +316,6 @@ fn disks(disks: &Disks) -> Vec<Disk> {
         .collect();
     out.sort_by(|a, b| a.mount_point.cmp(&b.mount_point));
     out
-}
-
-/// Total and free inodes of the file system at `mount_point`; zeros when
-/// it cannot be asked or does not count them.
-// The counts are 32 bits wide on some targets, so the conversion is kept.
-#[allow(clippy::useless_conversion)]
-fn inodes(mount_point: &Path) -> (u64, u64) {
-    match nix::sys::statvfs::statvfs(mount_point) {
-        Ok(st) => {
-            let total = u64::from(st.files());
-            (total, u64::from(st.files_available()).min(total))
-        }
-        Err(_) => (0, 0),
-    }
 }
 
 fn networks(networks: &Networks) -> Vec<NetworkInterface> {
@@ -424,57 +411,6 @@ fn temperatures(components: &Components) -> Vec<Temperature> {
         .collect()
 }
 
-/// Names of people with an open login session, from systemd-logind's
-/// session files. `sysinfo` lists the accounts of a machine but not who is
-/// logged in; without logind (other init systems, other platforms) this is
-/// empty rather than a guess.
-fn logged_in_users(dir: &Path) -> Vec<String> {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut names: Vec<String> = entries
-        .filter_map(Result::ok)
-        .take(MAX_SESSION_FILES)
-        // The directory also holds FIFOs (".ref"), and opening one would
-        // block until someone writes to it.
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .filter_map(|e| {
-            let mut text = String::new();
-            fs::File::open(e.path())
-                .ok()?
-                .take(MAX_SESSION_FILE_BYTES)
-                .read_to_string(&mut text)
-                .ok()?;
-            session_user(&text)
-        })
-        .collect();
-    names.sort();
-    names.dedup();
-    names
-}
-
-/// The user of one logind session file, if it is a person's session that is
-/// still open (not a login greeter, not closing).
-fn session_user(text: &str) -> Option<String> {
-    let mut user = None;
-    let mut class = None;
-    let mut state = None;
-    for line in text.lines() {
-        if let Some((key, value)) = line.split_once('=') {
-            match key {
-                "USER" => user = Some(value.trim()),
-                "CLASS" => class = Some(value.trim()),
-                "STATE" => state = Some(value.trim()),
-                _ => {}
-            }
-        }
-    }
-    let is_person = class.is_none_or(|c| c == "user");
-    let is_open = state.is_none_or(|s| s != "closing");
-    user.filter(|u| !u.is_empty() && is_person && is_open)
-        .map(str::to_string)
-}
-
 fn unix_ms_now() -> u64 {
     // A clock set before 1970 gives 0, which readers take as "unknown".
     SystemTime::now()
@@ -500,38 +436,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn open_user_session_names_its_user() {
-        let text = "# This is private data. Do not parse.\nUID=1000\nUSER=ana\nACTIVE=1\nSTATE=active\nCLASS=user\n";
-        assert_eq!(session_user(text), Some("ana".to_string()));
-    }
-
-    #[test]
-    fn greeter_and_closing_sessions_are_not_people() {
-        assert_eq!(
-            session_user("USER=gdm\nCLASS=greeter\nSTATE=online\n"),
-            None
-        );
-        assert_eq!(session_user("USER=ana\nCLASS=user\nSTATE=closing\n"), None);
-        assert_eq!(session_user("CLASS=user\n"), None);
-    }
-
-    #[test]
-    fn logged_in_users_reads_files_only_sorted_once() {
-        let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("3"), "USER=ion\nCLASS=user\n").unwrap();
-        fs::write(dir.path().join("1"), "USER=ana\nCLASS=user\n").unwrap();
-        fs::write(dir.path().join("2"), "USER=ana\nCLASS=user\n").unwrap();
-        fs::create_dir(dir.path().join("4")).unwrap();
-        assert_eq!(logged_in_users(dir.path()), ["ana", "ion"]);
-    }
-
-    #[test]
-    fn missing_session_dir_means_no_users() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(logged_in_users(&dir.path().join("absent")).is_empty());
-    }
-
-    #[test]
     fn non_finite_readings_become_zero() {
         assert_eq!(finite(f32::NAN), 0.0);
         assert_eq!(finite(f32::INFINITY), 0.0);
@@ -550,7 +454,9 @@ mod tests {
         let s = c.snapshot();
         assert!(s.taken_at_ms > 0);
         assert!(s.cpu.logical_cores > 0);
-        assert_eq!(s.cpu.per_core_percent.len(), s.cpu.logical_cores as usize);
+        if source::SYSINFO_CPU_USAGE {
+            assert_eq!(s.cpu.per_core_percent.len(), s.cpu.logical_cores as usize);
+        }
         assert!(s.memory.total_bytes > 0);
         assert!(s.processes.count > 0);
         assert!(s.processes.top_cpu.len() <= TOP_PROCESSES);

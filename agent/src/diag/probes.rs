@@ -1,15 +1,17 @@
 //! Slow checks that may wait on something outside the machine: resolving a
-//! name, asking the service manager for failed units and whether the clock
-//! is synchronised. Each has a short timeout; the sampler runs them on a
-//! thread of their own so a snapshot never waits for them.
+//! name through the resolvers the platform names, and what the platform's
+//! own slow sources say (failed or stopped services, the clock, a pending
+//! restart), and the sizes of the folders that commonly fill a disk. Each
+//! has a short timeout or bound; the sampler runs them on a thread of their
+//! own so a snapshot never waits for them.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use sprijin_proto::message::diag::{NameResolution, ResolutionOutcome, Services};
+use sprijin_proto::message::diag::{FolderSize, NameResolution, ResolutionOutcome, Services};
+
+use crate::platform::diag as source;
 
 /// The name looked up: it is reserved for examples and exists everywhere
 /// the public name system is reachable.
@@ -18,11 +20,11 @@ pub const PROBE_NAME: &str = "example.com";
 /// How long each resolver has to answer.
 pub const DNS_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// How long a service manager command may run.
+/// How long a service manager command or query may run.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// At most this many resolvers are asked, as the C library does.
-const MAX_RESOLVERS: usize = 3;
+pub const MAX_RESOLVERS: usize = 3;
 
 /// The slow readings, as of their last run.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -30,35 +32,23 @@ pub struct SlowReadings {
     pub name_resolution: Option<NameResolution>,
     pub services: Option<Services>,
     pub clock_synchronized: Option<bool>,
+    pub pending_reboot: Option<Vec<String>>,
+    pub folders: Vec<FolderSize>,
 }
 
 /// Runs every slow check once. Blocks for at most about
-/// [`DNS_TIMEOUT`] plus twice [`COMMAND_TIMEOUT`].
+/// [`DNS_TIMEOUT`] plus twice [`COMMAND_TIMEOUT`], plus the bounded folder
+/// walks.
 pub fn run_all() -> SlowReadings {
-    let systemd = Path::new("/run/systemd/system").is_dir();
-    SlowReadings {
-        name_resolution: Some(resolve(
-            PROBE_NAME,
-            &resolvers(Path::new("/etc/resolv.conf")),
-            DNS_TIMEOUT,
-        )),
-        services: if systemd { failed_units() } else { None },
-        clock_synchronized: if systemd { clock_synchronized() } else { None },
-    }
-}
-
-/// The `nameserver` addresses of a resolv.conf, in order.
-pub fn resolvers(path: &Path) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Vec::new();
+    let mut resolvers = source::resolvers();
+    resolvers.truncate(MAX_RESOLVERS);
+    let mut slow = SlowReadings {
+        name_resolution: Some(resolve(PROBE_NAME, &resolvers, DNS_TIMEOUT)),
+        ..SlowReadings::default()
     };
-    text.lines()
-        .filter_map(|l| {
-            let mut f = l.split_whitespace();
-            (f.next()? == "nameserver").then(|| f.next().map(str::to_string))?
-        })
-        .take(MAX_RESOLVERS)
-        .collect()
+    source::slow_readings(&mut slow);
+    slow.folders = super::folders::measure(&source::folders_to_measure());
+    slow
 }
 
 /// Asks each resolver for the name's IPv4 address, all at once, and tells
@@ -186,96 +176,9 @@ fn answer(reply: &[u8], id: u16) -> Option<ResolutionOutcome> {
     })
 }
 
-/// Runs a program with a deadline; its standard output when it ends in
-/// time with success.
-pub fn output_within(program: &str, args: &[&str], timeout: Duration) -> Option<String> {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let mut stdout = child.stdout.take()?;
-    let reader = std::thread::spawn(move || {
-        let mut out = Vec::new();
-        let _ =
-            std::io::Read::read_to_end(&mut std::io::Read::take(&mut stdout, 1 << 20), &mut out);
-        out
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-        }
-    };
-    let out = reader.join().ok()?;
-    status
-        .filter(|s| s.success())
-        .map(|_| String::from_utf8_lossy(&out).into_owned())
-}
-
-/// Units in the failed state, as `systemctl` lists them.
-fn failed_units() -> Option<Services> {
-    let out = output_within(
-        "systemctl",
-        &["--failed", "--plain", "--no-legend", "--no-pager"],
-        COMMAND_TIMEOUT,
-    )?;
-    Some(Services {
-        failed_units: parse_failed_units(&out),
-    })
-}
-
-fn parse_failed_units(out: &str) -> Vec<String> {
-    let mut units: Vec<String> = out
-        .lines()
-        // Some versions print a bullet even with --plain.
-        .filter_map(|l| l.split_whitespace().find(|w| *w != "●" && *w != "*"))
-        .map(|u| u.trim_start_matches('●').to_string())
-        .filter(|u| !u.is_empty() && u.contains('.'))
-        .collect();
-    units.sort();
-    units.dedup();
-    units
-}
-
-/// Whether the clock is synchronised, as systemd's time service says.
-fn clock_synchronized() -> Option<bool> {
-    let out = output_within(
-        "timedatectl",
-        &["show", "-p", "NTPSynchronized", "--value"],
-        COMMAND_TIMEOUT,
-    )?;
-    match out.trim() {
-        "yes" => Some(true),
-        "no" => Some(false),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nameservers_are_read_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("resolv.conf");
-        std::fs::write(
-            &path,
-            "# comment\nsearch lan\nnameserver 10.0.0.1\nnameserver ::1\noptions edns0\nnameserver 1.1.1.1\nnameserver 9.9.9.9\n",
-        )
-        .unwrap();
-        assert_eq!(resolvers(&path), ["10.0.0.1", "::1", "1.1.1.1"]);
-        assert!(resolvers(&dir.path().join("absent")).is_empty());
-    }
 
     #[test]
     fn replies_are_told_apart_by_their_code() {
@@ -305,26 +208,5 @@ mod tests {
         assert_eq!(r.answered_by, None);
         let none = resolve("example.com", &[], Duration::from_millis(300));
         assert_eq!(none.outcome, ResolutionOutcome::NoResolverConfigured);
-    }
-
-    #[test]
-    fn failed_units_are_the_first_column() {
-        let out =
-            "cups.service loaded failed failed CUPS Scheduler\n● x.mount loaded failed failed X\n";
-        assert_eq!(parse_failed_units(out), ["cups.service", "x.mount"]);
-    }
-
-    #[test]
-    fn a_command_past_its_deadline_is_ended() {
-        let started = Instant::now();
-        assert_eq!(
-            output_within("sleep", &["10"], Duration::from_millis(200)),
-            None
-        );
-        assert!(started.elapsed() < Duration::from_secs(5));
-        assert_eq!(
-            output_within("echo", &["hi"], Duration::from_secs(5)).as_deref(),
-            Some("hi\n")
-        );
     }
 }

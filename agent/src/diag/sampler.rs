@@ -20,6 +20,7 @@ use std::time::Duration;
 use sprijin_proto::message::diag::Snapshot;
 use tokio::sync::watch;
 
+use super::clock;
 use super::collect::Collector;
 use super::error::DiagError;
 use super::probes::{self, SlowReadings};
@@ -147,6 +148,7 @@ fn run(
         if let Ok(s) = slow.lock() {
             collector.set_slow(s.clone());
         }
+        collector.set_relay_clock(clock::latest());
         if publish.send(Some(Arc::new(collector.snapshot()))).is_err() {
             return;
         }
@@ -197,7 +199,12 @@ mod tests {
             s.cpu.usage_percent
         );
         assert!(s.cpu.logical_cores > 0);
-        assert!(s.cpu.per_core_percent.iter().any(|c| *c > 0.0));
+        // Where the platform measures CPU itself, it measures no cores.
+        if crate::platform::diag::SYSINFO_CPU_USAGE {
+            assert!(s.cpu.per_core_percent.iter().any(|c| *c > 0.0));
+        } else {
+            assert!(s.cpu.per_core_percent.is_empty());
+        }
         assert!(!s.host.name.is_empty());
         assert!(!s.host.kernel.is_empty());
         assert!(s.host.uptime_secs > 0);
@@ -211,6 +218,26 @@ mod tests {
             .find(|p| p.pid == me)
             .expect("the busy test process is among the top by cpu");
         assert!(us.cpu_percent > 0.0);
+    }
+
+    #[tokio::test]
+    async fn the_relay_clock_reaches_the_next_snapshots() {
+        let sampler = Sampler::start(MIN_INTERVAL).unwrap();
+        sampler.ready().await.unwrap();
+        // On time, so no other test of this process sees a finding from it.
+        let clock = sprijin_proto::message::diag::RelayClock {
+            offset_secs: 0,
+            relay: "r:7420".into(),
+        };
+        clock::record(clock.clone());
+        let mut snapshots = sampler.snapshots.clone();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while sampler.latest().relay_clock.as_ref() != Some(&clock) {
+                snapshots.changed().await.unwrap();
+            }
+        })
+        .await
+        .unwrap();
     }
 
     #[test]

@@ -16,7 +16,9 @@ mod macos;
 #[cfg(target_os = "macos")]
 pub use macos::*;
 
+// Calling Windows' APIs needs unsafe code; each block says why it is sound.
 #[cfg(windows)]
+#[allow(unsafe_code)]
 mod windows;
 #[cfg(windows)]
 pub use windows::*;

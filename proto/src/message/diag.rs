@@ -71,6 +71,42 @@ pub struct Snapshot {
     /// be read.
     #[serde(default)]
     pub oom_kills: Vec<OomKill>,
+    /// Why the system waits for a restart (Windows: servicing, updates,
+    /// file renames); empty when nothing waits, `None` when the system has
+    /// no such notion or it could not be read.
+    #[serde(default)]
+    pub pending_reboot: Option<Vec<String>>,
+    /// This machine's clock against the relay's, as measured when the
+    /// code was handed out; `None` outside a session.
+    #[serde(default)]
+    pub relay_clock: Option<RelayClock>,
+    /// Sizes of folders that commonly fill a disk (temporary files, update
+    /// downloads), largest first; empty where none are measured.
+    #[serde(default)]
+    pub folders: Vec<FolderSize>,
+}
+
+/// This machine's clock compared with the relay's.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct RelayClock {
+    /// This clock minus the relay's, in seconds: positive when this
+    /// machine is ahead. Good to a second or two.
+    pub offset_secs: i64,
+    /// The relay it was compared with, `HOST:PORT`.
+    pub relay: String,
+}
+
+/// How much one folder holds.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct FolderSize {
+    pub path: String,
+    /// What it is, for people: "your temporary files".
+    pub label: String,
+    pub bytes: u64,
+    pub files: u64,
+    /// False when the count stopped at its bound: the folder holds at
+    /// least this much.
+    pub complete: bool,
 }
 
 /// One process holding files that were deleted but are still open.
@@ -155,6 +191,21 @@ pub enum ResolutionOutcome {
 pub struct Services {
     /// Units in the failed state, e.g. "cups.service", sorted.
     pub failed_units: Vec<String>,
+    /// Services set to start automatically that are not running (Windows'
+    /// Service Control Manager), sorted by name.
+    #[serde(default)]
+    pub stopped_automatic: Vec<StoppedService>,
+}
+
+/// A service that should run but does not.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct StoppedService {
+    /// The service's key name, e.g. "Spooler".
+    pub name: String,
+    /// Its name for people, e.g. "Print Spooler".
+    pub display_name: String,
+    /// The exit code it last stopped with; 0 when it stopped cleanly.
+    pub exit_code: u32,
 }
 
 /// A process the kernel's out-of-memory killer ended.
@@ -424,9 +475,24 @@ mod tests {
                 }),
                 services: Some(Services {
                     failed_units: vec!["cups.service".into()],
+                    stopped_automatic: vec![StoppedService {
+                        name: "Spooler".into(),
+                        display_name: "Print Spooler".into(),
+                        exit_code: 1067,
+                    }],
                 }),
                 clock_synchronized: Some(false),
                 oom_kills: vec![OomKill::default()],
+                pending_reboot: Some(vec!["Windows Update".into()]),
+                relay_clock: Some(RelayClock {
+                    offset_secs: -400,
+                    relay: "relay.example.org:7420".into(),
+                }),
+                folders: vec![FolderSize {
+                    path: r"C:\Users\ana\AppData\Local\Temp".into(),
+                    bytes: 5 << 30,
+                    ..FolderSize::default()
+                }],
                 ..Snapshot::default()
             },
             findings: vec![Finding {

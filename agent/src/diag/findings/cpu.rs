@@ -132,14 +132,14 @@ mod tests {
     fn cpu_at_90_percent_is_a_warning_naming_the_busiest_process() {
         let mut s = quiet();
         s.cpu.usage_percent = 90.0;
-        let f = only(cpu_saturated(&s, &Thresholds::default()));
+        let f = only(cpu_saturated(&s, &linux()));
         assert_eq!(f.id, "cpu-saturated");
         assert_eq!(f.severity, Severity::Warning);
         assert_eq!(evidence(&f, "usage"), "90.0%");
         assert_eq!(evidence(&f, "busiest process"), "editor (pid 100) 5.0%");
         s.cpu.usage_percent = 98.0;
         assert_eq!(
-            only(cpu_saturated(&s, &Thresholds::default())).severity,
+            only(cpu_saturated(&s, &linux())).severity,
             Severity::Critical
         );
     }
@@ -148,14 +148,14 @@ mod tests {
     fn cpu_just_below_90_percent_is_quiet() {
         let mut s = quiet();
         s.cpu.usage_percent = 89.9;
-        assert_eq!(cpu_saturated(&s, &Thresholds::default()), vec![]);
+        assert_eq!(cpu_saturated(&s, &linux()), vec![]);
     }
 
     #[test]
     fn load_at_core_count_is_a_warning_and_twice_critical() {
         let mut s = quiet();
         s.cpu.load_average.five = 4.0;
-        let f = only(load_above_cores(&s, &Thresholds::default()));
+        let f = only(load_above_cores(&s, &linux()));
         assert_eq!(f.id, "load-above-cores");
         assert_eq!(f.severity, Severity::Warning);
         assert_eq!(evidence(&f, "logical cores"), "4");
@@ -163,7 +163,7 @@ mod tests {
         assert_eq!(evidence(&f, "load average"), "0.50 4.00 0.30");
         s.cpu.load_average.five = 8.0;
         assert_eq!(
-            only(load_above_cores(&s, &Thresholds::default())).severity,
+            only(load_above_cores(&s, &linux())).severity,
             Severity::Critical
         );
     }
@@ -173,14 +173,14 @@ mod tests {
         let mut s = quiet();
         s.cpu.load_average.five = 3.99;
         s.cpu.load_average.one = 12.0; // a spike alone is not sustained load
-        assert_eq!(load_above_cores(&s, &Thresholds::default()), vec![]);
+        assert_eq!(load_above_cores(&s, &linux()), vec![]);
     }
 
     #[test]
     fn sensor_at_85_is_a_warning_and_at_its_critical_mark_critical() {
         let mut s = quiet();
         s.temperatures[0].celsius = 85.0;
-        let f = only(high_temperature(&s, &Thresholds::default()));
+        let f = only(high_temperature(&s, &linux()));
         assert_eq!(f.id, "high-temperature");
         assert_eq!(f.severity, Severity::Warning);
         assert_eq!(f.subject.as_deref(), Some("Package id 0"));
@@ -189,13 +189,13 @@ mod tests {
         s.temperatures[0].critical_celsius = Some(90.0);
         s.temperatures[0].celsius = 90.0;
         assert_eq!(
-            only(high_temperature(&s, &Thresholds::default())).severity,
+            only(high_temperature(&s, &linux())).severity,
             Severity::Critical
         );
         s.temperatures[0].critical_celsius = None;
         s.temperatures[0].celsius = 95.0;
         assert_eq!(
-            only(high_temperature(&s, &Thresholds::default())).severity,
+            only(high_temperature(&s, &linux())).severity,
             Severity::Critical
         );
     }
@@ -204,6 +204,6 @@ mod tests {
     fn sensor_just_below_85_is_quiet() {
         let mut s = quiet();
         s.temperatures[0].celsius = 84.9;
-        assert_eq!(high_temperature(&s, &Thresholds::default()), vec![]);
+        assert_eq!(high_temperature(&s, &linux()), vec![]);
     }
 }

@@ -1,10 +1,12 @@
 //! Disk rules: file systems running out of space or inodes, space held by
 //! deleted files still open, and file systems mounted read-only.
 
+use sprijin_proto::catalog::Platform;
 use sprijin_proto::diag_text::{human_bytes, percent};
-use sprijin_proto::message::diag::{Disk, Evidence, Finding, Severity, Snapshot};
+use sprijin_proto::message::diag::{Disk, Evidence, Finding, FolderSize, Severity, Snapshot};
 
-use super::{Thresholds, scripts};
+use super::Thresholds;
+use crate::diag::folders;
 
 /// File system types whose "fullness" means nothing: kernel interfaces,
 /// read-only images, optical media. `tmpfs` is not among them: a full `/tmp`
@@ -81,6 +83,29 @@ pub fn disk_nearly_full(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
             } else {
                 Severity::Warning
             };
+        let folder = big_folder(s, d, t);
+        let mut evidence = vec![
+            Evidence::new("mount point", &d.mount_point),
+            Evidence::new("used", format!("{used_percent:.1}%")),
+            Evidence::new("used size", human_bytes(used)),
+            Evidence::new("free", human_bytes(free)),
+            Evidence::new("size", human_bytes(d.total_bytes)),
+            Evidence::new("file system", &d.file_system),
+            Evidence::new("device", &d.device),
+        ];
+        if let Some(f) = folder {
+            evidence.push(Evidence::new(
+                "largest known folder",
+                format!(
+                    "{} ({}): {}{} in {} files",
+                    f.path,
+                    f.label,
+                    if f.complete { "" } else { "at least " },
+                    human_bytes(f.bytes),
+                    f.files
+                ),
+            ));
+        }
         out.push(Finding {
             id: "disk-nearly-full".into(),
             severity,
@@ -90,24 +115,28 @@ pub fn disk_nearly_full(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
                 used_percent.floor(),
                 human_bytes(free)
             ),
-            evidence: vec![
-                Evidence::new("mount point", &d.mount_point),
-                Evidence::new("used", format!("{used_percent:.1}%")),
-                Evidence::new("used size", human_bytes(used)),
-                Evidence::new("free", human_bytes(free)),
-                Evidence::new("size", human_bytes(d.total_bytes)),
-                Evidence::new("file system", &d.file_system),
-                Evidence::new("device", &d.device),
-            ],
+            evidence,
             subject: Some(d.mount_point.clone()),
-            script: Some(disk_script(&d.mount_point).into()),
+            script: disk_script(d, folder, t).map(String::from),
         });
     }
     out
 }
 
-/// The script that frees space where it most likely went.
-fn disk_script(mount_point: &str) -> &'static str {
+/// The script that frees space where it most likely went: the measured
+/// folder that holds much of the disk when there is one, else by where the
+/// file system is mounted.
+fn disk_script(d: &Disk, folder: Option<&FolderSize>, t: &Thresholds) -> Option<&'static str> {
+    let fixes = t.fixes();
+    if let Some(f) = folder
+        && f.label == folders::USER_TEMP
+    {
+        return fixes.clear_user_files;
+    }
+    if t.platform != Platform::Linux {
+        return fixes.largest_folders;
+    }
+    let mount_point = d.mount_point.as_str();
     let under = |root: &str| {
         mount_point == root
             || mount_point
@@ -115,11 +144,31 @@ fn disk_script(mount_point: &str) -> &'static str {
                 .is_some_and(|rest| rest.starts_with('/'))
     };
     if mount_point == "/" || under("/var") {
-        scripts::JOURNAL_VACUUM
+        fixes.free_system_space
     } else if under("/home") {
-        scripts::CLEAR_USER_CACHE
+        fixes.clear_user_files
     } else {
-        scripts::LARGEST_FOLDERS
+        fixes.largest_folders
+    }
+}
+
+/// The largest measured folder on this disk holding at least the
+/// threshold share of it.
+fn big_folder<'a>(s: &'a Snapshot, d: &Disk, t: &Thresholds) -> Option<&'a FolderSize> {
+    s.folders
+        .iter()
+        .filter(|f| is_below(&f.path, &d.mount_point))
+        .filter(|f| percent(f.bytes, d.total_bytes) >= t.folder_share_percent)
+        .max_by_key(|f| f.bytes)
+}
+
+/// Whether `path` is on the file system mounted at `mount_point`. Windows
+/// drive letters ("C:\\") compare without case.
+fn is_below(path: &str, mount_point: &str) -> bool {
+    let (p, m) = (path.to_lowercase(), mount_point.to_lowercase());
+    match p.strip_prefix(&m) {
+        Some(rest) => m.ends_with(['/', '\\']) || rest.is_empty() || rest.starts_with(['/', '\\']),
+        None => false,
     }
 }
 
@@ -237,7 +286,7 @@ pub fn inodes_exhausted(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
                 Evidence::new("device", &d.device),
             ],
             subject: Some(d.mount_point.clone()),
-            script: Some(scripts::FOLDERS_WITH_MOST_FILES.into()),
+            script: t.fixes().folders_with_most_files.map(String::from),
         });
     }
     out
@@ -301,7 +350,7 @@ pub fn deleted_files_hold_space(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
                 ),
                 evidence,
                 subject: Some(p.pid.to_string()),
-                script: Some(scripts::LIST_DELETED_OPEN_FILES.into()),
+                script: t.fixes().list_deleted_open_files.map(String::from),
             })
         })
         .collect()
@@ -317,7 +366,7 @@ mod tests {
     fn disk_at_90_percent_is_a_warning_with_its_numbers() {
         let mut s = quiet();
         s.disks[1] = disk("/srv/data", 100 * GIB, 10 * GIB);
-        let f = only(disk_nearly_full(&s, &Thresholds::default()));
+        let f = only(disk_nearly_full(&s, &linux()));
         assert_eq!(f.id, "disk-nearly-full");
         assert_eq!(f.severity, Severity::Warning);
         assert_eq!(f.subject.as_deref(), Some("/srv/data"));
@@ -325,27 +374,27 @@ mod tests {
         assert_eq!(evidence(&f, "used"), "90.0%");
         assert_eq!(evidence(&f, "free"), "10.0 GiB");
         assert_eq!(evidence(&f, "size"), "100.0 GiB");
-        assert_eq!(f.script.as_deref(), Some(scripts::LARGEST_FOLDERS));
+        assert_eq!(f.script.as_deref(), Some("largest-folders"));
     }
 
     #[test]
     fn disk_just_below_90_percent_is_quiet() {
         let mut s = quiet();
         s.disks[1] = disk("/srv/data", 1000 * GIB, 100 * GIB + 1);
-        assert_eq!(disk_nearly_full(&s, &Thresholds::default()), vec![]);
+        assert_eq!(disk_nearly_full(&s, &linux()), vec![]);
     }
 
     #[test]
     fn disk_at_97_percent_is_critical() {
         let mut s = quiet();
         s.disks[0] = disk("/", 1000 * GIB, 30 * GIB);
-        let f = only(disk_nearly_full(&s, &Thresholds::default()));
+        let f = only(disk_nearly_full(&s, &linux()));
         assert_eq!(f.severity, Severity::Critical);
-        assert_eq!(f.script.as_deref(), Some(scripts::JOURNAL_VACUUM));
+        assert_eq!(f.script.as_deref(), Some("journal-vacuum"));
         // Just below 97% with plenty left is still only a warning.
         s.disks[0] = disk("/", 1000 * GIB, 30 * GIB + 1);
         assert_eq!(
-            only(disk_nearly_full(&s, &Thresholds::default())).severity,
+            only(disk_nearly_full(&s, &linux())).severity,
             Severity::Warning
         );
     }
@@ -355,17 +404,17 @@ mod tests {
         let mut s = quiet();
         s.disks[1] = disk("/boot", 10 * GIB - 1, GIB - 1);
         assert_eq!(
-            only(disk_nearly_full(&s, &Thresholds::default())).severity,
+            only(disk_nearly_full(&s, &linux())).severity,
             Severity::Critical
         );
         s.disks[1] = disk("/boot", 10 * GIB, GIB);
         assert_eq!(
-            only(disk_nearly_full(&s, &Thresholds::default())).severity,
+            only(disk_nearly_full(&s, &linux())).severity,
             Severity::Warning
         );
         // Under a GiB free but far from full is not a finding at all.
         s.disks[1] = disk("/boot", GIB, GIB / 2);
-        assert_eq!(disk_nearly_full(&s, &Thresholds::default()), vec![]);
+        assert_eq!(disk_nearly_full(&s, &linux()), vec![]);
     }
 
     #[test]
@@ -376,7 +425,7 @@ mod tests {
         let mut cdrom = disk("/media/cdrom", GIB, 0);
         cdrom.read_only = true;
         s.disks.extend([snap, cdrom, disk("/sys/x", 0, 0)]);
-        assert_eq!(disk_nearly_full(&s, &Thresholds::default()), vec![]);
+        assert_eq!(disk_nearly_full(&s, &linux()), vec![]);
     }
 
     #[test]
@@ -385,7 +434,7 @@ mod tests {
         let mut tmp = disk("/tmp", 8 * MIB, MIB / 8);
         tmp.file_system = "tmpfs".into();
         s.disks.push(tmp);
-        let f = only(disk_nearly_full(&s, &Thresholds::default()));
+        let f = only(disk_nearly_full(&s, &linux()));
         assert_eq!(f.subject.as_deref(), Some("/tmp"));
         assert_eq!(f.severity, Severity::Critical);
         assert_eq!(evidence(&f, "file system"), "tmpfs");
@@ -398,20 +447,76 @@ mod tests {
         let mut hosts = full.clone();
         hosts.mount_point = "/etc/hosts".into();
         s.disks = vec![hosts, full];
-        let f = only(disk_nearly_full(&s, &Thresholds::default()));
+        let f = only(disk_nearly_full(&s, &linux()));
         assert_eq!(f.subject.as_deref(), Some("/"));
     }
 
     #[test]
     fn disk_scripts_follow_the_mount_point() {
-        assert_eq!(disk_script("/"), scripts::JOURNAL_VACUUM);
-        assert_eq!(disk_script("/var"), scripts::JOURNAL_VACUUM);
-        assert_eq!(disk_script("/var/log"), scripts::JOURNAL_VACUUM);
-        assert_eq!(disk_script("/home"), scripts::CLEAR_USER_CACHE);
-        assert_eq!(disk_script("/home/ana"), scripts::CLEAR_USER_CACHE);
-        assert_eq!(disk_script("/homework"), scripts::LARGEST_FOLDERS);
-        assert_eq!(disk_script("/variable"), scripts::LARGEST_FOLDERS);
-        assert_eq!(disk_script("/srv"), scripts::LARGEST_FOLDERS);
+        let t = linux();
+        let script = |m: &str| disk_script(&disk(m, GIB, 0), None, &t);
+        assert_eq!(script("/"), Some("journal-vacuum"));
+        assert_eq!(script("/var"), Some("journal-vacuum"));
+        assert_eq!(script("/var/log"), Some("journal-vacuum"));
+        assert_eq!(script("/home"), Some("clear-user-cache"));
+        assert_eq!(script("/home/ana"), Some("clear-user-cache"));
+        assert_eq!(script("/homework"), Some("largest-folders"));
+        assert_eq!(script("/variable"), Some("largest-folders"));
+        assert_eq!(script("/srv"), Some("largest-folders"));
+    }
+
+    /// A Windows system drive, as `sysinfo` and the folder walk report it.
+    fn windows_c(free: u64) -> Snapshot {
+        let mut s = quiet();
+        s.disks = vec![Disk {
+            mount_point: "C:\\".into(),
+            device: "Windows".into(),
+            file_system: "NTFS".into(),
+            total_bytes: 100 * GIB,
+            available_bytes: free,
+            ..Disk::default()
+        }];
+        s.folders = vec![
+            FolderSize {
+                path: r"c:\Users\ana\AppData\Local\Temp".into(),
+                label: folders::USER_TEMP.into(),
+                bytes: 30 * GIB,
+                files: 120_000,
+                complete: false,
+            },
+            FolderSize {
+                path: r"C:\Windows\SoftwareDistribution\Download".into(),
+                label: "downloaded Windows updates".into(),
+                bytes: 4 * GIB,
+                files: 300,
+                complete: true,
+            },
+        ];
+        s
+    }
+
+    #[test]
+    fn a_full_windows_drive_names_the_folder_that_filled_it() {
+        let s = windows_c(2 * GIB);
+        let f = only(disk_nearly_full(&s, &windows()));
+        assert_eq!(f.title, "Disk C:\\ is 98% full, 2.0 GiB free");
+        assert_eq!(
+            evidence(&f, "largest known folder"),
+            r"c:\Users\ana\AppData\Local\Temp (your temporary files): at least 30.0 GiB in 120000 files"
+        );
+        assert_eq!(f.script.as_deref(), Some("windows-clear-temp"));
+    }
+
+    #[test]
+    fn a_full_windows_drive_without_a_big_known_folder_lists_folders() {
+        let mut s = windows_c(2 * GIB);
+        s.folders.remove(0);
+        let f = only(disk_nearly_full(&s, &windows()));
+        assert!(f.evidence.iter().all(|e| e.label != "largest known folder"));
+        assert_eq!(f.script.as_deref(), Some("windows-largest-folders"));
+        assert!(is_below(r"D:\x", "d:\\"));
+        assert!(!is_below(r"D:\x", "C:\\"));
+        assert!(!is_below("/srvx/a", "/srv"));
     }
 
     // Read-only, inodes, deleted files
@@ -420,7 +525,7 @@ mod tests {
     fn root_mounted_read_only_is_critical() {
         let mut s = quiet();
         s.disks[0].read_only = true;
-        let f = only(read_only_file_system(&s, &Thresholds::default()));
+        let f = only(read_only_file_system(&s, &linux()));
         assert_eq!(f.id, "read-only-file-system");
         assert_eq!(f.severity, Severity::Critical);
         assert_eq!(f.subject.as_deref(), Some("/"));
@@ -442,14 +547,12 @@ mod tests {
         let mut lookalike = disk("/homework", GIB, 0);
         lookalike.read_only = true;
         s.disks.extend([snap, usb, cgroup, lookalike]);
-        assert_eq!(read_only_file_system(&s, &Thresholds::default()), vec![]);
+        assert_eq!(read_only_file_system(&s, &linux()), vec![]);
         let mut below = disk("/srv/data", GIB, GIB);
         below.read_only = true;
         s.disks.push(below);
         assert_eq!(
-            only(read_only_file_system(&s, &Thresholds::default()))
-                .subject
-                .as_deref(),
+            only(read_only_file_system(&s, &linux())).subject.as_deref(),
             Some("/srv/data")
         );
     }
@@ -461,7 +564,7 @@ mod tests {
         tmp.inodes_total = 64;
         tmp.inodes_free = 0;
         s.disks.push(tmp);
-        let f = only(inodes_exhausted(&s, &Thresholds::default()));
+        let f = only(inodes_exhausted(&s, &linux()));
         assert_eq!(f.id, "inodes-exhausted");
         assert_eq!(f.severity, Severity::Critical);
         assert_eq!(f.subject.as_deref(), Some("/srv/mail"));
@@ -471,22 +574,22 @@ mod tests {
         );
         assert_eq!(evidence(&f, "inodes used"), "64 of 64");
         assert_eq!(evidence(&f, "space free"), "3.0 MiB");
-        assert_eq!(f.script.as_deref(), Some(scripts::FOLDERS_WITH_MOST_FILES));
+        assert_eq!(f.script.as_deref(), Some("folders-with-most-files"));
     }
 
     #[test]
     fn inodes_at_90_percent_warn_and_below_are_quiet() {
         let mut s = quiet();
         s.disks[1].inodes_free = 100_000;
-        let f = only(inodes_exhausted(&s, &Thresholds::default()));
+        let f = only(inodes_exhausted(&s, &linux()));
         assert_eq!(f.severity, Severity::Warning);
         assert_eq!(evidence(&f, "inodes used share"), "90.0%");
         s.disks[1].inodes_free = 100_001;
-        assert_eq!(inodes_exhausted(&s, &Thresholds::default()), vec![]);
+        assert_eq!(inodes_exhausted(&s, &linux()), vec![]);
         // A file system that does not count inodes says nothing.
         s.disks[1].inodes_total = 0;
         s.disks[1].inodes_free = 0;
-        assert_eq!(inodes_exhausted(&s, &Thresholds::default()), vec![]);
+        assert_eq!(inodes_exhausted(&s, &linux()), vec![]);
     }
 
     fn holder(pid: u32, name: &str, mount_point: &str, bytes: u64) -> DeletedOpenFiles {
@@ -508,7 +611,7 @@ mod tests {
             holder(812, "rsyslogd", "/", 30 * GIB),
             holder(900, "less", "/", MIB),
         ];
-        let f = only(deleted_files_hold_space(&s, &Thresholds::default()));
+        let f = only(deleted_files_hold_space(&s, &linux()));
         assert_eq!(f.id, "deleted-files-hold-space");
         assert_eq!(f.severity, Severity::Critical, "the disk is 95% full");
         assert_eq!(f.subject.as_deref(), Some("812"));
@@ -525,19 +628,19 @@ mod tests {
             evidence(&f, "all holders there"),
             "rsyslogd (pid 812) 30.0 GiB, less (pid 900) 1.0 MiB"
         );
-        assert_eq!(f.script.as_deref(), Some(scripts::LIST_DELETED_OPEN_FILES));
+        assert_eq!(f.script.as_deref(), Some("list-deleted-open-files"));
     }
 
     #[test]
     fn small_deleted_files_are_quiet_but_a_large_share_of_a_small_disk_is_not() {
         let mut s = quiet();
         s.deleted_open = vec![holder(5, "a", "/", GIB - 1)];
-        assert_eq!(deleted_files_hold_space(&s, &Thresholds::default()), vec![]);
+        assert_eq!(deleted_files_hold_space(&s, &linux()), vec![]);
         let mut tmp = disk("/srv/t", 8 * MIB, 2 * MIB);
         tmp.file_system = "tmpfs".into();
         s.disks.push(tmp);
         s.deleted_open = vec![holder(6, "tail", "/srv/t", 6 * MIB)];
-        let f = only(deleted_files_hold_space(&s, &Thresholds::default()));
+        let f = only(deleted_files_hold_space(&s, &linux()));
         assert_eq!(f.severity, Severity::Warning);
         assert_eq!(evidence(&f, "share of the file system"), "75.0% of 8.0 MiB");
     }

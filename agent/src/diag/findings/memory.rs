@@ -164,7 +164,7 @@ mod tests {
         let mut s = quiet();
         s.memory.available_bytes = 10 * GIB / 10;
         s.memory.total_bytes = 10 * GIB;
-        let f = only(memory_nearly_exhausted(&s, &Thresholds::default()));
+        let f = only(memory_nearly_exhausted(&s, &linux()));
         assert_eq!(f.id, "memory-nearly-exhausted");
         assert_eq!(f.severity, Severity::Warning);
         assert_eq!(evidence(&f, "used"), "90.0%");
@@ -178,7 +178,7 @@ mod tests {
         let mut s = quiet();
         s.memory.total_bytes = 10 * GIB;
         s.memory.available_bytes = GIB + 1;
-        assert_eq!(memory_nearly_exhausted(&s, &Thresholds::default()), vec![]);
+        assert_eq!(memory_nearly_exhausted(&s, &linux()), vec![]);
     }
 
     #[test]
@@ -187,7 +187,7 @@ mod tests {
         s.memory.total_bytes = 100 * GIB;
         s.memory.available_bytes = 3 * GIB;
         assert_eq!(
-            only(memory_nearly_exhausted(&s, &Thresholds::default())).severity,
+            only(memory_nearly_exhausted(&s, &linux())).severity,
             Severity::Critical
         );
     }
@@ -197,7 +197,7 @@ mod tests {
         let mut s = quiet();
         s.swap.total_bytes = 10 * GIB;
         s.swap.used_bytes = 5 * GIB;
-        let f = only(heavy_swapping(&s, &Thresholds::default()));
+        let f = only(heavy_swapping(&s, &linux()));
         assert_eq!(f.id, "heavy-swapping");
         assert_eq!(f.severity, Severity::Warning);
         assert_eq!(evidence(&f, "swap used"), "50.0%");
@@ -205,12 +205,12 @@ mod tests {
         assert_eq!(evidence(&f, "memory available"), "12.0 GiB");
         s.swap.used_bytes = 8 * GIB;
         assert_eq!(
-            only(heavy_swapping(&s, &Thresholds::default())).severity,
+            only(heavy_swapping(&s, &linux())).severity,
             Severity::Critical
         );
         s.swap.used_bytes = 8 * GIB - 1;
         assert_eq!(
-            only(heavy_swapping(&s, &Thresholds::default())).severity,
+            only(heavy_swapping(&s, &linux())).severity,
             Severity::Warning
         );
     }
@@ -219,9 +219,9 @@ mod tests {
     fn swap_just_below_half_or_absent_is_quiet() {
         let mut s = quiet();
         s.swap.used_bytes = GIB - 1;
-        assert_eq!(heavy_swapping(&s, &Thresholds::default()), vec![]);
+        assert_eq!(heavy_swapping(&s, &linux()), vec![]);
         s.swap = sprijin_proto::message::diag::Swap::default();
-        assert_eq!(heavy_swapping(&s, &Thresholds::default()), vec![]);
+        assert_eq!(heavy_swapping(&s, &linux()), vec![]);
     }
 
     #[test]
@@ -243,7 +243,7 @@ mod tests {
                 limited_group: false,
             },
         ];
-        let f = only(recent_oom_kills(&s, &Thresholds::default()));
+        let f = only(recent_oom_kills(&s, &linux()));
         assert_eq!(f.id, "recent-oom-kills");
         assert_eq!(f.severity, Severity::Critical);
         assert_eq!(
@@ -254,10 +254,10 @@ mod tests {
         assert_eq!(evidence(&f, "its memory"), "3.0 GiB");
         s.oom_kills[1].limited_group = true;
         assert_eq!(
-            only(recent_oom_kills(&s, &Thresholds::default())).severity,
+            only(recent_oom_kills(&s, &linux())).severity,
             Severity::Warning
         );
         s.oom_kills.pop();
-        assert_eq!(recent_oom_kills(&s, &Thresholds::default()), vec![]);
+        assert_eq!(recent_oom_kills(&s, &linux()), vec![]);
     }
 }

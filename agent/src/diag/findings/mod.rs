@@ -7,21 +7,26 @@
 //! nothing when its data is missing (no swap, no sensors, no interfaces
 //! listed): silence means "nothing wrong seen", never a guess.
 //!
-//! Where a catalog script addresses a finding, the finding names it by id;
-//! the console offers it, and the person still approves every run.
+//! Where a catalog script addresses a finding, the finding names it by id,
+//! chosen in `fixes` for the platform the snapshot came from (so a Windows
+//! machine is never offered a Linux script); the console offers it, and
+//! the person still approves every run.
 //!
 //! The rules live by subject, one file each: `disk` (space, inodes,
 //! deleted files held open, read-only mounts), `memory` (memory, swap,
 //! out-of-memory kills), `cpu` (usage, load, temperature), `processes`
 //! (hogs, zombies, open-file limits, stuck processes), `network`
 //! (interface errors, addresses, routes, name resolution) and `services`
-//! (failed units, the clock, uptime). This file holds the thresholds and the
+//! (failed units, stopped automatic services, a pending restart, the
+//! clock, uptime). This file holds the thresholds and the
 //! list of rules.
 
+use sprijin_proto::catalog::Platform;
 use sprijin_proto::message::diag::{Finding, Snapshot};
 
 mod cpu;
 mod disk;
+pub mod fixes;
 mod memory;
 mod network;
 mod processes;
@@ -31,39 +36,16 @@ pub use cpu::{cpu_saturated, high_temperature, load_above_cores};
 pub use disk::{
     deleted_files_hold_space, disk_nearly_full, inodes_exhausted, read_only_file_system,
 };
+pub use fixes::Fixes;
 pub use memory::{heavy_swapping, memory_nearly_exhausted, recent_oom_kills};
 pub use network::{name_resolution_failing, network_errors, no_default_route, no_network_address};
 pub use processes::{
     many_zombies, open_file_limit, process_cpu_hog, process_memory_hog, stuck_processes,
 };
-pub use services::{clock_not_synchronized, failed_units, long_uptime};
-
-/// Catalog script ids the rules suggest.
-pub mod scripts {
-    /// Lists the folders taking the most space under a mount point.
-    pub const LARGEST_FOLDERS: &str = "largest-folders";
-    /// Trims the system journal; for a full `/` or `/var`.
-    pub const JOURNAL_VACUUM: &str = "journal-vacuum";
-    /// Clears a user's cache folder; for a full home file system.
-    pub const CLEAR_USER_CACHE: &str = "clear-user-cache";
-    /// Ends one process by pid.
-    pub const STOP_PROCESS: &str = "stop-process";
-    /// Checks name resolution and reachability.
-    pub const TEST_CONNECTIVITY: &str = "test-connectivity";
-    /// Counts files per folder under a mount point, to find what used the
-    /// inodes.
-    pub const FOLDERS_WITH_MOST_FILES: &str = "folders-with-most-files";
-    /// Lists the deleted files one process keeps open, with their sizes.
-    pub const LIST_DELETED_OPEN_FILES: &str = "list-deleted-open-files";
-    /// Lists what one process has open.
-    pub const LIST_OPEN_FILES: &str = "list-open-files";
-    /// Clears cached name lookups.
-    pub const FLUSH_DNS: &str = "flush-dns";
-    /// Restarts one systemd unit.
-    pub const RESTART_UNIT: &str = "restart-unit";
-    /// Turns network time synchronisation on.
-    pub const TURN_ON_TIME_SYNC: &str = "turn-on-time-sync";
-}
+pub use services::{
+    clock_not_synchronized, clock_off_from_relay, failed_units, long_uptime, reboot_pending,
+    stopped_services,
+};
 
 pub(crate) const GIB: u64 = 1 << 30;
 
@@ -124,6 +106,24 @@ pub struct Thresholds {
     /// Mount points that should be writable: "/" itself, and each of the
     /// others with everything mounted below it.
     pub writable_mounts: Vec<String>,
+    /// This clock this far from the relay's (either way) is a warning...
+    pub clock_offset_warning_secs: u64,
+    /// ...and this far critical: sign-ins (Kerberos allows 5 minutes) and
+    /// certificates start to fail.
+    pub clock_offset_critical_secs: u64,
+    /// A measured folder (temporary files, update downloads) holding at
+    /// least this share of its disk is named as where the space went.
+    pub folder_share_percent: f64,
+    /// Whose catalog scripts the findings name: the platform the snapshot
+    /// came from.
+    pub platform: Platform,
+}
+
+impl Thresholds {
+    /// The scripts findings name on [`Thresholds::platform`].
+    pub fn fixes(&self) -> &'static Fixes {
+        fixes::for_platform(self.platform)
+    }
 }
 
 impl Default for Thresholds {
@@ -160,6 +160,10 @@ impl Default for Thresholds {
                 .into_iter()
                 .map(String::from)
                 .collect(),
+            clock_offset_warning_secs: 120,
+            clock_offset_critical_secs: 300,
+            folder_share_percent: 5.0,
+            platform: fixes::this_platform(),
         }
     }
 }
@@ -190,7 +194,10 @@ pub const RULES: &[Rule] = &[
     open_file_limit,
     stuck_processes,
     failed_units,
+    stopped_services,
+    reboot_pending,
     clock_not_synchronized,
+    clock_off_from_relay,
     long_uptime,
 ];
 
@@ -324,6 +331,22 @@ pub(crate) mod testing {
         }
     }
 
+    /// The default thresholds, naming Linux's scripts.
+    pub fn linux() -> super::Thresholds {
+        super::Thresholds {
+            platform: sprijin_proto::catalog::Platform::Linux,
+            ..super::Thresholds::default()
+        }
+    }
+
+    /// The default thresholds, naming Windows' scripts.
+    pub fn windows() -> super::Thresholds {
+        super::Thresholds {
+            platform: sprijin_proto::catalog::Platform::Windows,
+            ..super::Thresholds::default()
+        }
+    }
+
     pub fn ids(f: &[Finding]) -> Vec<&str> {
         f.iter().map(|f| f.id.as_str()).collect()
     }
@@ -349,16 +372,13 @@ mod tests {
 
     #[test]
     fn quiet_machine_has_no_findings() {
-        assert_eq!(evaluate(&quiet(), &Thresholds::default()), vec![]);
+        assert_eq!(evaluate(&quiet(), &linux()), vec![]);
     }
 
     #[test]
     fn empty_snapshot_has_no_findings() {
         // An unsampled snapshot must not read as "offline" or "out of memory".
-        assert_eq!(
-            evaluate(&Snapshot::default(), &Thresholds::default()),
-            vec![]
-        );
+        assert_eq!(evaluate(&Snapshot::default(), &linux()), vec![]);
     }
 
     // All together
@@ -369,7 +389,7 @@ mod tests {
         s.host.uptime_secs = 400 * 86_400;
         s.disks[0] = disk("/", 100 * GIB, GIB / 10);
         s.cpu.usage_percent = 91.0;
-        let f = evaluate(&s, &Thresholds::default());
+        let f = evaluate(&s, &linux());
         assert_eq!(
             ids(&f),
             ["disk-nearly-full", "cpu-saturated", "long-uptime"]

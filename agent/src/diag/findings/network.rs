@@ -8,7 +8,7 @@ use sprijin_proto::message::diag::{
     Evidence, Finding, NetworkInterface, ResolutionOutcome, Severity, Snapshot,
 };
 
-use super::{Thresholds, scripts};
+use super::Thresholds;
 
 /// Each interface (loopback aside) with at least the threshold count of
 /// errors that are also at least the threshold share of its packets: a bad
@@ -42,7 +42,7 @@ pub fn network_errors(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
                     Evidence::new("error share", format!("{share:.2}%")),
                 ],
                 subject: Some(n.name.clone()),
-                script: Some(scripts::TEST_CONNECTIVITY.into()),
+                script: t.fixes().test_connectivity.map(String::from),
             })
         })
         .collect()
@@ -52,7 +52,7 @@ pub fn network_errors(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
 /// link-local (what is left when DHCP fails) and unspecified addresses do
 /// not count. Says nothing when no interfaces were listed at all, since that
 /// means the list could not be read.
-pub fn no_network_address(s: &Snapshot, _t: &Thresholds) -> Vec<Finding> {
+pub fn no_network_address(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
     if s.networks.is_empty() {
         return Vec::new();
     }
@@ -92,7 +92,7 @@ pub fn no_network_address(s: &Snapshot, _t: &Thresholds) -> Vec<Finding> {
             ),
         ],
         subject: None,
-        script: Some(scripts::TEST_CONNECTIVITY.into()),
+        script: t.fixes().renew_address.map(String::from),
     }]
 }
 
@@ -129,7 +129,7 @@ fn is_usable(ip: IpAddr) -> bool {
 /// route: only its own subnet is reachable, the internet and other
 /// networks are not. Says nothing when the routing tables could not be read
 /// or when there is no usable address (that is its own finding).
-pub fn no_default_route(s: &Snapshot, _t: &Thresholds) -> Vec<Finding> {
+pub fn no_default_route(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
     let Some(routes) = &s.routes else {
         return Vec::new();
     };
@@ -160,14 +160,14 @@ pub fn no_default_route(s: &Snapshot, _t: &Thresholds) -> Vec<Finding> {
             Evidence::new("ipv6 default route", "none"),
         ],
         subject: None,
-        script: Some(scripts::TEST_CONNECTIVITY.into()),
+        script: t.fixes().renew_address.map(String::from),
     }]
 }
 
 /// Name resolution does not work: no resolver is configured, none answers
 /// (named, so the technician knows which one to check), a resolver answers
 /// with an error, or it says a name that exists everywhere does not exist.
-pub fn name_resolution_failing(s: &Snapshot, _t: &Thresholds) -> Vec<Finding> {
+pub fn name_resolution_failing(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
     let Some(r) = &s.name_resolution else {
         return Vec::new();
     };
@@ -188,7 +188,7 @@ pub fn name_resolution_failing(s: &Snapshot, _t: &Thresholds) -> Vec<Finding> {
             Severity::Critical,
             format!("No name resolver answers ({resolvers} configured): names cannot be looked up"),
             r.resolvers.first().cloned(),
-            Some(scripts::TEST_CONNECTIVITY),
+            t.fixes().test_connectivity,
         ),
         ResolutionOutcome::ResolverFailed => (
             Severity::Critical,
@@ -197,7 +197,7 @@ pub fn name_resolution_failing(s: &Snapshot, _t: &Thresholds) -> Vec<Finding> {
                 r.answered_by.as_deref().unwrap_or(&resolvers)
             ),
             r.answered_by.clone(),
-            Some(scripts::FLUSH_DNS),
+            t.fixes().flush_dns,
         ),
         ResolutionOutcome::NameDoesNotExist => (
             Severity::Warning,
@@ -207,7 +207,7 @@ pub fn name_resolution_failing(s: &Snapshot, _t: &Thresholds) -> Vec<Finding> {
                 r.name
             ),
             r.answered_by.clone(),
-            Some(scripts::FLUSH_DNS),
+            t.fixes().flush_dns,
         ),
     };
     let answer = match r.outcome {
@@ -246,13 +246,13 @@ mod tests {
         s.networks[1].packets_out = 900;
         s.networks[1].errors_in = 80;
         s.networks[1].errors_out = 20;
-        let f = only(network_errors(&s, &Thresholds::default()));
+        let f = only(network_errors(&s, &linux()));
         assert_eq!(f.id, "network-errors");
         assert_eq!(f.subject.as_deref(), Some("eth0"));
         assert_eq!(evidence(&f, "errors in"), "80");
         assert_eq!(evidence(&f, "errors out"), "20");
         assert_eq!(evidence(&f, "error share"), "1.00%");
-        assert_eq!(f.script.as_deref(), Some(scripts::TEST_CONNECTIVITY));
+        assert_eq!(f.script.as_deref(), Some("test-connectivity"));
     }
 
     #[test]
@@ -262,21 +262,21 @@ mod tests {
         s.networks[1].packets_in = 100;
         s.networks[1].packets_out = 0;
         s.networks[1].errors_in = 99;
-        assert_eq!(network_errors(&s, &Thresholds::default()), vec![]);
+        assert_eq!(network_errors(&s, &linux()), vec![]);
         // Many errors, but a tiny share of a busy link.
         s.networks[1].packets_in = 10_000_000;
         s.networks[1].errors_in = 5_000;
-        assert_eq!(network_errors(&s, &Thresholds::default()), vec![]);
+        assert_eq!(network_errors(&s, &linux()), vec![]);
         // Loopback is never reported.
         s.networks[0].errors_in = 1_000;
-        assert_eq!(network_errors(&s, &Thresholds::default()), vec![]);
+        assert_eq!(network_errors(&s, &linux()), vec![]);
     }
 
     #[test]
     fn only_loopback_and_link_local_addresses_mean_no_network() {
         let mut s = quiet();
         s.networks[1].addresses = vec!["169.254.7.1/16".into(), "fe80::1/64".into()];
-        let f = only(no_network_address(&s, &Thresholds::default()));
+        let f = only(no_network_address(&s, &linux()));
         assert_eq!(f.id, "no-network-address");
         assert_eq!(f.severity, Severity::Critical);
         assert_eq!(evidence(&f, "interfaces"), "lo, eth0");
@@ -284,11 +284,11 @@ mod tests {
             evidence(&f, "addresses other than loopback"),
             "169.254.7.1/16 on eth0, fe80::1/64 on eth0"
         );
-        assert_eq!(f.script.as_deref(), Some(scripts::TEST_CONNECTIVITY));
+        assert_eq!(f.script.as_deref(), Some("test-connectivity"));
         s.networks[1].addresses.clear();
         assert_eq!(
             evidence(
-                &only(no_network_address(&s, &Thresholds::default())),
+                &only(no_network_address(&s, &linux())),
                 "addresses other than loopback"
             ),
             "none"
@@ -299,30 +299,30 @@ mod tests {
     fn one_global_address_is_enough() {
         let mut s = quiet();
         s.networks[1].addresses = vec!["fe80::1/64".into(), "2001:db8::5/64".into()];
-        assert_eq!(no_network_address(&s, &Thresholds::default()), vec![]);
+        assert_eq!(no_network_address(&s, &linux()), vec![]);
     }
 
     #[test]
     fn an_address_without_a_default_route_is_critical() {
         let mut s = quiet();
         s.routes = Some(Routes::default());
-        let f = only(no_default_route(&s, &Thresholds::default()));
+        let f = only(no_default_route(&s, &linux()));
         assert_eq!(f.id, "no-default-route");
         assert_eq!(f.severity, Severity::Critical);
         assert_eq!(evidence(&f, "addresses"), "192.168.1.20/24 on eth0");
         // Unread tables or no usable address: nothing said here.
         s.routes = None;
-        assert_eq!(no_default_route(&s, &Thresholds::default()), vec![]);
+        assert_eq!(no_default_route(&s, &linux()), vec![]);
         s.routes = Some(Routes::default());
         s.networks[1].addresses = vec!["fe80::1/64".into()];
-        assert_eq!(no_default_route(&s, &Thresholds::default()), vec![]);
+        assert_eq!(no_default_route(&s, &linux()), vec![]);
         // An IPv6 default route alone is enough.
         s.networks[1].addresses = vec!["2001:db8::5/64".into()];
         s.routes = Some(Routes {
             ipv4_default: vec![],
             ipv6_default: vec!["via fe80::1 on eth0".into()],
         });
-        assert_eq!(no_default_route(&s, &Thresholds::default()), vec![]);
+        assert_eq!(no_default_route(&s, &linux()), vec![]);
     }
 
     fn resolution(outcome: ResolutionOutcome, answered_by: Option<&str>) -> NameResolution {
@@ -340,7 +340,7 @@ mod tests {
     fn silent_resolvers_are_named() {
         let mut s = quiet();
         s.name_resolution = Some(resolution(ResolutionOutcome::NoResolverAnswers, None));
-        let f = only(name_resolution_failing(&s, &Thresholds::default()));
+        let f = only(name_resolution_failing(&s, &linux()));
         assert_eq!(f.id, "name-resolution-failing");
         assert_eq!(f.severity, Severity::Critical);
         assert_eq!(
@@ -349,7 +349,7 @@ mod tests {
         );
         assert_eq!(evidence(&f, "answer"), "no answer in time");
         assert_eq!(f.subject.as_deref(), Some("10.0.0.53"));
-        assert_eq!(f.script.as_deref(), Some(scripts::TEST_CONNECTIVITY));
+        assert_eq!(f.script.as_deref(), Some("test-connectivity"));
     }
 
     #[test]
@@ -359,7 +359,7 @@ mod tests {
             ResolutionOutcome::NameDoesNotExist,
             Some("10.0.1.53"),
         ));
-        let f = only(name_resolution_failing(&s, &Thresholds::default()));
+        let f = only(name_resolution_failing(&s, &linux()));
         assert_eq!(f.severity, Severity::Warning);
         assert_eq!(
             f.title,
@@ -372,10 +372,7 @@ mod tests {
             Some("10.0.0.53"),
         ));
         assert_eq!(
-            evidence(
-                &only(name_resolution_failing(&s, &Thresholds::default())),
-                "answer"
-            ),
+            evidence(&only(name_resolution_failing(&s, &linux())), "answer"),
             "an error from the resolver"
         );
         s.name_resolution = Some(NameResolution {
@@ -384,12 +381,12 @@ mod tests {
         });
         assert_eq!(
             evidence(
-                &only(name_resolution_failing(&s, &Thresholds::default())),
+                &only(name_resolution_failing(&s, &linux())),
                 "resolvers configured"
             ),
             "none"
         );
         s.name_resolution = None;
-        assert_eq!(name_resolution_failing(&s, &Thresholds::default()), vec![]);
+        assert_eq!(name_resolution_failing(&s, &linux()), vec![]);
     }
 }

@@ -5,7 +5,7 @@ use sprijin_proto::diag_text::{human_bytes, human_duration, percent, shorten};
 use sprijin_proto::message::diag::{Evidence, Finding, ProcessInfo, Severity, Snapshot};
 
 use super::EVIDENCE_COMMAND_CHARS;
-use super::{Thresholds, scripts};
+use super::Thresholds;
 
 /// Each process using at least the threshold share of one core.
 pub fn process_cpu_hog(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
@@ -28,7 +28,7 @@ pub fn process_cpu_hog(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
                 Evidence::new("cpu", format!("{:.1}% of one core", p.cpu_percent)),
             ),
             subject: Some(p.pid.to_string()),
-            script: Some(scripts::STOP_PROCESS.into()),
+            script: t.fixes().stop_process.map(String::from),
         })
         .collect()
 }
@@ -67,7 +67,7 @@ pub fn process_memory_hog(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
                     ),
                 ),
                 subject: Some(p.pid.to_string()),
-                script: Some(scripts::STOP_PROCESS.into()),
+                script: t.fixes().stop_process.map(String::from),
             }
         })
         .collect()
@@ -149,7 +149,7 @@ pub fn open_file_limit(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
                     Evidence::new("share of the limit", format!("{share:.1}%")),
                 ],
                 subject: Some(p.pid.to_string()),
-                script: Some(scripts::LIST_OPEN_FILES.into()),
+                script: t.fixes().list_open_files.map(String::from),
             })
         })
         .collect()
@@ -203,7 +203,7 @@ mod tests {
         s.processes
             .top_cpu
             .insert(0, process(4242, "spin", 80.0, MIB));
-        let f = only(process_cpu_hog(&s, &Thresholds::default()));
+        let f = only(process_cpu_hog(&s, &linux()));
         assert_eq!(f.id, "process-cpu-hog");
         assert_eq!(f.severity, Severity::Warning);
         assert_eq!(f.subject.as_deref(), Some("4242"));
@@ -214,7 +214,7 @@ mod tests {
         assert_eq!(evidence(&f, "user"), "ana");
         assert_eq!(evidence(&f, "command"), "/usr/bin/spin --flag");
         assert_eq!(evidence(&f, "running for"), "1h 0m");
-        assert_eq!(f.script.as_deref(), Some(scripts::STOP_PROCESS));
+        assert_eq!(f.script.as_deref(), Some("stop-process"));
     }
 
     #[test]
@@ -223,7 +223,7 @@ mod tests {
         s.processes
             .top_cpu
             .insert(0, process(4242, "spin", 79.9, MIB));
-        assert_eq!(process_cpu_hog(&s, &Thresholds::default()), vec![]);
+        assert_eq!(process_cpu_hog(&s, &linux()), vec![]);
     }
 
     #[test]
@@ -232,7 +232,7 @@ mod tests {
         let mut hog = process(4242, "spin", 100.0, MIB);
         hog.command = "x".repeat(500);
         s.processes.top_cpu = vec![hog];
-        let f = only(process_cpu_hog(&s, &Thresholds::default()));
+        let f = only(process_cpu_hog(&s, &linux()));
         assert_eq!(
             evidence(&f, "command").chars().count(),
             EVIDENCE_COMMAND_CHARS
@@ -247,7 +247,7 @@ mod tests {
             process(2, "b", 100.0, MIB),
             process(3, "c", 1.0, MIB),
         ];
-        let f = process_cpu_hog(&s, &Thresholds::default());
+        let f = process_cpu_hog(&s, &linux());
         let subjects: Vec<_> = f.iter().map(|f| f.subject.as_deref()).collect();
         assert_eq!(subjects, [Some("1"), Some("2")]);
     }
@@ -257,13 +257,13 @@ mod tests {
         let mut s = quiet();
         s.memory.total_bytes = 10 * GIB;
         s.processes.top_memory[0].memory_bytes = 4 * GIB;
-        let f = only(process_memory_hog(&s, &Thresholds::default()));
+        let f = only(process_memory_hog(&s, &linux()));
         assert_eq!(f.id, "process-memory-hog");
         assert_eq!(f.subject.as_deref(), Some("101"));
         assert_eq!(f.title, "Process browser (pid 101) holds 40% of memory");
         assert_eq!(evidence(&f, "memory"), "4.0 GiB (40.0% of 10.0 GiB)");
         assert_eq!(evidence(&f, "name"), "browser");
-        assert_eq!(f.script.as_deref(), Some(scripts::STOP_PROCESS));
+        assert_eq!(f.script.as_deref(), Some("stop-process"));
     }
 
     #[test]
@@ -271,19 +271,19 @@ mod tests {
         let mut s = quiet();
         s.memory.total_bytes = 10 * GIB;
         s.processes.top_memory[0].memory_bytes = 4 * GIB - 1;
-        assert_eq!(process_memory_hog(&s, &Thresholds::default()), vec![]);
+        assert_eq!(process_memory_hog(&s, &linux()), vec![]);
     }
 
     #[test]
     fn twenty_zombies_are_a_warning_nineteen_are_not() {
         let mut s = quiet();
         s.processes.zombies = 20;
-        let f = only(many_zombies(&s, &Thresholds::default()));
+        let f = only(many_zombies(&s, &linux()));
         assert_eq!(f.id, "many-zombies");
         assert_eq!(evidence(&f, "zombies"), "20");
         assert_eq!(evidence(&f, "processes"), "200");
         s.processes.zombies = 19;
-        assert_eq!(many_zombies(&s, &Thresholds::default()), vec![]);
+        assert_eq!(many_zombies(&s, &linux()), vec![]);
     }
 
     #[test]
@@ -295,7 +295,7 @@ mod tests {
             open: 922,
             soft_limit: 1024,
         }];
-        let f = only(open_file_limit(&s, &Thresholds::default()));
+        let f = only(open_file_limit(&s, &linux()));
         assert_eq!(f.id, "open-file-limit");
         assert_eq!(f.severity, Severity::Warning);
         assert_eq!(
@@ -304,14 +304,14 @@ mod tests {
         );
         assert_eq!(evidence(&f, "share of the limit"), "90.0%");
         assert_eq!(f.subject.as_deref(), Some("77"));
-        assert_eq!(f.script.as_deref(), Some(scripts::LIST_OPEN_FILES));
+        assert_eq!(f.script.as_deref(), Some("list-open-files"));
         s.open_files[0].open = 1024;
         assert_eq!(
-            only(open_file_limit(&s, &Thresholds::default())).severity,
+            only(open_file_limit(&s, &linux())).severity,
             Severity::Critical
         );
         s.open_files[0].open = 921;
-        assert_eq!(open_file_limit(&s, &Thresholds::default()), vec![]);
+        assert_eq!(open_file_limit(&s, &linux()), vec![]);
     }
 
     #[test]
@@ -323,7 +323,7 @@ mod tests {
             command: "cp big /mnt/nfs/".into(),
             stuck_secs: 60,
         }];
-        let f = only(stuck_processes(&s, &Thresholds::default()));
+        let f = only(stuck_processes(&s, &linux()));
         assert_eq!(f.id, "process-stuck");
         assert_eq!(
             f.title,
@@ -331,6 +331,6 @@ mod tests {
         );
         assert_eq!(evidence(&f, "command"), "cp big /mnt/nfs/");
         s.stuck_processes[0].stuck_secs = 59;
-        assert_eq!(stuck_processes(&s, &Thresholds::default()), vec![]);
+        assert_eq!(stuck_processes(&s, &linux()), vec![]);
     }
 }

@@ -1,1 +1,4 @@
 //! The agent on Linux.
+
+pub mod diag;
+mod procfs;

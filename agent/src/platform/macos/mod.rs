@@ -1,1 +1,3 @@
 //! The agent on macOS.
+
+pub mod diag;

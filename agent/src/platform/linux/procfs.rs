@@ -1,12 +1,12 @@
 //! Readings `sysinfo` does not give, taken from Linux's `/proc` and the
 //! kernel log: files deleted but still open, open descriptors against each
-//! process's limit, default routes, and out-of-memory kills.
+//! process's limit, default routes, and out-of-memory kills. Part of the
+//! Linux diagnostics source (`super::diag`).
 //!
 //! Everything read here comes from outside the process and may vanish while
 //! it is read (processes end, descriptors close), so every failure simply
 //! leaves the entry out. On systems without `/proc` the readings are empty.
 
-use std::collections::HashMap;
 use std::fs;
 use std::io::Read as _;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -325,26 +325,6 @@ fn parse_oom_record(record: &str, boot_time_secs: u64) -> Option<OomKill> {
     })
 }
 
-/// Tracks since when each process has been in uninterruptible sleep.
-#[derive(Debug, Default)]
-pub struct StuckTracker {
-    since_ms: HashMap<u32, u64>,
-}
-
-impl StuckTracker {
-    /// Records the processes in state D now; returns each with how long it
-    /// has been seen so without a break.
-    pub fn update(&mut self, now_ms: u64, in_d: &[u32]) -> Vec<(u32, u64)> {
-        self.since_ms.retain(|pid, _| in_d.contains(pid));
-        in_d.iter()
-            .map(|&pid| {
-                let since = *self.since_ms.entry(pid).or_insert(now_ms);
-                (pid, now_ms.saturating_sub(since) / 1000)
-            })
-            .collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,15 +367,6 @@ mod tests {
         let g = "3,9,1,-;Memory cgroup out of memory: Killed process 7 (tail) total-vm:1kB, anon-rss:0kB";
         assert!(parse_oom_record(g, 0).unwrap().limited_group);
         assert_eq!(parse_oom_record("6,1,1,-;eth0: link up", 0), None);
-    }
-
-    #[test]
-    fn stuck_time_restarts_after_a_break() {
-        let mut t = StuckTracker::default();
-        assert_eq!(t.update(1_000, &[7]), [(7, 0)]);
-        assert_eq!(t.update(61_000, &[7]), [(7, 60)]);
-        assert_eq!(t.update(62_000, &[]), []);
-        assert_eq!(t.update(63_000, &[7]), [(7, 0)]);
     }
 
     #[test]

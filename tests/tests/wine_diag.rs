@@ -1,0 +1,115 @@
+//! Under Wine: `sprijin-agent.exe diag --json` reads this machine from
+//! Windows' own sources (memory, processes and disks through `sysinfo`,
+//! CPU usage from `GetSystemTimes`, routes and resolvers from IP Helper,
+//! services from the Service Control Manager, a pending restart from the
+//! registry) and prints a report with plausible values.
+//!
+//! It needs Wine and the Windows build of the agent, which a fresh machine
+//! lacks: `.ci/run` builds both and runs it with `--include-ignored`.
+//! `SPRIJIN_WINE_AGENT` names the `.exe`; `SPRIJIN_WINE` the Wine program
+//! (default `/usr/lib/wine/wine64`), with `WINEPREFIX` prepared as the
+//! Windows build's README says (Wine 8 needs a stand-in for
+//! `bcryptprimitives.dll`).
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use sprijin_proto::message::diag::DiagReport;
+
+/// The longest a report may take under Wine: starting Wine, two samples
+/// and the slow checks (name resolution waits at most a few seconds).
+const DIAG_WITHIN: Duration = Duration::from_secs(120);
+
+const DEFAULT_WINE: &str = "/usr/lib/wine/wine64";
+
+fn agent_exe() -> PathBuf {
+    let exe = std::env::var_os("SPRIJIN_WINE_AGENT")
+        .map(PathBuf::from)
+        .expect("SPRIJIN_WINE_AGENT names the Windows agent (sprijin-agent.exe)");
+    assert!(exe.is_file(), "no Windows agent at {}", exe.display());
+    exe
+}
+
+fn wine() -> PathBuf {
+    std::env::var_os("SPRIJIN_WINE").map_or_else(|| PathBuf::from(DEFAULT_WINE), PathBuf::from)
+}
+
+/// Runs the agent under Wine with `args`; its standard output, after it
+/// ended with success within [`DIAG_WITHIN`].
+fn run_under_wine(args: &[&str]) -> String {
+    let child = Command::new(wine())
+        .arg(agent_exe())
+        .args(args)
+        .env("WINEDEBUG", "-all")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("wine starts");
+    let pid = child.id();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let out = child.wait_with_output();
+        let _ = done_tx.send(());
+        out
+    });
+    if done_rx.recv_timeout(DIAG_WITHIN).is_err() {
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+        panic!("diag under wine did not end within {DIAG_WITHIN:?}");
+    }
+    let out = waiter.join().unwrap().unwrap();
+    assert!(
+        out.status.success(),
+        "diag {args:?} under wine failed with {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("the report is UTF-8")
+}
+
+#[test]
+#[ignore = "needs Wine and the Windows build: run by .ci/run with --include-ignored"]
+fn diag_json_under_wine_reads_windows_sources() {
+    let json = run_under_wine(&["diag", "--json"]);
+    let report: DiagReport = serde_json::from_str(json.trim()).unwrap_or_else(|e| {
+        panic!("diag --json under wine printed no report ({e}): {json}");
+    });
+    let s = &report.snapshot;
+    assert!(s.taken_at_ms > 0);
+    assert!(s.host.os_name.contains("Windows"), "{:?}", s.host);
+    assert!(s.memory.total_bytes > 0, "{:?}", s.memory);
+    assert!(s.memory.available_bytes <= s.memory.total_bytes);
+    assert!(s.cpu.logical_cores > 0, "{:?}", s.cpu);
+    // Measured from GetSystemTimes: a real share, not sysinfo's PDH.
+    assert!((0.0..=100.0).contains(&s.cpu.usage_percent), "{:?}", s.cpu);
+    assert!(s.cpu.per_core_percent.is_empty(), "{:?}", s.cpu);
+    assert!(s.processes.count > 0, "{:?}", s.processes);
+    assert!(
+        s.processes.top_memory.iter().any(|p| p.memory_bytes > 0),
+        "{:?}",
+        s.processes.top_memory
+    );
+    assert!(
+        s.processes
+            .top_memory
+            .iter()
+            .chain(&s.processes.top_cpu)
+            .any(|p| p.name.to_lowercase().starts_with("sprijin-agent")),
+        "the agent lists itself: {:?}",
+        s.processes.top_memory
+    );
+    assert!(s.disks.iter().any(|d| d.total_bytes > 0), "{:?}", s.disks);
+    // The Windows sources answered: the routing table, the service manager
+    // and the registry (Wine has all three).
+    assert!(s.routes.is_some(), "no routes read");
+    assert!(s.services.is_some(), "the service manager was not read");
+    assert!(s.pending_reboot.is_some(), "the registry was not read");
+    assert!(s.name_resolution.is_some());
+    // Findings name only Windows scripts.
+    for f in &report.findings {
+        if let Some(script) = &f.script {
+            assert!(script.starts_with("windows-"), "{f:?}");
+        }
+    }
+}
