@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod tmux;
+pub mod wine;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
