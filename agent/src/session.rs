@@ -35,7 +35,7 @@ use sprijin_proto::text::{clean_line, clean_text};
 use sprijin_proto::tls::{self, SessionIdentity, TlsError};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
-use tracing::{Instrument, debug, info_span};
+use tracing::{Instrument, debug, info, info_span};
 
 use crate::audit::{AuditError, AuditEvent, AuditLog, Head};
 use crate::config::AgentConfig;
@@ -63,6 +63,13 @@ const RUNS_STOP_LIMIT: Duration = Duration::from_secs(20);
 /// How long, as a session ends, runs may still send their last messages
 /// before sending is given up.
 const SEND_GRACE: Duration = Duration::from_secs(5);
+
+/// The same when the person ended the session: their stop must not wait on
+/// a technician's console that does not read, so sending gets only this.
+const PERSON_STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// How long the goodbye may take to leave after the runs' last messages.
+const GOODBYE_GRACE: Duration = Duration::from_secs(1);
 
 /// How long the agent waits, once paired, for the console's end-to-end
 /// connection to arrive and its handshake to finish.
@@ -128,6 +135,7 @@ pub async fn share(
     };
 
     let span = info_span!("session", %nameplate);
+    info!(parent: &span, "paired; waiting for the technician's console to set up the session");
     // The session's connection goes to the address the relay answered on.
     let relay = link.connection.remote_address();
     let identity = SessionIdentity::generate().map_err(AgentError::Tls)?;
@@ -135,6 +143,7 @@ pub async fn share(
         .map_err(AgentError::Tls)?;
     let path = RelayedPath::new(relay, ticket, Some(server)).map_err(AgentError::Path)?;
     let endpoint = path.endpoint().clone();
+    // The person's stop answers at once during set-up too.
     let set_up = tokio::time::timeout(SETUP_WAIT, async {
         let incoming = endpoint
             .accept()
@@ -144,14 +153,19 @@ pub async fn share(
             .await
             .map_err(|e| E2eError::Connection(e.to_string()))?;
         e2e::establish(Role::Agent, &code, connection, &identity).await
-    })
-    .await
-    .unwrap_or_else(|_| {
-        Err(E2eError::Connection(format!(
-            "the technician's console did not connect within {} s",
-            SETUP_WAIT.as_secs()
-        )))
     });
+    let set_up = tokio::select! {
+        set_up = set_up => set_up.unwrap_or_else(|_| {
+            Err(E2eError::Connection(format!(
+                "the technician's console did not connect within {} s",
+                SETUP_WAIT.as_secs()
+            )))
+        }),
+        () = &mut stop => {
+            link.close_after_set_up(&Err::<(), _>(E2eError::Connection("sharing stopped".into())));
+            return stopped_while_connecting(&audit, &*face, &technician).await;
+        }
+    };
     // The relay connection has done its work: close it at once.
     link.close_after_set_up(&set_up);
     let relay_endpoint = link.endpoint.clone();
@@ -174,9 +188,12 @@ pub async fn share(
         let mut reader = established.reader;
         // The relay's word on who claimed is never shown as identity; only a
         // credential proven for this session is.
-        let presented = identity::receive(&mut reader, identity::IDENTIFY_WAIT)
-            .await
-            .map_err(AgentError::Identify)?;
+        let presented = tokio::select! {
+            presented = identity::receive(&mut reader, identity::IDENTIFY_WAIT) => {
+                presented.map_err(AgentError::Identify)?
+            }
+            () = &mut stop => return stopped_while_connecting(&audit, &*face, &technician).await,
+        };
         let technician_shown = Identity::decide(
             &technician,
             &presented,
@@ -268,9 +285,12 @@ pub async fn share(
         let ending: Result<Ending, String> = loop {
             tokio::select! {
                 msg = reader.read_msg::<ConsoleMsg>() => match msg {
-                    Ok(Some(ConsoleMsg::Request { id, request })) => {
-                        handle(&ctx, &mut runs, id, request).await
-                    }
+                    // Answering may wait for a console that does not read;
+                    // the person's stop does not.
+                    Ok(Some(ConsoleMsg::Request { id, request })) => tokio::select! {
+                        () = handle(&ctx, &mut runs, id, request) => {}
+                        () = &mut stop => break Ok(Ending::ByPerson),
+                    },
                     Ok(Some(ConsoleMsg::Bye)) => break Ok(Ending::ByTechnician),
                     // Who the technician is was settled at the start.
                     Ok(Some(ConsoleMsg::Identify { .. })) => {}
@@ -298,13 +318,21 @@ pub async fn share(
                 reason
             }
         };
-        stop_runs(&ctx, &mut runs, &reason, ending.is_err()).await;
+        // What may still go to the console gets until `sending_ends`; a
+        // lost connection gets nothing, the person's stop only a moment.
+        let grace = match &ending {
+            Err(_) => Duration::ZERO,
+            Ok(Ending::ByPerson) => PERSON_STOP_GRACE,
+            Ok(_) => SEND_GRACE,
+        };
+        let sending_ends = tokio::time::Instant::now() + grace;
+        stop_runs(&ctx, &mut runs, &reason, sending_ends).await;
         // The runs' streams carry their last messages before the goodbye.
-        ctx.flush_streams().await;
+        ctx.flush_streams(sending_ends).await;
         end(&audit, &outbox, &reason, &*face).await?;
         drop(ctx);
         drop(outbox);
-        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+        let _ = tokio::time::timeout_at(sending_ends + GOODBYE_GRACE, writer).await;
         let ending = ending.map_err(AgentError::ConnectionLost)?;
         Ok(ending)
     }
@@ -317,6 +345,27 @@ pub async fn share(
     let _ = tokio::time::timeout(Duration::from_secs(1), path.endpoint().wait_idle()).await;
     relay_closed.await;
     result
+}
+
+/// The person stopped sharing while the technician's console was setting up
+/// the session: it is recorded, and sharing ends at once.
+async fn stopped_while_connecting(
+    audit: &Arc<Mutex<AuditLog>>,
+    face: &dyn Face,
+    technician: &Technician,
+) -> Result<Ending, AgentError> {
+    face.show(Notice::Ended(EndedBy::StoppedSharing));
+    record(
+        audit,
+        AuditEvent::Note {
+            text: format!(
+                "the person stopped sharing while {} was connecting",
+                clean_line(&technician.name)
+            ),
+        },
+    )
+    .await?;
+    Ok(Ending::ByPerson)
 }
 
 /// Why reading the control stream failed: the connection's own reason when
@@ -407,11 +456,15 @@ impl Drop for AbortOnDrop {
 }
 
 /// Stops every run of the session and waits until each has stopped and
-/// its end is in the audit log; the person is told.
-/// When the connection is `lost`, nothing more is sent to the console;
-/// otherwise the runs' last messages may still go out for a moment.
-async fn stop_runs(ctx: &Ctx, runs: &mut JoinSet<()>, reason: &str, lost: bool) {
-    if lost {
+/// its end is in the audit log; the person is told. The runs' last
+/// messages may go to the console until `sending_ends`, no later.
+async fn stop_runs(
+    ctx: &Ctx,
+    runs: &mut JoinSet<()>,
+    reason: &str,
+    sending_ends: tokio::time::Instant,
+) {
+    if sending_ends <= tokio::time::Instant::now() {
         ctx.over.send_replace(true);
     }
     let live = ctx.stop_all(StopReason::SessionEnded(reason.to_string()));
@@ -425,7 +478,7 @@ async fn stop_runs(ctx: &Ctx, runs: &mut JoinSet<()>, reason: &str, lost: bool) 
     let stopped = {
         let all_done = async { while runs.join_next().await.is_some() {} };
         tokio::pin!(all_done);
-        let mut stopped = tokio::time::timeout(SEND_GRACE, &mut all_done)
+        let mut stopped = tokio::time::timeout_at(sending_ends, &mut all_done)
             .await
             .is_ok();
         if !stopped {
@@ -608,16 +661,16 @@ impl Ctx {
             .remove(&id);
     }
 
-    /// Waits, for a bounded time, until every request stream has sent its
-    /// last message.
-    async fn flush_streams(&self) {
+    /// Waits, until `sending_ends` at the latest, for every request stream
+    /// to send its last message.
+    async fn flush_streams(&self, sending_ends: tokio::time::Instant) {
         let mut writers = std::mem::take(
             &mut *self
                 .stream_writers
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()),
         );
-        let _ = tokio::time::timeout(SEND_GRACE, async {
+        let _ = tokio::time::timeout_at(sending_ends, async {
             while writers.join_next().await.is_some() {}
         })
         .await;
@@ -667,7 +720,7 @@ async fn handle(ctx: &Arc<Ctx>, runs: &mut JoinSet<()>, id: RequestId, request: 
             };
             let report = report_for(snapshot, &ctx.thresholds);
             let report = Box::new(report);
-            let _ = ctx.outbox.send(AgentMsg::Diagnostics { id, report }).await;
+            ctx.send(AgentMsg::Diagnostics { id, report }).await;
         }
         Request::Catalog(signed) => accept_catalog(ctx, id, signed).await,
         Request::Run { script, params } => {
@@ -690,7 +743,7 @@ async fn handle(ctx: &Arc<Ctx>, runs: &mut JoinSet<()>, id: RequestId, request: 
             };
             match found {
                 true => {
-                    let _ = ctx.outbox.send(AgentMsg::Ack { id }).await;
+                    ctx.send(AgentMsg::Ack { id }).await;
                 }
                 false => {
                     ctx.refuse(id, format!("there is no run {run} in progress to cancel"))
@@ -798,7 +851,7 @@ async fn accept_catalog(ctx: &Ctx, id: RequestId, signed: SignedCatalog) {
                 digest: catalog.digest.clone(),
             };
             *ctx.catalog.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(catalog));
-            let _ = ctx.outbox.send(msg).await;
+            ctx.send(msg).await;
         }
         Err(e) => {
             let reason = format!("catalog refused: {e}");

@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod tmux;
+pub mod wine;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
@@ -702,6 +703,9 @@ pub struct RawConsole {
     pub inbox: tokio::sync::mpsc::Receiver<sprijin_proto::message::session::AgentMsg>,
     pub connection: quinn::Connection,
     pub path: sprijin_proto::path::RelayedPath,
+    /// While true, the agent's control stream is not read (a console that
+    /// keeps its connection alive but never reads).
+    pub hold_control: tokio::sync::watch::Sender<bool>,
 }
 
 impl RawConsole {
@@ -757,8 +761,11 @@ impl RawConsole {
         let (tx, inbox) = tokio::sync::mpsc::channel::<AgentMsg>(1024);
         let mut control = established.reader;
         let control_tx = tx.clone();
+        let (hold_control, mut held) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
-            while let Ok(Some(msg)) = control.read_msg::<AgentMsg>().await {
+            while held.wait_for(|held| !*held).await.is_ok()
+                && let Ok(Some(msg)) = control.read_msg::<AgentMsg>().await
+            {
                 if control_tx.send(msg).await.is_err() {
                     return;
                 }
@@ -786,6 +793,7 @@ impl RawConsole {
             inbox,
             connection: established.connection,
             path,
+            hold_control,
         })
     }
 }

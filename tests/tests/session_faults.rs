@@ -55,6 +55,10 @@ const IDLE: &str = "10";
 /// stopping the run on a loaded machine.
 const LOST_WITHIN: Duration = Duration::from_secs(40);
 
+/// How soon the person's stop ends the agent whatever the console does:
+/// runs get their stop grace, sending a second, a loaded machine slack.
+const PERSON_STOP_WITHIN: Duration = Duration::from_secs(10);
+
 /// The pids a run of [`SLOW`] wrote: the script and its background child.
 struct RunPids {
     leader: u32,
@@ -503,6 +507,142 @@ fn a_request_id_already_in_use_is_refused_and_the_first_run_can_still_be_cancell
     let ends = audit_events(agent.data_dir.path(), "run_end");
     assert_eq!(ends.len(), 1);
     assert_eq!(ends[0]["status"], "cancelled");
+}
+
+/// How many diagnostics requests a console that never reads sends: their
+/// answers are several times the session's stream window, so the agent's
+/// outgoing queue is full long before the last.
+const FLOOD: u32 = 1000;
+
+#[test]
+fn ctrl_c_ends_the_session_even_when_the_console_never_reads() {
+    let cat = TestCatalog::signed(&[("slow", SLOW)]);
+    let dir = run_dir(cat.root.path(), "run");
+    let relay = RelayProc::start(&[]);
+    let mut agent = AgentProc::start(&relay, &["y"], &["--trusted-key", cat.public_arg()]);
+    let signed = catalog_tool::load(&cat.dir).unwrap();
+    let agent_stdout = agent.proc.stdout.clone();
+    let mut stdin = agent.proc.stdin.take();
+    // The console lives on this runtime until the test ends, answering
+    // keep-alives, so the connection is never lost.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (pids, _console) = runtime.block_on(async {
+        let mut console = Raw::connect(&relay, &agent.code).await;
+        console.send(1, Request::Catalog(signed)).await;
+        assert!(matches!(
+            console.next().await,
+            AgentMsg::CatalogAccepted { id: 1, .. }
+        ));
+        let run = Request::Run {
+            script: "slow".parse().unwrap(),
+            params: vec![("dir".into(), dir.display().to_string())],
+        };
+        console.send(2, run).await;
+        let asked = tokio::task::spawn_blocking(move || agent_stdout.wait_for(RUN_QUESTION, STEP));
+        assert!(asked.await.unwrap().is_some());
+        if let Some(stdin) = &mut stdin {
+            use std::io::Write;
+            writeln!(stdin, "y").unwrap();
+        }
+        assert!(matches!(
+            console.next().await,
+            AgentMsg::RunStarted { id: 2, .. }
+        ));
+        let run_dir = dir.clone();
+        let pids = tokio::task::spawn_blocking(move || RunPids::wait(&run_dir))
+            .await
+            .unwrap();
+        // From now on the console keeps its connection but reads nothing,
+        // and asks for far more than the agent can send.
+        console.0.hold_control.send_replace(true);
+        for id in 0..FLOOD {
+            console.send(100 + id, Request::Diagnostics).await;
+        }
+        // The agent's control stream is blocked by flow control once the
+        // console's window is full; it says so with STREAM_DATA_BLOCKED.
+        let deadline = Instant::now() + STEP;
+        while console.0.connection.stats().frame_rx.stream_data_blocked == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the agent never filled the console's window"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        (pids, console)
+    });
+    let interrupted = Instant::now();
+    agent.proc.interrupt();
+    let status = wait_end(&mut agent.proc, PERSON_STOP_WITHIN, "the interrupted agent");
+    let took = interrupted.elapsed();
+    assert!(
+        took < PERSON_STOP_WITHIN,
+        "the agent took {took:?} to end after Ctrl-C"
+    );
+    assert!(status.code().is_some(), "the agent did not exit by itself");
+    pids.assert_gone("after the person stopped the session");
+    assert_run_ended_with_session(agent.data_dir.path(), "the person ended the session");
+    assert!(audit_verify(agent.data_dir.path()).status.success());
+}
+
+#[test]
+fn ctrl_c_while_the_console_is_setting_up_ends_sharing_at_once() {
+    use sprijin_proto::message::control::{ClientMsg, RelayMsg, Role};
+    let relay = RelayProc::start(&[]);
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(bin("sprijin-agent"));
+    cmd.args(["share", "--relay", &relay.addr])
+        .args(["--relay-fingerprint", &relay.fingerprint])
+        .arg("--data-dir")
+        .arg(data_dir.path())
+        .env("RUST_LOG", "sprijin_agent=info");
+    let mut agent = Proc::spawn(cmd);
+    let code: SessionCode = agent.code().parse().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // A console that claims the code and then never connects end to end:
+    // the agent waits for it, until the person stops.
+    let _claimed = runtime.block_on(async {
+        let mut link = sprijin_proto::client::RelayLink::connect(
+            &relay.addr,
+            Some(relay.fingerprint.parse().unwrap()),
+            Role::Console,
+        )
+        .await
+        .unwrap();
+        link.writer
+            .write_msg(&ClientMsg::Claim {
+                nameplate: code.nameplate(),
+                technician: "Ana".into(),
+                token: None,
+            })
+            .await
+            .unwrap();
+        assert!(matches!(
+            link.reader.expect_msg::<RelayMsg>().await,
+            Ok(RelayMsg::Paired { .. })
+        ));
+        link
+    });
+    assert!(
+        agent.stderr.wait_for("paired; waiting", STEP).is_some(),
+        "the agent was not paired: {}",
+        agent.stderr.text()
+    );
+    let interrupted = Instant::now();
+    agent.interrupt();
+    wait_end(&mut agent, PERSON_STOP_WITHIN, "the interrupted agent");
+    let took = interrupted.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "Ctrl-C took {took:?} during set-up"
+    );
+    let notes = audit_events(data_dir.path(), "note");
+    assert!(
+        notes.iter().any(|n| n["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("stopped sharing while Ana")),
+        "{notes:?}"
+    );
 }
 
 #[test]
