@@ -14,23 +14,14 @@
 //! everywhere but in `platform::windows`, where Windows' APIs are called.
 #![deny(unsafe_code)]
 
-#[cfg(not(windows))]
 pub mod audit;
-#[cfg(not(windows))]
 pub mod config;
-#[cfg(not(windows))]
 pub mod consent;
 pub mod diag;
-#[cfg(not(windows))]
 pub mod face;
-#[cfg(not(windows))]
 pub mod folder;
-#[cfg(not(windows))]
 pub mod identity;
 pub mod platform;
-#[cfg(not(windows))]
 pub mod relays;
-#[cfg(not(windows))]
 pub mod script;
-#[cfg(not(windows))]
 pub mod session;
