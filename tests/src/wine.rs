@@ -1,63 +1,149 @@
-//! Running the Windows programs under Wine, for the tests that need them
-//! (ignored on a fresh machine; `.ci/run` builds the programs with
-//! `dist/cross`, prepares a Wine prefix with `tests/wine/prepare` and runs
-//! them with `--include-ignored`).
+//! Running the Windows build of the agent and console under Wine, for the
+//! tests that need it (each `#[ignore]`d with the reason; `.ci/run` builds
+//! the `.exe` files with `dist/cross windows-build` and runs them with
+//! `--include-ignored`).
 //!
-//! `SPRIJIN_WINE_AGENT` names `sprijin-agent.exe`; `SPRIJIN_WINE` the Wine
-//! program (default `/usr/lib/wine/wine64`); `WINEPREFIX` the prepared
-//! prefix. Where Wine differs from Windows, the work-around is here, never
-//! in the product.
+//! One Wine prefix is made per test run, in a temporary folder, with
+//! `WINEDEBUG=-all`. Wine 8 lacks `bcryptprimitives.dll` (`ProcessPrng`,
+//! which Rust's standard library imports), so a stand-in built with mingw
+//! from `wine/prng.c` goes into the prefix: this is the harness working
+//! around Wine, never part of the product.
+//!
+//! Environment: `SPRIJIN_WINDOWS_BIN` names the folder holding
+//! `sprijin-agent.exe` and `sprijin-console.exe` (default: where
+//! `dist/cross windows-build` puts them, a release build); `SPRIJIN_WINE` the Wine program
+//! (default `/usr/lib/wine/wine64`).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 
-use crate::{AgentProc, Proc, RelayProc};
+/// Debian's 64-bit Wine loader.
+pub const DEFAULT_WINE: &str = "/usr/lib/wine/wine64";
+/// The mingw C compiler that builds the `ProcessPrng` stand-in.
+pub const MINGW_CC: &str = "x86_64-w64-mingw32-gcc";
+/// The Windows target the `.exe` files are built for.
+pub const WINDOWS_TARGET: &str = "x86_64-pc-windows-gnu";
 
-const DEFAULT_WINE: &str = "/usr/lib/wine/wine64";
-
-/// The Windows agent to test.
-pub fn agent_exe() -> PathBuf {
-    let exe = std::env::var_os("SPRIJIN_WINE_AGENT")
-        .map(PathBuf::from)
-        .expect("SPRIJIN_WINE_AGENT names the Windows agent (sprijin-agent.exe)");
-    assert!(exe.is_file(), "no Windows agent at {}", exe.display());
-    exe
-}
-
-/// Wine's program.
+/// The Wine program.
 pub fn wine() -> PathBuf {
     std::env::var_os("SPRIJIN_WINE").map_or_else(|| PathBuf::from(DEFAULT_WINE), PathBuf::from)
 }
 
-/// A command that runs `exe` under Wine, quietly.
-pub fn under_wine(exe: &Path) -> Command {
+/// The folder that holds the Windows `.exe` files.
+pub fn windows_bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SPRIJIN_WINDOWS_BIN") {
+        return PathBuf::from(dir);
+    }
+    // A release build: sysinfo 0.37 reads the user list through a null
+    // slice where Wine has no logon sessions, which a debug build's checks
+    // abort on (real Windows always has one).
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/cross/build")
+        .join(WINDOWS_TARGET)
+        .join("release")
+}
+
+/// The path of one Windows program (`sprijin-agent.exe`, ...); panics with
+/// what to run when it is missing.
+pub fn exe(name: &str) -> PathBuf {
+    let path = windows_bin_dir().join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `dist/cross windows-build` (or set SPRIJIN_WINDOWS_BIN)",
+        path.display()
+    );
+    path
+}
+
+/// The Wine prefix of this test run: made once, with the `ProcessPrng`
+/// stand-in installed. It lives until the test process ends.
+pub fn prefix() -> &'static Path {
+    static PREFIX: OnceLock<tempfile::TempDir> = OnceLock::new();
+    PREFIX
+        .get_or_init(|| {
+            let dir = tempfile::Builder::new()
+                .prefix("sprijin-wine-")
+                .tempdir()
+                .expect("a temporary folder for the Wine prefix");
+            make_prefix(dir.path());
+            dir
+        })
+        .path()
+}
+
+fn make_prefix(prefix: &Path) {
+    let status = Command::new(wine())
+        .args(["wineboot", "-i"])
+        .envs(wine_env(prefix))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("wine starts (install wine64)");
+    assert!(status.success(), "wineboot -i failed: {status}");
+    let system32 = prefix.join("drive_c/windows/system32");
+    assert!(system32.is_dir(), "wineboot made no {}", system32.display());
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/wine");
+    let out = system32.join("bcryptprimitives.dll");
+    let status = Command::new(MINGW_CC)
+        .args(["-O2", "-shared", "-o"])
+        .arg(&out)
+        .arg(src.join("prng.c"))
+        .arg(src.join("prng.def"))
+        .arg("-ladvapi32")
+        .status()
+        .expect("mingw builds the ProcessPrng stand-in (install gcc-mingw-w64-x86-64)");
+    assert!(status.success(), "building the ProcessPrng stand-in failed");
+}
+
+fn wine_env(prefix: &Path) -> Vec<(&'static str, std::ffi::OsString)> {
+    vec![
+        ("WINEPREFIX", prefix.as_os_str().to_owned()),
+        ("WINEDEBUG", "-all".into()),
+        // No Mono or Gecko install prompts.
+        ("WINEDLLOVERRIDES", "mscoree,mshtml=".into()),
+    ]
+}
+
+/// A command that runs the Windows program `program` (a path, or a name
+/// Wine knows such as `cmd.exe`) in this run's prefix.
+pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let prefix = prefix();
     let mut cmd = Command::new(wine());
-    cmd.arg(exe)
-        .env("WINEDEBUG", "-all")
-        .env("WINEDLLOVERRIDES", "mscoree,mshtml=");
+    cmd.arg(program).envs(wine_env(prefix));
     cmd
 }
 
-/// `path` as the Windows programs see it: Wine shows the Linux root as
-/// drive `Z:`.
-pub fn windows_path(path: &Path) -> String {
-    format!("Z:{}", path.display().to_string().replace('/', "\\"))
+/// The Windows agent under Wine.
+pub fn agent() -> Command {
+    command(exe("sprijin-agent.exe"))
 }
 
-/// Starts the Windows agent's `share` against `relay`, with its data
-/// folder in a fresh temporary folder, typing `answers` at once; waits for
-/// its code.
-pub fn agent_under_wine(relay: &RelayProc, answers: &[&str], extra: &[&str]) -> AgentProc {
+/// The Windows console under Wine.
+pub fn console() -> Command {
+    command(exe("sprijin-console.exe"))
+}
+
+/// The Windows path (`Z:\...`) Wine gives a Linux path.
+pub fn windows_path(path: &Path) -> String {
+    format!("Z:{}", path.display()).replace('/', "\\")
+}
+
+/// Starts the Windows agent's `share` against `relay`, at its terminal,
+/// with its data folder in a fresh temporary folder, typing `answers` at
+/// once; waits for its code.
+pub fn agent_sharing(relay: &crate::RelayProc, answers: &[&str], extra: &[&str]) -> crate::AgentProc {
     let data_dir = tempfile::tempdir().expect("a temporary folder");
-    let mut cmd = under_wine(&agent_exe());
+    let mut cmd = agent();
     cmd.args(["share", "--terminal", "--relay", &relay.addr])
         .args(["--relay-fingerprint", &relay.fingerprint])
         .args(["--data-dir", &windows_path(data_dir.path())])
         .args(extra);
-    let mut proc = Proc::spawn(cmd);
+    let mut proc = crate::Proc::spawn(cmd);
     proc.answer(answers);
     let code = proc.code();
-    AgentProc {
+    crate::AgentProc {
         proc,
         code,
         data_dir,

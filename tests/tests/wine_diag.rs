@@ -5,43 +5,24 @@
 //! registry) and prints a report with plausible values.
 //!
 //! It needs Wine and the Windows build of the agent, which a fresh machine
-//! lacks: `.ci/run` builds both and runs it with `--include-ignored`.
-//! `SPRIJIN_WINE_AGENT` names the `.exe`; `SPRIJIN_WINE` the Wine program
-//! (default `/usr/lib/wine/wine64`), with `WINEPREFIX` prepared as the
-//! Windows build's README says (Wine 8 needs a stand-in for
-//! `bcryptprimitives.dll`).
+//! lacks: `.ci/run` builds it and runs this with `--include-ignored`
+//! (`sprijin_tests::wine` finds the `.exe` and makes the Wine prefix).
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use sprijin_proto::message::diag::DiagReport;
+use sprijin_tests::wine;
 
 /// The longest a report may take under Wine: starting Wine, two samples
-/// and the slow checks (name resolution waits at most a few seconds).
+/// and the slow checks (the local report waits at most 8 s for them).
 const DIAG_WITHIN: Duration = Duration::from_secs(120);
-
-const DEFAULT_WINE: &str = "/usr/lib/wine/wine64";
-
-fn agent_exe() -> PathBuf {
-    let exe = std::env::var_os("SPRIJIN_WINE_AGENT")
-        .map(PathBuf::from)
-        .expect("SPRIJIN_WINE_AGENT names the Windows agent (sprijin-agent.exe)");
-    assert!(exe.is_file(), "no Windows agent at {}", exe.display());
-    exe
-}
-
-fn wine() -> PathBuf {
-    std::env::var_os("SPRIJIN_WINE").map_or_else(|| PathBuf::from(DEFAULT_WINE), PathBuf::from)
-}
 
 /// Runs the agent under Wine with `args`; its standard output, after it
 /// ended with success within [`DIAG_WITHIN`].
 fn run_under_wine(args: &[&str]) -> String {
-    let child = Command::new(wine())
-        .arg(agent_exe())
+    let child = wine::agent()
         .args(args)
-        .env("WINEDEBUG", "-all")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -55,7 +36,9 @@ fn run_under_wine(args: &[&str]) -> String {
         out
     });
     if done_rx.recv_timeout(DIAG_WITHIN).is_err() {
-        let _ = Command::new("kill").arg(pid.to_string()).status();
+        let _ = std::process::Command::new("kill")
+            .arg(pid.to_string())
+            .status();
         panic!("diag under wine did not end within {DIAG_WITHIN:?}");
     }
     let out = waiter.join().unwrap().unwrap();

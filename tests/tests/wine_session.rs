@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use sprijin_tests::wine::{agent_exe, agent_under_wine, processes_with, under_wine, windows_path};
+use sprijin_tests::wine::{agent, agent_sharing, processes_with, windows_path};
 use sprijin_tests::*;
 
 /// Prints a line through cmd.exe and ends.
@@ -51,7 +51,7 @@ fn a_windows_agent_pairs_runs_a_cmd_script_and_keeps_its_record() {
     let relay = RelayProc::start(&[]);
     let extra = trusting(&cat);
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-    let mut agent = agent_under_wine(&relay, &["y", "y"], &extra);
+    let mut agent = agent_sharing(&relay, &["y", "y"], &extra);
     let out = console(
         &relay,
         &agent.code,
@@ -74,7 +74,7 @@ fn a_windows_agent_pairs_runs_a_cmd_script_and_keeps_its_record() {
     let ends = audit_events(agent.data_dir.path(), "run_end");
     assert_eq!(ends.len(), 1, "{ends:?}");
     assert_eq!(ends[0]["status"], "exited with status 0", "{ends:?}");
-    let verified = under_wine(&agent_exe())
+    let verified = agent()
         .args(["audit", "verify", "--data-dir"])
         .arg(windows_path(agent.data_dir.path()))
         .output()
@@ -94,7 +94,7 @@ fn a_windows_agent_killed_mid_run_leaves_no_process_of_the_run() {
     let relay = RelayProc::start(&[]);
     let extra = trusting(&cat);
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-    let mut agent = agent_under_wine(&relay, &["y", "y"], &extra);
+    let mut agent = agent_sharing(&relay, &["y", "y"], &extra);
     let mut console = console_interactive(&relay, &agent.code, &["--catalog", cat.dir_arg()]);
     assert!(
         console

@@ -118,29 +118,26 @@ impl Collector {
     /// Reads the system once more. Blocking: it reads the process table and
     /// stats each mounted file system.
     pub fn sample(&mut self) {
-        // Where `sysinfo`'s CPU usage cannot be trusted to work (on Windows
-        // it needs the performance counters), the platform measures it.
-        let cpu = if source::SYSINFO_CPU_USAGE {
-            CpuRefreshKind::nothing().with_cpu_usage()
-        } else {
-            CpuRefreshKind::nothing()
-        };
-        self.system.refresh_specifics(
-            RefreshKind::nothing()
-                .with_memory(MemoryRefreshKind::everything())
-                .with_cpu(cpu)
-                .with_processes(
-                    // Command line and owner rarely change, so they are read
-                    // once per process; threads are not needed and are the
-                    // expensive part of a process scan.
-                    ProcessRefreshKind::nothing()
-                        .with_cpu()
-                        .with_memory()
-                        .with_cmd(UpdateKind::OnlyIfNotSet)
-                        .with_user(UpdateKind::OnlyIfNotSet)
-                        .without_tasks(),
-                ),
-        );
+        let mut kind = RefreshKind::nothing()
+            .with_memory(MemoryRefreshKind::everything())
+            .with_processes(
+                // Command line and owner rarely change, so they are read
+                // once per process; threads are not needed and are the
+                // expensive part of a process scan.
+                ProcessRefreshKind::nothing()
+                    .with_cpu()
+                    .with_memory()
+                    .with_cmd(UpdateKind::OnlyIfNotSet)
+                    .with_user(UpdateKind::OnlyIfNotSet)
+                    .without_tasks(),
+            );
+        // Where `sysinfo`'s CPU refresh cannot be trusted to work (on
+        // Windows any CPU refresh, even of nothing, opens the performance
+        // counters), it is not asked at all and the platform measures.
+        if source::SYSINFO_CPU_USAGE {
+            kind = kind.with_cpu(CpuRefreshKind::nothing().with_cpu_usage());
+        }
+        self.system.refresh_specifics(kind);
         self.disks
             .refresh_specifics(true, DiskRefreshKind::nothing().with_storage().with_kind());
         self.networks.refresh(true);

@@ -40,6 +40,14 @@ pub struct SlowReadings {
 /// [`DNS_TIMEOUT`] plus twice [`COMMAND_TIMEOUT`], plus the bounded folder
 /// walks.
 pub fn run_all() -> SlowReadings {
+    let mut slow = run_checks();
+    slow.folders = measure_folders();
+    slow
+}
+
+/// The checks without the folder walks: name resolution and the
+/// platform's own slow sources.
+pub fn run_checks() -> SlowReadings {
     let mut resolvers = source::resolvers();
     resolvers.truncate(MAX_RESOLVERS);
     let mut slow = SlowReadings {
@@ -47,8 +55,12 @@ pub fn run_all() -> SlowReadings {
         ..SlowReadings::default()
     };
     source::slow_readings(&mut slow);
-    slow.folders = super::folders::measure(&source::folders_to_measure());
     slow
+}
+
+/// The sizes of the folders the platform names.
+pub fn measure_folders() -> Vec<FolderSize> {
+    super::folders::measure(&source::folders_to_measure())
 }
 
 /// Asks each resolver for the name's IPv4 address, all at once, and tells

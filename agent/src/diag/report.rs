@@ -32,21 +32,31 @@ pub fn local_report(json: bool) -> Result<String, DiagError> {
 /// services, clock) before it goes without them.
 pub const SLOW_WAIT: std::time::Duration = std::time::Duration::from_secs(4);
 
+/// How much longer it waits for the folder sizes before it goes without
+/// them.
+pub const FOLDERS_WAIT: std::time::Duration = std::time::Duration::from_secs(4);
+
 /// Samples this machine twice, runs the slow checks alongside (waiting at
-/// most [`SLOW_WAIT`] for them), and evaluates the rules. Fails only when
-/// the system gave no CPU or memory figures at all.
+/// most [`SLOW_WAIT`] for them, and [`FOLDERS_WAIT`] more for the folder
+/// sizes), and evaluates the rules. Fails only when the system gave no CPU
+/// or memory figures at all.
 pub fn take_report(t: &Thresholds) -> Result<DiagReport, DiagError> {
-    let (slow_tx, slow_rx) = std::sync::mpsc::channel();
+    let (checks_tx, checks_rx) = std::sync::mpsc::channel();
+    let (folders_tx, folders_rx) = std::sync::mpsc::channel();
     let _ = std::thread::Builder::new()
         .name("diag-probes".into())
         .spawn(move || {
-            let _ = slow_tx.send(probes::run_all());
+            let _ = checks_tx.send(probes::run_checks());
+            let _ = folders_tx.send(probes::measure_folders());
         });
     let mut collector = Collector::new();
     collector.sample();
     std::thread::sleep(FIRST_SAMPLE_GAP);
     collector.sample();
-    if let Ok(slow) = slow_rx.recv_timeout(SLOW_WAIT) {
+    if let Ok(mut slow) = checks_rx.recv_timeout(SLOW_WAIT) {
+        if let Ok(folders) = folders_rx.recv_timeout(FOLDERS_WAIT) {
+            slow.folders = folders;
+        }
         collector.set_slow(slow);
     }
     let snapshot = collector.snapshot();
