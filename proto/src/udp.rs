@@ -77,11 +77,12 @@ impl UdpIo {
                     return Ok(0);
                 };
                 let (len, addr) = io.try_recv_from(buf)?;
-                let mut got = RecvMeta::default();
-                got.addr = addr;
-                got.len = len;
-                got.stride = len;
-                *slot = got;
+                *slot = RecvMeta {
+                    addr,
+                    len,
+                    stride: len,
+                    ..RecvMeta::default()
+                };
                 Ok(1)
             }
         }

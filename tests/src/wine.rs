@@ -133,7 +133,11 @@ pub fn windows_path(path: &Path) -> String {
 /// Starts the Windows agent's `share` against `relay`, at its terminal,
 /// with its data folder in a fresh temporary folder, typing `answers` at
 /// once; waits for its code.
-pub fn agent_sharing(relay: &crate::RelayProc, answers: &[&str], extra: &[&str]) -> crate::AgentProc {
+pub fn agent_sharing(
+    relay: &crate::RelayProc,
+    answers: &[&str],
+    extra: &[&str],
+) -> crate::AgentProc {
     let data_dir = tempfile::tempdir().expect("a temporary folder");
     let mut cmd = agent();
     cmd.args(["share", "--terminal", "--relay", &relay.addr])

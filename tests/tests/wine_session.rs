@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use sprijin_tests::wine::{agent, agent_sharing, processes_with, windows_path};
+use sprijin_tests::wine::{self, agent_sharing, processes_with, windows_path};
 use sprijin_tests::*;
 
 /// Prints a line through cmd.exe and ends.
@@ -67,14 +67,17 @@ fn a_windows_agent_pairs_runs_a_cmd_script_and_keeps_its_record() {
     assert!(out.stdout.contains("hello from windows"), "{}", out.stdout);
     wait_end(&mut agent.proc, WINE_STEP, "the Windows agent");
     let said = agent.proc.stdout.text();
-    assert!(said.contains("cmd.exe /c"), "the person saw no command: {said}");
+    assert!(
+        said.contains("cmd.exe /c"),
+        "the person saw no command: {said}"
+    );
     let starts = audit_events(agent.data_dir.path(), "run_start");
     assert_eq!(starts.len(), 1, "{starts:?}");
     assert_eq!(starts[0]["program"], "cmd.exe");
     let ends = audit_events(agent.data_dir.path(), "run_end");
     assert_eq!(ends.len(), 1, "{ends:?}");
     assert_eq!(ends[0]["status"], "exited with status 0", "{ends:?}");
-    let verified = agent()
+    let verified = wine::agent()
         .args(["audit", "verify", "--data-dir"])
         .arg(windows_path(agent.data_dir.path()))
         .output()
@@ -114,7 +117,10 @@ fn a_windows_agent_killed_mid_run_leaves_no_process_of_the_run() {
     );
     let deadline = std::time::Instant::now() + WINE_STEP;
     while processes_with("597").is_empty() {
-        assert!(std::time::Instant::now() < deadline, "the run's ping never showed");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run's ping never showed"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let _ = agent.proc.child.kill();

@@ -18,7 +18,8 @@ pub const ROOM: u64 = 64 * 1024;
 
 /// Checks that the disk holding `file` has [`ROOM`] free and sets it aside.
 pub(super) fn ensure(file: &File, path: &Path) -> Result<(), AuditError> {
-    let free = platform::free_space(file, path).map_err(io_error("check the free space of", path))?;
+    let free =
+        platform::free_space(file, path).map_err(io_error("check the free space of", path))?;
     let no_room = |free| AuditError::NoRoom {
         path: path.to_owned(),
         free,

@@ -52,8 +52,8 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, sleep_until};
 
-use crate::platform::{self, Group};
 use super::pump::{Pump, Pumping};
+use crate::platform::{self, Group};
 
 /// How much output a run forwards unless its spec says otherwise.
 pub const DEFAULT_OUTPUT_CAP: u64 = 1024 * 1024;

@@ -1,8 +1,8 @@
 //! The agent on Linux.
 
 pub mod diag;
-mod procfs;
 mod open;
+mod procfs;
 
 pub use open::open_no_follow;
 
