@@ -261,10 +261,10 @@ impl Group {
 impl Drop for Group {
     fn drop(&mut self) {
         // The run was abandoned midway: nothing it started may outlive it.
-        if !self.stopped {
-            if let Some(job) = &self.job {
-                job.terminate();
-            }
+        if !self.stopped
+            && let Some(job) = &self.job
+        {
+            job.terminate();
         }
         // Dropping the job's handle ends whatever is left too.
     }
