@@ -82,7 +82,9 @@ fn diag_json_under_wine_reads_windows_sources() {
         "the agent lists itself: {:?}",
         s.processes.top_memory
     );
-    assert!(s.disks.iter().any(|d| d.total_bytes > 0), "{:?}", s.disks);
+    // Wine 8 lists no volumes to sysinfo (its drives are folders of the
+    // Linux machine), so the disks cannot be checked here; every disk
+    // finding is tested on recorded Windows answers instead.
     // The Windows sources answered: the routing table, the service manager
     // and the registry (Wine has all three).
     assert!(s.routes.is_some(), "no routes read");
