@@ -701,6 +701,39 @@ pub fn agent_finishes(agent: &mut Proc) {
     assert_no_panic(&agent.stderr.text());
 }
 
+/// Claims `code`'s nameplate at the relay as a console named Ana, as the
+/// real console does, and returns the relay link and the forwarding ticket
+/// once paired; what follows (or does not) is the caller's.
+pub async fn claim(
+    relay_addr: &str,
+    fingerprint: &str,
+    code: &sprijin_proto::code::SessionCode,
+) -> (
+    sprijin_proto::client::RelayLink,
+    sprijin_proto::path::Ticket,
+) {
+    use sprijin_proto::message::control::{ClientMsg, RelayMsg, Role};
+    let mut link = sprijin_proto::client::RelayLink::connect(
+        relay_addr,
+        Some(fingerprint.parse().expect("a fingerprint")),
+        Role::Console,
+    )
+    .await
+    .expect("the relay answers");
+    link.writer
+        .write_msg(&ClientMsg::Claim {
+            nameplate: code.nameplate(),
+            technician: "Ana".into(),
+            token: None,
+        })
+        .await
+        .expect("the claim is sent");
+    match link.reader.expect_msg::<RelayMsg>().await {
+        Ok(RelayMsg::Paired { ticket, .. }) => (link, ticket),
+        other => panic!("the relay did not pair: {other:?}"),
+    }
+}
+
 /// A console built from the protocol library, so a test can send what the
 /// real console never would, or take part with a guessed code: it claims
 /// `code`'s nameplate at the relay, connects end to end through the relay's
@@ -724,28 +757,10 @@ impl RawConsole {
         fingerprint: &str,
         code: &sprijin_proto::code::SessionCode,
     ) -> Result<RawConsole, sprijin_proto::e2e::E2eError> {
-        use sprijin_proto::message::control::{ClientMsg, RelayMsg, Role, close_code};
+        use sprijin_proto::message::control::{Role, close_code};
         use sprijin_proto::message::session::AgentMsg;
         use sprijin_proto::tls::{self, SessionIdentity};
-        let mut link = sprijin_proto::client::RelayLink::connect(
-            relay_addr,
-            Some(fingerprint.parse().expect("a fingerprint")),
-            Role::Console,
-        )
-        .await
-        .expect("the relay answers");
-        link.writer
-            .write_msg(&ClientMsg::Claim {
-                nameplate: code.nameplate(),
-                technician: "Ana".into(),
-                token: None,
-            })
-            .await
-            .expect("the claim is sent");
-        let ticket = match link.reader.expect_msg::<RelayMsg>().await {
-            Ok(RelayMsg::Paired { ticket, .. }) => ticket,
-            other => panic!("the relay did not pair: {other:?}"),
-        };
+        let (link, ticket) = claim(relay_addr, fingerprint, code).await;
         let identity = SessionIdentity::generate().expect("a session certificate");
         let client = tls::session_client_config(&identity, tls::SESSION_IDLE_TIMEOUT)
             .expect("a session configuration");

@@ -485,7 +485,6 @@ fn the_shipped_config_files_hold_only_known_keys() {
 
 #[test]
 fn a_pair_whose_set_up_never_finishes_is_counted_as_idle() {
-    use sprijin_proto::message::control::{ClientMsg, RelayMsg, Role};
     let metrics = free_tcp_addr();
     let relay = RelayProc::start(&[
         "--metrics",
@@ -497,25 +496,7 @@ fn a_pair_whose_set_up_never_finishes_is_counted_as_idle() {
     let code: SessionCode = agent.code.parse().unwrap();
     // A console that claims, is paired, and then never connects to the agent.
     block_on(async {
-        let mut link = sprijin_proto::client::RelayLink::connect(
-            &relay.addr,
-            Some(relay.fingerprint.parse().unwrap()),
-            Role::Console,
-        )
-        .await
-        .unwrap();
-        link.writer
-            .write_msg(&ClientMsg::Claim {
-                nameplate: code.nameplate(),
-                technician: "Ana".into(),
-                token: None,
-            })
-            .await
-            .unwrap();
-        assert!(matches!(
-            link.reader.expect_msg::<RelayMsg>().await.unwrap(),
-            RelayMsg::Paired { .. }
-        ));
+        let _link = claim(&relay.addr, &relay.fingerprint, &code).await;
         tokio::task::spawn_blocking(move || {
             wait_metric(
                 metrics,

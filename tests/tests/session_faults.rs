@@ -423,6 +423,32 @@ impl Raw {
             .unwrap();
     }
 
+    /// Waits for the agent to ask about run `id` of [`SLOW`] in `dir`,
+    /// answers yes at its terminal, and waits until the run started both
+    /// its processes.
+    async fn approved(
+        &mut self,
+        id: u32,
+        agent_stdout: Lines,
+        stdin: &mut Option<std::process::ChildStdin>,
+        dir: &Path,
+    ) -> RunPids {
+        let asked = tokio::task::spawn_blocking(move || agent_stdout.wait_for(RUN_QUESTION, STEP));
+        assert!(asked.await.unwrap().is_some());
+        if let Some(stdin) = stdin {
+            use std::io::Write;
+            writeln!(stdin, "y").unwrap();
+        }
+        assert!(matches!(
+            self.next().await,
+            AgentMsg::RunStarted { id: started, .. } if started == id
+        ));
+        let dir = dir.to_owned();
+        tokio::task::spawn_blocking(move || RunPids::wait(&dir))
+            .await
+            .unwrap()
+    }
+
     /// The next message that is not run output.
     async fn next(&mut self) -> AgentMsg {
         loop {
@@ -465,21 +491,8 @@ fn a_request_id_already_in_use_is_refused_and_the_first_run_can_still_be_cancell
             }
             other => panic!("the second request was not refused: {other:?}"),
         }
-        let asked = tokio::task::spawn_blocking(move || agent_stdout.wait_for(RUN_QUESTION, STEP));
-        assert!(asked.await.unwrap().is_some());
         // The person approves the first request.
-        if let Some(stdin) = &mut stdin {
-            use std::io::Write;
-            writeln!(stdin, "y").unwrap();
-        }
-        assert!(matches!(
-            console.next().await,
-            AgentMsg::RunStarted { id: 8, .. }
-        ));
-        let dir = dir.clone();
-        let pids = tokio::task::spawn_blocking(move || RunPids::wait(&dir))
-            .await
-            .unwrap();
+        let pids = console.approved(8, agent_stdout, &mut stdin, &dir).await;
         console.send(9, Request::Cancel { run: 8 }).await;
         let mut acked = false;
         let end = loop {
@@ -538,20 +551,7 @@ fn ctrl_c_ends_the_session_even_when_the_console_never_reads() {
             params: vec![("dir".into(), dir.display().to_string())],
         };
         console.send(2, run).await;
-        let asked = tokio::task::spawn_blocking(move || agent_stdout.wait_for(RUN_QUESTION, STEP));
-        assert!(asked.await.unwrap().is_some());
-        if let Some(stdin) = &mut stdin {
-            use std::io::Write;
-            writeln!(stdin, "y").unwrap();
-        }
-        assert!(matches!(
-            console.next().await,
-            AgentMsg::RunStarted { id: 2, .. }
-        ));
-        let run_dir = dir.clone();
-        let pids = tokio::task::spawn_blocking(move || RunPids::wait(&run_dir))
-            .await
-            .unwrap();
+        let pids = console.approved(2, agent_stdout, &mut stdin, &dir).await;
         // From now on the console keeps its connection but reads nothing,
         // and asks for far more than the agent can send.
         console.0.hold_control.send_replace(true);
@@ -648,7 +648,6 @@ fn ctrl_c_mid_transfer_records_what_went_out() {
 
 #[test]
 fn ctrl_c_while_the_console_is_setting_up_ends_sharing_at_once() {
-    use sprijin_proto::message::control::{ClientMsg, RelayMsg, Role};
     let relay = RelayProc::start(&[]);
     let data_dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(bin("sprijin-agent"));
@@ -662,28 +661,7 @@ fn ctrl_c_while_the_console_is_setting_up_ends_sharing_at_once() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     // A console that claims the code and then never connects end to end:
     // the agent waits for it, until the person stops.
-    let _claimed = runtime.block_on(async {
-        let mut link = sprijin_proto::client::RelayLink::connect(
-            &relay.addr,
-            Some(relay.fingerprint.parse().unwrap()),
-            Role::Console,
-        )
-        .await
-        .unwrap();
-        link.writer
-            .write_msg(&ClientMsg::Claim {
-                nameplate: code.nameplate(),
-                technician: "Ana".into(),
-                token: None,
-            })
-            .await
-            .unwrap();
-        assert!(matches!(
-            link.reader.expect_msg::<RelayMsg>().await,
-            Ok(RelayMsg::Paired { .. })
-        ));
-        link
-    });
+    let _claimed = runtime.block_on(claim(&relay.addr, &relay.fingerprint, &code));
     assert!(
         agent.stderr.wait_for("paired; waiting", STEP).is_some(),
         "the agent was not paired: {}",
