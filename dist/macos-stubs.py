@@ -5,8 +5,8 @@ usage: macos-stubs.py BUILD_DIR LIBSYSTEM_TBD SDKROOT
 
 The objects under BUILD_DIR (rlibs and build-script archives) name the
 symbols they need; those that neither they nor libSystem define are put in
-stubs of libobjc, CoreFoundation, IOKit and Security under SDKROOT, by
-their prefixes, so zig can link. A stub only names symbols: the real
+stubs of libobjc and the frameworks in FRAMEWORKS under SDKROOT, by their
+prefixes, so zig can link. A symbol no rule claims fails the script. A stub only names symbols: the real
 frameworks on a Mac provide them.
 """
 import glob
@@ -15,17 +15,31 @@ import re
 import subprocess
 import sys
 
+FRAMEWORKS_DIR = "System/Library/Frameworks"
+
+
+def framework(name, pattern):
+    """A framework's stub path, install name and the symbols it takes."""
+    return (name, f"{FRAMEWORKS_DIR}/{name}.framework/{name}.tbd",
+            f"/{FRAMEWORKS_DIR}/{name}.framework/Versions/A/{name}", pattern)
+
+
+# First match wins, so the narrower rules come first. A framework that the
+# link asks for but whose symbols come from elsewhere gets an empty stub.
 FRAMEWORKS = [
     ("objc", "usr/lib/libobjc.tbd", "/usr/lib/libobjc.A.dylib",
-     r"_(objc_|sel_|class_|object_|OBJC_)"),
-    ("CoreFoundation", "System/Library/Frameworks/CoreFoundation.framework/CoreFoundation.tbd",
-     "/System/Library/Frameworks/CoreFoundation.framework/Versions/A/CoreFoundation",
-     r"_(CF|kCF|__kCF)"),
-    ("IOKit", "System/Library/Frameworks/IOKit.framework/IOKit.tbd",
-     "/System/Library/Frameworks/IOKit.framework/Versions/A/IOKit", r"_(IO|kIO|io_)"),
-    ("Security", "System/Library/Frameworks/Security.framework/Security.tbd",
-     "/System/Library/Frameworks/Security.framework/Versions/A/Security",
-     r"_(Sec|kSec|SSL|kSSL|CMS|kCMS|Authorization|kAuthorization)"),
+     r"_(objc_|sel_|class_|object_|ivar_|method_|protocol_|property_|imp_|OBJC_)"),
+    framework("CoreFoundation", r"_(CF|kCF|__kCF)"),
+    framework("IOKit", r"_(IO|kIO|io_)"),
+    framework("Security", r"_(Sec|kSec|SSL|kSSL|CMS|kCMS|Authorization|kAuthorization)"),
+    framework("OpenGL", r"_(CGL|gl[A-Z])"),
+    framework("CoreVideo", r"_(CV|kCV)"),
+    framework("CoreGraphics", r"_(CG|kCG)"),
+    framework("Carbon", r"_(TIS|kTIS|UCKeyTranslate|LMGetKbdType)"),
+    framework("Foundation", r"_NS(KeyValue|Foundation|Log|DefaultRunLoopMode|RunLoopCommonModes"
+              r"|StringFrom|SelectorFrom|ClassFrom|Localized|UnderlyingError)"),
+    framework("AppKit", r"_NS"),
+    framework("ApplicationServices", r"(?!)"),
 ]
 ARCHES = "[ x86_64-macos, arm64-macos, arm64e-macos ]"
 
@@ -58,7 +72,8 @@ def main():
                     f"exports:\n  - targets: {ARCHES}\n    symbols: [ {listed} ]\n...\n")
         print(f"{name}: {len(mine)} symbols", file=sys.stderr)
     if missing:
-        print("no stub for:", " ".join(sorted(missing)), file=sys.stderr)
+        print("macos-stubs: no framework for:", " ".join(sorted(missing)), file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

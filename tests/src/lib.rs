@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod tmux;
 pub mod wine;
+pub mod xvfb;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;

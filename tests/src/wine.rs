@@ -82,6 +82,16 @@ fn make_prefix(prefix: &Path) {
         .status()
         .expect("wine starts (install wine64)");
     assert!(status.success(), "wineboot -i failed: {status}");
+    // wineboot leaves the prefix's server running with a desktop that has
+    // no display; a window opened while it lives is never shown. Wait for
+    // it to end, so the next program starts a server of its own.
+    let wineserver = wine().with_file_name("wineserver");
+    let status = Command::new(&wineserver)
+        .arg("-w")
+        .envs(wine_env(prefix))
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", wineserver.display()));
+    assert!(status.success(), "wineserver -w failed: {status}");
     let system32 = prefix.join("drive_c/windows/system32");
     assert!(system32.is_dir(), "wineboot made no {}", system32.display());
     let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/wine");
@@ -169,4 +179,29 @@ pub fn processes_with(needle: &str) -> Vec<u32> {
                 .unwrap_or(false)
         })
         .collect()
+}
+
+/// Fails the test, loudly, unless `powershell.exe` in this run's prefix
+/// really runs PowerShell: Wine 8's is a stub that prints nothing and
+/// exits 0, and a test that took that for a run would pass on nothing.
+pub fn require_real_powershell() {
+    let out = command("powershell.exe")
+        .args([
+            "-NoProfile",
+            "-NonInteractive",
+            "-Command",
+            "Write-Output (6*7)",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("wine runs");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.trim() == "42",
+        "powershell.exe in the Wine prefix is not a real PowerShell (asked for 6*7, it printed {:?} \
+         and exited with {}): Wine's powershell.exe is a stub, so no PowerShell script can be tested \
+         here; install PowerShell in the prefix",
+        said.trim(),
+        out.status
+    );
 }

@@ -136,3 +136,54 @@ fn a_windows_agent_killed_mid_run_leaves_no_process_of_the_run() {
     }
     assert_eq!(audit_events(agent.data_dir.path(), "run_start").len(), 1);
 }
+
+#[test]
+#[ignore = "needs Wine and the Windows build: run by .ci/run with --include-ignored"]
+fn a_windows_console_reaches_a_linux_agent_in_line_mode_and_json() {
+    let relay = RelayProc::start(&[]);
+    let mut agent = AgentProc::start_trusting(&relay, &["y", "y"]);
+    let catalog = sample_catalog();
+    let data = tempfile::tempdir().unwrap();
+    let out = wine::console()
+        .args(["connect", &agent.code, "--relay", &relay.addr])
+        .args(["--relay-fingerprint", &relay.fingerprint])
+        .args(["--name", "Ana Pop", "--json"])
+        .args(["--catalog", &windows_path(&catalog)])
+        .args(["--data-dir", &windows_path(data.path())])
+        .args(["--exec", "diag", "--exec", "run echo-test word=fromwine"])
+        .args(["--exec", "quit"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("wine runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the Windows console failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not one JSON object ({e}): {l}"))
+        })
+        .collect();
+    let report = events
+        .iter()
+        .find(|e| e["event"] == "diag")
+        .unwrap_or_else(|| panic!("no report: {stdout}"));
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(report["snapshot"]["host"]["name"], host.trim(), "{report}");
+    let output: String = events
+        .iter()
+        .filter(|e| e["event"] == "output" && e["stream"] == "stdout")
+        .filter_map(|e| e["data"].as_str())
+        .collect();
+    assert!(output.contains("sprijin fromwine"), "{stdout}");
+    wait_end(&mut agent.proc, WINE_STEP, "the Linux agent");
+    assert_eq!(audit_events(agent.data_dir.path(), "run_end").len(), 1);
+    // The Windows console kept its session log in the folder it was given.
+    let logs = std::fs::read_dir(data.path().join("sessions"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(logs, 1, "no session log under {}", data.path().display());
+}
