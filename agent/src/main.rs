@@ -77,6 +77,12 @@ enum Command {
         /// Print the snapshot and findings as JSON.
         #[arg(long)]
         json: bool,
+        /// Seconds to watch before reporting, so what changes over time (a
+        /// program restarting, a disk filling, a group at its limit) shows;
+        /// 0 for a quick look
+        #[arg(long, value_name = "SECS", default_value_t = 3,
+              value_parser = clap::value_parser!(u64).range(0..=600))]
+        watch: u64,
     },
     /// The audit log of sessions and runs on this machine.
     Audit {
@@ -154,8 +160,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot write man pages to {}", args.dir.display()))?;
             Ok(())
         }
-        Command::Diag { json } => {
-            print!("{}", sprijin_agent::diag::report::local_report(json)?);
+        Command::Diag { json, watch } => {
+            let watch = std::time::Duration::from_secs(watch);
+            print!(
+                "{}",
+                sprijin_agent::diag::report::local_report(json, watch)?
+            );
             Ok(())
         }
         Command::Audit {

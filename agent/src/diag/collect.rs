@@ -26,6 +26,7 @@ use sprijin_proto::message::diag::{
 
 use super::probes::SlowReadings;
 use super::stuck::{MAX_STUCK, StuckTracker};
+use super::watch::Watched;
 use crate::platform::diag as source;
 use sysinfo::{
     Components, CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, Networks, Process,
@@ -84,6 +85,7 @@ pub struct Collector {
     platform: source::Readings,
     slow: SlowReadings,
     relay_clock: Option<RelayClock>,
+    watched: Watched,
 }
 
 impl Default for Collector {
@@ -112,6 +114,7 @@ impl Collector {
             platform: source::Readings::new(),
             slow: SlowReadings::default(),
             relay_clock: None,
+            watched: Watched::default(),
         }
     }
 
@@ -174,6 +177,11 @@ impl Collector {
         self.slow = slow;
     }
 
+    /// Gives the snapshot what the watcher saw over time.
+    pub fn set_watched(&mut self, watched: Watched) {
+        self.watched = watched;
+    }
+
     fn stuck_processes(&mut self) -> Vec<StuckProcess> {
         let in_d: Vec<u32> = self
             .system
@@ -227,6 +235,8 @@ impl Collector {
             pending_reboot: self.slow.pending_reboot.clone(),
             folders: self.slow.folders.clone(),
             relay_clock: self.relay_clock.clone(),
+            trends: self.watched.trends.clone(),
+            packages: self.watched.packages.clone(),
             ..Snapshot::default()
         };
         self.platform.fill(&mut s);

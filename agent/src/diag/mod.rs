@@ -10,7 +10,10 @@
 //! everywhere; [`folders`] measures folders that commonly fill a disk;
 //! [`sampler`] does that on a thread every couple of seconds so a snapshot
 //! is always ready, and runs the slow checks of [`probes`] (name
-//! resolution, failed services, the clock) on a thread of their own; [`findings`] turns a snapshot into
+//! resolution, failed services, the clock) on a thread of their own;
+//! [`watch`] takes one light reading a second and keeps what changed over
+//! the last minutes (restart loops, disks filling, stalls, group limits,
+//! the package manager); [`findings`] turns a snapshot into
 //! [`Finding`]s with plain rules; [`report`] puts the two together for
 //! `sprijin-agent diag`, and the session sends the same [`DiagReport`] to the
 //! console. Rendering for people lives in `sprijin_proto::diag_text`, shared
@@ -27,6 +30,7 @@ pub mod redact;
 pub mod report;
 pub mod sampler;
 pub mod stuck;
+pub mod watch;
 pub mod windows;
 
 pub use collect::Collector;

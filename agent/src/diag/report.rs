@@ -6,6 +6,8 @@
 //! line of JSON holding a [`DiagReport`] (`{"snapshot": ..., "findings":
 //! [...]}`).
 
+use std::time::Duration;
+
 use sprijin_proto::diag_text;
 use sprijin_proto::message::diag::{DiagReport, Snapshot};
 
@@ -14,11 +16,12 @@ use super::error::DiagError;
 use super::findings::{Thresholds, evaluate};
 use super::probes;
 use super::sampler::FIRST_SAMPLE_GAP;
+use super::watch;
 
 /// This machine's report as text or as one line of JSON, without a trailing
-/// newline. Blocks for about [`FIRST_SAMPLE_GAP`].
-pub fn local_report(json: bool) -> Result<String, DiagError> {
-    let report = take_report(&Thresholds::default())?;
+/// newline, after watching for `watch` (at least [`FIRST_SAMPLE_GAP`]).
+pub fn local_report(json: bool, watch: Duration) -> Result<String, DiagError> {
+    let report = take_report(&Thresholds::default(), watch)?;
     if json {
         serde_json::to_string(&report).map_err(DiagError::Json)
     } else {
@@ -30,17 +33,28 @@ pub fn local_report(json: bool) -> Result<String, DiagError> {
 
 /// How long a local report waits for the slow checks (name resolution,
 /// services, clock) before it goes without them.
-pub const SLOW_WAIT: std::time::Duration = std::time::Duration::from_secs(4);
+pub const SLOW_WAIT: Duration = Duration::from_secs(4);
 
 /// How much longer it waits for the folder sizes before it goes without
 /// them.
-pub const FOLDERS_WAIT: std::time::Duration = std::time::Duration::from_secs(4);
+pub const FOLDERS_WAIT: Duration = Duration::from_secs(4);
 
-/// Samples this machine twice, runs the slow checks alongside (waiting at
-/// most [`SLOW_WAIT`] for them, and [`FOLDERS_WAIT`] more for the folder
-/// sizes), and evaluates the rules. Fails only when the system gave no CPU
-/// or memory figures at all.
-pub fn take_report(t: &Thresholds) -> Result<DiagReport, DiagError> {
+/// How long `diag` watches unless told otherwise.
+pub const DEFAULT_WATCH: Duration = Duration::from_secs(3);
+
+/// Samples this machine at the start and the end of `watch` (CPU usage is
+/// measured across it), watches in between (`super::watch`), runs the
+/// slow checks alongside (waiting at most [`SLOW_WAIT`] for them, and
+/// [`FOLDERS_WAIT`] more for the folder sizes), and evaluates the rules.
+/// Fails only when the system gave no CPU or memory figures at all.
+pub fn take_report(t: &Thresholds, watch: Duration) -> Result<DiagReport, DiagError> {
+    let watch = watch.max(FIRST_SAMPLE_GAP);
+    let (watched_tx, watched_rx) = std::sync::mpsc::channel();
+    let _ = std::thread::Builder::new()
+        .name("diag-watch".into())
+        .spawn(move || {
+            let _ = watched_tx.send(watch::watch_for(watch));
+        });
     let (checks_tx, checks_rx) = std::sync::mpsc::channel();
     let (folders_tx, folders_rx) = std::sync::mpsc::channel();
     let _ = std::thread::Builder::new()
@@ -51,8 +65,11 @@ pub fn take_report(t: &Thresholds) -> Result<DiagReport, DiagError> {
         });
     let mut collector = Collector::new();
     collector.sample();
-    std::thread::sleep(FIRST_SAMPLE_GAP);
+    std::thread::sleep(watch);
     collector.sample();
+    if let Ok(watched) = watched_rx.recv_timeout(SLOW_WAIT) {
+        collector.set_watched(watched);
+    }
     if let Ok(mut slow) = checks_rx.recv_timeout(SLOW_WAIT) {
         if let Ok(folders) = folders_rx.recv_timeout(FOLDERS_WAIT) {
             slow.folders = folders;
@@ -80,7 +97,7 @@ mod tests {
 
     #[test]
     fn json_report_is_one_line_and_reads_back() {
-        let json = local_report(true).unwrap();
+        let json = local_report(true, FIRST_SAMPLE_GAP).unwrap();
         assert!(!json.contains('\n'));
         let report: DiagReport = serde_json::from_str(&json).unwrap();
         assert!(report.snapshot.cpu.logical_cores > 0);
@@ -106,7 +123,7 @@ mod tests {
     #[test]
     fn json_from_an_agent_without_the_newer_parts_still_reads() {
         let mut value: serde_json::Value =
-            serde_json::from_str(&local_report(true).unwrap()).unwrap();
+            serde_json::from_str(&local_report(true, FIRST_SAMPLE_GAP).unwrap()).unwrap();
         let snapshot = value["snapshot"].as_object_mut().unwrap();
         for key in [
             "deleted_open",
@@ -132,7 +149,7 @@ mod tests {
 
     #[test]
     fn text_report_is_the_overview() {
-        let text = local_report(false).unwrap();
+        let text = local_report(false, FIRST_SAMPLE_GAP).unwrap();
         assert!(text.starts_with("Host "));
         assert!(text.contains("\nFindings\n"));
         assert!(!text.ends_with('\n'));

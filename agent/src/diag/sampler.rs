@@ -8,6 +8,10 @@
 //! [`Sampler::latest`] returns an empty snapshot (`taken_at_ms == 0`);
 //! [`Sampler::ready`] waits for the first real one.
 //!
+//! Beside it, the watcher (`super::watch`) takes one light reading a
+//! second and keeps the last minutes, so the first report of a session
+//! already shows what changed over time.
+//!
 //! The sampling runs on a plain thread because reading the process table is
 //! blocking file I/O. The [`Sampler`] owns the thread: dropping it wakes the
 //! thread, which ends without waiting out its interval, and joins it.
@@ -24,6 +28,7 @@ use super::clock;
 use super::collect::Collector;
 use super::error::DiagError;
 use super::probes::{self, SlowReadings};
+use super::watch::Watched;
 
 /// How often the slow checks (name resolution, services, clock) run.
 pub const SLOW_INTERVAL: Duration = Duration::from_secs(60);
@@ -136,6 +141,15 @@ fn run(
                 }
             });
     }
+    // The watcher, one reading a second, on a thread of its own too.
+    let watched = Arc::new(Mutex::new(Watched::default()));
+    let (_stop_watch, watch_stopped) = mpsc::channel::<()>();
+    {
+        let watched = Arc::clone(&watched);
+        let _ = std::thread::Builder::new()
+            .name("diag-watch".into())
+            .spawn(move || super::watch::run(&watch_stopped, &watched));
+    }
     let mut collector = Collector::new();
     collector.sample();
     let mut wait = FIRST_SAMPLE_GAP;
@@ -147,6 +161,9 @@ fn run(
         collector.sample();
         if let Ok(s) = slow.lock() {
             collector.set_slow(s.clone());
+        }
+        if let Ok(w) = watched.lock() {
+            collector.set_watched(w.clone());
         }
         collector.set_relay_clock(clock::latest());
         if publish.send(Some(Arc::new(collector.snapshot()))).is_err() {

@@ -84,6 +84,150 @@ pub struct Snapshot {
     /// downloads), largest first; empty where none are measured.
     #[serde(default)]
     pub folders: Vec<FolderSize>,
+    /// What changed over the last minutes, from the agent's watcher (one
+    /// reading a second); `None` where nothing watched.
+    #[serde(default)]
+    pub trends: Option<Trends>,
+    /// The package manager's state (dpkg, rpm); `None` where there is none.
+    #[serde(default)]
+    pub packages: Option<PackageState>,
+}
+
+/// What the watcher saw over time.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct Trends {
+    /// How long it has watched, up to its history (ten minutes).
+    pub watched_secs: u64,
+    /// Processes started in the last minute (the kernel's fork counter),
+    /// scaled to a minute when it has watched less.
+    pub forks_per_minute: u64,
+    /// Programs dying and being started again, most deaths first.
+    pub churn: Vec<Churn>,
+    /// File systems filling at the current rate, soonest full first.
+    pub growth: Vec<Growth>,
+    /// Pressure stall information; `None` where the kernel has none.
+    pub pressure: Option<Pressure>,
+    /// Control groups held at a limit, most hits first.
+    pub limits: Vec<GroupLimit>,
+}
+
+/// One program that keeps dying under the same parent.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct Churn {
+    /// The program that dies.
+    pub name: String,
+    /// How many of its processes ended in the last minute (short ones
+    /// between two readings are not seen: at least this many).
+    pub deaths_per_minute: u64,
+    pub parent_pid: u32,
+    pub parent_name: String,
+    /// The parent's command line, cleaned.
+    pub parent_command: String,
+    /// The service manager's unit, where the parent is systemd and the
+    /// program belongs to one.
+    pub unit: Option<String>,
+    /// The last exit status seen, where the system says it.
+    pub last_exit: Option<String>,
+}
+
+/// One file system filling up, with the file that grows fastest on it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct Growth {
+    pub mount_point: String,
+    pub available_bytes: u64,
+    /// How fast its free space shrinks, bytes a second.
+    pub bytes_per_sec: u64,
+    /// At that rate, when it is full.
+    pub secs_to_full: u64,
+    /// The file growing fastest on it, with its writer; `None` when no open
+    /// file was seen growing.
+    pub file: Option<GrowingFile>,
+}
+
+/// A file seen growing, and who writes it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct GrowingFile {
+    pub path: String,
+    pub size_bytes: u64,
+    pub bytes_per_sec: u64,
+    pub pid: u32,
+    pub process: String,
+}
+
+/// Pressure stall information: the share of time work waited, over the
+/// last 10 and 60 seconds.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct Pressure {
+    pub cpu: Stall,
+    pub memory: Stall,
+    pub io: Stall,
+    /// Who stalls most: control groups (where they report pressure) or
+    /// processes (by page faults that read from disk), worst first.
+    pub stalled: Vec<Stalled>,
+}
+
+/// One resource's stall shares, percent.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct Stall {
+    /// Some task waited.
+    pub some_avg10: f64,
+    pub some_avg60: f64,
+    /// Every task waited at once.
+    pub full_avg10: f64,
+    pub full_avg60: f64,
+}
+
+/// A group or process that stalls.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct Stalled {
+    /// "memory", "io" or "cpu".
+    pub resource: String,
+    /// A control group's path, a service name, or a process name and id.
+    pub who: String,
+    /// What was measured, for people: "memory stall 35% of the last 10 s",
+    /// "410 page reads from disk a second".
+    pub measure: String,
+    /// For ordering: a share in percent, or a rate.
+    pub weight: f64,
+}
+
+/// A control group held at one of its limits.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct GroupLimit {
+    /// The group's path under the hierarchy, e.g. "/system.slice/cups.service".
+    pub group: String,
+    /// The service, where the group is one.
+    pub unit: Option<String>,
+    /// "pids", "memory" or "cpu".
+    pub limit: String,
+    /// The limit, for people: "64 processes", "512 MiB".
+    pub value: String,
+    /// How many times the limit was hit (or the group throttled) while
+    /// watched.
+    pub hits: u64,
+    /// Which control group version the kernel gave (1 or 2).
+    pub version: u8,
+}
+
+/// The package manager's state.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct PackageState {
+    /// "dpkg" or "rpm".
+    pub manager: String,
+    /// An installation was cut off and left packages half configured.
+    pub interrupted: bool,
+    /// Locks held now, by whom.
+    pub locks: Vec<LockHolder>,
+}
+
+/// A package manager's lock and the process holding it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct LockHolder {
+    pub path: String,
+    pub pid: u32,
+    pub process: String,
+    /// How long it has been held while watched, seconds.
+    pub held_secs: u64,
 }
 
 /// This machine's clock compared with the relay's.

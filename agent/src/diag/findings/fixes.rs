@@ -38,6 +38,8 @@ pub struct Fixes {
     pub sync_time: Option<&'static str>,
     /// Restarts the computer, with warning time.
     pub restart_computer: Option<&'static str>,
+    /// Finishes an installation the package manager left half done.
+    pub finish_install: Option<&'static str>,
 }
 
 const NONE: Fixes = Fixes {
@@ -55,6 +57,7 @@ const NONE: Fixes = Fixes {
     start_service: None,
     sync_time: None,
     restart_computer: None,
+    finish_install: None,
 };
 
 /// Linux's scripts in the sample catalog.
@@ -74,6 +77,7 @@ pub const LINUX: Fixes = Fixes {
     start_service: Some("restart-unit"),
     sync_time: Some("turn-on-time-sync"),
     restart_computer: None,
+    finish_install: Some("dpkg-configure"),
 };
 
 /// Windows' scripts in the sample catalog.
@@ -92,6 +96,7 @@ pub const WINDOWS: Fixes = Fixes {
     start_service: Some("windows-start-service"),
     sync_time: Some("windows-sync-time"),
     restart_computer: Some("windows-restart-computer"),
+    finish_install: None,
 };
 
 /// The sample catalog has no macOS scripts yet: findings name none.
@@ -147,6 +152,7 @@ mod tests {
             start_service,
             sync_time,
             restart_computer,
+            finish_install,
         } = f;
         [
             free_system_space,
@@ -163,6 +169,7 @@ mod tests {
             start_service,
             sync_time,
             restart_computer,
+            finish_install,
         ]
         .into_iter()
         .filter_map(|id| *id)

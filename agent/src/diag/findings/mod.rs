@@ -16,13 +16,15 @@
 //! deleted files held open, read-only mounts), `memory` (memory, swap,
 //! out-of-memory kills), `cpu` (usage, load, temperature), `processes`
 //! (hogs, zombies, open-file limits, stuck processes), `network`
-//! (interface errors, addresses, routes, name resolution) and `services`
+//! (interface errors, addresses, routes, name resolution), `services`
 //! (failed units, stopped automatic services, a pending restart, the
-//! clock, uptime). This file holds the thresholds and the
-//! list of rules.
+//! clock, uptime) and `trends` (what the watcher saw over time: restart
+//! loops, a disk filling, stalls, group limits, the package manager).
+//! This file holds the thresholds, the list of rules, and which causes
+//! explain which symptoms.
 
 use sprijin_proto::catalog::Platform;
-use sprijin_proto::message::diag::{Finding, Snapshot};
+use sprijin_proto::message::diag::{Evidence, Finding, Snapshot};
 
 mod cpu;
 mod disk;
@@ -31,6 +33,7 @@ mod memory;
 mod network;
 mod processes;
 mod services;
+mod trends;
 
 pub use cpu::{cpu_saturated, high_temperature, load_above_cores};
 pub use disk::{
@@ -46,6 +49,7 @@ pub use services::{
     clock_not_synchronized, clock_off_from_relay, failed_units, long_uptime, reboot_pending,
     stopped_services,
 };
+pub use trends::{disk_filling, group_limits, package_manager, restart_loop, stalls};
 
 pub(crate) const GIB: u64 = 1 << 30;
 
@@ -114,6 +118,24 @@ pub struct Thresholds {
     /// A measured folder (temporary files, update downloads) holding at
     /// least this share of its disk is named as where the space went.
     pub folder_share_percent: f64,
+    /// A program ending this many times a minute under one parent is in a
+    /// restart loop.
+    pub restarts_per_minute: u64,
+    /// A file system full within this long at the rate it fills is a
+    /// warning...
+    pub filling_warning_secs: u64,
+    /// ...and within this long critical.
+    pub filling_critical_secs: u64,
+    /// Work waiting this share of the last 10 s (memory, disk) is a
+    /// warning...
+    pub stall_warning_percent: f64,
+    /// ...and all work waiting at once this share is critical.
+    pub stall_critical_percent: f64,
+    /// A group slowed by its memory ceiling or CPU limit this many times
+    /// while watched is named.
+    pub group_throttle_hits: u64,
+    /// The package manager's lock held this long is named.
+    pub lock_held_secs: u64,
     /// Whose catalog scripts the findings name: the platform the snapshot
     /// came from.
     pub platform: Platform,
@@ -163,6 +185,13 @@ impl Default for Thresholds {
             clock_offset_warning_secs: 120,
             clock_offset_critical_secs: 300,
             folder_share_percent: 5.0,
+            restarts_per_minute: 10,
+            filling_warning_secs: 3_600,
+            filling_critical_secs: 600,
+            stall_warning_percent: 10.0,
+            stall_critical_percent: 20.0,
+            group_throttle_hits: 100,
+            lock_held_secs: 120,
             platform: fixes::this_platform(),
         }
     }
@@ -175,12 +204,16 @@ pub type Rule = fn(&Snapshot, &Thresholds) -> Vec<Finding>;
 /// listed.
 pub const RULES: &[Rule] = &[
     read_only_file_system,
+    disk_filling,
     disk_nearly_full,
     inodes_exhausted,
     deleted_files_hold_space,
     recent_oom_kills,
+    stalls,
     memory_nearly_exhausted,
     heavy_swapping,
+    restart_loop,
+    group_limits,
     cpu_saturated,
     process_cpu_hog,
     process_memory_hog,
@@ -195,16 +228,50 @@ pub const RULES: &[Rule] = &[
     stuck_processes,
     failed_units,
     stopped_services,
+    package_manager,
     reboot_pending,
     clock_not_synchronized,
     clock_off_from_relay,
     long_uptime,
 ];
 
-/// Runs every rule over the snapshot; the most severe findings come first.
+/// Causes and the symptoms they explain: (cause, symptom, whether the two
+/// must be about the same subject, such as one file system).
+const CAUSES: &[(&str, &str, bool)] = &[
+    ("disk-filling", "disk-nearly-full", true),
+    ("restart-loop", "cpu-saturated", false),
+    ("restart-loop", "load-above-cores", false),
+    ("memory-thrash", "memory-nearly-exhausted", false),
+    ("memory-thrash", "heavy-swapping", false),
+];
+
+/// Runs every rule over the snapshot; the most severe findings come
+/// first, and a cause comes before the symptom it explains, which points
+/// at it.
 pub fn evaluate(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
     let mut all: Vec<Finding> = RULES.iter().flat_map(|rule| rule(s, t)).collect();
-    // Stable: equal severities keep the rules' order.
+    // A cause is at least as severe as what it explains, and the symptom
+    // names it.
+    for &(cause, symptom, same_subject) in CAUSES {
+        let pairs: Vec<(usize, usize)> = all
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.id == symptom)
+            .filter_map(|(si, sf)| {
+                let ci = all
+                    .iter()
+                    .position(|c| c.id == cause && (!same_subject || c.subject == sf.subject))?;
+                Some((ci, si))
+            })
+            .collect();
+        for (ci, si) in pairs {
+            all[ci].severity = all[ci].severity.max(all[si].severity);
+            let title = all[ci].title.clone();
+            all[si].evidence.push(Evidence::new("see first", title));
+        }
+    }
+    // Stable: equal severities keep the rules' order, where causes come
+    // before their symptoms.
     all.sort_by_key(|f| std::cmp::Reverse(f.severity));
     all
 }
@@ -395,6 +462,72 @@ mod tests {
             ["disk-nearly-full", "cpu-saturated", "long-uptime"]
         );
         assert!(f.windows(2).all(|w| w[0].severity >= w[1].severity));
+    }
+
+    #[test]
+    fn a_cause_comes_before_its_symptom_which_points_at_it() {
+        use sprijin_proto::message::diag::{Churn, Growth, GrowingFile, Trends};
+        let mut s = quiet();
+        // The disk is nearly full (critical) because a log grows (found
+        // at warning), and the CPU is busy while a program restarts.
+        s.disks[1] = disk("/home", 100 * GIB, GIB / 2);
+        s.cpu.usage_percent = 99.0;
+        s.trends = Some(Trends {
+            growth: vec![Growth {
+                mount_point: "/home".into(),
+                available_bytes: GIB / 2,
+                bytes_per_sec: 200_000,
+                secs_to_full: 2_600,
+                file: Some(GrowingFile {
+                    path: "/home/ana/app.log".into(),
+                    size_bytes: 90 * GIB,
+                    bytes_per_sec: 200_000,
+                    pid: 500,
+                    process: "app".into(),
+                }),
+            }],
+            churn: vec![Churn {
+                name: "crashy".into(),
+                deaths_per_minute: 30,
+                parent_pid: 1,
+                parent_name: "systemd".into(),
+                ..Churn::default()
+            }],
+            ..Trends::default()
+        });
+        let f = evaluate(&s, &linux());
+        assert_eq!(
+            ids(&f),
+            [
+                "disk-filling",
+                "disk-nearly-full",
+                "restart-loop",
+                "cpu-saturated"
+            ]
+        );
+        assert_eq!(f[0].severity, f[1].severity, "the cause is raised");
+        assert_eq!(evidence(&f[1], "see first"), f[0].title);
+        assert_eq!(evidence(&f[3], "see first"), f[2].title);
+    }
+
+    #[test]
+    fn a_cause_on_another_disk_explains_nothing() {
+        use sprijin_proto::message::diag::{Growth, Trends};
+        let mut s = quiet();
+        s.disks[0] = disk("/", 100 * GIB, GIB / 2);
+        s.trends = Some(Trends {
+            growth: vec![Growth {
+                mount_point: "/home".into(),
+                available_bytes: GIB,
+                bytes_per_sec: 500_000,
+                secs_to_full: 2_000,
+                file: None,
+            }],
+            ..Trends::default()
+        });
+        let f = evaluate(&s, &linux());
+        assert_eq!(ids(&f), ["disk-nearly-full", "disk-filling"]);
+        assert!(f[0].evidence.iter().all(|e| e.label != "see first"));
     }
 
     #[test]

@@ -3,6 +3,9 @@
 pub mod diag;
 mod open;
 mod procfs;
+mod watch;
+
+pub use watch::WatchReader;
 
 pub use open::open_no_follow;
 

@@ -155,7 +155,7 @@ pub fn mount_point_of(path: &str, mount_points: &[String]) -> String {
 }
 
 /// Reads a small text file, at most 64 KiB.
-fn read_small(path: &Path) -> Option<String> {
+pub(super) fn read_small(path: &Path) -> Option<String> {
     let mut text = String::new();
     fs::File::open(path)
         .ok()?

@@ -1,6 +1,9 @@
 //! The agent on macOS.
 
 pub mod diag;
+
+/// Nothing beyond the snapshots is watched here yet.
+pub use crate::diag::watch::NothingToWatch as WatchReader;
 mod open;
 
 pub use open::open_no_follow;

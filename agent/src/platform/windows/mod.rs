@@ -1,6 +1,9 @@
 //! The agent on Windows.
 
 pub mod diag;
+
+/// Nothing beyond the snapshots is watched here yet.
+pub use crate::diag::watch::NothingToWatch as WatchReader;
 mod diag_cpu;
 mod diag_network;
 mod diag_registry;
