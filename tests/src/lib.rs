@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod faults;
 pub mod tmux;
 pub mod wine;
 pub mod xvfb;

@@ -116,8 +116,10 @@ pub struct Trends {
 pub struct Churn {
     /// The program that dies.
     pub name: String,
-    /// How many of its processes ended in the last minute (short ones
-    /// between two readings are not seen: at least this many).
+    /// How many of its processes were seen to end in the last minute (one
+    /// that starts and ends between two readings is not seen).
+    pub deaths_seen: u64,
+    /// The same as a rate a minute, over what was watched of the minute.
     pub deaths_per_minute: u64,
     pub parent_pid: u32,
     pub parent_name: String,

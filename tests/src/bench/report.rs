@@ -19,8 +19,8 @@ pub const TARGET_SETUP_MS_P50: f64 = 150.0;
 pub const TARGET_IDLE_AGENTS: usize = 10_000;
 pub const TARGET_RELAY_RSS_MIB: f64 = 200.0;
 pub const TARGET_RELAY_IDLE_CPU_PCT: f64 = 2.0;
-pub const TARGET_AGENT_RSS_MIB: f64 = 30.0;
-pub const TARGET_AGENT_CPU_PCT: f64 = 1.0;
+pub const TARGET_AGENT_RSS_MIB: f64 = 15.0;
+pub const TARGET_AGENT_CPU_PCT: f64 = 0.5;
 /// Through the forwarder as a share of the same endpoints connected directly.
 pub const TARGET_DATAPATH_RATIO: f64 = 0.85;
 /// Relay CPU seconds per GiB forwarded: a third of the 2.51 s the relay

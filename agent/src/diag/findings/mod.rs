@@ -466,7 +466,7 @@ mod tests {
 
     #[test]
     fn a_cause_comes_before_its_symptom_which_points_at_it() {
-        use sprijin_proto::message::diag::{Churn, Growth, GrowingFile, Trends};
+        use sprijin_proto::message::diag::{Churn, GrowingFile, Growth, Trends};
         let mut s = quiet();
         // The disk is nearly full (critical) because a log grows (found
         // at warning), and the CPU is busy while a program restarts.

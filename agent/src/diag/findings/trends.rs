@@ -30,7 +30,8 @@ pub fn restart_loop(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
             };
             let mut evidence = vec![
                 Evidence::new("program", &c.name),
-                Evidence::new("ended in the last minute", format!("at least {}", c.deaths_per_minute)),
+                Evidence::new("seen ending (last minute)", c.deaths_seen.to_string()),
+                Evidence::new("rate", format!("about {} a minute", c.deaths_per_minute)),
                 Evidence::new("started again by", &parent),
             ];
             if !c.parent_command.is_empty() {
@@ -42,12 +43,15 @@ pub fn restart_loop(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
             if let Some(exit) = &c.last_exit {
                 evidence.push(Evidence::new("last exit", exit));
             }
-            evidence.push(Evidence::new("processes started a minute", trends.forks_per_minute.to_string()));
+            evidence.push(Evidence::new(
+                "processes started a minute",
+                trends.forks_per_minute.to_string(),
+            ));
             Finding {
                 id: "restart-loop".into(),
                 severity: Severity::Warning,
                 title: format!(
-                    "{} keeps ending and being started again by {by}: at least {} times in the last minute",
+                    "{} keeps ending and being started again by {by}: about {} times a minute",
                     c.name, c.deaths_per_minute
                 ),
                 evidence,
@@ -311,6 +315,7 @@ mod tests {
     fn churn(n: u64) -> Churn {
         Churn {
             name: "crashy".into(),
+            deaths_seen: n,
             deaths_per_minute: n,
             parent_pid: 812,
             parent_name: "supervise".into(),
@@ -332,7 +337,7 @@ mod tests {
         ));
         assert_eq!(
             f.title,
-            "crashy keeps ending and being started again by supervise (pid 812): at least 40 times in the last minute"
+            "crashy keeps ending and being started again by supervise (pid 812): about 40 times a minute"
         );
         assert_eq!(evidence(&f, "parent command"), "/usr/bin/supervise crashy");
         assert_eq!(f.script, None);

@@ -40,13 +40,14 @@ struct Death {
 pub struct Tracker {
     alive: HashMap<u32, ProcEntry>,
     deaths: VecDeque<Death>,
-    read_once: bool,
+    /// When the table was first read.
+    first_ms: Option<u64>,
 }
 
 impl Tracker {
     pub fn step(&mut self, at_ms: u64, processes: Vec<ProcEntry>) {
         let now: HashMap<u32, ProcEntry> = processes.into_iter().map(|p| (p.pid, p)).collect();
-        if self.read_once {
+        if self.first_ms.is_some() {
             for (pid, before) in &self.alive {
                 let gone = now.get(pid).is_none_or(|p| p.start != before.start);
                 if gone {
@@ -59,7 +60,7 @@ impl Tracker {
                 }
             }
         }
-        self.read_once = true;
+        self.first_ms.get_or_insert(at_ms);
         self.alive = now;
         let from = at_ms.saturating_sub(RATE_WINDOW_MS);
         while self.deaths.front().is_some_and(|d| d.at_ms < from) {
@@ -68,9 +69,13 @@ impl Tracker {
     }
 
     /// The programs that died at least [`MIN_DEATHS`] times in the last
-    /// minute under one parent, most deaths first.
+    /// minute under one parent, most deaths first. Watched for less than a
+    /// minute, the rate is scaled up from what was watched.
     pub fn churn(&self, now_ms: u64) -> Vec<Churn> {
         let from = now_ms.saturating_sub(RATE_WINDOW_MS);
+        let watched = now_ms
+            .saturating_sub(self.first_ms.unwrap_or(now_ms))
+            .clamp(1, RATE_WINDOW_MS);
         let mut counts: HashMap<(&str, u32), (u64, Option<&String>)> = HashMap::new();
         for d in self.deaths.iter().filter(|d| d.at_ms >= from) {
             let entry = counts.entry((&d.name, d.ppid)).or_insert((0, None));
@@ -84,7 +89,8 @@ impl Tracker {
                 let parent = self.alive.get(&ppid);
                 Churn {
                     name: name.to_owned(),
-                    deaths_per_minute: n,
+                    deaths_seen: n,
+                    deaths_per_minute: n.saturating_mul(RATE_WINDOW_MS) / watched,
                     parent_pid: ppid,
                     parent_name: parent.map(|p| p.name.clone()).unwrap_or_default(),
                     parent_command: parent.map(|p| p.command.clone()).unwrap_or_default(),
@@ -141,7 +147,8 @@ mod tests {
         let c = t.churn(19_000);
         assert_eq!(c.len(), 1, "{c:?}");
         assert_eq!(c[0].name, "crashy");
-        assert_eq!(c[0].deaths_per_minute, 19);
+        assert_eq!(c[0].deaths_seen, 19);
+        assert_eq!(c[0].deaths_per_minute, 60);
         assert_eq!(c[0].parent_pid, 10);
         assert_eq!(c[0].parent_name, "supervise");
         assert_eq!(c[0].parent_command, "/usr/bin/supervise");
@@ -163,7 +170,7 @@ mod tests {
         for i in 0..4u64 {
             t.step(i * 1000, vec![p(10, 1, "sh", 1), p(50, 10, "job", 10 + i)]);
         }
-        assert_eq!(t.churn(3000)[0].deaths_per_minute, 3);
+        assert_eq!(t.churn(3000)[0].deaths_seen, 3);
     }
 
     #[test]
@@ -183,5 +190,18 @@ mod tests {
         t.step(0, vec![]);
         t.step(1000, vec![p(1, 0, "a", 1)]);
         assert!(t.deaths.is_empty());
+    }
+
+    #[test]
+    fn a_minute_watched_counts_the_deaths_as_they_are() {
+        let mut t = Tracker::default();
+        for i in 0..=90u64 {
+            // One death every three seconds.
+            let job = p(50 + (i / 3) as u32, 10, "job", 100 + i / 3);
+            t.step(i * 1000, vec![p(10, 1, "sh", 1), job]);
+        }
+        let c = t.churn(90_000);
+        // Deaths at 30, 33, ... 90 s: the window holds both ends.
+        assert_eq!((c[0].deaths_seen, c[0].deaths_per_minute), (21, 21));
     }
 }
