@@ -182,7 +182,7 @@ impl Default for Thresholds {
                 .into_iter()
                 .map(String::from)
                 .collect(),
-            clock_offset_warning_secs: 120,
+            clock_offset_warning_secs: 60,
             clock_offset_critical_secs: 300,
             folder_share_percent: 5.0,
             restarts_per_minute: 10,

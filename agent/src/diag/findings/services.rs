@@ -163,7 +163,15 @@ pub fn clock_off_from_relay(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
     vec![Finding {
         id: "clock-off".into(),
         severity,
-        title: format!("The clock is {} the relay's", clock_offset(c.offset_secs)),
+        title: format!(
+            "The clock is {} the relay's: {}",
+            clock_offset(c.offset_secs),
+            if severity == Severity::Critical {
+                "secure web sites and sign-ins will fail"
+            } else {
+                "sign-ins may start to fail"
+            }
+        ),
         evidence: vec![
             Evidence::new("offset", clock_offset(c.offset_secs)),
             Evidence::new("offset seconds", c.offset_secs.to_string()),
@@ -271,18 +279,25 @@ mod tests {
                 relay: "relay.example.org:7420".into(),
             })
         };
-        s.relay_clock = at(119);
+        s.relay_clock = at(59);
         assert_eq!(clock_off_from_relay(&s, &windows()), vec![]);
         s.relay_clock = at(-120);
         let f = only(clock_off_from_relay(&s, &windows()));
         assert_eq!(f.id, "clock-off");
         assert_eq!(f.severity, Severity::Warning);
-        assert_eq!(f.title, "The clock is 2m 0s behind the relay's");
+        assert_eq!(
+            f.title,
+            "The clock is 2m 0s behind the relay's: sign-ins may start to fail"
+        );
         assert_eq!(f.script.as_deref(), Some("windows-sync-time"));
         s.relay_clock = at(3600);
         let f = only(clock_off_from_relay(&s, &linux()));
         assert_eq!(f.severity, Severity::Critical);
         assert_eq!(evidence(&f, "offset"), "1h 0m ahead");
+        assert!(
+            f.title
+                .ends_with(": secure web sites and sign-ins will fail")
+        );
         assert_eq!(f.script.as_deref(), Some("turn-on-time-sync"));
     }
 }

@@ -1,7 +1,8 @@
 //! Linux's diagnostics sources beyond `sysinfo`: `/proc` (files deleted
 //! but held open, open-file limits, default routes), the kernel log
 //! (out-of-memory kills), systemd-logind's sessions (who is logged in),
-//! `systemctl` (failed units) and `timedatectl` (clock synchronisation).
+//! `systemctl` (failed units) and `timedatectl` (clock synchronisation;
+//! without it, the kernel's own mark, `super::clock`).
 //!
 //! [`Readings`] is taken with every sample; [`slow_readings`] runs on the
 //! slow-check thread. Everything read here comes from outside the process,
@@ -91,11 +92,16 @@ pub fn resolvers() -> Vec<String> {
     crate::platform::unix::diag::resolvers(Path::new(crate::platform::unix::diag::RESOLV_CONF))
 }
 
-/// Failed units and the clock, when systemd runs.
+/// Failed units and the clock as systemd says, where it runs; elsewhere
+/// (or where its time service does not answer) the clock as the kernel
+/// says.
 pub fn slow_readings(slow: &mut SlowReadings) {
     if Path::new(SYSTEMD_RUNTIME_DIR).is_dir() {
         slow.services = failed_units();
         slow.clock_synchronized = clock_synchronized();
+    }
+    if slow.clock_synchronized.is_none() {
+        slow.clock_synchronized = super::clock::kernel_clock_synchronized();
     }
 }
 

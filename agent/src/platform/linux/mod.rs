@@ -1,5 +1,6 @@
 //! The agent on Linux.
 
+mod clock;
 pub mod diag;
 mod open;
 mod procfs;
