@@ -182,7 +182,28 @@ pub fn machine(s: &Snapshot) -> String {
     let p = &s.processes;
     let _ = writeln!(out, "Processes {} (zombies: {})", p.count, p.zombies);
     process_troubles(&mut out, s);
+    watched(&mut out, s);
     out
+}
+
+/// What the agent's watcher saw over time, when it watched.
+fn watched(out: &mut String, s: &Snapshot) {
+    let Some(t) = &s.trends else {
+        return;
+    };
+    let mut line = format!(
+        "Watched   {}: {} processes started a minute",
+        human_duration(t.watched_secs),
+        t.forks_per_minute
+    );
+    if let Some(p) = &t.pressure {
+        let _ = write!(
+            line,
+            "; work waited for CPU {:.0}%, memory {:.0}%, disk {:.0}% of the last 10 s",
+            p.cpu.some_avg10, p.memory.some_avg10, p.io.some_avg10
+        );
+    }
+    let _ = writeln!(out, "{line}");
 }
 
 /// Routes, name resolution, services and the clock, each only when known.
@@ -585,6 +606,32 @@ mod tests {
             subject: None,
             script: Some(format!("script-for-{id}")),
         }
+    }
+
+    #[test]
+    fn what_was_watched_is_one_line_and_absent_when_nothing_watched() {
+        use crate::message::diag::{Pressure, Stall, Trends};
+        let mut s = snapshot();
+        assert!(!machine(&s).contains("Watched"));
+        s.trends = Some(Trends {
+            watched_secs: 75,
+            forks_per_minute: 820,
+            pressure: Some(Pressure {
+                memory: Stall {
+                    some_avg10: 12.4,
+                    ..Stall::default()
+                },
+                ..Pressure::default()
+            }),
+            ..Trends::default()
+        });
+        assert!(
+            machine(&s).contains(
+                "Watched   1m 15s: 820 processes started a minute; work waited for CPU 0%, memory 12%, disk 0% of the last 10 s\n"
+            ),
+            "{}",
+            machine(&s)
+        );
     }
 
     #[test]

@@ -9,8 +9,11 @@ use sprijin_proto::message::diag::{GrowingFile, Growth};
 
 use super::{MAX_ENTRIES, RATE_WINDOW_MS};
 
-/// A file system that would be full within this long is "filling".
-pub const FILLING_WITHIN_SECS: u64 = 24 * 3600;
+/// A file system that would be full within this long is "filling", and
+/// the files open on it are measured (twice the rules' warning horizon, so
+/// the culprit is known by the time a finding names it; looking at every
+/// open file is the watcher's one costly reading).
+pub const FILLING_WITHIN_SECS: u64 = 2 * 3600;
 
 /// Free space is measured over at least this long before a rate is given.
 pub const MIN_SPAN_MS: u64 = 3_000;
@@ -109,7 +112,8 @@ impl Tracker {
             .collect()
     }
 
-    /// The file systems that would be full within a day at the rate seen.
+    /// The file systems that would be full within [`FILLING_WITHIN_SECS`]
+    /// at the rate seen.
     pub fn filling(&self) -> Vec<String> {
         let mut mounts: Vec<String> = self.rates().into_iter().map(|r| r.0).collect();
         mounts.sort();
