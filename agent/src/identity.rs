@@ -48,7 +48,28 @@ pub enum Standing {
     /// A trusted key vouches for the name until `valid_until` (a date).
     Verified { key_id: String, valid_until: String },
     /// Only a claim; `reason` says why it is not verified.
-    NotVerified { reason: String },
+    NotVerified { reason: Unverified },
+}
+
+/// Why a name is not verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unverified {
+    /// The console said it has no credential.
+    NoCredential,
+    /// The console said nothing about a credential in time.
+    ConsoleSilent,
+    /// A credential came and does not hold; why, in the words of the check.
+    Refused(String),
+}
+
+impl fmt::Display for Unverified {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unverified::NoCredential => f.write_str("no credential"),
+            Unverified::ConsoleSilent => f.write_str("no credential (the console sent none)"),
+            Unverified::Refused(why) => f.write_str(why),
+        }
+    }
 }
 
 /// What the console's first message said.
@@ -107,10 +128,8 @@ impl Identity {
     ) -> Identity {
         let credential = match presented {
             Presented::Credential(p) => p,
-            Presented::Nothing => return Identity::claimed(&relay.name, "no credential"),
-            Presented::Silent => {
-                return Identity::claimed(&relay.name, "no credential (the console sent none)");
-            }
+            Presented::Nothing => return Identity::claimed(&relay.name, Unverified::NoCredential),
+            Presented::Silent => return Identity::claimed(&relay.name, Unverified::ConsoleSilent),
         };
         let now = now
             .duration_since(UNIX_EPOCH)
@@ -126,16 +145,16 @@ impl Identity {
             },
             // A credential that does not hold is still the technician's own
             // claim of a name, so that name is the one marked as unverified.
-            Err(e) => Identity::claimed(&credential.credential.name, &reason(&e)),
+            Err(e) => {
+                Identity::claimed(&credential.credential.name, Unverified::Refused(reason(&e)))
+            }
         }
     }
 
-    fn claimed(name: &str, reason: &str) -> Identity {
+    fn claimed(name: &str, reason: Unverified) -> Identity {
         Identity {
             name: shown_name(name),
-            standing: Standing::NotVerified {
-                reason: reason.to_owned(),
-            },
+            standing: Standing::NotVerified { reason },
         }
     }
 
@@ -152,7 +171,7 @@ impl Identity {
     }
 
     /// Why the name is not verified.
-    pub fn reason(&self) -> Option<&str> {
+    pub fn reason(&self) -> Option<&Unverified> {
         match &self.standing {
             Standing::Verified { .. } => None,
             Standing::NotVerified { reason } => Some(reason),
@@ -164,7 +183,7 @@ impl Identity {
         AgentMsg::Identity {
             verified: self.verified(),
             shown: self.to_string(),
-            reason: self.reason().map(str::to_owned),
+            reason: self.reason().map(ToString::to_string),
         }
     }
 }
@@ -385,6 +404,9 @@ mod tests {
             &SessionBinding::from_bytes([5; 32]),
             at(NOW),
         );
-        assert!(id.reason().unwrap().starts_with("bad proof"), "{id}");
+        assert!(
+            id.reason().unwrap().to_string().starts_with("bad proof"),
+            "{id}"
+        );
     }
 }

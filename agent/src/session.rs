@@ -208,7 +208,7 @@ pub async fn share(
             vouched: technician.vouched,
             verified: technician_shown.verified(),
             credential_key: technician_shown.key_id().map(str::to_owned),
-            not_verified: technician_shown.reason().map(str::to_owned),
+            not_verified: technician_shown.reason().map(ToString::to_string),
         }).await?;
 
         let connection = established.connection.clone();
@@ -222,8 +222,7 @@ pub async fn share(
                 clean_line(&technician_shown.to_string())
             ),
             detail: Detail::View {
-                technician: clean_line(&technician_shown.to_string()).into_owned(),
-                verified: technician_shown.verified(),
+                technician: technician_shown.clone(),
             },
         };
         // Ctrl-C while this question is on the screen ends the session.

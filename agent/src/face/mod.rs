@@ -81,9 +81,8 @@ pub struct Question {
 pub enum Detail {
     /// May the technician see this machine's state?
     View {
-        /// The name as shown, cleaned.
-        technician: String,
-        verified: bool,
+        /// Who asks, and how their name stands.
+        technician: Identity,
     },
     /// May this script run? Every part is cleaned.
     Run {

@@ -9,6 +9,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::identity::{Standing, Unverified};
+
 mod en;
 mod ro;
 
@@ -101,6 +103,12 @@ pub struct Strings {
     pub technician: &'static str,
     pub verified: &'static str,
     pub not_verified: &'static str,
+    /// Why a name is not verified: no credential...
+    pub no_credential: &'static str,
+    /// ...the console said nothing of one...
+    pub console_silent: &'static str,
+    /// ...or the one it showed does not hold (the check's own words follow).
+    pub credential_refused: &'static str,
     pub verification_words: &'static str,
     pub words_hint: &'static str,
     pub view_title: &'static str,
@@ -153,4 +161,24 @@ pub struct Strings {
     pub ended_failed: &'static str,
     pub audit_head: &'static str,
     pub close: &'static str,
+}
+
+impl Strings {
+    /// How a technician's name stands, in these words: "verified by your
+    /// organisation (until 2031-01-01)", "not verified (no credential)".
+    /// A refused credential keeps the check's own (English) words after
+    /// this language's.
+    pub fn standing(&self, standing: &Standing) -> String {
+        match standing {
+            Standing::Verified { valid_until, .. } => format!("{} ({valid_until})", self.verified),
+            Standing::NotVerified { reason } => {
+                let why = match reason {
+                    Unverified::NoCredential => self.no_credential.to_owned(),
+                    Unverified::ConsoleSilent => self.console_silent.to_owned(),
+                    Unverified::Refused(detail) => format!("{}: {detail}", self.credential_refused),
+                };
+                format!("{} ({why})", self.not_verified)
+            }
+        }
+    }
 }

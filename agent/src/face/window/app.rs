@@ -591,14 +591,13 @@ fn code_ui(ui: &mut egui::Ui, s: &Strings, code: &mut CodeShown, now: f64, copie
 fn technician_ui(ui: &mut egui::Ui, s: &Strings, technician: &Technician) {
     ui.horizontal_wrapped(|ui| {
         ui.label(RichText::new(format!("{}:", s.technician)).strong());
-        ui.label(RichText::new(&technician.name).size(20.0).strong());
+        ui.label(RichText::new(&technician.identity.name).size(20.0).strong());
     });
-    let standing = if technician.verified {
-        RichText::new(format!("{} ({})", s.verified, technician.detail))
-            .color(egui::Color32::from_rgb(20, 120, 40))
+    let shown = s.standing(&technician.identity.standing);
+    let standing = if technician.identity.verified() {
+        RichText::new(shown).color(egui::Color32::from_rgb(20, 120, 40))
     } else {
-        RichText::new(format!("{} ({})", s.not_verified, technician.detail))
-            .color(egui::Color32::from_rgb(180, 90, 0))
+        RichText::new(shown).color(egui::Color32::from_rgb(180, 90, 0))
     };
     ui.add(egui::Label::new(standing).wrap());
     ui.horizontal_wrapped(|ui| {
@@ -610,9 +609,10 @@ fn technician_ui(ui: &mut egui::Ui, s: &Strings, technician: &Technician) {
 
 fn question_ui(ui: &mut egui::Ui, s: &Strings, question: &Question) {
     match &question.detail {
-        Detail::View { technician, .. } => {
+        Detail::View { technician } => {
             ui.heading(s.view_title);
-            ui.add(egui::Label::new(technician.as_str()).wrap());
+            let asker = format!("{} ({})", technician.name, s.standing(&technician.standing));
+            ui.add(egui::Label::new(asker).wrap());
             ui.label(s.view_body);
         }
         Detail::Run {

@@ -17,16 +17,13 @@ use super::ToWindow;
 use crate::audit::Head;
 use crate::consent::{Answer, TextAnswer};
 use crate::face::{Asking, Face, Notice, Question, RunUpdate, Withdrawn};
-use crate::identity::{Identity, Standing};
+use crate::identity::Identity;
 
 /// Who the technician is, as the window shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Technician {
-    pub name: String,
-    pub verified: bool,
-    /// Until when a verified name is vouched for, or why a name is not
-    /// verified.
-    pub detail: String,
+    /// The name and how it stands, put in the person's words when drawn.
+    pub identity: Identity,
     pub words: String,
 }
 
@@ -111,14 +108,8 @@ impl Face for WindowFace {
     }
 
     fn show_connected(&self, technician: &Identity, words: &str) {
-        let (verified, detail) = match &technician.standing {
-            Standing::Verified { valid_until, .. } => (true, valid_until.clone()),
-            Standing::NotVerified { reason } => (false, reason.clone()),
-        };
         self.send(ToWindow::Connected(Technician {
-            name: technician.name.clone(),
-            verified,
-            detail,
+            identity: technician.clone(),
             words: words.to_string(),
         }));
     }

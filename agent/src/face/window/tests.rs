@@ -14,6 +14,7 @@ use super::{Technician, ToWindow, WindowApp};
 use crate::consent::{Answer, TextAnswer};
 use crate::face::strings::Lang;
 use crate::face::{Detail, Question};
+use crate::identity::{Identity, Standing, Unverified};
 
 /// Frames per second of the harness's clock.
 const FPS: usize = 4;
@@ -49,9 +50,7 @@ impl Window {
             valid_for: Duration::from_secs(600),
         });
         window.send(ToWindow::Connected(Technician {
-            name: "Ana Pop".into(),
-            verified: true,
-            detail: "2031-01-01".into(),
+            identity: ana(verified()),
             words: "amber river".into(),
         }));
         window.frames(1);
@@ -90,13 +89,28 @@ impl Window {
     }
 }
 
+fn verified() -> Standing {
+    Standing::Verified {
+        key_id: "ed25519:0123456789abcdef".into(),
+        valid_until: "2031-01-01".into(),
+    }
+}
+
+fn ana(standing: Standing) -> Identity {
+    Identity {
+        name: "Ana Pop".into(),
+        standing,
+    }
+}
+
 fn view_question() -> Question {
+    view_question_from(ana(verified()))
+}
+
+fn view_question_from(technician: Identity) -> Question {
     Question {
         text: "technician Ana Pop wants to see this machine's state".into(),
-        detail: Detail::View {
-            technician: "Ana Pop".into(),
-            verified: true,
-        },
+        detail: Detail::View { technician },
     }
 }
 
@@ -330,6 +344,34 @@ fn romanian_dialogs_read_and_answer_in_romanian() {
     w.harness.get_by_label("Încheie sesiunea");
     w.click("Permite");
     assert_eq!(answer.try_recv(), Ok(Answer::Yes));
+}
+
+#[test]
+fn an_unverified_name_is_marked_in_the_persons_language() {
+    let mut w = Window::new(Lang::Ro);
+    w.send(ToWindow::Code {
+        code: "7-velvet-harbor".into(),
+        valid_for: Duration::from_secs(600),
+    });
+    let unverified = ana(Standing::NotVerified {
+        reason: Unverified::NoCredential,
+    });
+    w.send(ToWindow::Connected(Technician {
+        identity: unverified.clone(),
+        words: "amber river".into(),
+    }));
+    let _answer = w.ask(view_question_from(unverified), MINUTE);
+    w.frames(FPS + 1);
+    w.harness.get_by_label("neverificat (fără acreditare)");
+    w.harness
+        .get_by_label("Ana Pop (neverificat (fără acreditare))");
+    let english = Lang::En.strings().standing(&Standing::NotVerified {
+        reason: Unverified::Refused("bad proof".into()),
+    });
+    assert_eq!(
+        english,
+        "not verified (the credential does not hold: bad proof)"
+    );
 }
 
 #[test]
