@@ -552,6 +552,51 @@ fn sign_refuses_a_broken_script_naming_it() {
 }
 
 #[test]
+fn sign_refuses_self_service_on_a_risky_or_free_text_script_naming_it() {
+    let ws = workspace();
+    // stop-process is high risk; journal-vacuum takes a typed size.
+    for (file, from, to, reason) in [
+        (
+            "stop-process.toml",
+            "risk = \"high\"",
+            "risk = \"high\"\nself_service = true",
+            "self_service is only for low-risk scripts, and this one is high risk",
+        ),
+        (
+            "journal-vacuum.toml",
+            "risk = \"medium\"",
+            "risk = \"low\"\nself_service = true",
+            "self_service needs every parameter bound, and parameter size is free text",
+        ),
+    ] {
+        let path = ws.dir.join(file);
+        let original = fs::read_to_string(&path).unwrap();
+        assert!(original.contains(from), "{file}");
+        fs::write(&path, original.replacen(from, to, 1)).unwrap();
+        let error = error_line(&run(&[&"catalog", &"sign", &ws.dir, &"--key", &ws.key]));
+        assert!(error.contains(&format!("\"{file}\"")), "{error}");
+        assert!(error.contains(reason), "{error}");
+        assert!(!ws.dir.join("catalog.sig").exists());
+        fs::write(&path, original).unwrap();
+    }
+}
+
+#[test]
+fn self_service_added_after_signing_is_refused() {
+    let ws = workspace();
+    sign(&ws);
+    let path = ws.dir.join("echo-test.toml");
+    let edited = fs::read_to_string(&path).unwrap().replacen(
+        "risk = \"low\"",
+        "risk = \"low\"\nself_service = true",
+        1,
+    );
+    fs::write(&path, edited).unwrap();
+    let error = error_line(&verify(&ws, &ws.public));
+    assert!(error.contains("does not match its files"), "{error}");
+}
+
+#[test]
 fn sign_and_verify_show_the_key_signing_time_and_expiry() {
     let ws = workspace();
     let signer = catalog::key_id(&catalog_tool::read_public_key(&ws.public).unwrap());

@@ -37,7 +37,7 @@ pub use keys::{
     format_signing_key, format_verifying_key, key_id, parse_signature, parse_signing_key,
     parse_verifying_key,
 };
-pub use param::{MAX_CHOICES, MAX_VALUE_LEN, ParamSpec, ParamValue, parse_assignment};
+pub use param::{MAX_CHOICES, MAX_VALUE_LEN, ParamSource, ParamSpec, ParamValue, parse_assignment};
 pub use script::{
     MAX_ARG_LEN, MAX_ARGS, MAX_PARAMS, MAX_TIMEOUT_SECS, Platform, Risk, Script, ScriptId,
     display_command,

@@ -28,6 +28,18 @@ pub struct ParamSpec {
     pub pattern: Option<String>,
     pub choices: Option<Vec<String>>,
     pub description: Option<String>,
+    /// Where the value comes from when the person runs the script alone:
+    /// the finding that names it. The pattern still checks the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<ParamSource>,
+}
+
+/// Where a bound parameter's value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamSource {
+    /// The finding that names the script gives the value.
+    Finding,
 }
 
 /// The checked form of a [`ParamSpec`].
@@ -39,6 +51,12 @@ pub(super) enum Rule<'a> {
 impl ParamSpec {
     /// Checks the spec and compiles its pattern. Done again at every bind, so
     /// a hand-built [`Script`] cannot skip the checks `from_toml` makes.
+    /// Whether no one types the value: a fixed choice, or one taken from
+    /// the finding.
+    pub fn is_bound(&self) -> bool {
+        self.choices.is_some() || self.from.is_some()
+    }
+
     pub(super) fn rule(&self) -> Result<Rule<'_>, String> {
         if let Some(description) = &self.description {
             check_text(description, "description", MAX_DESCRIPTION_CHARS, false)?;

@@ -178,6 +178,11 @@ pub struct Script {
     /// Argument templates; see [`Script::bind`].
     pub args: Vec<String>,
     pub params: BTreeMap<String, ParamSpec>,
+    /// The person may run it alone, from a finding that names it. Only a
+    /// low-risk script whose parameters are all bound (from the finding,
+    /// or a fixed choice) may say so; the signature covers it like
+    /// everything else.
+    pub self_service: bool,
 }
 
 /// The TOML form, before the checks.
@@ -195,6 +200,8 @@ struct ScriptToml {
     args: Vec<String>,
     #[serde(default)]
     params: BTreeMap<String, ParamSpec>,
+    #[serde(default)]
+    self_service: bool,
 }
 
 /// A piece of an argument template.
@@ -226,6 +233,7 @@ impl Script {
             program: raw.program,
             args: raw.args,
             params: raw.params,
+            self_service: raw.self_service,
         };
         script.check().map_err(invalid)?;
         Ok(script)
@@ -303,6 +311,28 @@ impl Script {
         {
             return Err(format!(
                 "parameter {unused} is declared but no argument uses {{{unused}}}; use it or remove it"
+            ));
+        }
+        self.check_self_service()
+    }
+
+    /// A script the person may run alone is low-risk and takes no value
+    /// typed by anyone: every parameter is a fixed choice or bound from
+    /// the finding that names the script.
+    fn check_self_service(&self) -> Result<(), String> {
+        if !self.self_service {
+            return Ok(());
+        }
+        if self.risk != Risk::Low {
+            return Err(format!(
+                "self_service is only for low-risk scripts, and this one is {} risk",
+                self.risk
+            ));
+        }
+        if let Some((name, _)) = self.params.iter().find(|(_, spec)| !spec.is_bound()) {
+            return Err(format!(
+                "self_service needs every parameter bound, and parameter {name} is free text: \
+                 give it `from = \"finding\"` or choices"
             ));
         }
         Ok(())
@@ -659,6 +689,46 @@ pattern = "^[0-9]{1,3}$"
             Err(CatalogError::InvalidScript { reason, .. }) => reason,
             other => panic!("expected an invalid script, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn self_service_is_for_low_risk_scripts_with_bound_parameters_only() {
+        let own = format!("{FLUSH_DNS}self_service = true\n");
+        assert!(parse(&own).unwrap().self_service);
+        assert!(!parse(FLUSH_DNS).unwrap().self_service);
+
+        let risky = RESTART_UNIT.replace(
+            "risk = \"medium\"",
+            "risk = \"medium\"\nself_service = true",
+        );
+        assert_eq!(
+            invalid_reason(&risky),
+            "self_service is only for low-risk scripts, and this one is medium risk"
+        );
+
+        let free = VACUUM.replace("risk = \"medium\"", "risk = \"low\"\nself_service = true");
+        assert_eq!(
+            invalid_reason(&free),
+            "self_service needs every parameter bound, and parameter size is free text: give it `from = \"finding\"` or choices"
+        );
+        let bound = format!("{free}from = \"finding\"\n");
+        let script = parse(&bound).unwrap();
+        assert!(script.params["size"].is_bound());
+        // A bound value is still checked by the pattern.
+        assert!(script.bind(&values(&[("size", "500M")])).is_ok());
+        refused(&script, &[("size", "-rf")]);
+
+        let chosen = VACUUM
+            .replace("risk = \"medium\"", "risk = \"low\"\nself_service = true")
+            .replace(
+                "pattern = \"^[0-9]{1,4}[KMG]$\"",
+                "choices = [\"500M\", \"1G\"]",
+            );
+        assert!(parse(&chosen).unwrap().self_service);
+        assert!(matches!(
+            parse(&format!("{FLUSH_DNS}self_service = \"yes\"\n")),
+            Err(CatalogError::Toml { .. })
+        ));
     }
 
     fn refused(script: &Script, pairs: &[(&str, &str)]) -> CatalogError {
