@@ -1,8 +1,10 @@
 //! The agent on Linux.
 
+mod cgroups;
 mod clock;
 pub mod diag;
 mod open;
+mod packages;
 mod procfs;
 mod watch;
 
