@@ -33,6 +33,9 @@ const LIMITS_EVERY: u64 = 5;
 const SLOW_EVERY: u64 = 10;
 /// Most descriptors looked at when looking for growing files.
 const MAX_FDS: usize = 65_536;
+/// Most open files handed to the watcher, the largest kept: it remembers a
+/// minute of sizes for each.
+const MAX_OPEN_FILES: usize = 1024;
 /// Longest command line kept for a process.
 const COMMAND_CHARS: usize = 160;
 
@@ -243,8 +246,16 @@ fn local_mounts(mounts: &str) -> Vec<String> {
     points
 }
 
-/// Regular files open on the file systems in `mounts`, by descriptor.
+/// Regular files open on the file systems in `mounts`, by descriptor, the
+/// [`MAX_OPEN_FILES`] largest.
 fn open_files(mounts: &[String]) -> Vec<OpenFile> {
+    let mut files = every_open_file(mounts);
+    files.sort_by_key(|f| std::cmp::Reverse(f.size));
+    files.truncate(MAX_OPEN_FILES);
+    files
+}
+
+fn every_open_file(mounts: &[String]) -> Vec<OpenFile> {
     let devices: Vec<(u64, &String)> = mounts
         .iter()
         .filter_map(|m| Some((fs::metadata(m).ok()?.dev(), m)))
