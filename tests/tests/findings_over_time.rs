@@ -6,9 +6,11 @@
 //! own), and a control group at its process limit. Each checks that the
 //! finding names its culprit, and undoes the fault when it ends.
 //!
-//! Not made here: memory or disk stalls (thrash cannot be made safely on a
-//! shared machine) and a lock held for minutes (the rule waits two); their
-//! rules are tested on recorded readings in the agent.
+//! Not made here: memory or disk stalls (with no swap, memory runs out
+//! rather than thrashing, and a page-cache thrash in a small group did not
+//! register as a stall), and a lock held for long (the rule waits ten
+//! minutes, since an update holds it for minutes). Their rules are tested
+//! on recorded readings in the agent; here the lock's holder is checked.
 #![cfg(target_os = "linux")]
 
 use std::fs;

@@ -134,7 +134,8 @@ pub struct Thresholds {
     /// A group slowed by its memory ceiling or CPU limit this many times
     /// while watched is named.
     pub group_throttle_hits: u64,
-    /// The package manager's lock held this long is named.
+    /// The package manager's lock held this long is named: an update
+    /// holds it for minutes, one stuck at a question holds it for ever.
     pub lock_held_secs: u64,
     /// Whose catalog scripts the findings name: the platform the snapshot
     /// came from.
@@ -191,7 +192,7 @@ impl Default for Thresholds {
             stall_warning_percent: 10.0,
             stall_critical_percent: 20.0,
             group_throttle_hits: 100,
-            lock_held_secs: 120,
+            lock_held_secs: 600,
             platform: fixes::this_platform(),
         }
     }
