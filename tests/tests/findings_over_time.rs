@@ -6,6 +6,9 @@
 //! own), and a control group at its process limit. Each checks that the
 //! finding names its culprit, and undoes the fault when it ends.
 //!
+//! CPU pressure is made real too: more busy processes than cores, long
+//! enough for the kernel's ten-second average to rise.
+//!
 //! Not made here: memory or disk stalls (with no swap, memory runs out
 //! rather than thrashing, and a page-cache thrash in a small group did not
 //! register as a stall), and a lock held for long (the rule waits ten
@@ -58,11 +61,42 @@ fn a_program_restarting_in_a_loop_is_named_before_a_busy_cpu() {
     );
     let ids: Vec<&str> = report.findings.iter().map(|f| f.id.as_str()).collect();
     let cause = ids.iter().position(|id| *id == "restart-loop").unwrap();
-    for symptom in ["cpu-saturated", "load-above-cores", "process-cpu-hog"] {
+    for symptom in [
+        "cpu-saturated",
+        "load-above-cores",
+        "process-cpu-hog",
+        "cpu-stall",
+    ] {
         if let Some(at) = ids.iter().position(|id| *id == symptom) {
             assert!(cause < at, "{symptom} crowds out the cause: {ids:?}");
         }
     }
+    eprintln!("{}", f.title);
+}
+
+#[test]
+fn work_queued_for_the_cpu_is_seen_in_pressure_stall_information() {
+    if !Path::new("/proc/pressure/cpu").exists() {
+        eprintln!("skipping: this kernel gives no pressure stall information (/proc/pressure)");
+        return;
+    }
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let _busy: Vec<KillOnDrop> = (0..2 * cores)
+        .map(|_| spawn("while :; do :; done", &[]))
+        .collect();
+    // The ten-second average needs its ten seconds.
+    std::thread::sleep(std::time::Duration::from_secs(12));
+    let report = diag_json_watching(1);
+    let f = report
+        .findings
+        .iter()
+        .find(|f| f.id == "cpu-stall")
+        .unwrap_or_else(|| panic!("no cpu-stall in {:#?}", report.findings));
+    let waited: f64 = evidence(f, "some waited (10 s)")
+        .trim_end_matches('%')
+        .parse()
+        .unwrap();
+    assert!(waited >= 50.0, "{f:#?}");
     eprintln!("{}", f.title);
 }
 

@@ -131,6 +131,8 @@ pub struct Thresholds {
     pub stall_warning_percent: f64,
     /// ...and all work waiting at once this share is critical.
     pub stall_critical_percent: f64,
+    /// Work waiting for the CPU this share of the last 10 s is named.
+    pub cpu_stall_percent: f64,
     /// A group slowed by its memory ceiling or CPU limit this many times
     /// while watched is named.
     pub group_throttle_hits: u64,
@@ -191,6 +193,7 @@ impl Default for Thresholds {
             filling_critical_secs: 600,
             stall_warning_percent: 10.0,
             stall_critical_percent: 20.0,
+            cpu_stall_percent: 50.0,
             group_throttle_hits: 100,
             lock_held_secs: 600,
             platform: fixes::this_platform(),
@@ -242,6 +245,7 @@ const CAUSES: &[(&str, &str, bool)] = &[
     ("disk-filling", "disk-nearly-full", true),
     ("restart-loop", "cpu-saturated", false),
     ("restart-loop", "load-above-cores", false),
+    ("restart-loop", "cpu-stall", false),
     ("memory-thrash", "memory-nearly-exhausted", false),
     ("memory-thrash", "heavy-swapping", false),
 ];

@@ -1,7 +1,7 @@
 //! Rules on what the watcher saw over time (`Snapshot::trends`) and on the
 //! package manager: a program restarting in a loop, a file filling its
-//! disk, memory or disk stalls, a control group held at its limit, and an
-//! installation that was cut off or is held by a lock.
+//! disk, memory, disk or CPU stalls, a control group held at its limit,
+//! and an installation that was cut off or is held by a lock.
 
 use sprijin_proto::diag_text::{human_bytes, human_duration};
 use sprijin_proto::message::diag::{Evidence, Finding, Severity, Snapshot};
@@ -179,6 +179,38 @@ pub fn stalls(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
             id: id.into(),
             severity,
             title,
+            evidence,
+            subject: worst.map(|w| w.who.clone()),
+            script: None,
+        });
+    }
+    // Work queued for the CPU: beside "the CPU is busy", how much work
+    // waited for it. Information: the busy CPU is the finding to act on.
+    if p.cpu.some_avg10 >= t.cpu_stall_percent {
+        let worst = p.stalled.iter().find(|w| w.resource == "cpu");
+        let mut evidence = vec![
+            Evidence::new("some waited (10 s)", format!("{:.0}%", p.cpu.some_avg10)),
+            Evidence::new("some waited (60 s)", format!("{:.0}%", p.cpu.some_avg60)),
+        ];
+        for w in p.stalled.iter().filter(|w| w.resource == "cpu") {
+            evidence.push(Evidence::new(
+                "stalled",
+                format!("{}: {}", w.who, w.measure),
+            ));
+        }
+        found.push(Finding {
+            id: "cpu-stall".into(),
+            severity: Severity::Info,
+            title: match worst {
+                Some(w) => format!(
+                    "Work waited for the CPU {:.0}% of the last 10 s, most in {}",
+                    p.cpu.some_avg10, w.who
+                ),
+                None => format!(
+                    "Work waited for the CPU {:.0}% of the last 10 s",
+                    p.cpu.some_avg10
+                ),
+            },
             evidence,
             subject: worst.map(|w| w.who.clone()),
             script: None,
@@ -466,6 +498,19 @@ mod tests {
             evidence(&f, "stalled"),
             "hog (pid 77): 900 page reads from disk a second"
         );
+    }
+
+    #[test]
+    fn work_queued_for_the_cpu_is_information() {
+        let mut trends = pressure(0.0, 0.0, vec![]);
+        let p = trends.pressure.as_mut().unwrap();
+        p.cpu.some_avg10 = 72.0;
+        let f = only(stalls(&with(trends.clone()), &linux()));
+        assert_eq!(f.id, "cpu-stall");
+        assert_eq!(f.severity, Severity::Info);
+        assert_eq!(f.title, "Work waited for the CPU 72% of the last 10 s");
+        trends.pressure.as_mut().unwrap().cpu.some_avg10 = 30.0;
+        assert!(stalls(&with(trends), &linux()).is_empty());
     }
 
     #[test]

@@ -204,7 +204,8 @@ impl Watcher {
                 let mut stalled: Vec<Stalled> =
                     p.groups.iter().chain(&self.fault_rates).cloned().collect();
                 stalled.sort_by(|a, b| b.weight.total_cmp(&a.weight));
-                stalled.truncate(MAX_ENTRIES);
+                // Up to MAX_ENTRIES for each of memory, disk and CPU.
+                stalled.truncate(3 * MAX_ENTRIES);
                 Pressure {
                     cpu: p.cpu.clone(),
                     memory: p.memory.clone(),

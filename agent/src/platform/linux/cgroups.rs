@@ -1,7 +1,7 @@
 //! Control groups held at a limit, for the watcher: each group's counters
 //! of hitting its limits (cgroup v2's `pids.events`, `memory.events` and
 //! `cpu.stat`; v1's `pids.events`, `memory.failcnt` and `cpu.stat`), and,
-//! where v2 gives it, each group's memory pressure.
+//! where v2 gives it, each group's pressure (memory, disk, CPU).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -36,16 +36,24 @@ pub fn limits(root: &Path) -> (Vec<LimitCounter>, Vec<Stalled>) {
         for dir in groups(root) {
             let group = group_name(root, &dir);
             v2_counters(&dir, &group, &mut counters);
-            if let Some(p) = read_text(dir.join("memory.pressure")).map(|t| parse_pressure(&t))
-                && p.some_avg10 >= GROUP_STALL_NAMED_PERCENT
-                && group != "/"
-            {
-                stalled.push(Stalled {
-                    resource: "memory".into(),
-                    who: unit_of(&group).unwrap_or_else(|| group.clone()),
-                    measure: format!("waited for memory {:.0}% of the last 10 s", p.some_avg10),
-                    weight: p.some_avg10,
-                });
+            if group == "/" {
+                continue;
+            }
+            for (resource, file, what) in [
+                ("memory", "memory.pressure", "memory"),
+                ("io", "io.pressure", "the disk"),
+                ("cpu", "cpu.pressure", "the CPU"),
+            ] {
+                if let Some(p) = read_text(dir.join(file)).map(|t| parse_pressure(&t))
+                    && p.some_avg10 >= GROUP_STALL_NAMED_PERCENT
+                {
+                    stalled.push(Stalled {
+                        resource: resource.into(),
+                        who: unit_of(&group).unwrap_or_else(|| group.clone()),
+                        measure: format!("waited for {what} {:.0}% of the last 10 s", p.some_avg10),
+                        weight: p.some_avg10,
+                    });
+                }
             }
         }
     } else {
