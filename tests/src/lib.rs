@@ -572,6 +572,21 @@ pub async fn connect_in_process(
         .expect("the session opens")
 }
 
+/// Sends a catalog and expects the agent to accept it; returns its digest.
+pub async fn send_catalog(
+    session: &sprijin_console::session::Session,
+    signed: sprijin_proto::catalog::SignedCatalog,
+) -> String {
+    let (_, mut replies) = session
+        .request(sprijin_proto::message::session::Request::Catalog(signed))
+        .await
+        .unwrap();
+    match next_reply(&mut replies).await {
+        sprijin_proto::message::session::AgentMsg::CatalogAccepted { digest, .. } => digest,
+        other => panic!("the catalog was not accepted: {other:?}"),
+    }
+}
+
 /// The next answer to a request, failing the test if none comes in `STEP`.
 pub async fn next_reply(
     replies: &mut sprijin_console::session::Replies,

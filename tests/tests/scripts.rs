@@ -442,18 +442,6 @@ fn a_script_made_for_another_platform_is_refused_by_the_agent() {
     assert_eq!(refused[0]["script"], "windows-flush-dns");
 }
 
-/// Sends a catalog and expects the agent to accept it; returns its digest.
-async fn send_catalog(
-    session: &sprijin_console::session::Session,
-    signed: SignedCatalog,
-) -> String {
-    let (_, mut replies) = session.request(Request::Catalog(signed)).await.unwrap();
-    match next_reply(&mut replies).await {
-        AgentMsg::CatalogAccepted { digest, .. } => digest,
-        other => panic!("the catalog was not accepted: {other:?}"),
-    }
-}
-
 /// Asks for a run and expects it refused; returns the reason.
 async fn refused_run(
     session: &sprijin_console::session::Session,

@@ -323,11 +323,7 @@ fn cancel_withdraws_a_question_still_on_the_screen() {
     block_on(async {
         // A hostile name cannot reach the person's terminal raw.
         let session = connect_in_process(&relay, &agent.code, "Ana\x1b[2J\u{202e}").await;
-        let (_, mut replies) = session.request(Request::Catalog(signed)).await.unwrap();
-        assert!(matches!(
-            next_reply(&mut replies).await,
-            AgentMsg::CatalogAccepted { .. }
-        ));
+        send_catalog(&session, signed).await;
         let (run, mut replies) = session
             .request(Request::Run {
                 script: "slow".parse().unwrap(),
@@ -837,11 +833,7 @@ fn a_yes_typed_before_the_question_does_not_approve_the_run() {
     let session = runtime.block_on(session).unwrap();
 
     runtime.block_on(async {
-        let (_, mut replies) = session.request(Request::Catalog(signed)).await.unwrap();
-        assert!(matches!(
-            next_reply(&mut replies).await,
-            AgentMsg::CatalogAccepted { .. }
-        ));
+        send_catalog(&session, signed).await;
         let hello = || Request::Run {
             script: "hello".parse().unwrap(),
             params: vec![],
@@ -898,11 +890,7 @@ fn a_quick_second_yes_does_not_approve_the_next_question_unread() {
     let session = runtime.block_on(session).unwrap();
 
     runtime.block_on(async {
-        let (_, mut replies) = session.request(Request::Catalog(signed)).await.unwrap();
-        assert!(matches!(
-            next_reply(&mut replies).await,
-            AgentMsg::CatalogAccepted { .. }
-        ));
+        send_catalog(&session, signed).await;
         let hello = || Request::Run {
             script: "hello".parse().unwrap(),
             params: vec![],

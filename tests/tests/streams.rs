@@ -38,11 +38,7 @@ fn a_diagnostics_request_is_answered_while_a_run_floods_its_output() {
     let signed = catalog_tool::load(&cat.dir).unwrap();
     block_on(async {
         let session = connect_in_process(&relay, &agent.code, "Ana").await;
-        let (_, mut replies) = session.request(Request::Catalog(signed)).await.unwrap();
-        assert!(matches!(
-            next_reply(&mut replies).await,
-            AgentMsg::CatalogAccepted { .. }
-        ));
+        send_catalog(&session, signed).await;
         let (run_id, mut run) = session
             .request(Request::Run {
                 script: "flood".parse().unwrap(),
