@@ -990,6 +990,7 @@ async fn approve_and_run(
             args: args.clone(),
             catalog_digest: catalog.digest.clone(),
             risk: script.risk.to_string(),
+            by: StartedBy::Technician,
         },
     )
     .await

@@ -16,7 +16,7 @@ use std::time::SystemTime;
 
 use rand::rngs::OsRng;
 use sprijin_proto::catalog::{
-    self, CatalogError, CatalogFile, CatalogSignature, MAX_FILE_BYTES, SIGNATURE_FILE,
+    self, CatalogError, FolderError, SIGNATURE_FILE,
     SignedCatalog, SigningKey, VerifyingKey, format_time,
 };
 use thiserror::Error;
@@ -43,17 +43,6 @@ pub enum CatalogToolError {
     },
     #[error("{} is not UTF-8 text; save it as UTF-8", .path.display())]
     NotText { path: PathBuf },
-    #[error(
-        "{} is {size} bytes, more than the limit of {limit} for a catalog file; shorten it",
-        .path.display()
-    )]
-    TooLarge {
-        path: PathBuf,
-        size: u64,
-        limit: usize,
-    },
-    #[error("{} is not a regular file; catalog scripts must be plain files", .path.display())]
-    NotAFile { path: PathBuf },
     #[error("key file {}: {cause}", .path.display())]
     Key {
         path: PathBuf,
@@ -64,11 +53,6 @@ pub enum CatalogToolError {
         .dir.display()
     )]
     Empty { dir: PathBuf },
-    #[error(
-        "catalog {dir} is not signed: run `sprijin-console catalog sign {dir} --key FILE`",
-        dir = .dir.display()
-    )]
-    NotSigned { dir: PathBuf },
     #[error("catalog {} is refused: {cause}", .dir.display())]
     Catalog {
         dir: PathBuf,
@@ -76,6 +60,8 @@ pub enum CatalogToolError {
     },
     #[error("--expires: {cause}")]
     Expiry { cause: Box<CatalogError> },
+    #[error(transparent)]
+    Folder(#[from] FolderError),
 }
 
 /// The result of `catalog sign`.
@@ -308,72 +294,8 @@ pub fn read_public_key(path: &Path) -> Result<VerifyingKey, CatalogToolError> {
     catalog::parse_verifying_key(&read_text(path, "read key file")?).map_err(key_error(path))
 }
 
-/// Reads a catalog folder and its signature, ready to send to an agent. Only
-/// the signature file's form is checked here, so a catalog signed the old way
-/// is refused at once; the agent's verification is what counts.
-pub fn load(dir: &Path) -> Result<SignedCatalog, CatalogToolError> {
-    let files = read_scripts(dir)?;
-    let signature_file = dir.join(SIGNATURE_FILE);
-    let text = match fs::read_to_string(&signature_file) {
-        Ok(text) => text,
-        Err(cause) if cause.kind() == io::ErrorKind::NotFound => {
-            return Err(CatalogToolError::NotSigned {
-                dir: dir.to_owned(),
-            });
-        }
-        Err(cause) if cause.kind() == io::ErrorKind::InvalidData => {
-            return Err(CatalogToolError::NotText {
-                path: signature_file,
-            });
-        }
-        Err(cause) => return Err(io_error("read", &signature_file, cause)),
-    };
-    CatalogSignature::parse(text.as_bytes()).map_err(refused(dir))?;
-    Ok(SignedCatalog {
-        files,
-        signature: text.into_bytes(),
-    })
-}
-
-/// Reads every `*.toml` file in `dir`, sorted by name. Hidden files (editor
-/// leftovers) are not part of a catalog and are skipped.
-pub fn read_scripts(dir: &Path) -> Result<Vec<CatalogFile>, CatalogToolError> {
-    let entries = fs::read_dir(dir).map_err(|cause| io_error("read catalog folder", dir, cause))?;
-    let mut files = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|cause| io_error("read catalog folder", dir, cause))?;
-        let path = entry.path();
-        let raw_name = entry.file_name();
-        let Some(name) = raw_name.to_str() else {
-            if raw_name.to_string_lossy().ends_with(".toml") {
-                return Err(CatalogToolError::NotText { path });
-            }
-            continue;
-        };
-        if !name.ends_with(".toml") || name.starts_with('.') {
-            continue;
-        }
-        let metadata = fs::metadata(&path).map_err(|cause| io_error("read", &path, cause))?;
-        if !metadata.is_file() {
-            return Err(CatalogToolError::NotAFile { path });
-        }
-        // Checked before reading so a huge file is never loaded.
-        if metadata.len() > MAX_FILE_BYTES as u64 {
-            return Err(CatalogToolError::TooLarge {
-                path,
-                size: metadata.len(),
-                limit: MAX_FILE_BYTES,
-            });
-        }
-        let contents = read_text(&path, "read")?;
-        files.push(CatalogFile {
-            name: name.to_owned(),
-            contents,
-        });
-    }
-    files.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(files)
-}
+/// Reads a catalog folder and its signature, ready to send to an agent.
+pub use sprijin_proto::catalog::{load_folder as load, read_folder as read_scripts};
 
 fn read_text(path: &Path, action: &'static str) -> Result<String, CatalogToolError> {
     fs::read_to_string(path).map_err(|cause| {
@@ -612,23 +534,23 @@ pattern = '^[a-z]{1,16}$'
         fs::create_dir(f.dir.join("folder.toml")).unwrap();
         assert!(matches!(
             read_scripts(&f.dir),
-            Err(CatalogToolError::NotAFile { .. })
+            Err(FolderError::NotAFile { .. })
         ));
     }
 
     #[test]
     fn oversized_and_non_utf8_scripts_are_refused() {
         let f = fixture();
-        fs::write(f.dir.join("big.toml"), vec![b'#'; MAX_FILE_BYTES + 1]).unwrap();
+        fs::write(f.dir.join("big.toml"), vec![b'#'; catalog::MAX_FILE_BYTES + 1]).unwrap();
         assert!(matches!(
             read_scripts(&f.dir),
-            Err(CatalogToolError::TooLarge { .. })
+            Err(FolderError::TooLarge { .. })
         ));
         fs::remove_file(f.dir.join("big.toml")).unwrap();
         fs::write(f.dir.join("latin1.toml"), b"title = \"caf\xe9\"").unwrap();
         assert!(matches!(
             read_scripts(&f.dir),
-            Err(CatalogToolError::NotText { .. })
+            Err(FolderError::NotText { .. })
         ));
     }
 

@@ -513,6 +513,7 @@ mod tests {
             evidence: vec![Evidence::new(evil, evil)],
             subject: None,
             script: Some("fix`\n# Forged".into()),
+            params: Vec::new(),
         });
         let mut record = SessionRecord {
             started: UNIX_EPOCH,

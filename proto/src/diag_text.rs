@@ -605,6 +605,7 @@ mod tests {
             evidence: vec![Evidence::new("measured", "42%")],
             subject: None,
             script: Some(format!("script-for-{id}")),
+            params: Vec::new(),
         }
     }
 
@@ -887,6 +888,7 @@ mod tests {
             evidence: vec![Evidence::new(evil, evil)],
             subject: None,
             script: Some(evil.into()),
+            params: Vec::new(),
         };
         for text in [
             overview(&s, std::slice::from_ref(&f)),

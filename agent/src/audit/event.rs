@@ -47,6 +47,10 @@ pub enum AuditEvent {
         args: Vec<String>,
         catalog_digest: String,
         risk: String,
+        /// Who started it: the technician in a session (also every run
+        /// recorded before this field existed), or the person alone.
+        #[serde(default)]
+        by: StartedBy,
     },
     /// A requested run that never started: unknown script, invalid
     /// parameters, or the person said no.
@@ -132,6 +136,24 @@ pub enum AuditEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sent_sha256: Option<String>,
     },
+    /// After a run the person started alone: whether the finding it was
+    /// meant to fix was still there when the machine was checked again.
+    RunChecked {
+        run: u64,
+        finding: String,
+        fixed: bool,
+    },
+}
+
+/// Who started a run.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StartedBy {
+    /// The technician, in a session, with the person's yes.
+    #[default]
+    Technician,
+    /// The person at the machine, from a finding.
+    Person,
 }
 
 impl AuditEvent {

@@ -8,6 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use sprijin_proto::message::diag::PersonRun;
 use tokio::sync::watch;
 
 use super::chain::{MAX_LINE, RecordOut, io_error, sha256_hex, sync_parent};
@@ -35,6 +36,8 @@ pub struct AuditLog {
     heads: watch::Sender<Head>,
     /// What opening found and recorded, for the person.
     opened: Vec<String>,
+    /// The person's runs since the last session, as opening found them.
+    person_runs: Vec<PersonRun>,
 }
 
 impl AuditLog {
@@ -113,6 +116,7 @@ impl AuditLog {
             broken: false,
             heads,
             opened: plan.notes,
+            person_runs: found.person_runs(),
         };
         // The id is kept before the first line names it.
         log.keep()?;
@@ -214,5 +218,11 @@ impl AuditLog {
     /// a restarted log, unfinished runs), one line each for the person.
     pub fn opened(&self) -> &[String] {
         &self.opened
+    }
+
+    /// The runs the person started alone after the last session began, as
+    /// the log held them when it was opened, oldest first.
+    pub fn person_runs(&self) -> &[PersonRun] {
+        &self.person_runs
     }
 }

@@ -53,7 +53,7 @@ mod verify;
 
 pub use chain::{FIRST_PREV, MAX_LINE};
 pub use damage::{AuditError, Damage, HeadSource};
-pub use event::AuditEvent;
+pub use event::{AuditEvent, StartedBy};
 pub use head::{Head, HeadParseError};
 pub use log::AuditLog;
 pub use room::ROOM;

@@ -9,7 +9,9 @@ use std::io::Read;
 
 use super::chain::{FIRST_PREV, LineReader, ReadProblem, check_link, parse, sha256_hex};
 use super::damage::{Damage, HeadSource};
-use super::event::AuditEvent;
+use sprijin_proto::message::diag::PersonRun;
+
+use super::event::{AuditEvent, StartedBy};
 use super::head::Head;
 use super::state::Kept;
 
@@ -52,11 +54,19 @@ pub struct Scan {
     pub log_id: Option<String>,
     pub notices: Vec<Notice>,
     pub open_runs: Vec<OpenRun>,
+    /// Runs the person started alone since the last session began, by run.
+    person_runs: Vec<(u64, PersonRun)>,
     /// The hashes of the lines asked for, by line.
     wanted: Vec<(u64, Option<String>)>,
 }
 
 impl Scan {
+    /// The runs the person started alone after the log's last session
+    /// began, oldest first, with how each ended.
+    pub fn person_runs(&self) -> Vec<PersonRun> {
+        self.person_runs.iter().map(|(_, r)| r.clone()).collect()
+    }
+
     pub fn head(&self) -> Head {
         Head {
             seq: self.lines,
@@ -162,8 +172,12 @@ pub fn scan(file: impl Read, wanted: &[u64]) -> Result<Scan, std::io::Error> {
         };
         found.hash = hash;
         found.lines = number;
+        let time = record.as_ref().map(|r| r.time.clone()).unwrap_or_default();
         // Kinds this build does not know are skipped, not errors.
         let event = record.and_then(|r| serde_json::from_value::<AuditEvent>(r.event).ok());
+        if let Some(event) = &event {
+            follow_person_runs(&mut found.person_runs, event, time);
+        }
         match event {
             Some(AuditEvent::LogStart { log_id, replaces }) => {
                 if found.log_id.is_none() {
@@ -213,5 +227,56 @@ pub fn scan(file: impl Read, wanted: &[u64]) -> Result<Scan, std::io::Error> {
         }
     }
     found.end = lines.end();
+    for (_, run) in &mut found.person_runs {
+        if run.status.is_empty() {
+            run.status = UNFINISHED.to_owned();
+        }
+    }
     Ok(found)
+}
+
+/// How a person's run that has a start and no end is told.
+const UNFINISHED: &str = "did not finish: the agent stopped during it";
+
+/// Keeps `runs` to the person's runs since the last session start, each
+/// with its end and its check as they come.
+fn follow_person_runs(runs: &mut Vec<(u64, PersonRun)>, event: &AuditEvent, time: String) {
+    let started = |run: &u64, runs: &mut Vec<(u64, PersonRun)>| {
+        runs.iter_mut().rev().find(|(r, _)| r == run).map(|(_, p)| p)
+    };
+    match event {
+        AuditEvent::SessionStart { .. } => runs.clear(),
+        AuditEvent::RunStart {
+            run,
+            script,
+            title,
+            by: StartedBy::Person,
+            ..
+        } => runs.push((
+            *run,
+            PersonRun {
+                started_at: time,
+                script: script.clone(),
+                title: title.clone(),
+                status: String::new(),
+                fixed: None,
+            },
+        )),
+        AuditEvent::RunEnd { run, status, .. } => {
+            if let Some(p) = started(run, runs) {
+                p.status = status.clone();
+            }
+        }
+        AuditEvent::RunUnfinished { run, .. } => {
+            if let Some(p) = started(run, runs) {
+                p.status = UNFINISHED.to_owned();
+            }
+        }
+        AuditEvent::RunChecked { run, fixed, .. } => {
+            if let Some(p) = started(run, runs) {
+                p.fixed = Some(*fixed);
+            }
+        }
+        _ => {}
+    }
 }

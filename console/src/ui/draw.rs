@@ -673,6 +673,7 @@ mod tests {
             }],
             subject: Some("/".into()),
             script: Some("largest-folders".into()),
+            params: Vec::new(),
         });
         app.on_agent(AgentMsg::Diagnostics {
             id: 1,
@@ -938,6 +939,7 @@ mod tests {
             }],
             subject: Some(evil.into()),
             script: Some(evil.into()),
+            params: Vec::new(),
         });
         report.snapshot.processes.top_cpu.push(ProcessInfo {
             pid: 7,

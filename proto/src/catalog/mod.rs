@@ -19,6 +19,7 @@
 
 mod dates;
 mod error;
+mod folder;
 mod keys;
 mod param;
 mod script;
@@ -32,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 pub use dates::{DEFAULT_VALIDITY, default_expiry, format_time, parse_expiry, parse_time};
 pub use error::{CatalogError, ValueProblem};
+pub use folder::{FolderError, load_folder, read_folder};
 pub use keys::{
     PUBLIC_KEY_TAG, SECRET_KEY_TAG, SIGNATURE_FILE, SIGNATURE_TAG, format_signature,
     format_signing_key, format_verifying_key, key_id, parse_signature, parse_signing_key,

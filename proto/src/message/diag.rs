@@ -20,6 +20,25 @@ use serde::{Deserialize, Serialize};
 pub struct DiagReport {
     pub snapshot: Snapshot,
     pub findings: Vec<Finding>,
+    /// Repairs the person ran alone since the previous session, oldest
+    /// first, from the agent's audit log.
+    #[serde(default)]
+    pub person_runs: Vec<PersonRun>,
+}
+
+/// A repair the person started alone, and how it went.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct PersonRun {
+    /// When it started, RFC 3339 UTC.
+    pub started_at: String,
+    pub script: String,
+    pub title: String,
+    /// How it ended, in words ("exited with status 0"); "did not finish"
+    /// when the agent stopped during it.
+    pub status: String,
+    /// What the check after the run found: `Some(true)` when the finding
+    /// it was meant to fix was gone.
+    pub fixed: Option<bool>,
 }
 
 /// The machine's state at one moment.
@@ -539,6 +558,10 @@ pub struct Finding {
     pub subject: Option<String>,
     /// The id of a catalog script that addresses it, where one fits.
     pub script: Option<String>,
+    /// Values this finding gives the script's parameters marked
+    /// `from = "finding"` (name, value), so the person can run it alone.
+    #[serde(default)]
+    pub params: Vec<(String, String)>,
 }
 
 /// One labelled number behind a finding, already formatted for people.
@@ -648,6 +671,7 @@ mod tests {
                 evidence: vec![Evidence::new("used", "60%")],
                 subject: Some("/".into()),
                 script: None,
+                params: Vec::new(),
             }],
         }
     }

@@ -39,6 +39,7 @@ pub fn cpu_saturated(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
         evidence,
         subject: None,
         script: None,
+        params: Vec::new(),
     }]
 }
 
@@ -80,6 +81,7 @@ pub fn load_above_cores(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
         ],
         subject: None,
         script: None,
+        params: Vec::new(),
     }]
 }
 
@@ -118,6 +120,7 @@ pub fn high_temperature(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
                 evidence,
                 subject: Some(temp.label.clone()),
                 script: None,
+                params: Vec::new(),
             })
         })
         .collect()

@@ -118,6 +118,7 @@ pub fn disk_nearly_full(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
             evidence,
             subject: Some(d.mount_point.clone()),
             script: disk_script(d, folder, t).map(String::from),
+            params: Vec::new(),
         });
     }
     out
@@ -216,6 +217,7 @@ pub fn read_only_file_system(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
             ],
             subject: Some(d.mount_point.clone()),
             script: None,
+            params: Vec::new(),
         })
         .collect()
 }
@@ -287,6 +289,7 @@ pub fn inodes_exhausted(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
             ],
             subject: Some(d.mount_point.clone()),
             script: t.fixes().folders_with_most_files.map(String::from),
+            params: Vec::new(),
         });
     }
     out
@@ -351,6 +354,7 @@ pub fn deleted_files_hold_space(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
                 evidence,
                 subject: Some(p.pid.to_string()),
                 script: t.fixes().list_deleted_open_files.map(String::from),
+                params: Vec::new(),
             })
         })
         .collect()

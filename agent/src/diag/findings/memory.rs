@@ -51,6 +51,7 @@ pub fn memory_nearly_exhausted(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
         evidence,
         subject: None,
         script: None,
+        params: Vec::new(),
     }]
 }
 
@@ -86,6 +87,7 @@ pub fn heavy_swapping(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
         ],
         subject: None,
         script: None,
+        params: Vec::new(),
     }]
 }
 
@@ -151,6 +153,7 @@ pub fn recent_oom_kills(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
         evidence,
         subject: Some(last.name.clone()),
         script: None,
+        params: Vec::new(),
     }]
 }
 

@@ -43,6 +43,7 @@ pub fn network_errors(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
                 ],
                 subject: Some(n.name.clone()),
                 script: t.fixes().test_connectivity.map(String::from),
+                params: Vec::new(),
             })
         })
         .collect()
@@ -93,6 +94,7 @@ pub fn no_network_address(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
         ],
         subject: None,
         script: t.fixes().renew_address.map(String::from),
+        params: Vec::new(),
     }]
 }
 
@@ -161,6 +163,7 @@ pub fn no_default_route(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
         ],
         subject: None,
         script: t.fixes().renew_address.map(String::from),
+        params: Vec::new(),
     }]
 }
 
@@ -230,6 +233,7 @@ pub fn name_resolution_failing(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
         ],
         subject,
         script: script.map(String::from),
+        params: Vec::new(),
     }]
 }
 

@@ -29,6 +29,7 @@ pub fn process_cpu_hog(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
             ),
             subject: Some(p.pid.to_string()),
             script: t.fixes().stop_process.map(String::from),
+            params: Vec::new(),
         })
         .collect()
 }
@@ -68,6 +69,7 @@ pub fn process_memory_hog(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
                 ),
                 subject: Some(p.pid.to_string()),
                 script: t.fixes().stop_process.map(String::from),
+                params: Vec::new(),
             }
         })
         .collect()
@@ -115,6 +117,7 @@ pub fn many_zombies(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
         ],
         subject: None,
         script: None,
+        params: Vec::new(),
     }]
 }
 
@@ -150,6 +153,7 @@ pub fn open_file_limit(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
                 ],
                 subject: Some(p.pid.to_string()),
                 script: t.fixes().list_open_files.map(String::from),
+                params: Vec::new(),
             })
         })
         .collect()
@@ -186,6 +190,7 @@ pub fn stuck_processes(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
                 evidence,
                 subject: Some(p.pid.to_string()),
                 script: None,
+                params: Vec::new(),
             }
         })
         .collect()

@@ -25,6 +25,7 @@ pub fn long_uptime(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
         ],
         subject: None,
         script: None,
+        params: Vec::new(),
     }]
 }
 
@@ -53,6 +54,7 @@ pub fn failed_units(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
             ],
             subject: Some(unit.clone()),
             script: t.fixes().restart_service.map(String::from),
+            params: Vec::new(),
         })
         .collect()
 }
@@ -73,6 +75,7 @@ pub fn clock_not_synchronized(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
         ],
         subject: None,
         script: t.fixes().sync_time.map(String::from),
+        params: Vec::new(),
     }]
 }
 
@@ -114,6 +117,7 @@ pub fn stopped_services(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
                 ],
                 subject: Some(v.name.clone()),
                 script: t.fixes().start_service.map(String::from),
+                params: Vec::new(),
             }
         })
         .collect()
@@ -141,6 +145,7 @@ pub fn reboot_pending(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
         evidence,
         subject: None,
         script: t.fixes().restart_computer.map(String::from),
+        params: Vec::new(),
     }]
 }
 
@@ -180,6 +185,7 @@ pub fn clock_off_from_relay(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
         ],
         subject: None,
         script: t.fixes().sync_time.map(String::from),
+        params: Vec::new(),
     }]
 }
 

@@ -86,6 +86,7 @@ pub fn disk_filling(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
             let rate = format!("{}/s", human_bytes(g.bytes_per_sec));
             let mut evidence = vec![
                 Evidence::new("file system", &g.mount_point),
+                params: Vec::new(),
                 Evidence::new("free", human_bytes(g.available_bytes)),
                 Evidence::new("filling at", &rate),
                 Evidence::new("full in", &left),
@@ -124,6 +125,7 @@ pub fn disk_filling(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
                     t.fixes().largest_folders
                 }
                 .map(String::from),
+                params: Vec::new(),
             }
         })
         .collect()
@@ -182,6 +184,7 @@ pub fn stalls(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
             evidence,
             subject: worst.map(|w| w.who.clone()),
             script: None,
+            params: Vec::new(),
         });
     }
     // Work queued for the CPU: beside "the CPU is busy", how much work
@@ -214,6 +217,7 @@ pub fn stalls(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
             evidence,
             subject: worst.map(|w| w.who.clone()),
             script: None,
+            params: Vec::new(),
         });
     }
     found
@@ -277,6 +281,7 @@ pub fn group_limits(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
                 ],
                 subject: Some(l.unit.clone().unwrap_or_else(|| l.group.clone())),
                 script: None,
+                params: Vec::new(),
             })
         })
         .collect()
@@ -303,6 +308,7 @@ pub fn package_manager(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
             ],
             subject: Some(p.manager.clone()),
             script: t.fixes().finish_install.map(String::from),
+            params: Vec::new(),
         });
     }
     for lock in p.locks.iter().filter(|l| l.held_secs >= t.lock_held_secs) {
@@ -323,6 +329,7 @@ pub fn package_manager(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
             ],
             subject: Some(lock.path.clone()),
             script: t.fixes().stop_process.map(String::from),
+            params: Vec::new(),
         });
     }
     found
