@@ -83,6 +83,15 @@ pub enum ConfigError {
 }
 
 impl AgentConfig {
+    /// Fails unless a relay is configured: sharing needs one, checking
+    /// this machine does not.
+    pub fn require_relay(&self) -> Result<(), ConfigError> {
+        if self.relays.is_empty() {
+            return Err(ConfigError::NoRelay);
+        }
+        Ok(())
+    }
+
     /// Merges the command line with the config file: a flag beats the
     /// file, which beats the default. Trusted keys from both are loaded,
     /// the file's first; a key that cannot be read is an error.
@@ -92,9 +101,6 @@ impl AgentConfig {
         } else {
             parse_relay_list(&flags.relays)?
         };
-        if relays.is_empty() {
-            return Err(ConfigError::NoRelay);
-        }
         let relay_fingerprint = match (flags.relay_fingerprint, file.relay_fingerprint) {
             (Some(fp), _) => Some(fp),
             (None, Some(text)) => Some(text.parse::<Fingerprint>()?),
@@ -162,7 +168,8 @@ pub struct TrustedKeyError {
 /// trusts, how long a question waits for the person (`consent_timeout`,
 /// in seconds), the largest file a technician may fetch (`fetch_cap`,
 /// in bytes) and how long a session survives silence
-/// (`session_idle_timeout`, in seconds) and the window's language (`lang`).
+/// (`session_idle_timeout`, in seconds), the window's language (`lang`)
+/// and the catalog folder for the person's own repairs (`catalog`).
 /// Flags on the command line add to it or override it.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -183,6 +190,9 @@ pub struct ConfigFile {
     /// Seconds the session may hear nothing from the console before it
     /// counts the connection as lost; at least 1.
     pub session_idle_timeout: Option<std::num::NonZeroU64>,
+    /// A signed catalog folder the organisation installed for the repairs
+    /// the person may run alone; the `--catalog` flag beats it.
+    pub catalog: Option<PathBuf>,
 }
 
 /// The config file's `relay`: `"HOST:PORT"` or `["HOST:PORT", ...]`.
@@ -317,7 +327,8 @@ mod tests {
 
     #[test]
     fn no_relay_anywhere_says_where_to_give_one() {
-        let err = AgentConfig::resolve(flags(), ConfigFile::default()).unwrap_err();
+        let config = AgentConfig::resolve(flags(), ConfigFile::default()).unwrap();
+        let err = config.require_relay().unwrap_err();
         assert!(matches!(err, ConfigError::NoRelay));
         assert_eq!(
             err.to_string(),

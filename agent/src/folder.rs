@@ -2,8 +2,9 @@
 //! created so only the agent's user can enter them, and synced after a file
 //! in them is created or renamed.
 
-use std::io;
-use std::path::Path;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 
 use crate::platform;
 
@@ -27,4 +28,28 @@ pub fn create_private(path: &Path) -> io::Result<&Path> {
 /// survives a crash.
 pub fn sync(path: &Path) -> io::Result<()> {
     platform::sync_folder(of(path))
+}
+
+/// Replaces the file at `path` with `bytes`, owner-only, so a crash leaves
+/// either the old file or the new one, never half of one: written to a
+/// temporary file beside it, synced, renamed over it, then the folder
+/// synced. The folder is created if needed.
+pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    create_private(path)?;
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
+    let written = platform::owner_only(&mut OpenOptions::new())
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&temporary)
+        .and_then(|mut file| file.write_all(bytes).and_then(|()| file.sync_all()))
+        .and_then(|()| fs::rename(&temporary, path));
+    if let Err(cause) = written {
+        let _ = fs::remove_file(&temporary);
+        return Err(cause);
+    }
+    // The rename is durable only once the folder is.
+    sync(path)
 }

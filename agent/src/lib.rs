@@ -24,4 +24,5 @@ pub mod identity;
 pub mod platform;
 pub mod relays;
 pub mod script;
+pub mod selfhelp;
 pub mod session;

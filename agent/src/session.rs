@@ -21,23 +21,24 @@ use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sprijin_proto::catalog::{self, Catalog, Platform, ScriptId, SignedCatalog};
+use sprijin_proto::catalog::{Catalog, Platform, ScriptId, SignedCatalog};
 use sprijin_proto::client::{ConnectError, LinkError};
 use sprijin_proto::code::{Password, SessionCode};
 use sprijin_proto::e2e::{self, E2eError};
 use sprijin_proto::framing::FrameError;
 use sprijin_proto::framing::FrameWriter;
 use sprijin_proto::message::control::{Role, Technician, close_code};
+use sprijin_proto::message::diag::PersonRun;
 use sprijin_proto::message::script::RunStatus;
 use sprijin_proto::message::session::{AgentMsg, ConsoleMsg, Request, RequestId};
 use sprijin_proto::path::{PathError, RelayedPath};
-use sprijin_proto::text::{clean_line, clean_text};
+use sprijin_proto::text::clean_line;
 use sprijin_proto::tls::{self, SessionIdentity, TlsError};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info, info_span};
 
-use crate::audit::{AuditError, AuditEvent, AuditLog, Head};
+use crate::audit::{AuditError, AuditEvent, AuditLog, Head, StartedBy};
 use crate::config::AgentConfig;
 use crate::consent::Answer;
 use crate::diag::Sampler;
@@ -108,6 +109,8 @@ pub async fn share(
     for note in audit.opened() {
         face.show(Notice::AuditNote(note.to_string()));
     }
+    // What the person ran alone since the last session, for the report.
+    let person_runs = audit.person_runs().to_vec();
     let audit = Arc::new(Mutex::new(audit));
     // Start sampling now, so the first snapshot is ready by the time a
     // technician asks for it.
@@ -277,6 +280,7 @@ pub async fn share(
             stream_writers: Mutex::new(JoinSet::new()),
             over: watch::Sender::new(false),
             thresholds: Thresholds::default(),
+            person_runs: person_runs.clone(),
             viewing_noticed: Mutex::new(None),
         });
         let mut runs = JoinSet::new();
@@ -581,6 +585,8 @@ struct Ctx {
     /// Set once nothing more is sent to the console (the session is over).
     over: watch::Sender<bool>,
     thresholds: Thresholds,
+    /// Repairs the person ran alone since the previous session.
+    person_runs: Vec<PersonRun>,
     /// When the person was last told the technician is looking.
     viewing_noticed: Mutex<Option<std::time::Instant>>,
 }
@@ -717,7 +723,8 @@ async fn handle(ctx: &Arc<Ctx>, runs: &mut JoinSet<()>, id: RequestId, request: 
                         .await;
                 }
             };
-            let report = report_for(snapshot, &ctx.thresholds);
+            let mut report = report_for(snapshot, &ctx.thresholds);
+            report.person_runs = ctx.person_runs.clone();
             let report = Box::new(report);
             ctx.send(AgentMsg::Diagnostics { id, report }).await;
         }
@@ -841,6 +848,15 @@ async fn accept_catalog(ctx: &Ctx, id: RequestId, signed: SignedCatalog) {
     let now = std::time::SystemTime::now();
     match catalog_memory::accept(&signed, &ctx.config.trusted_keys, &memory, now) {
         Ok(catalog) => {
+            // Kept for the person's own repairs after the session; a
+            // failure costs them only that.
+            let kept = crate::selfhelp::catalog::kept_path(&ctx.config);
+            if let Err(e) = crate::selfhelp::catalog::keep(&signed, &kept) {
+                ctx.face.show(Notice::Problem(format!(
+                    "cannot keep the catalog in {} for repairs you run yourself: {e}",
+                    kept.display()
+                )));
+            }
             ctx.face.show(Notice::CatalogAccepted {
                 scripts: catalog.scripts.len(),
             });
@@ -925,24 +941,7 @@ async fn approve_and_run(
         });
     }
     let args = script.bind(params).map_err(NotRun::Params)?;
-    let question = Question {
-        text: format!(
-            "the technician asks to run a repair script:\n  {title}\n  {description}\n  risk: {risk}\n  command: {command}\n  stops after {timeout} s",
-            title = clean_line(&script.title),
-            description = clean_text(&script.description).replace('\n', "\n  "),
-            risk = script.risk,
-            command = clean_line(&catalog::display_command(&script.program, &args)),
-            timeout = script.timeout_secs,
-        ),
-        detail: Detail::Run {
-            title: clean_line(&script.title).into_owned(),
-            description: clean_text(&script.description).into_owned(),
-            risk: script.risk.to_string(),
-            program: clean_line(&script.program).into_owned(),
-            args: args.iter().map(|a| clean_line(a).into_owned()).collect(),
-            stops_after_secs: script.timeout_secs,
-        },
-    };
+    let question = Question::run("the technician asks to run a repair script", script, &args);
     // A run whose records could not be written is refused before the
     // person is asked, not after they said yes.
     ctx.audit

@@ -235,15 +235,17 @@ pub fn scan(file: impl Read, wanted: &[u64]) -> Result<Scan, std::io::Error> {
     Ok(found)
 }
 
+/// The person's run `run`, the latest of that number.
+fn started(runs: &mut [(u64, PersonRun)], run: u64) -> Option<&mut PersonRun> {
+    runs.iter_mut().rev().find(|(r, _)| *r == run).map(|(_, p)| p)
+}
+
 /// How a person's run that has a start and no end is told.
 const UNFINISHED: &str = "did not finish: the agent stopped during it";
 
 /// Keeps `runs` to the person's runs since the last session start, each
 /// with its end and its check as they come.
 fn follow_person_runs(runs: &mut Vec<(u64, PersonRun)>, event: &AuditEvent, time: String) {
-    let started = |run: &u64, runs: &mut Vec<(u64, PersonRun)>| {
-        runs.iter_mut().rev().find(|(r, _)| r == run).map(|(_, p)| p)
-    };
     match event {
         AuditEvent::SessionStart { .. } => runs.clear(),
         AuditEvent::RunStart {
@@ -263,17 +265,17 @@ fn follow_person_runs(runs: &mut Vec<(u64, PersonRun)>, event: &AuditEvent, time
             },
         )),
         AuditEvent::RunEnd { run, status, .. } => {
-            if let Some(p) = started(run, runs) {
+            if let Some(p) = started(runs, *run) {
                 p.status = status.clone();
             }
         }
         AuditEvent::RunUnfinished { run, .. } => {
-            if let Some(p) = started(run, runs) {
+            if let Some(p) = started(runs, *run) {
                 p.status = UNFINISHED.to_owned();
             }
         }
         AuditEvent::RunChecked { run, fixed, .. } => {
-            if let Some(p) = started(run, runs) {
+            if let Some(p) = started(runs, *run) {
                 p.fixed = Some(*fixed);
             }
         }

@@ -12,6 +12,9 @@ use sprijin_proto::message::diag::FolderSize;
 /// The label of the person's own temporary files, which a script clears.
 pub const USER_TEMP: &str = "your temporary files";
 
+/// The label of the person's own cache, which a script clears.
+pub const USER_CACHE: &str = "your cache";
+
 /// Entries (files and folders) one folder's walk looks at, at most.
 pub const MAX_ENTRIES_PER_FOLDER: u64 = 200_000;
 

@@ -88,6 +88,7 @@ pub fn report_for(snapshot: Snapshot, t: &Thresholds) -> DiagReport {
     DiagReport {
         findings: evaluate(&snapshot, t),
         snapshot,
+        person_runs: Vec::new(),
     }
 }
 

@@ -8,6 +8,7 @@ use super::strings::Lang;
 use super::window::{self, WindowError};
 use crate::config::AgentConfig;
 use crate::consent::Consent;
+use crate::selfhelp::SelfHelp;
 use crate::session::{self, AgentError, Ending};
 
 /// Why sharing failed.
@@ -20,6 +21,23 @@ pub enum LaunchError {
     Window(#[from] WindowError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    #[error(transparent)]
+    Terminal(#[from] crate::selfhelp::terminal::TerminalError),
+}
+
+/// `check` with the face `choice` asks for: the window's check screen
+/// (`None` once it is closed), else the numbered list for the terminal.
+pub fn check(help: SelfHelp, choice: FaceChoice, lang: Lang) -> Result<Option<String>, LaunchError> {
+    if choice.wants_window(&Surroundings::here()) {
+        match window::check(help.clone(), lang) {
+            Ok(()) => return Ok(None),
+            Err(e @ WindowError::Open(_)) if choice == FaceChoice::Auto => {
+                eprintln!("{e}; using the terminal");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Some(crate::selfhelp::terminal::run_check(&help)?))
 }
 
 /// Serves one session with the face `choice` asks for. When the window was

@@ -15,7 +15,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use sprijin_proto::catalog::{Script, display_command};
 use sprijin_proto::code::SessionCode;
+use sprijin_proto::text::{clean_line, clean_text};
 
 use crate::audit::Head;
 use crate::consent::{Answer, TextAnswer};
@@ -74,6 +76,32 @@ pub trait Face: Send + Sync {
 pub struct Question {
     pub text: String,
     pub detail: Detail,
+}
+
+impl Question {
+    /// The question before `script` runs with `args`: its title, what it
+    /// does, its risk, the exact command and when it is stopped, every
+    /// part cleaned. `asks` opens the text: who wants it run.
+    pub fn run(asks: &str, script: &Script, args: &[String]) -> Question {
+        Question {
+            text: format!(
+                "{asks}:\n  {title}\n  {description}\n  risk: {risk}\n  command: {command}\n  stops after {timeout} s",
+                title = clean_line(&script.title),
+                description = clean_text(&script.description).replace('\n', "\n  "),
+                risk = script.risk,
+                command = clean_line(&display_command(&script.program, args)),
+                timeout = script.timeout_secs,
+            ),
+            detail: Detail::Run {
+                title: clean_line(&script.title).into_owned(),
+                description: clean_text(&script.description).into_owned(),
+                risk: script.risk.to_string(),
+                program: clean_line(&script.program).into_owned(),
+                args: args.iter().map(|a| clean_line(a).into_owned()).collect(),
+                stops_after_secs: script.timeout_secs,
+            },
+        }
+    }
 }
 
 /// What a question is about.

@@ -11,8 +11,8 @@
 //! an error, never an empty memory: forgetting would let an old catalog in.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::File;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -124,25 +124,9 @@ fn store(path: &Path, memory: &Memory) -> Result<(), CatalogRefusal> {
         path: path.to_owned(),
         cause,
     };
-    crate::folder::create_private(path).map_err(unwritable)?;
     let mut text = serde_json::to_vec_pretty(memory).map_err(|e| unwritable(e.into()))?;
     text.push(b'\n');
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".tmp");
-    let temporary = PathBuf::from(temporary);
-    let written = crate::platform::owner_only(&mut OpenOptions::new())
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&temporary)
-        .and_then(|mut file| file.write_all(&text).and_then(|()| file.sync_all()))
-        .and_then(|()| fs::rename(&temporary, path));
-    if let Err(cause) = written {
-        let _ = fs::remove_file(&temporary);
-        return Err(unwritable(cause));
-    }
-    // The rename is durable only once the folder is.
-    crate::folder::sync(path).map_err(unwritable)
+    crate::folder::replace(path, &text).map_err(unwritable)
 }
 
 #[cfg(test)]

@@ -106,6 +106,7 @@ pub fn disk_nearly_full(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
                 ),
             ));
         }
+        let (script, params) = disk_script(d, folder, t);
         out.push(Finding {
             id: "disk-nearly-full".into(),
             severity,
@@ -117,23 +118,38 @@ pub fn disk_nearly_full(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
             ),
             evidence,
             subject: Some(d.mount_point.clone()),
-            script: disk_script(d, folder, t).map(String::from),
-            params: Vec::new(),
+            script: script.map(String::from),
+            params,
         });
     }
     out
 }
 
-/// The script that frees space where it most likely went: the measured
-/// folder that holds much of the disk when there is one, else by where the
-/// file system is mounted.
-fn disk_script(d: &Disk, folder: Option<&FolderSize>, t: &Thresholds) -> Option<&'static str> {
+/// The script that frees space where it most likely went, with the values
+/// the finding gives it: the measured folder that holds much of the disk
+/// when there is one, else by where the file system is mounted.
+fn disk_script(
+    d: &Disk,
+    folder: Option<&FolderSize>,
+    t: &Thresholds,
+) -> (Option<&'static str>, Vec<(String, String)>) {
     let fixes = t.fixes();
-    if let Some(f) = folder
-        && f.label == folders::USER_TEMP
-    {
-        return fixes.clear_user_files;
+    match folder {
+        Some(f) if f.label == folders::USER_CACHE && fixes.clear_own_cache.is_some() => {
+            return (
+                fixes.clear_own_cache,
+                vec![("dir".to_string(), f.path.clone())],
+            );
+        }
+        Some(f) if f.label == folders::USER_TEMP => return (fixes.clear_user_files, Vec::new()),
+        _ => {}
     }
+    (by_mount_point(d, t), Vec::new())
+}
+
+/// The script for a full disk by where it is mounted.
+fn by_mount_point(d: &Disk, t: &Thresholds) -> Option<&'static str> {
+    let fixes = t.fixes();
     if t.platform != Platform::Linux {
         return fixes.largest_folders;
     }
@@ -458,7 +474,7 @@ mod tests {
     #[test]
     fn disk_scripts_follow_the_mount_point() {
         let t = linux();
-        let script = |m: &str| disk_script(&disk(m, GIB, 0), None, &t);
+        let script = |m: &str| by_mount_point(&disk(m, GIB, 0), &t);
         assert_eq!(script("/"), Some("journal-vacuum"));
         assert_eq!(script("/var"), Some("journal-vacuum"));
         assert_eq!(script("/var/log"), Some("journal-vacuum"));
@@ -467,6 +483,30 @@ mod tests {
         assert_eq!(script("/homework"), Some("largest-folders"));
         assert_eq!(script("/variable"), Some("largest-folders"));
         assert_eq!(script("/srv"), Some("largest-folders"));
+    }
+
+    #[test]
+    fn a_disk_filled_by_the_persons_cache_names_the_script_they_may_run_with_the_folder() {
+        let mut s = quiet();
+        s.disks = vec![disk("/home", 10 * GIB, GIB / 2)];
+        s.folders = vec![FolderSize {
+            path: "/home/ana/.cache".into(),
+            label: folders::USER_CACHE.into(),
+            bytes: 6 * GIB,
+            files: 5000,
+            complete: true,
+        }];
+        let f = only(disk_nearly_full(&s, &linux()));
+        assert_eq!(f.script.as_deref(), Some("clear-my-cache"));
+        assert_eq!(
+            f.params,
+            [("dir".to_string(), "/home/ana/.cache".to_string())]
+        );
+        // A small cache leaves the choice to the mount point, with no values.
+        s.folders[0].bytes = GIB / 100;
+        let f = only(disk_nearly_full(&s, &linux()));
+        assert_eq!(f.script.as_deref(), Some("clear-user-cache"));
+        assert!(f.params.is_empty());
     }
 
     /// A Windows system drive, as `sysinfo` and the folder walk report it.

@@ -14,6 +14,8 @@ pub struct Fixes {
     /// Frees space in the person's own files (Linux: their cache;
     /// Windows: their temporary files).
     pub clear_user_files: Option<&'static str>,
+    /// Frees space in the person's own cache, run by the person alone.
+    pub clear_own_cache: Option<&'static str>,
     /// Lists the folders taking the most space under a path.
     pub largest_folders: Option<&'static str>,
     /// Counts files per folder, to find what used the inodes.
@@ -45,6 +47,7 @@ pub struct Fixes {
 const NONE: Fixes = Fixes {
     free_system_space: None,
     clear_user_files: None,
+    clear_own_cache: None,
     largest_folders: None,
     folders_with_most_files: None,
     list_deleted_open_files: None,
@@ -64,6 +67,7 @@ const NONE: Fixes = Fixes {
 pub const LINUX: Fixes = Fixes {
     free_system_space: Some("journal-vacuum"),
     clear_user_files: Some("clear-user-cache"),
+    clear_own_cache: Some("clear-my-cache"),
     largest_folders: Some("largest-folders"),
     folders_with_most_files: Some("folders-with-most-files"),
     list_deleted_open_files: Some("list-deleted-open-files"),
@@ -84,6 +88,7 @@ pub const LINUX: Fixes = Fixes {
 pub const WINDOWS: Fixes = Fixes {
     free_system_space: Some("windows-clear-temp"),
     clear_user_files: Some("windows-clear-temp"),
+    clear_own_cache: None,
     largest_folders: Some("windows-largest-folders"),
     folders_with_most_files: Some("windows-largest-folders"),
     list_deleted_open_files: None,
@@ -140,6 +145,7 @@ mod tests {
         let Fixes {
             free_system_space,
             clear_user_files,
+            clear_own_cache,
             largest_folders,
             folders_with_most_files,
             list_deleted_open_files,
@@ -157,6 +163,7 @@ mod tests {
         [
             free_system_space,
             clear_user_files,
+            clear_own_cache,
             largest_folders,
             folders_with_most_files,
             list_deleted_open_files,

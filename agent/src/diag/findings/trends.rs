@@ -61,6 +61,7 @@ pub fn restart_loop(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
                     .as_ref()
                     .and_then(|_| t.fixes().restart_service)
                     .map(String::from),
+                params: Vec::new(),
             }
         })
         .collect()
@@ -86,7 +87,6 @@ pub fn disk_filling(s: &Snapshot, t: &Thresholds) -> Vec<Finding> {
             let rate = format!("{}/s", human_bytes(g.bytes_per_sec));
             let mut evidence = vec![
                 Evidence::new("file system", &g.mount_point),
-                params: Vec::new(),
                 Evidence::new("free", human_bytes(g.available_bytes)),
                 Evidence::new("filling at", &rate),
                 Evidence::new("full in", &left),

@@ -161,6 +161,30 @@ pub struct Strings {
     pub ended_failed: &'static str,
     pub audit_head: &'static str,
     pub close: &'static str,
+    // The check screen: the person checks their machine alone.
+    pub check_title: &'static str,
+    pub check_intro: &'static str,
+    pub checking: &'static str,
+    pub nothing_wrong: &'static str,
+    pub severity_critical: &'static str,
+    pub severity_warning: &'static str,
+    pub severity_info: &'static str,
+    /// The repair offered for a finding, by its (catalog) title.
+    pub you_may_fix: fn(&str) -> String,
+    pub fix: &'static str,
+    pub check_again: &'static str,
+    pub get_help: &'static str,
+    pub get_help_hint: &'static str,
+    pub no_repairs: &'static str,
+    pub fixing: &'static str,
+    /// The finding, by its title, is gone after the repair.
+    pub fixed: fn(&str) -> String,
+    /// The finding is still there after the repair.
+    pub still_there: fn(&str) -> String,
+    pub nothing_ran: &'static str,
+    pub fix_failed: &'static str,
+    pub check_failed: &'static str,
+    pub cannot_share: &'static str,
 }
 
 impl Strings {

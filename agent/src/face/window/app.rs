@@ -13,8 +13,9 @@ use eframe::egui::{self, Button, Key, Modifiers, RichText, TextEdit};
 use sprijin_proto::catalog::display_command;
 use tokio::sync::oneshot;
 
-use super::ToWindow;
 use super::bridge::Technician;
+use super::check_view::{CheckScreen, Pressed};
+use super::{FromWindow, ToWindow};
 use crate::consent::{Answer, TextAnswer};
 use crate::face::strings::{Lang, Strings};
 use crate::face::{Detail, EndedBy, Notice, Question, RunUpdate};
@@ -44,6 +45,10 @@ pub struct WindowApp {
     audit_head: Option<String>,
     ended: Option<EndedBy>,
     copied: bool,
+    /// The check screen, while the window shows it (before any sharing).
+    check: Option<CheckScreen>,
+    /// Where the check screen's buttons go.
+    commands: Option<mpsc::Sender<FromWindow>>,
 }
 
 struct CodeShown {
@@ -125,7 +130,22 @@ impl WindowApp {
             audit_head: None,
             ended: None,
             copied: false,
+            check: None,
+            commands: None,
         }
+    }
+
+    /// The same window, starting on the check screen; its buttons are sent
+    /// to `commands`.
+    pub fn on_check_screen(mut self, commands: mpsc::Sender<FromWindow>) -> WindowApp {
+        self.check = Some(CheckScreen::default());
+        self.commands = Some(commands);
+        self
+    }
+
+    /// The check screen, while it is shown.
+    pub fn check_screen(&self) -> Option<&CheckScreen> {
+        self.check.as_ref()
     }
 
     /// What happened so far, oldest first (drawn newest first).
@@ -205,6 +225,24 @@ impl WindowApp {
             } => self.open(id, timeout, Kind::Text { text, reply }),
             ToWindow::Withdraw { id, why } => self.close_dialog(id, (s.withdrawn)(&why)),
             ToWindow::TimedOut { id } => self.close_dialog(id, s.not_answered.to_string()),
+            ToWindow::Checking => self.check_screen_mut().checking = true,
+            ToWindow::Checked(shown) => {
+                let screen = self.check_screen_mut();
+                screen.checking = false;
+                screen.shown = Some(shown);
+                screen.focus_first = true;
+            }
+            ToWindow::Fixing => {
+                let screen = self.check_screen_mut();
+                screen.fixing = true;
+                screen.last = None;
+            }
+            ToWindow::Fixed(how) => {
+                let screen = self.check_screen_mut();
+                screen.fixing = false;
+                screen.last = Some(how);
+            }
+            ToWindow::Sharing => self.check = None,
             ToWindow::Finished(failed) => {
                 self.dialog = None;
                 if self.ended.is_none() {
@@ -215,6 +253,11 @@ impl WindowApp {
                 }
             }
         }
+    }
+
+    /// The check screen, made if a message for it arrives first.
+    fn check_screen_mut(&mut self) -> &mut CheckScreen {
+        self.check.get_or_insert_with(CheckScreen::default)
     }
 
     fn apply_notice(&mut self, notice: Notice) {
@@ -319,7 +362,8 @@ impl WindowApp {
                 .auto_shrink(false)
                 .show(ui, |ui| self.body(ui, now));
         });
-        if self.dialog.is_some() || (self.code.is_some() && self.ended.is_none()) {
+        let working = self.check.as_ref().is_some_and(|c| c.checking || c.fixing);
+        if working || self.dialog.is_some() || (self.code.is_some() && self.ended.is_none()) {
             ui.ctx().request_repaint_after(TICK);
         }
     }
@@ -335,7 +379,7 @@ impl WindowApp {
                     if close.clicked() {
                         ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
                     }
-                } else if !self.end_requested() {
+                } else if !self.end_requested() && self.check.is_none() {
                     let label = match self.technician {
                         Some(_) => s.end_session,
                         None => s.stop_sharing,
@@ -371,6 +415,10 @@ impl WindowApp {
             self.history_ui(ui);
             return;
         }
+        if self.check.is_some() {
+            self.check_ui(ui, now);
+            return;
+        }
         if let Some(technician) = &self.technician {
             technician_ui(ui, s, technician);
             ui.separator();
@@ -386,6 +434,28 @@ impl WindowApp {
             ui.separator();
         }
         self.history_ui(ui);
+    }
+
+    fn check_ui(&mut self, ui: &mut egui::Ui, now: f64) {
+        let asking = self.dialog.is_some();
+        if asking {
+            self.dialog_ui(ui, now);
+            ui.separator();
+        }
+        let s = self.s;
+        let Some(screen) = &mut self.check else {
+            return;
+        };
+        let request = match screen.draw(ui, s, asking) {
+            Some(Pressed::Fix(at)) => FromWindow::Fix(at),
+            Some(Pressed::CheckAgain) => FromWindow::CheckAgain,
+            Some(Pressed::Share) => FromWindow::Share,
+            None => return,
+        };
+        tracing::debug!(?request, "the person pressed a button on the check screen");
+        if let Some(commands) = &self.commands {
+            let _ = commands.send(request);
+        }
     }
 
     fn history_ui(&self, ui: &mut egui::Ui) {
@@ -532,14 +602,14 @@ fn style(ctx: &egui::Context) {
 
 /// Says in the debug log which button took the keyboard focus, so a test
 /// driving the window with keys knows where the next key lands.
-fn focus_said(response: egui::Response, name: &str) -> egui::Response {
+pub(super) fn focus_said(response: egui::Response, name: &str) -> egui::Response {
     if response.gained_focus() {
         tracing::debug!(button = name, "a button has the keyboard focus");
     }
     response
 }
 
-fn big_button(text: &str) -> Button<'_> {
+pub(super) fn big_button(text: &str) -> Button<'_> {
     Button::new(RichText::new(text).size(20.0)).min_size(egui::vec2(140.0, 44.0))
 }
 

@@ -53,7 +53,7 @@ impl WindowFace {
         }
     }
 
-    fn send(&self, msg: ToWindow) {
+    pub(super) fn send(&self, msg: ToWindow) {
         // A closed window is the session ending; the stop reaches it.
         let _ = self.to_window.send(msg);
         self.repaint.request_repaint();

@@ -19,13 +19,27 @@ use crate::config::AgentConfig;
 use crate::consent::{Answer, TextAnswer};
 use crate::face::strings::Lang;
 use crate::face::{Notice, Question, RunUpdate};
+use crate::selfhelp::SelfHelp;
 use crate::session::{self, AgentError, Ending};
 
 pub mod app;
 pub mod bridge;
+pub mod check_view;
+mod checkup;
 
 pub use app::WindowApp;
 pub use bridge::{Technician, WindowFace};
+pub use check_view::{CheckShown, FixShown, ItemShown};
+
+/// What the person asks of the check screen's work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FromWindow {
+    /// Run the repair offered for the finding at this place in the list.
+    Fix(usize),
+    CheckAgain,
+    /// Start sharing: the code screen follows.
+    Share,
+}
 
 /// What the session tells the window.
 pub enum ToWindow {
@@ -61,6 +75,16 @@ pub enum ToWindow {
     },
     /// The session is over; `Some` says what failed.
     Finished(Option<String>),
+    /// The check screen: a check is under way.
+    Checking,
+    /// The check screen: what the check found.
+    Checked(CheckShown),
+    /// The check screen: a repair is running.
+    Fixing,
+    /// The check screen: how the person's repair went.
+    Fixed(FixShown),
+    /// Sharing starts; the check screen gives way to the session's.
+    Sharing,
 }
 
 /// The window could not be used.
@@ -73,6 +97,9 @@ pub enum WindowError {
     Runtime(std::io::Error),
     #[error("the session's thread stopped unexpectedly")]
     SessionThread,
+    /// What stopped the check screen's work (shown on its last screen too).
+    #[error("{0}")]
+    Work(String),
 }
 
 /// Runs one session with the window as its face, until the person closes
@@ -83,6 +110,7 @@ pub fn share(config: AgentConfig, lang: Lang) -> Result<Result<Ending, AgentErro
     serve(
         lang,
         timeout,
+        None,
         move |face, ended| run_session(config, face, ended),
         |result| match result {
             Ok(Ok(_)) => None,
@@ -92,14 +120,34 @@ pub fn share(config: AgentConfig, lang: Lang) -> Result<Result<Ending, AgentErro
     )?
 }
 
+/// Opens the window on its check screen: the findings, Fix where the
+/// person may repair alone, and Get help, which starts sharing in the same
+/// window. Returns once the window is closed. Must be called on the main
+/// thread.
+pub fn check(help: SelfHelp, lang: Lang) -> Result<(), WindowError> {
+    let timeout = help.config.consent_timeout;
+    let (commands, asked) = mpsc::channel();
+    serve(
+        lang,
+        timeout,
+        Some(commands),
+        move |face, ended| checkup::serve(help, face, ended, asked),
+        |result| result.as_ref().err().cloned(),
+    )?
+    .map_err(WindowError::Work)
+}
+
 /// Shows the window on this thread (the main one) while `work` runs on a
 /// thread of its own with the window's face and the End channel (fired by
 /// End session, dropped with the window); returns what `work` returned once
-/// the window is closed. `failed` says what went wrong, if anything, for
-/// the window's last screen. `Err(Open)` means `work` never started.
+/// the window is closed. With `commands`, the window starts on the check
+/// screen and sends the person's requests there. `failed` says what went
+/// wrong, if anything, for the window's last screen. `Err(Open)` means
+/// `work` never started.
 pub fn serve<R: Send + 'static>(
     lang: Lang,
     timeout: Duration,
+    commands: Option<mpsc::Sender<FromWindow>>,
     work: impl FnOnce(Arc<WindowFace>, oneshot::Receiver<()>) -> R + Send + 'static,
     failed: fn(&R) -> Option<String>,
 ) -> Result<R, WindowError> {
@@ -132,7 +180,11 @@ pub fn serve<R: Send + 'static>(
                 repaint.request_repaint();
                 result
             }));
-            Ok(Box::new(WindowApp::new(from_session, end, lang)))
+            let app = WindowApp::new(from_session, end, lang);
+            Ok(Box::new(match commands {
+                Some(commands) => app.on_check_screen(commands),
+                None => app,
+            }))
         }),
     );
     // The window is closed; its End channel is dropped, which stops the

@@ -105,10 +105,23 @@ pub fn slow_readings(slow: &mut SlowReadings) {
     }
 }
 
-/// Folders whose size the slow checks measure: none on Linux, where the
-/// disk findings name a script that measures instead.
+/// Folders whose size the slow checks measure: the person's own cache
+/// (`$XDG_CACHE_HOME`, else `~/.cache`), which the person may clear alone.
+/// Other folders are measured by a script the disk findings name.
 pub fn folders_to_measure() -> Vec<(String, PathBuf)> {
-    Vec::new()
+    user_cache()
+        .map(|dir| (crate::diag::folders::USER_CACHE.to_string(), dir))
+        .into_iter()
+        .collect()
+}
+
+/// The person's cache folder, from an absolute `$XDG_CACHE_HOME` or else
+/// `$HOME/.cache`.
+fn user_cache() -> Option<PathBuf> {
+    let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    std::env::var_os("XDG_CACHE_HOME")
+        .and_then(absolute)
+        .or_else(|| Some(std::env::var_os("HOME").and_then(absolute)?.join(".cache")))
 }
 
 /// Names of people with an open login session, from systemd-logind's

@@ -1,0 +1,121 @@
+//! The work behind the check screen, on the window's work thread: checks
+//! the machine, runs the repair the person picks (asked in the window like
+//! any question), checks again, and starts sharing when asked, in the same
+//! window and with the same face.
+
+use std::sync::{Arc, mpsc};
+
+use sprijin_proto::text::clean_line;
+use tokio::sync::oneshot;
+
+use super::check_view::{CheckShown, FixShown, ItemShown};
+use super::{FromWindow, ToWindow, WindowFace};
+use crate::selfhelp::{self, Checkup, Fixed, SelfHelp};
+
+/// Serves the check screen until the window closes, or until a session
+/// started from it ends. `Err` says what failed, for the last screen.
+pub fn serve(
+    help: SelfHelp,
+    face: Arc<WindowFace>,
+    ended: oneshot::Receiver<()>,
+    asked: mpsc::Receiver<FromWindow>,
+) -> Result<(), String> {
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let mut checkup = check(&help, &face);
+    // Ends when the window is closed: its sender is dropped.
+    while let Ok(request) = asked.recv() {
+        match request {
+            FromWindow::CheckAgain => checkup = check(&help, &face),
+            FromWindow::Fix(at) => {
+                let Some(item) = checkup.as_ref().and_then(|c| c.items.get(at)) else {
+                    continue;
+                };
+                let Some(offer) = &item.offer else {
+                    continue;
+                };
+                face.send(ToWindow::Fixing);
+                let title = clean_line(&item.finding.title).into_owned();
+                let fixed = runtime.block_on(selfhelp::fix(
+                    &help,
+                    &item.finding,
+                    offer,
+                    &*face,
+                    &mut |_, _| {},
+                    std::future::pending(),
+                ));
+                face.send(ToWindow::Fixed(match fixed {
+                    Ok(Fixed::NotApproved(_)) => FixShown::NothingRan,
+                    Ok(Fixed::Ran { still: None, .. }) => FixShown::Fixed { title },
+                    Ok(Fixed::Ran { still: Some(_), .. }) => FixShown::StillThere { title },
+                    Err(e) => FixShown::Failed(e.to_string()),
+                }));
+                checkup = check(&help, &face);
+            }
+            FromWindow::Share => {
+                if let Err(e) = help.config.require_relay() {
+                    face.send(ToWindow::Fixed(FixShown::CannotShare(e.to_string())));
+                    continue;
+                }
+                face.send(ToWindow::Sharing);
+                return runtime
+                    .block_on(crate::session::share(
+                        help.config.clone(),
+                        face.clone(),
+                        async {
+                            tokio::select! {
+                                _ = tokio::signal::ctrl_c() => {}
+                                // Fired by End session, or dropped with the window.
+                                _ = ended => {}
+                            }
+                        },
+                        None,
+                    ))
+                    .map(|_| ())
+                    .map_err(|e| e.to_string());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks the machine and shows what it found; `None` when the check
+/// failed (said on the screen).
+fn check(help: &SelfHelp, face: &WindowFace) -> Option<Checkup> {
+    face.send(ToWindow::Checking);
+    match selfhelp::check(help) {
+        Ok(checkup) => {
+            face.send(ToWindow::Checked(shown(&checkup)));
+            Some(checkup)
+        }
+        Err(e) => {
+            face.send(ToWindow::Checked(CheckShown {
+                items: Vec::new(),
+                failed: Some(e.to_string()),
+                no_repairs: None,
+            }));
+            None
+        }
+    }
+}
+
+/// What the screen shows of a check: every part cleaned.
+fn shown(checkup: &Checkup) -> CheckShown {
+    CheckShown {
+        items: checkup
+            .items
+            .iter()
+            .map(|item| ItemShown {
+                severity: item.finding.severity,
+                title: clean_line(&item.finding.title).into_owned(),
+                fix: item
+                    .offer
+                    .as_ref()
+                    .map(|o| clean_line(&o.script.title).into_owned()),
+            })
+            .collect(),
+        failed: None,
+        no_repairs: checkup.no_repairs.clone(),
+    }
+}
+
