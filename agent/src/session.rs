@@ -998,6 +998,7 @@ async fn approve_and_run(
         id: u64::from(id),
         script: script_id.to_string(),
         title: clean_line(&script.title).into_owned(),
+        by: StartedBy::Technician,
     });
     ctx.send(AgentMsg::RunStarted {
         id,

@@ -16,8 +16,8 @@ use std::time::SystemTime;
 
 use rand::rngs::OsRng;
 use sprijin_proto::catalog::{
-    self, CatalogError, FolderError, SIGNATURE_FILE,
-    SignedCatalog, SigningKey, VerifyingKey, format_time,
+    self, CatalogError, FolderError, SIGNATURE_FILE, SignedCatalog, SigningKey, VerifyingKey,
+    format_time,
 };
 use thiserror::Error;
 
@@ -541,7 +541,11 @@ pattern = '^[a-z]{1,16}$'
     #[test]
     fn oversized_and_non_utf8_scripts_are_refused() {
         let f = fixture();
-        fs::write(f.dir.join("big.toml"), vec![b'#'; catalog::MAX_FILE_BYTES + 1]).unwrap();
+        fs::write(
+            f.dir.join("big.toml"),
+            vec![b'#'; catalog::MAX_FILE_BYTES + 1],
+        )
+        .unwrap();
         assert!(matches!(
             read_scripts(&f.dir),
             Err(FolderError::TooLarge { .. })

@@ -224,8 +224,8 @@ impl Driver {
             Command::Diag => {
                 let report = self.diagnostics().await?;
                 self.emit(
-                    diag_text::overview(&report.snapshot, &report.findings),
-                    json!({"event": "diag", "snapshot": report.snapshot, "findings": report.findings}),
+                    diag_text::report(&report),
+                    json!({"event": "diag", "snapshot": report.snapshot, "findings": report.findings, "person_runs": report.person_runs}),
                 );
             }
             Command::Findings => {

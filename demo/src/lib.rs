@@ -41,6 +41,7 @@ pub fn run(json: bool) -> Result<bool, DemoError> {
         let served = window::serve(
             Lang::from_env(),
             AgentConfig::DEFAULT_CONSENT_TIMEOUT,
+            None,
             move |face, ended| {
                 let face: Arc<dyn Face> = face;
                 let result = on_runtime(demo(json, Some((face, ended))));

@@ -17,7 +17,9 @@ use std::fmt::Write as _;
 
 use crate::text::clean_line;
 
-use crate::message::diag::{Finding, ProcessInfo, ResolutionOutcome, Snapshot};
+use crate::message::diag::{
+    DiagReport, Finding, PersonRun, ProcessInfo, ResolutionOutcome, Snapshot,
+};
 
 /// What [`findings`] says when there is nothing to report.
 pub const NO_FINDINGS: &str = "no findings: nothing looks wrong";
@@ -34,6 +36,42 @@ pub fn overview(s: &Snapshot, f: &[Finding]) -> String {
     let _ = writeln!(out, "Findings");
     for line in findings(f).lines() {
         let _ = writeln!(out, "  {line}");
+    }
+    out
+}
+
+/// A whole report as the technician reads it: the [`overview`], then the
+/// repairs the person ran alone since the previous session, if any.
+pub fn report(r: &DiagReport) -> String {
+    let mut out = overview(&r.snapshot, &r.findings);
+    if !r.person_runs.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "Run by the person since the last session");
+        for line in person_runs(&r.person_runs).lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    out
+}
+
+/// One line per repair the person ran alone: when, which script, how it
+/// ended and what the check after it found.
+pub fn person_runs(runs: &[PersonRun]) -> String {
+    let mut out = String::new();
+    for r in runs {
+        let checked = match r.fixed {
+            Some(true) => ", the finding was gone after it",
+            Some(false) => ", the finding was still there after it",
+            None => "",
+        };
+        let _ = writeln!(
+            out,
+            "{}  {} ({}): {}{checked}",
+            clean_line(&r.started_at),
+            clean_line(&r.script),
+            clean_line(&r.title),
+            clean_line(&r.status),
+        );
     }
     out
 }

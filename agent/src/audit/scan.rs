@@ -237,7 +237,10 @@ pub fn scan(file: impl Read, wanted: &[u64]) -> Result<Scan, std::io::Error> {
 
 /// The person's run `run`, the latest of that number.
 fn started(runs: &mut [(u64, PersonRun)], run: u64) -> Option<&mut PersonRun> {
-    runs.iter_mut().rev().find(|(r, _)| *r == run).map(|(_, p)| p)
+    runs.iter_mut()
+        .rev()
+        .find(|(r, _)| *r == run)
+        .map(|(_, p)| p)
 }
 
 /// How a person's run that has a start and no end is told.

@@ -27,6 +27,7 @@ fn events() -> Vec<AuditEvent> {
             args: vec!["flush-caches".into()],
             catalog_digest: "ab".repeat(32),
             risk: "low".into(),
+            by: StartedBy::Technician,
         },
         AuditEvent::run_end(
             1,

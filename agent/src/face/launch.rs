@@ -27,7 +27,11 @@ pub enum LaunchError {
 
 /// `check` with the face `choice` asks for: the window's check screen
 /// (`None` once it is closed), else the numbered list for the terminal.
-pub fn check(help: SelfHelp, choice: FaceChoice, lang: Lang) -> Result<Option<String>, LaunchError> {
+pub fn check(
+    help: SelfHelp,
+    choice: FaceChoice,
+    lang: Lang,
+) -> Result<Option<String>, LaunchError> {
     if choice.wants_window(&Surroundings::here()) {
         match window::check(help.clone(), lang) {
             Ok(()) => return Ok(None),

@@ -19,7 +19,7 @@ use sprijin_proto::catalog::{Script, display_command};
 use sprijin_proto::code::SessionCode;
 use sprijin_proto::text::{clean_line, clean_text};
 
-use crate::audit::Head;
+use crate::audit::{Head, StartedBy};
 use crate::consent::{Answer, TextAnswer};
 use crate::identity::Identity;
 
@@ -133,6 +133,7 @@ pub enum RunUpdate {
         id: u64,
         script: String,
         title: String,
+        by: StartedBy,
     },
     Ended {
         id: u64,
@@ -148,7 +149,12 @@ impl RunUpdate {
     /// The line the terminal shows.
     pub fn line(&self) -> String {
         match self {
-            RunUpdate::Started { script, .. } => format!("running {script} for the technician"),
+            RunUpdate::Started {
+                script,
+                by: StartedBy::Technician,
+                ..
+            } => format!("running {script} for the technician"),
+            RunUpdate::Started { script, .. } => format!("running {script}, as you asked"),
             RunUpdate::Ended {
                 script,
                 stopped_because: Some(why),

@@ -206,7 +206,7 @@ mod tests {
     fn an_unreadable_memory_refuses_rather_than_forgets() {
         let dir = tempfile::tempdir().unwrap();
         let memory = dir.path().join(MEMORY_FILE);
-        fs::write(&memory, "not json").unwrap();
+        std::fs::write(&memory, "not json").unwrap();
         let trusted = [key(1).verifying_key()];
         let err = accept(&catalog(&key(1), t0()), &trusted, &memory, t0() + DAY).unwrap_err();
         assert!(matches!(err, CatalogRefusal::Unreadable { .. }), "{err}");

@@ -70,9 +70,7 @@ pub async fn fix(
     log.check_writable()?;
     let script = &offer.script;
     let question = Question::run(ASKS, script, &offer.args);
-    let answer = face
-        .ask(&question, Box::pin(std::future::pending()))
-        .await;
+    let answer = face.ask(&question, Box::pin(std::future::pending())).await;
     log.append(AuditEvent::Consent {
         question: question.text,
         answer: answer.approved(),
@@ -95,6 +93,7 @@ pub async fn fix(
         id: run,
         script: script.id.to_string(),
         title: script.title.clone(),
+        by: StartedBy::Person,
     });
     let spec = RunSpec {
         program: script.program.clone(),

@@ -19,7 +19,9 @@ pub enum TerminalError {
     Check(#[from] crate::diag::DiagError),
     #[error(transparent)]
     Fix(#[from] super::FixError),
-    #[error("there is no finding {asked}: the check found {found}; run `sprijin-agent check` to see them")]
+    #[error(
+        "there is no finding {asked}: the check found {found}; run `sprijin-agent check` to see them"
+    )]
     NoSuchFinding { asked: usize, found: usize },
     #[error(
         "finding {number} ({title}) has no repair you may run alone; run `sprijin-agent share` to get help from a technician"
@@ -114,9 +116,11 @@ pub fn run_fix(help: &SelfHelp, number: usize) -> Result<String, TerminalError> 
     ))?;
     match fixed {
         Fixed::NotApproved(answer) => Err(TerminalError::NotApproved(answer.describe())),
-        Fixed::Ran { status, still: None, .. } => {
-            Ok(format!("fixed: the finding is gone ({status})"))
-        }
+        Fixed::Ran {
+            status,
+            still: None,
+            ..
+        } => Ok(format!("fixed: the finding is gone ({status})")),
         Fixed::Ran {
             status,
             still: Some(f),

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use sprijin_proto::catalog::{Script, ScriptId, parse_assignment};
-use sprijin_proto::message::diag::{DiagReport, Finding, ProcessInfo};
+use sprijin_proto::message::diag::{DiagReport, Finding, PersonRun, ProcessInfo};
 use sprijin_proto::message::script::OutStream;
 use sprijin_proto::message::session::{AgentMsg, RequestId};
-use sprijin_proto::text::CleanStream;
+use sprijin_proto::text::{CleanStream, clean_line};
 
 use crate::command::Command;
 use crate::fetch::{Receiving, Step};
@@ -661,12 +661,12 @@ impl App {
         let run = id.and_then(|id| self.runs.iter_mut().find(|r| r.id == id));
         match (msg, run) {
             (AgentMsg::Diagnostics { report, .. }, _) => {
+                if self.status.starts_with("loading") {
+                    self.status = ran_alone(&report.person_runs).unwrap_or_else(|| "ready".into());
+                }
                 self.report = Some(*report);
                 self.refreshed = Some(Instant::now());
                 self.pending_diag = None;
-                if self.status.starts_with("loading") {
-                    self.status = "ready".into();
-                }
             }
             (AgentMsg::CatalogAccepted { scripts, .. }, _) => {
                 self.catalog_state = format!("verified by the agent ({scripts} scripts)");
@@ -724,4 +724,27 @@ impl App {
         self.status = format!("{reason}; press q to leave");
         self.ended = Some(reason);
     }
+}
+
+/// The repairs the person ran alone since the last session, in one line
+/// for the status bar; `None` when there were none.
+fn ran_alone(runs: &[PersonRun]) -> Option<String> {
+    if runs.is_empty() {
+        return None;
+    }
+    let each: Vec<String> = runs
+        .iter()
+        .map(|r| {
+            let after = match r.fixed {
+                Some(true) => "fixed",
+                Some(false) => "still there",
+                None => r.status.as_str(),
+            };
+            format!("{} ({after})", clean_line(&r.script))
+        })
+        .collect();
+    Some(format!(
+        "since the last session the person ran: {}",
+        each.join(", ")
+    ))
 }

@@ -664,6 +664,13 @@ mod tests {
                 }],
                 ..Snapshot::default()
             },
+            person_runs: vec![PersonRun {
+                started_at: "2026-12-05T01:42:21.890Z".into(),
+                script: "clear-my-cache".into(),
+                title: "Delete old files from your cache".into(),
+                status: "exited with status 0".into(),
+                fixed: Some(true),
+            }],
             findings: vec![Finding {
                 id: "disk-nearly-full".into(),
                 severity: Severity::Warning,

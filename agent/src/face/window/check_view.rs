@@ -92,8 +92,10 @@ impl CheckScreen {
         } else if let Some(shown) = &self.shown {
             if let Some(why) = &shown.failed {
                 ui.add(
-                    egui::Label::new(RichText::new(format!("{}: {why}", s.check_failed)).color(RED))
-                        .wrap(),
+                    egui::Label::new(
+                        RichText::new(format!("{}: {why}", s.check_failed)).color(RED),
+                    )
+                    .wrap(),
                 );
             } else if shown.items.is_empty() {
                 ui.label(RichText::new(s.nothing_wrong).color(GREEN).size(20.0));
@@ -122,14 +124,22 @@ impl CheckScreen {
                                 if button.clicked() {
                                     pressed = Some(Pressed::Fix(at));
                                 }
-                                ui.add(egui::Label::new(RichText::new((s.you_may_fix)(fix)).color(GREEN)).wrap());
+                                ui.add(
+                                    egui::Label::new(
+                                        RichText::new((s.you_may_fix)(fix)).color(GREEN),
+                                    )
+                                    .wrap(),
+                                );
                             });
                         }
                     });
                 ui.add_space(4.0);
             }
             if let Some(why) = &shown.no_repairs {
-                ui.add(egui::Label::new(RichText::new(format!("{}: {why}", s.no_repairs)).small()).wrap());
+                ui.add(
+                    egui::Label::new(RichText::new(format!("{}: {why}", s.no_repairs)).small())
+                        .wrap(),
+                );
             }
         }
         ui.add_space(8.0);

@@ -118,4 +118,3 @@ fn shown(checkup: &Checkup) -> CheckShown {
         no_repairs: checkup.no_repairs.clone(),
     }
 }
-

@@ -397,6 +397,7 @@ fn messages_and_runs_are_listed_with_their_status() {
         id: 4,
         script: "restart-unit".into(),
         title: "Restart the printer queue".into(),
+        by: crate::audit::StartedBy::Technician,
     }));
     w.frames(1);
     w.harness
