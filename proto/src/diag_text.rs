@@ -648,6 +648,44 @@ mod tests {
     }
 
     #[test]
+    fn the_report_lists_what_the_person_ran_alone_after_the_findings() {
+        let mut r = DiagReport {
+            snapshot: snapshot(),
+            findings: Vec::new(),
+            person_runs: Vec::new(),
+        };
+        assert!(!report(&r).contains("Run by the person"));
+        r.person_runs = vec![
+            PersonRun {
+                started_at: "2026-12-05T01:42:21.890Z".into(),
+                script: "clear-my-cache".into(),
+                title: "Delete old files from your cache".into(),
+                status: "exited with status 0".into(),
+                fixed: Some(true),
+            },
+            PersonRun {
+                started_at: "2026-12-05T02:00:00.000Z".into(),
+                script: "flush-dns".into(),
+                title: "Flush the DNS cache\u{1b}[2J".into(),
+                status: "did not finish: the agent stopped during it".into(),
+                fixed: None,
+            },
+        ];
+        let text = report(&r);
+        let (_, runs) = text
+            .split_once("Run by the person since the last session\n")
+            .unwrap();
+        let lines: Vec<&str> = runs.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "  2026-12-05T01:42:21.890Z  clear-my-cache (Delete old files from your cache): exited with status 0, the finding was gone after it",
+                "  2026-12-05T02:00:00.000Z  flush-dns (Flush the DNS cache\u{fffd}[2J): did not finish: the agent stopped during it",
+            ]
+        );
+    }
+
+    #[test]
     fn what_was_watched_is_one_line_and_absent_when_nothing_watched() {
         use crate::message::diag::{Pressure, Stall, Trends};
         let mut s = snapshot();

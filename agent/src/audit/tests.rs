@@ -587,3 +587,81 @@ fn opening_a_shortened_log_records_the_damage_and_goes_on() {
         Damage::Recorded { line: 5, .. }
     ));
 }
+
+fn person_run(run: u64, script: &str) -> AuditEvent {
+    AuditEvent::RunStart {
+        run,
+        script: script.into(),
+        title: format!("Run {script}"),
+        program: "true".into(),
+        args: Vec::new(),
+        catalog_digest: "ab".repeat(32),
+        risk: "low".into(),
+        by: StartedBy::Person,
+    }
+}
+
+fn ended(run: u64, script: &str, code: i32) -> AuditEvent {
+    AuditEvent::run_end(
+        run,
+        script,
+        &RunEnd {
+            status: RunStatus::Exited { code },
+            duration_ms: 5,
+            bytes: 0,
+            dropped: 0,
+            output_sha256: sha256_hex(b""),
+        },
+    )
+}
+
+#[test]
+fn the_persons_runs_since_the_last_session_are_read_back_with_their_ends() {
+    let (_dir, path) = written_log();
+    {
+        let mut log = AuditLog::open(&path).unwrap();
+        // A technician's run, and the person's runs after the session.
+        log.append(person_run(10, "flush-dns")).unwrap();
+        log.append(ended(10, "flush-dns", 0)).unwrap();
+        log.append(AuditEvent::RunChecked {
+            run: 10,
+            finding: "name-resolution-failing".into(),
+            fixed: false,
+        })
+        .unwrap();
+        log.append(person_run(13, "clear-my-cache")).unwrap();
+        log.append(ended(13, "clear-my-cache", 0)).unwrap();
+        log.append(AuditEvent::RunChecked {
+            run: 13,
+            finding: "disk-nearly-full".into(),
+            fixed: true,
+        })
+        .unwrap();
+        // One the agent was killed during.
+        log.append(person_run(16, "clear-my-cache")).unwrap();
+    }
+    let log = AuditLog::open(&path).unwrap();
+    let runs = log.person_runs();
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    assert_eq!(
+        (
+            runs[0].script.as_str(),
+            runs[0].status.as_str(),
+            runs[0].fixed
+        ),
+        ("flush-dns", "exited with status 0", Some(false))
+    );
+    assert_eq!(runs[1].fixed, Some(true));
+    assert!(runs[1].started_at.ends_with('Z'), "{}", runs[1].started_at);
+    assert!(runs[2].status.starts_with("did not finish"), "{runs:?}");
+    assert_eq!(runs[2].fixed, None);
+    drop(log);
+
+    // A session starts: the next session sees none of them again. The
+    // technician's own runs never count.
+    let mut log = AuditLog::open(&path).unwrap();
+    log.append(events().remove(0)).unwrap();
+    log.append(events().remove(2)).unwrap();
+    drop(log);
+    assert!(AuditLog::open(&path).unwrap().person_runs().is_empty());
+}

@@ -219,4 +219,6 @@ fn run_session(
 }
 
 #[cfg(test)]
+mod check_tests;
+#[cfg(test)]
 mod tests;
