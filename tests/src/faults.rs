@@ -176,3 +176,42 @@ pub fn wait_for_line(child: &mut Child, want: &str) {
         }
     }
 }
+
+/// A home folder on a 10 MiB tmpfs whose `.cache` fills it past 90% with
+/// files last changed 30 days ago: the disk finding names the repair the
+/// person may run alone. Mounted at a plain path (no part starts with a
+/// dot), as a real home is.
+pub fn home_full_of_cache() -> Tmpfs {
+    let home = Tmpfs::mount_at(
+        std::env::temp_dir().join(unique("sprijin-home")),
+        "size=10m,mode=0700",
+    );
+    let cache = home.path.join(".cache").join("browser");
+    fs::create_dir_all(&cache).unwrap();
+    let month_ago = std::time::SystemTime::now() - Duration::from_secs(30 * 86_400);
+    for i in 0..19 {
+        let path = cache.join(format!("blob-{i}"));
+        fs::write(&path, vec![0x5a; 500_000]).unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(month_ago)
+            .unwrap();
+    }
+    home
+}
+
+/// How full the file system at `path` is, in percent, from `df`.
+pub fn used_percent(path: &Path) -> u32 {
+    let out = Command::new("df")
+        .args(["--output=pcent"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .nth(1)
+        .and_then(|l| l.trim().trim_end_matches('%').parse().ok())
+        .unwrap_or_else(|| panic!("df said {text:?}"))
+}

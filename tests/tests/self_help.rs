@@ -1,0 +1,220 @@
+//! The person checks their machine and repairs it alone, at the terminal:
+//! a real full disk (a tmpfs home whose cache fills it), the real agent's
+//! `check` and `fix N`, the audit log, and a later session through a real
+//! relay and console whose report lists the person's run.
+
+use std::path::Path;
+use std::process::Command;
+
+use sprijin_tests::faults::{home_full_of_cache, root_or_skip, used_percent};
+use sprijin_tests::*;
+
+/// `sprijin-agent ARGS` for the person whose home is `home`, trusting the
+/// sample catalog's key, with the catalog folder `catalog` installed.
+fn agent(home: &Path, data: &Path, catalog: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(bin("sprijin-agent"));
+    cmd.args(args)
+        .args(["--watch", "0", "--trusted-key"])
+        .arg(dev_public_key())
+        .arg("--catalog")
+        .arg(catalog)
+        .arg("--data-dir")
+        .arg(data)
+        .env("HOME", home)
+        .env_remove("XDG_CACHE_HOME")
+        .env_remove("SPRIJIN_AGENT_CONFIG");
+    cmd
+}
+
+/// The number `check` gave the full disk at `mount`, and its line.
+fn numbered_finding(list: &str, mount: &str) -> usize {
+    let line = list
+        .lines()
+        .find(|l| l.contains(&format!("Disk {mount} is")))
+        .unwrap_or_else(|| panic!("no finding for {mount}:\n{list}"));
+    line.split('.').next().unwrap().trim().parse().unwrap()
+}
+
+#[test]
+fn the_person_clears_their_cache_alone_and_the_next_session_sees_it() {
+    if !root_or_skip() {
+        return;
+    }
+    let home = home_full_of_cache();
+    let mount = home.mount_point();
+    assert!(used_percent(&home.path) >= 90);
+    let data = tempfile::tempdir().unwrap();
+
+    // check: the full disk, most important first, with the repair the
+    // organisation lets the person run, and its number.
+    let checked = run_to_end(agent(
+        &home.path,
+        data.path(),
+        &sample_catalog(),
+        &["check", "--terminal"],
+    ));
+    assert!(checked.status.success(), "{}", checked.stderr);
+    let n = numbered_finding(&checked.stdout, &mount);
+    assert!(
+        checked.stdout.contains(&format!(
+            "you may fix it: Delete old files from your cache (`sprijin-agent fix {n}`)"
+        )),
+        "{}",
+        checked.stdout
+    );
+    assert!(
+        checked
+            .stdout
+            .contains(&format!("{n}. [critical] Disk {mount}"))
+    );
+    // Nothing is recorded by a look.
+    assert!(audit_events(data.path(), "run_start").is_empty());
+
+    // fix N: the same question as a technician's run, answered here.
+    let mut fix = Proc::spawn(agent(
+        &home.path,
+        data.path(),
+        &sample_catalog(),
+        &["fix", &n.to_string()],
+    ));
+    fix.stdout
+        .wait_for("  stops after", STEP)
+        .unwrap_or_else(|| panic!("no question: {}\n{}", fix.stdout.text(), fix.stderr.text()));
+    let asked = fix.stdout.text();
+    assert!(
+        asked.contains("you asked to run a repair script:"),
+        "{asked}"
+    );
+    assert!(
+        asked.contains(&format!(
+            "command: find {mount}/.cache -xdev -type f -mtime +7 -delete"
+        )),
+        "{asked}"
+    );
+    assert!(asked.contains("risk: low") && asked.contains("stops after 300 s"));
+    fix.answer(&["y"]);
+    let status = wait_end(&mut fix, STEP, "fix");
+    assert!(
+        status.success(),
+        "{}\n{}",
+        fix.stdout.text(),
+        fix.stderr.text()
+    );
+    assert!(
+        fix.stdout
+            .text()
+            .contains("fixed: the finding is gone (exited with status 0)"),
+        "{}",
+        fix.stdout.text()
+    );
+    assert!(used_percent(&home.path) < 10, "the cache was not cleared");
+    assert!(home.path.join(".cache/browser").is_dir(), "folders stay");
+
+    // The record: the yes, the run by the person, its end, the check after.
+    let starts = audit_events(data.path(), "run_start");
+    assert_eq!(starts.len(), 1, "{starts:?}");
+    assert_eq!(starts[0]["by"], "person");
+    assert_eq!(starts[0]["script"], "clear-my-cache");
+    assert_eq!(starts[0]["args"][0], format!("{mount}/.cache"));
+    let run = starts[0]["run"].clone();
+    let ends = audit_events(data.path(), "run_end");
+    assert_eq!((ends.len(), &ends[0]["run"]), (1, &run));
+    let checks = audit_events(data.path(), "run_checked");
+    assert_eq!(checks.len(), 1, "{checks:?}");
+    assert_eq!(
+        (
+            &checks[0]["run"],
+            &checks[0]["finding"],
+            &checks[0]["fixed"]
+        ),
+        (
+            &run,
+            &serde_json::json!("disk-nearly-full"),
+            &serde_json::json!(true)
+        )
+    );
+    assert!(audit_verify(data.path()).status.success());
+
+    // The next session: the technician's report lists the person's run.
+    let relay = RelayProc::start(&[]);
+    let mut share = Proc::spawn({
+        let mut cmd = Command::new(bin("sprijin-agent"));
+        cmd.args([
+            "share",
+            "--terminal",
+            "--relay",
+            &relay.addr,
+            "--relay-fingerprint",
+            &relay.fingerprint,
+        ])
+        .arg("--data-dir")
+        .arg(data.path())
+        .env("HOME", &home.path);
+        cmd
+    });
+    share.answer(&["y"]);
+    let code = share.code();
+    let console = console(&relay, &code, &["--exec", "diag", "--exec", "quit"]);
+    assert!(console.status.success(), "{}", console.stderr);
+    let (_, runs) = console
+        .stdout
+        .split_once("Run by the person since the last session")
+        .unwrap_or_else(|| panic!("no runs of the person:\n{}", console.stdout));
+    assert!(
+        runs.contains(
+            "clear-my-cache (Delete old files from your cache): exited with status 0, the finding was gone after it"
+        ),
+        "{runs}"
+    );
+    agent_finishes(&mut share);
+}
+
+#[test]
+fn fix_refuses_a_finding_it_cannot_repair_in_one_line() {
+    let home = tempfile::Builder::new()
+        .prefix("sprijin-home")
+        .tempdir()
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let out = run_to_end(agent(
+        home.path(),
+        data.path(),
+        &sample_catalog(),
+        &["fix", "999"],
+    ));
+    assert!(!out.status.success());
+    let err = out.stderr.trim();
+    assert!(err.contains("there is no finding 999"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(audit_events(data.path(), "run_start").is_empty());
+}
+
+#[test]
+fn a_flag_changed_after_signing_is_refused_and_nothing_is_offered() {
+    if !root_or_skip() {
+        return;
+    }
+    let home = home_full_of_cache();
+    let data = tempfile::tempdir().unwrap();
+    let catalog = TestCatalog::sample_copy();
+    // The organisation did not sign this: the flag comes off a script and
+    // goes onto another after the signature.
+    let path = catalog.dir.join("clear-my-cache.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("self_service = true\n", "")).unwrap();
+    let out = run_to_end(agent(
+        &home.path,
+        data.path(),
+        &catalog.dir,
+        &["check", "--terminal"],
+    ));
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(!out.stdout.contains("you may fix it"), "{}", out.stdout);
+    assert!(
+        out.stdout.lines().any(
+            |l| l.starts_with("note: the repair catalog is refused") && l.contains("signature")
+        ),
+        "{}",
+        out.stdout
+    );
+}
