@@ -941,7 +941,7 @@ async fn approve_and_run(
         });
     }
     let args = script.bind(params).map_err(NotRun::Params)?;
-    let question = Question::run("the technician asks to run a repair script", script, &args);
+    let question = Question::run(StartedBy::Technician, script, &args);
     // A run whose records could not be written is refused before the
     // person is asked, not after they said yes.
     ctx.audit

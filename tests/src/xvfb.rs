@@ -190,6 +190,29 @@ pub fn press(x: &Xvfb, agent: &Proc, key: &str, button: &str) {
     x.keys(&["space"]);
 }
 
+/// Moves the keyboard focus with `key`, at most `tries` times, until
+/// `button` has it (as the agent logs), then presses it with Space: for a
+/// screen whose other buttons depend on what the machine shows.
+pub fn press_after(x: &Xvfb, agent: &Proc, key: &str, button: &str, tries: usize) {
+    let focused = "a button has the keyboard focus";
+    for _ in 0..tries {
+        let before = agent.stderr.text().matches(focused).count();
+        x.keys(&[key]);
+        wait_logged(agent, focused, before + 1);
+        let text = agent.stderr.text();
+        let last = text
+            .lines()
+            .rev()
+            .find(|l| l.contains(focused))
+            .unwrap_or("");
+        if last.contains(&format!("\"button\":\"{button}\"")) {
+            x.keys(&["space"]);
+            return;
+        }
+    }
+    panic!("{button} never took the focus: {}", agent.stderr.text());
+}
+
 /// Waits until question number `n` (counting from 1) can be allowed.
 pub fn wait_allow_enabled(agent: &Proc, n: usize) {
     wait_logged(agent, "the question's Allow is enabled", n);

@@ -9,7 +9,10 @@
 
 use std::path::Path;
 
-use sprijin_tests::xvfb::{Xvfb, press, shots, wait_allow_enabled, wait_end_shown};
+use sprijin_tests::faults::{home_full_of_cache, used_percent};
+use sprijin_tests::xvfb::{
+    Xvfb, press, press_after, shots, wait_allow_enabled, wait_end_shown, wait_logged,
+};
 use sprijin_tests::*;
 
 /// `sprijin-agent share --window` on `x`'s display, trusting the sample
@@ -146,6 +149,120 @@ fn end_session_in_the_window_says_goodbye_to_the_technician() {
     assert_eq!(ends.len(), 1, "{ends:?}");
     assert_eq!(ends[0]["reason"], "the person ended the session");
     // Closing the window ends the agent.
+    wait_end_shown(&agent);
+    press(&x, &agent, "Tab", "close");
+    agent_finishes(&mut agent);
+}
+
+#[test]
+#[ignore = "needs Xvfb, xdotool, ImageMagick and Mesa, which a fresh machine lacks: .ci/run installs them and runs this with --include-ignored"]
+fn the_check_screen_fixes_a_full_cache_from_the_keyboard_and_get_help_shares() {
+    let x = Xvfb::start();
+    let home = home_full_of_cache();
+    let relay = RelayProc::start(&[]);
+    let data = tempfile::tempdir().unwrap();
+    let (shots, _keep) = shots();
+    let mut cmd = x.command(bin("sprijin-agent").to_str().unwrap());
+    cmd.args([
+        "--log-format",
+        "json",
+        "check",
+        "--window",
+        "--lang",
+        "en",
+        "--watch",
+        "0",
+        "--relay",
+        &relay.addr,
+        "--relay-fingerprint",
+        &relay.fingerprint,
+        "--trusted-key",
+        dev_public_key().to_str().unwrap(),
+        "--catalog",
+        sample_catalog().to_str().unwrap(),
+        "--consent-timeout",
+        "60",
+    ])
+    .arg("--data-dir")
+    .arg(data.path())
+    .env("HOME", &home.path)
+    .env_remove("XDG_CACHE_HOME")
+    .env("RUST_LOG", "sprijin_agent=debug")
+    .env("LIBGL_ALWAYS_SOFTWARE", "1");
+    let mut agent = Proc::spawn(cmd);
+
+    // The check screen: the full disk among the findings (other disks of
+    // this machine may be full too), with a Fix for the person's cache.
+    wait_logged(&agent, "the check's findings are on the screen", 1);
+    let log = agent.stderr.text();
+    let found = log
+        .lines()
+        .find(|l| l.contains("checked this computer"))
+        .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .and_then(|v| v["found"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("no findings logged: {log}"));
+    let at = found
+        .split(", ")
+        .position(|f| f == "disk-nearly-full (fix: clear-my-cache)")
+        .unwrap_or_else(|| panic!("no Fix for the cache: {found}"));
+    let checked = shots.join("check.png");
+    let colours = x.screenshot_showing(&checked, 16, None);
+    assert!(colours >= 16, "the check screen looks blank");
+    press_after(&x, &agent, "Tab", &format!("fix-{}", at + 1), 12);
+
+    // The same question a technician's run gets; Tab from Deny to Allow.
+    wait_allow_enabled(&agent, 1);
+    let asked = shots.join("check-consent.png");
+    x.screenshot_showing(&asked, 16, Some(&checked));
+    press(&x, &agent, "Tab", "allow");
+
+    // The repair runs, the machine is checked again, the record has it all.
+    let deadline = std::time::Instant::now() + STEP;
+    while audit_events(data.path(), "run_checked").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no check after the repair: {}",
+            agent.stderr.text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let starts = audit_events(data.path(), "run_start");
+    assert_eq!(starts.len(), 1, "{starts:?}");
+    assert_eq!(
+        (&starts[0]["by"], &starts[0]["script"]),
+        (
+            &serde_json::json!("person"),
+            &serde_json::json!("clear-my-cache")
+        )
+    );
+    assert_eq!(audit_events(data.path(), "run_checked")[0]["fixed"], true);
+    let consents = audit_events(data.path(), "consent");
+    assert_eq!(consents.len(), 1, "{consents:?}");
+    assert_eq!(consents[0]["answer"], true);
+    assert!(used_percent(&home.path) < 10, "the cache was not cleared");
+    x.screenshot_showing(&shots.join("check-fixed.png"), 16, Some(&asked));
+
+    // Get help: the same window shows a code; a technician connects, and
+    // their report lists what the person ran.
+    press_after(&x, &agent, "Tab", "get-help", 12);
+    let code = agent.code();
+    let mut console = Proc::spawn(console_command(
+        &relay.addr,
+        &relay.fingerprint,
+        &code,
+        &["--name", "Ana Pop", "--exec", "diag", "--exec", "quit"],
+    ));
+    wait_allow_enabled(&agent, 2);
+    press(&x, &agent, "Tab", "allow");
+    let status = wait_end(&mut console, STEP, "the console");
+    assert!(status.success(), "{}", console.stderr.text());
+    let report = console.stdout.text();
+    assert!(
+        report.contains("Run by the person since the last session")
+            && report.contains("clear-my-cache (Delete old files from your cache): exited with status 0, the finding was gone after it"),
+        "{report}"
+    );
+    assert_eq!(audit_events(data.path(), "session_end").len(), 1);
     wait_end_shown(&agent);
     press(&x, &agent, "Tab", "close");
     agent_finishes(&mut agent);

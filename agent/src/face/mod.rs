@@ -81,8 +81,12 @@ pub struct Question {
 impl Question {
     /// The question before `script` runs with `args`: its title, what it
     /// does, its risk, the exact command and when it is stopped, every
-    /// part cleaned. `asks` opens the text: who wants it run.
-    pub fn run(asks: &str, script: &Script, args: &[String]) -> Question {
+    /// part cleaned. `by` is who wants it run.
+    pub fn run(by: StartedBy, script: &Script, args: &[String]) -> Question {
+        let asks = match by {
+            StartedBy::Technician => "the technician asks to run a repair script",
+            StartedBy::Person => "you asked to run a repair script",
+        };
         Question {
             text: format!(
                 "{asks}:\n  {title}\n  {description}\n  risk: {risk}\n  command: {command}\n  stops after {timeout} s",
@@ -93,6 +97,7 @@ impl Question {
                 timeout = script.timeout_secs,
             ),
             detail: Detail::Run {
+                by,
                 title: clean_line(&script.title).into_owned(),
                 description: clean_text(&script.description).into_owned(),
                 risk: script.risk.to_string(),
@@ -114,6 +119,8 @@ pub enum Detail {
     },
     /// May this script run? Every part is cleaned.
     Run {
+        /// Who asks: the technician, or the person from a finding.
+        by: StartedBy,
         title: String,
         description: String,
         risk: String,

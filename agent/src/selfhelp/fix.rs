@@ -47,9 +47,6 @@ pub enum FixError {
     CheckTask,
 }
 
-/// The words that open the person's question.
-const ASKS: &str = "you asked to run a repair script";
-
 /// Asks the person through `face`, runs `offer` for `finding` when they
 /// agree, sends its output to `output`, checks the machine again and
 /// records each step before the next. `cancel` stops the run.
@@ -69,7 +66,7 @@ pub async fn fix(
     // person is asked, not after they said yes.
     log.check_writable()?;
     let script = &offer.script;
-    let question = Question::run(ASKS, script, &offer.args);
+    let question = Question::run(StartedBy::Person, script, &offer.args);
     let answer = face.ask(&question, Box::pin(std::future::pending())).await;
     log.append(AuditEvent::Consent {
         question: question.text,

@@ -76,7 +76,13 @@ pub fn check(help: &SelfHelp) -> Result<Checkup, DiagError> {
         Ok(None) => (None, Some(catalog::NONE_KEPT.to_string())),
         Err(e) => (None, Some(e.to_string())),
     };
-    let report = crate::diag::report::take_report(&Thresholds::default(), help.watch)?;
+    let mut report = crate::diag::report::take_report(&Thresholds::default(), help.watch)?;
+    // The check's own work (drawing the window, sampling) is not something
+    // wrong with the machine.
+    let me = std::process::id().to_string();
+    report
+        .findings
+        .retain(|f| !(f.id.starts_with("process-") && f.subject.as_deref() == Some(me.as_str())));
     let platform = crate::diag::findings::fixes::this_platform();
     Ok(Checkup {
         items: offers(report.findings, catalog.as_ref(), platform),

@@ -29,6 +29,7 @@ pub static STRINGS: Strings = Strings {
     view_title: "May the technician see this computer's state?",
     view_body: "The system, its programs, disks and network. Seeing changes nothing.",
     run_title: "The technician asks to run a repair",
+    run_title_person: "You asked to run a repair",
     risk: "Risk",
     risk_low: "low",
     risk_medium: "medium",

@@ -114,6 +114,7 @@ pub struct Strings {
     pub view_title: &'static str,
     pub view_body: &'static str,
     pub run_title: &'static str,
+    pub run_title_person: &'static str,
     pub risk: &'static str,
     pub risk_low: &'static str,
     pub risk_medium: &'static str,

@@ -29,6 +29,7 @@ pub static STRINGS: Strings = Strings {
     view_title: "Poate tehnicianul să vadă starea acestui calculator?",
     view_body: "Sistemul, programele, discurile și rețeaua. Privitul nu schimbă nimic.",
     run_title: "Tehnicianul cere să ruleze o reparație",
+    run_title_person: "Ai cerut să rulezi o reparație",
     risk: "Risc",
     risk_low: "scăzut",
     risk_medium: "mediu",

@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 use super::bridge::Technician;
 use super::check_view::{CheckScreen, Pressed};
 use super::{FromWindow, ToWindow};
+use crate::audit::StartedBy;
 use crate::consent::{Answer, TextAnswer};
 use crate::face::strings::{Lang, Strings};
 use crate::face::{Detail, EndedBy, Notice, Question, RunUpdate};
@@ -686,6 +687,7 @@ fn question_ui(ui: &mut egui::Ui, s: &Strings, question: &Question) {
             ui.label(s.view_body);
         }
         Detail::Run {
+            by,
             title,
             description,
             risk,
@@ -693,7 +695,10 @@ fn question_ui(ui: &mut egui::Ui, s: &Strings, question: &Question) {
             args,
             stops_after_secs,
         } => {
-            ui.label(s.run_title);
+            ui.label(match by {
+                StartedBy::Technician => s.run_title,
+                StartedBy::Person => s.run_title_person,
+            });
             ui.heading(title);
             ui.add(egui::Label::new(description.as_str()).wrap());
             let (shown, color) = match risk.as_str() {

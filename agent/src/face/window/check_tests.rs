@@ -96,6 +96,7 @@ fn run_question() -> Question {
     Question {
         text: "you asked to run a repair script".into(),
         detail: Detail::Run {
+            by: crate::audit::StartedBy::Person,
             title: "Delete old files from your cache".into(),
             description: "Deletes the files in your own cache folder.".into(),
             risk: "low".into(),
@@ -140,7 +141,7 @@ fn fix_asks_the_same_question_and_says_whether_the_finding_is_gone() {
     });
     screen.frames(1);
     // The technician's dialog: title, risk, the exact command.
-    assert!(screen.shows(s.run_title));
+    assert!(screen.shows(s.run_title_person));
     assert!(screen.shows("/home/ana/.cache"));
     assert!(screen.shows(s.risk_low));
     // Allow waits until the question was on the screen a moment.

@@ -72,6 +72,13 @@ impl CheckScreen {
     pub fn draw(&mut self, ui: &mut egui::Ui, s: &Strings, busy: bool) -> Option<Pressed> {
         let mut pressed = None;
         let idle = !busy && !self.checking && !self.fixing;
+        // A new list puts the keyboard on its first Fix, else on Get help.
+        let mut first = idle && std::mem::take(&mut self.focus_first);
+        if first {
+            tracing::debug!("the check's findings are on the screen");
+            // The next frame reports the focus taken (and logs it).
+            ui.ctx().request_repaint();
+        }
         ui.heading(s.check_title);
         ui.add(egui::Label::new(s.check_intro).wrap());
         ui.add_space(8.0);
@@ -100,7 +107,6 @@ impl CheckScreen {
             } else if shown.items.is_empty() {
                 ui.label(RichText::new(s.nothing_wrong).color(GREEN).size(20.0));
             }
-            let mut first = std::mem::take(&mut self.focus_first);
             for (at, item) in shown.items.iter().enumerate() {
                 egui::Frame::group(ui.style())
                     .inner_margin(10.0)
@@ -117,7 +123,7 @@ impl CheckScreen {
                             ui.horizontal_wrapped(|ui| {
                                 let button = ui.add_enabled(idle, big_button(s.fix));
                                 let button = focus_said(button, &format!("fix-{}", at + 1));
-                                if first && idle {
+                                if first {
                                     button.request_focus();
                                     first = false;
                                 }
@@ -151,6 +157,9 @@ impl CheckScreen {
             }
             ui.add_space(16.0);
             let help = ui.add_enabled(!busy && !self.fixing, big_button(s.get_help));
+            if first {
+                help.request_focus();
+            }
             if focus_said(help, "get-help").clicked() {
                 pressed = Some(Pressed::Share);
             }

@@ -85,6 +85,15 @@ fn check(help: &SelfHelp, face: &WindowFace) -> Option<Checkup> {
     face.send(ToWindow::Checking);
     match selfhelp::check(help) {
         Ok(checkup) => {
+            let found: Vec<String> = checkup
+                .items
+                .iter()
+                .map(|i| match &i.offer {
+                    Some(o) => format!("{} (fix: {})", i.finding.id, o.script.id),
+                    None => i.finding.id.clone(),
+                })
+                .collect();
+            tracing::debug!(found = found.join(", "), "checked this computer");
             face.send(ToWindow::Checked(shown(&checkup)));
             Some(checkup)
         }

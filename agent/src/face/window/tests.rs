@@ -118,6 +118,7 @@ fn run_question(args: Vec<String>) -> Question {
     Question {
         text: "the technician asks to run a repair script".into(),
         detail: Detail::Run {
+            by: crate::audit::StartedBy::Technician,
             title: "Restart the printer queue".into(),
             description: "Stops and starts the print spooler.".into(),
             risk: "medium".into(),
