@@ -17,11 +17,12 @@ use sprijin_proto::tls::Fingerprint;
 #[derive(Parser)]
 #[command(
     version,
-    about = "Sprijin agent: share this machine with a support technician, who sees its state and may run repairs only with your approval"
+    about = "Sprijin agent: share this machine with a support technician, who sees its state and may run repairs only with your approval",
+    after_help = "Without a command (started from a desktop menu or a double click), it runs `check`."
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
     #[command(flatten)]
     log: sprijin_cli::LogArgs,
 }
@@ -173,7 +174,11 @@ enum AuditCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if cli.command.is_none() {
+        // The start screen: check this computer, with its defaults.
+        cli.command = Cli::parse_from(["sprijin-agent", "check"]).command;
+    }
     sprijin_cli::log::init(cli.log.log_format);
     sprijin_cli::exit(run(cli).map(|()| ExitCode::SUCCESS))
 }
@@ -202,7 +207,11 @@ fn resolve(
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+    // `main` gives every run a command.
+    let Some(command) = cli.command else {
+        return Ok(());
+    };
+    match command {
         Command::Share { relay, local, face } => {
             let (config, lang, _) = resolve(Some(relay), local)?;
             config.require_relay()?;

@@ -97,12 +97,13 @@ fn verify(ws: &Workspace, public: &Path) -> Output {
     run(&[&"catalog", &"verify", &ws.dir, &"--key", &public])
 }
 
-const SAMPLE_IDS: [&str; 26] = [
+const SAMPLE_IDS: [&str; 27] = [
     "flush-dns",
     "restart-unit",
     "list-failed-units",
     "journal-vacuum",
     "clear-user-cache",
+    "clear-my-cache",
     "test-connectivity",
     "largest-folders",
     "stop-process",
@@ -472,10 +473,10 @@ fn keygen_refuses_to_overwrite_a_key() {
 fn sign_then_verify_succeeds() {
     let ws = workspace();
     let signed = sign(&ws);
-    assert!(signed.starts_with("signed 26 scripts in "), "{signed}");
+    assert!(signed.starts_with("signed 27 scripts in "), "{signed}");
     assert!(ws.dir.join("catalog.sig").is_file());
     let verified = stdout(&verify(&ws, &ws.public));
-    assert!(verified.contains("verifies: 26 scripts"), "{verified}");
+    assert!(verified.contains("verifies: 27 scripts"), "{verified}");
 }
 
 #[test]

@@ -320,7 +320,9 @@ fn processes_and_findings_read_as_text_and_as_json() {
     for finding in findings[0]["findings"].as_array().unwrap() {
         assert_eq!(
             keys(finding),
-            ["evidence", "id", "script", "severity", "subject", "title"],
+            [
+                "evidence", "id", "params", "script", "severity", "subject", "title"
+            ],
             "{finding}"
         );
         for evidence in finding["evidence"].as_array().unwrap() {

@@ -218,3 +218,32 @@ fn a_flag_changed_after_signing_is_refused_and_nothing_is_offered() {
         out.stdout
     );
 }
+
+#[test]
+fn started_without_a_command_it_checks_this_computer() {
+    let home = tempfile::Builder::new()
+        .prefix("sprijin-home")
+        .tempdir()
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(bin("sprijin-agent"));
+    cmd.env("HOME", home.path())
+        .env("XDG_DATA_HOME", data.path())
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("SPRIJIN_AGENT_CONFIG");
+    let out = run_to_end(cmd);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with("checking this computer for 3 s..."),
+        "{}",
+        out.stdout
+    );
+    // No catalog yet: the findings, and why nothing can be fixed alone.
+    assert!(
+        out.stdout
+            .contains("note: no repair catalog is on this machine yet"),
+        "{}",
+        out.stdout
+    );
+}

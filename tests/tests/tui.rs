@@ -52,10 +52,10 @@ fn a_whole_session_in_the_terminal_ui() {
     tmux.wait_for("1 Overview", STEP);
     tmux.wait_for(&format!("(pid {})", busy.0.id()), STEP * 2);
 
-    // Catalog view: pick echo-test (fourth in id order), type its word, confirm.
+    // Catalog view: pick echo-test (fifth in id order), type its word, confirm.
     tmux.keys(&["4"]);
     tmux.wait_for("echo-test", STEP);
-    tmux.keys(&["Down", "Down", "Down", "Enter"]);
+    tmux.keys(&["Down", "Down", "Down", "Down", "Enter"]);
     tmux.wait_for("parameters for echo-test", STEP);
     tmux.keys(&["tuimarker", "Enter"]);
     tmux.wait_for("run echo-test word=\"tuimarker\"", STEP);

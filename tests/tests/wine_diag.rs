@@ -98,3 +98,54 @@ fn diag_json_under_wine_reads_windows_sources() {
         }
     }
 }
+
+#[test]
+#[ignore = "needs Wine and the Windows build: run by .ci/run with --include-ignored"]
+fn check_under_wine_verifies_the_catalog_and_numbers_the_findings() {
+    let data = tempfile::tempdir().unwrap();
+    let key = wine::windows_path(&sprijin_tests::dev_public_key());
+    let catalog = wine::windows_path(&sprijin_tests::sample_catalog());
+    let data_dir = wine::windows_path(data.path());
+    let out = run_under_wine(&[
+        "check",
+        "--terminal",
+        "--watch",
+        "0",
+        "--trusted-key",
+        &key,
+        "--catalog",
+        &catalog,
+        "--data-dir",
+        &data_dir,
+    ]);
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some("checking this computer for 1 s..."),
+        "{out}"
+    );
+    // The catalog was read from Windows paths and verified: no note says
+    // why nothing could be fixed.
+    assert!(!out.contains("note:"), "{out}");
+    // Each finding is numbered, with what the person can do about it.
+    let rest: Vec<&str> = lines.collect();
+    for (i, pair) in rest.chunks(2).enumerate() {
+        if pair == ["nothing looks wrong on this computer"] {
+            continue;
+        }
+        assert!(pair[0].starts_with(&format!("{}. [", i + 1)), "{out}");
+        assert!(
+            pair.get(1)
+                .is_some_and(|l| l.starts_with("   you may fix it: ")
+                    || l.starts_with("   a technician can help: ")),
+            "{out}"
+        );
+    }
+    // Nothing ran: a check only looks.
+    assert!(
+        !data.path().join("audit.log").exists()
+            || !std::fs::read_to_string(data.path().join("audit.log"))
+                .unwrap()
+                .contains("run_start")
+    );
+}

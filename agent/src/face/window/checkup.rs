@@ -17,7 +17,7 @@ use crate::selfhelp::{self, Checkup, Fixed, SelfHelp};
 pub fn serve(
     help: SelfHelp,
     face: Arc<WindowFace>,
-    ended: oneshot::Receiver<()>,
+    mut ended: oneshot::Receiver<()>,
     asked: mpsc::Receiver<FromWindow>,
 ) -> Result<(), String> {
     let runtime = tokio::runtime::Runtime::new()
@@ -36,14 +36,22 @@ pub fn serve(
                 };
                 face.send(ToWindow::Fixing);
                 let title = clean_line(&item.finding.title).into_owned();
+                // Closing the window stops the repair; its end is recorded.
+                let mut closed = false;
                 let fixed = runtime.block_on(selfhelp::fix(
                     &help,
                     &item.finding,
                     offer,
                     &*face,
                     &mut |_, _| {},
-                    std::future::pending(),
+                    async {
+                        let _ = (&mut ended).await;
+                        closed = true;
+                    },
                 ));
+                if closed {
+                    return fixed.map(|_| ()).map_err(|e| e.to_string());
+                }
                 face.send(ToWindow::Fixed(match fixed {
                     Ok(Fixed::NotApproved(_)) => FixShown::NothingRan,
                     Ok(Fixed::Ran { still: None, .. }) => FixShown::Fixed { title },
