@@ -27,6 +27,12 @@ pub enum TerminalError {
         "finding {number} ({title}) has no repair you may run alone; run `sprijin-agent share` to get help from a technician"
     )]
     NoRepair { number: usize, title: String },
+    #[error("finding {number} ({title}) cannot be repaired alone here: {why}")]
+    NoCatalog {
+        number: usize,
+        title: String,
+        why: String,
+    },
     #[error("nothing ran: {0}")]
     NotApproved(&'static str),
     #[error(
@@ -91,9 +97,16 @@ pub fn run_fix(help: &SelfHelp, number: usize) -> Result<String, TerminalError> 
             found,
         })?;
     let title = clean_line(&item.finding.title).into_owned();
-    let offer = item.offer.as_ref().ok_or_else(|| TerminalError::NoRepair {
-        number,
-        title: title.clone(),
+    let offer = item.offer.as_ref().ok_or_else(|| match &checkup.no_repairs {
+        Some(why) => TerminalError::NoCatalog {
+            number,
+            title: title.clone(),
+            why: why.clone(),
+        },
+        None => TerminalError::NoRepair {
+            number,
+            title: title.clone(),
+        },
     })?;
     println!("finding {number}: {title}");
     let face = Arc::new(Consent::from_stdin(help.config.consent_timeout));
