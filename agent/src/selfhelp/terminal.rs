@@ -97,17 +97,20 @@ pub fn run_fix(help: &SelfHelp, number: usize) -> Result<String, TerminalError> 
             found,
         })?;
     let title = clean_line(&item.finding.title).into_owned();
-    let offer = item.offer.as_ref().ok_or_else(|| match &checkup.no_repairs {
-        Some(why) => TerminalError::NoCatalog {
-            number,
-            title: title.clone(),
-            why: why.clone(),
-        },
-        None => TerminalError::NoRepair {
-            number,
-            title: title.clone(),
-        },
-    })?;
+    let offer = item
+        .offer
+        .as_ref()
+        .ok_or_else(|| match &checkup.no_repairs {
+            Some(why) => TerminalError::NoCatalog {
+                number,
+                title: title.clone(),
+                why: why.clone(),
+            },
+            None => TerminalError::NoRepair {
+                number,
+                title: title.clone(),
+            },
+        })?;
     println!("finding {number}: {title}");
     let face = Arc::new(Consent::from_stdin(help.config.consent_timeout));
     let runtime = tokio::runtime::Runtime::new().map_err(TerminalError::Runtime)?;
