@@ -12,6 +12,7 @@ use std::str::FromStr;
 use crate::identity::{Standing, Unverified};
 
 mod en;
+pub mod findings;
 mod ro;
 
 /// A language the window speaks.

@@ -54,11 +54,13 @@ impl Screen {
                 ItemShown {
                     severity: Severity::Critical,
                     title: "Disk /home is 95% full, 500.0 KiB free".into(),
+                    detail: None,
                     fix: Some("Delete old files from your cache".into()),
                 },
                 ItemShown {
                     severity: Severity::Warning,
                     title: "The clock is not synchronised with a time server".into(),
+                    detail: None,
                     fix: None,
                 },
             ],
@@ -211,4 +213,18 @@ fn the_check_screen_speaks_romanian() {
     screen.frames(1);
     assert!(screen.shows("Nimic nu pare în neregulă"));
     assert!(screen.shows("Nu este disponibilă nicio reparație"));
+    // A translated headline keeps the agent's own line under it.
+    screen.send(ToWindow::Checked(CheckShown {
+        items: vec![ItemShown {
+            severity: Severity::Critical,
+            title: "Discul /home este aproape plin: mai are liber 500.0 KiB".into(),
+            detail: Some("Disk /home is 95% full, 500.0 KiB free".into()),
+            fix: None,
+        }],
+        failed: None,
+        no_repairs: None,
+    }));
+    screen.frames(1);
+    assert!(screen.shows("Discul /home este aproape plin"));
+    assert!(screen.shows("Disk /home is 95% full, 500.0 KiB free"));
 }

@@ -24,7 +24,11 @@ pub struct CheckShown {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemShown {
     pub severity: Severity,
+    /// In the person's language.
     pub title: String,
+    /// The agent's own (English) line, shown small under a translated
+    /// title: what the technician will see.
+    pub detail: Option<String>,
     /// The repair's title, when the person may run it alone.
     pub fix: Option<String>,
 }
@@ -119,6 +123,14 @@ impl CheckScreen {
                         };
                         ui.label(RichText::new(word).color(color).strong());
                         ui.add(egui::Label::new(RichText::new(&item.title).size(19.0)).wrap());
+                        if let Some(detail) = &item.detail {
+                            ui.add(
+                                egui::Label::new(
+                                    RichText::new(detail).small().color(egui::Color32::GRAY),
+                                )
+                                .wrap(),
+                            );
+                        }
                         if let Some(fix) = &item.fix {
                             ui.horizontal_wrapped(|ui| {
                                 let button = ui.add_enabled(idle, big_button(s.fix));

@@ -10,23 +10,26 @@ use tokio::sync::oneshot;
 
 use super::check_view::{CheckShown, FixShown, ItemShown};
 use super::{FromWindow, ToWindow, WindowFace};
+use crate::face::strings::Lang;
+use crate::face::strings::findings::headline;
 use crate::selfhelp::{self, Checkup, Fixed, SelfHelp};
 
 /// Serves the check screen until the window closes, or until a session
 /// started from it ends. `Err` says what failed, for the last screen.
 pub fn serve(
     help: SelfHelp,
+    lang: Lang,
     face: Arc<WindowFace>,
     mut ended: oneshot::Receiver<()>,
     asked: mpsc::Receiver<FromWindow>,
 ) -> Result<(), String> {
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let mut checkup = check(&help, &face);
+    let mut checkup = check(&help, lang, &face);
     // Ends when the window is closed: its sender is dropped.
     while let Ok(request) = asked.recv() {
         match request {
-            FromWindow::CheckAgain => checkup = check(&help, &face),
+            FromWindow::CheckAgain => checkup = check(&help, lang, &face),
             FromWindow::Fix(at) => {
                 let Some(item) = checkup.as_ref().and_then(|c| c.items.get(at)) else {
                     continue;
@@ -35,7 +38,7 @@ pub fn serve(
                     continue;
                 };
                 face.send(ToWindow::Fixing);
-                let title = clean_line(&item.finding.title).into_owned();
+                let title = clean_line(&headline(lang, &item.finding).0).into_owned();
                 // Closing the window stops the repair; its end is recorded.
                 let mut closed = false;
                 let fixed = runtime.block_on(selfhelp::fix(
@@ -58,7 +61,7 @@ pub fn serve(
                     Ok(Fixed::Ran { still: Some(_), .. }) => FixShown::StillThere { title },
                     Err(e) => FixShown::Failed(e.to_string()),
                 }));
-                checkup = check(&help, &face);
+                checkup = check(&help, lang, &face);
             }
             FromWindow::Share => {
                 if let Err(e) = help.config.require_relay() {
@@ -89,7 +92,7 @@ pub fn serve(
 
 /// Checks the machine and shows what it found; `None` when the check
 /// failed (said on the screen).
-fn check(help: &SelfHelp, face: &WindowFace) -> Option<Checkup> {
+fn check(help: &SelfHelp, lang: Lang, face: &WindowFace) -> Option<Checkup> {
     face.send(ToWindow::Checking);
     match selfhelp::check(help) {
         Ok(checkup) => {
@@ -102,7 +105,7 @@ fn check(help: &SelfHelp, face: &WindowFace) -> Option<Checkup> {
                 })
                 .collect();
             tracing::debug!(found = found.join(", "), "checked this computer");
-            face.send(ToWindow::Checked(shown(&checkup)));
+            face.send(ToWindow::Checked(shown(&checkup, lang)));
             Some(checkup)
         }
         Err(e) => {
@@ -116,19 +119,24 @@ fn check(help: &SelfHelp, face: &WindowFace) -> Option<Checkup> {
     }
 }
 
-/// What the screen shows of a check: every part cleaned.
-fn shown(checkup: &Checkup) -> CheckShown {
+/// What the screen shows of a check, in the person's language: every part
+/// cleaned.
+fn shown(checkup: &Checkup, lang: Lang) -> CheckShown {
     CheckShown {
         items: checkup
             .items
             .iter()
-            .map(|item| ItemShown {
-                severity: item.finding.severity,
-                title: clean_line(&item.finding.title).into_owned(),
-                fix: item
-                    .offer
-                    .as_ref()
-                    .map(|o| clean_line(&o.script.title).into_owned()),
+            .map(|item| {
+                let (title, translated) = headline(lang, &item.finding);
+                ItemShown {
+                    severity: item.finding.severity,
+                    title: clean_line(&title).into_owned(),
+                    detail: translated.then(|| clean_line(&item.finding.title).into_owned()),
+                    fix: item
+                        .offer
+                        .as_ref()
+                        .map(|o| clean_line(&o.script.title).into_owned()),
+                }
             })
             .collect(),
         failed: None,

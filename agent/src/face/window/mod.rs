@@ -131,7 +131,7 @@ pub fn check(help: SelfHelp, lang: Lang) -> Result<(), WindowError> {
         lang,
         timeout,
         Some(commands),
-        move |face, ended| checkup::serve(help, face, ended, asked),
+        move |face, ended| checkup::serve(help, lang, face, ended, asked),
         |result| result.as_ref().err().cloned(),
     )?
     .map_err(WindowError::Work)
