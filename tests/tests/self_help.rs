@@ -5,17 +5,24 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use sprijin_tests::faults::{home_full_of_cache, root_or_skip, used_percent};
 use sprijin_tests::*;
 
-/// `sprijin-agent ARGS` for the person whose home is `home`, trusting the
-/// sample catalog's key, with the catalog folder `catalog` installed.
-fn agent(home: &Path, data: &Path, catalog: &Path, args: &[&str]) -> Command {
+/// `sprijin-agent ARGS` for the person whose home is `home`, with the
+/// sample catalog installed and its key trusted.
+fn agent(home: &Path, data: &Path, args: &[&str]) -> Command {
+    agent_with(home, data, &sample_catalog(), &dev_public_key(), args)
+}
+
+/// `sprijin-agent ARGS` for the person whose home is `home`, with the
+/// catalog folder `catalog` installed and `key` trusted.
+fn agent_with(home: &Path, data: &Path, catalog: &Path, key: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(bin("sprijin-agent"));
     cmd.args(args)
         .args(["--watch", "0", "--trusted-key"])
-        .arg(dev_public_key())
+        .arg(key)
         .arg("--catalog")
         .arg(catalog)
         .arg("--data-dir")
@@ -47,12 +54,7 @@ fn the_person_clears_their_cache_alone_and_the_next_session_sees_it() {
 
     // check: the full disk, most important first, with the repair the
     // organisation lets the person run, and its number.
-    let checked = run_to_end(agent(
-        &home.path,
-        data.path(),
-        &sample_catalog(),
-        &["check", "--terminal"],
-    ));
+    let checked = run_to_end(agent(&home.path, data.path(), &["check", "--terminal"]));
     assert!(checked.status.success(), "{}", checked.stderr);
     let n = numbered_finding(&checked.stdout, &mount);
     assert!(
@@ -71,12 +73,7 @@ fn the_person_clears_their_cache_alone_and_the_next_session_sees_it() {
     assert!(audit_events(data.path(), "run_start").is_empty());
 
     // fix N: the same question as a technician's run, answered here.
-    let mut fix = Proc::spawn(agent(
-        &home.path,
-        data.path(),
-        &sample_catalog(),
-        &["fix", &n.to_string()],
-    ));
+    let mut fix = Proc::spawn(agent(&home.path, data.path(), &["fix", &n.to_string()]));
     fix.stdout
         .wait_for("  stops after", STEP)
         .unwrap_or_else(|| panic!("no question: {}\n{}", fix.stdout.text(), fix.stderr.text()));
@@ -176,12 +173,7 @@ fn fix_refuses_a_finding_it_cannot_repair_in_one_line() {
         .tempdir()
         .unwrap();
     let data = tempfile::tempdir().unwrap();
-    let out = run_to_end(agent(
-        home.path(),
-        data.path(),
-        &sample_catalog(),
-        &["fix", "999"],
-    ));
+    let out = run_to_end(agent(home.path(), data.path(), &["fix", "999"]));
     assert!(!out.status.success());
     let err = out.stderr.trim();
     assert!(err.contains("there is no finding 999"), "{err}");
@@ -202,10 +194,11 @@ fn a_flag_changed_after_signing_is_refused_and_nothing_is_offered() {
     let path = catalog.dir.join("clear-my-cache.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, text.replace("self_service = true\n", "")).unwrap();
-    let out = run_to_end(agent(
+    let out = run_to_end(agent_with(
         &home.path,
         data.path(),
         &catalog.dir,
+        &dev_public_key(),
         &["check", "--terminal"],
     ));
     assert!(out.status.success(), "{}", out.stderr);
@@ -246,4 +239,98 @@ fn started_without_a_command_it_checks_this_computer() {
         "{}",
         out.stdout
     );
+}
+
+/// The person's repair, signed for this test: it writes its pid and its
+/// child's into the cache folder the finding names, then waits.
+const SLOW_REPAIR: &str = r#"
+id = "clear-my-cache"
+title = "Wait a long time"
+description = "Starts a child that sleeps, writes both pids and waits."
+risk = "low"
+self_service = true
+platforms = ["linux"]
+timeout_secs = 600
+program = "sh"
+args = ["-c", 'echo $$ > "$1/leader"; sleep 600 & echo $! > "$1/child"; wait', "sh", "{dir}"]
+
+[params.dir]
+from = "finding"
+pattern = '^/[A-Za-z0-9._/-]{1,200}$'
+"#;
+
+#[test]
+fn a_repair_killed_mid_run_leaves_no_process_and_the_next_session_hears_it_did_not_finish() {
+    if !root_or_skip() {
+        return;
+    }
+    let home = home_full_of_cache();
+    let data = tempfile::tempdir().unwrap();
+    let catalog = TestCatalog::signed(&[("clear-my-cache", SLOW_REPAIR)]);
+    let checked = run_to_end(agent_with(
+        &home.path,
+        data.path(),
+        &catalog.dir,
+        &catalog.public,
+        &["check", "--terminal"],
+    ));
+    let n = numbered_finding(&checked.stdout, &home.mount_point());
+    let mut fix = Proc::spawn(agent_with(
+        &home.path,
+        data.path(),
+        &catalog.dir,
+        &catalog.public,
+        &["fix", &n.to_string()],
+    ));
+    fix.stdout
+        .wait_for("  stops after", STEP)
+        .unwrap_or_else(|| panic!("no question: {}\n{}", fix.stdout.text(), fix.stderr.text()));
+    fix.answer(&["y"]);
+    let cache = home.path.join(".cache");
+    let leader = wait_for_pid_file(&cache.join("leader"), STEP).expect("the repair started");
+    let child = wait_for_pid_file(&cache.join("child"), STEP).expect("its child started");
+    assert_eq!(audit_events(data.path(), "run_start")[0]["by"], "person");
+
+    // SIGKILL: nothing of the run outlives the agent.
+    fix.child.kill().unwrap();
+    for pid in [leader, child] {
+        assert!(
+            wait_until_gone(pid, Duration::from_secs(10)),
+            "process {pid} of the repair outlived the agent"
+        );
+    }
+    assert!(audit_events(data.path(), "run_end").is_empty());
+    assert!(audit_verify(data.path()).status.success());
+
+    // The next session records the run as unfinished and tells the technician.
+    let relay = RelayProc::start(&[]);
+    let mut share = Proc::spawn({
+        let mut cmd = Command::new(bin("sprijin-agent"));
+        cmd.args([
+            "share",
+            "--terminal",
+            "--relay",
+            &relay.addr,
+            "--relay-fingerprint",
+            &relay.fingerprint,
+        ])
+        .arg("--data-dir")
+        .arg(data.path())
+        .env("HOME", &home.path);
+        cmd
+    });
+    share.answer(&["y"]);
+    let code = share.code();
+    let console = console(&relay, &code, &["--exec", "diag", "--exec", "quit"]);
+    assert!(console.status.success(), "{}", console.stderr);
+    assert!(
+        console.stdout.contains(
+            "clear-my-cache (Wait a long time): did not finish: the agent stopped during it"
+        ),
+        "{}",
+        console.stdout
+    );
+    agent_finishes(&mut share);
+    let unfinished = audit_events(data.path(), "run_unfinished");
+    assert_eq!(unfinished.len(), 1, "{unfinished:?}");
 }
