@@ -334,3 +334,28 @@ fn a_repair_killed_mid_run_leaves_no_process_and_the_next_session_hears_it_did_n
     let unfinished = audit_events(data.path(), "run_unfinished");
     assert_eq!(unfinished.len(), 1, "{unfinished:?}");
 }
+
+#[test]
+fn no_repair_runs_when_its_record_cannot_be_written() {
+    if !root_or_skip() {
+        return;
+    }
+    let home = home_full_of_cache();
+    let data = sprijin_tests::faults::Tmpfs::mount("size=256k");
+    // The catalog is remembered, then the data folder's disk fills.
+    run_to_end(agent(&home.path, &data.path, &["check", "--terminal"]));
+    let _ = std::fs::write(data.path.join("filler"), vec![0u8; 512 * 1024]);
+    let checked = run_to_end(agent(&home.path, &data.path, &["check", "--terminal"]));
+    let n = numbered_finding(&checked.stdout, &home.mount_point());
+    let out = run_to_end(agent(&home.path, &data.path, &["fix", &n.to_string()]));
+    assert!(!out.status.success(), "{}", out.stdout);
+    let err = out.stderr.trim();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("audit"), "{err}");
+    assert!(
+        !out.stdout.contains("allow?"),
+        "asked before it could record: {}",
+        out.stdout
+    );
+    assert!(used_percent(&home.path) >= 90, "something ran");
+}
