@@ -359,3 +359,37 @@ fn no_repair_runs_when_its_record_cannot_be_written() {
     );
     assert!(used_percent(&home.path) >= 90, "something ran");
 }
+
+#[test]
+fn at_a_real_terminal_a_yes_typed_before_the_question_is_not_an_answer() {
+    if !root_or_skip() || !sprijin_tests::tmux::have_tmux() {
+        return;
+    }
+    let home = home_full_of_cache();
+    let data = tempfile::tempdir().unwrap();
+    let checked = run_to_end(agent(&home.path, data.path(), &["check", "--terminal"]));
+    let n = numbered_finding(&checked.stdout, &home.mount_point());
+    let command = format!(
+        "HOME={} {} fix {n} --watch 3 --trusted-key {} --catalog {} --data-dir {}; echo EXITED-$?; sleep 60",
+        home.path.display(),
+        bin("sprijin-agent").display(),
+        dev_public_key().display(),
+        sample_catalog().display(),
+        data.path().display()
+    );
+    let tmux = sprijin_tests::tmux::Tmux::start("fix", (160, 40), &command);
+    // Typed while the machine is checked, before any question.
+    tmux.wait_for("checking this computer", STEP);
+    tmux.type_line("y");
+    tmux.wait_for("allow? [y/N]", STEP);
+    std::thread::sleep(Duration::from_millis(1500));
+    let screen = tmux.screen();
+    assert!(!screen.contains("approved"), "{screen}");
+    assert!(audit_events(data.path(), "run_start").is_empty());
+    // The answer typed at the question is.
+    tmux.type_line("y");
+    let screen = tmux.wait_for("EXITED-", STEP);
+    assert!(screen.contains("EXITED-0"), "{screen}");
+    assert!(screen.contains("fixed: the finding is gone"), "{screen}");
+    assert_eq!(audit_events(data.path(), "run_start")[0]["by"], "person");
+}
