@@ -329,6 +329,25 @@ impl SessionRecord {
                     }
                 }
                 md.push('\n');
+                if !report.person_runs.is_empty() {
+                    let _ = writeln!(md, "## Run by the person since the last session\n");
+                    for r in &report.person_runs {
+                        let after = match r.fixed {
+                            Some(true) => "; the finding was gone after it",
+                            Some(false) => "; the finding was still there after it",
+                            None => "",
+                        };
+                        let _ = writeln!(
+                            md,
+                            "- {} `{}` ({}): {}{after}",
+                            escape(&r.started_at),
+                            code(&r.script),
+                            escape(&r.title),
+                            escape(&r.status)
+                        );
+                    }
+                    md.push('\n');
+                }
             }
             None => {
                 let _ = writeln!(
@@ -515,6 +534,15 @@ mod tests {
             script: Some("fix`\n# Forged".into()),
             params: Vec::new(),
         });
+        report
+            .person_runs
+            .push(sprijin_proto::message::diag::PersonRun {
+                started_at: evil.into(),
+                script: evil.into(),
+                title: evil.into(),
+                status: evil.into(),
+                fixed: Some(true),
+            });
         let mut record = SessionRecord {
             started: UNIX_EPOCH,
             technician: "Ana".into(),
@@ -604,6 +632,7 @@ mod tests {
                 "# Support session on a�\\]0;pwned��\\[2J�b c \\# Forged heading \\`\\`\\` \\| x \\|",
                 "## Machine",
                 "## Findings",
+                "## Run by the person since the last session",
                 "## Runs",
                 "### Run 2: `fix'x`",
                 "## Conversation",
