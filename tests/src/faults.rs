@@ -177,19 +177,25 @@ pub fn wait_for_line(child: &mut Child, want: &str) {
     }
 }
 
-/// A home folder on a 10 MiB tmpfs whose `.cache` fills it past 90% with
+/// A home folder on a tmpfs of about 10 MiB whose `.cache` fills it past 90% with
 /// files last changed 30 days ago: the disk finding names the repair the
 /// person may run alone. Mounted at a plain path (no part starts with a
 /// dot), as a real home is.
 pub fn home_full_of_cache() -> Tmpfs {
+    // Each a different size: the agent reports file systems that look the
+    // same (device, type, size, free space) once, as bind mounts of one,
+    // and tests run side by side.
+    static HOMES: AtomicUsize = AtomicUsize::new(0);
+    let kib = 10 * 1024 + 64 * HOMES.fetch_add(1, Ordering::Relaxed) as u64;
     let home = Tmpfs::mount_at(
         std::env::temp_dir().join(unique("sprijin-home")),
-        "size=10m,mode=0700",
+        &format!("size={kib}k,mode=0700"),
     );
     let cache = home.path.join(".cache").join("browser");
     fs::create_dir_all(&cache).unwrap();
     let month_ago = std::time::SystemTime::now() - Duration::from_secs(30 * 86_400);
-    for i in 0..19 {
+    let blobs = kib * 1024 * 92 / 100 / 500_000 + 1;
+    for i in 0..blobs {
         let path = cache.join(format!("blob-{i}"));
         fs::write(&path, vec![0x5a; 500_000]).unwrap();
         fs::File::options()

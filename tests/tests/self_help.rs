@@ -167,17 +167,48 @@ fn the_person_clears_their_cache_alone_and_the_next_session_sees_it() {
 }
 
 #[test]
-fn fix_refuses_a_finding_it_cannot_repair_in_one_line() {
+fn fix_refuses_a_number_it_was_not_shown_in_one_line() {
     let home = tempfile::Builder::new()
         .prefix("sprijin-home")
         .tempdir()
         .unwrap();
     let data = tempfile::tempdir().unwrap();
+    let one_line = |out: &ConsoleOutput, want: &str| {
+        assert!(!out.status.success(), "{}", out.stdout);
+        let err = out.stderr.trim();
+        assert!(err.contains(want), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    };
+    // No check yet: no list to take the number from.
+    let out = run_to_end(agent(home.path(), data.path(), &["fix", "1"]));
+    one_line(&out, "run `sprijin-agent check` first");
+    let checked = run_to_end(agent(home.path(), data.path(), &["check", "--terminal"]));
+    assert!(checked.status.success(), "{}", checked.stderr);
     let out = run_to_end(agent(home.path(), data.path(), &["fix", "999"]));
-    assert!(!out.status.success());
+    one_line(&out, "there is no finding 999: the last check found");
+    assert!(audit_events(data.path(), "run_start").is_empty());
+}
+
+#[test]
+fn fix_n_is_the_finding_the_person_saw_and_a_gone_one_is_not_fixed() {
+    if !root_or_skip() {
+        return;
+    }
+    let home = home_full_of_cache();
+    let data = tempfile::tempdir().unwrap();
+    let checked = run_to_end(agent(&home.path, data.path(), &["check", "--terminal"]));
+    let n = numbered_finding(&checked.stdout, &home.mount_point());
+    // The person cleared the cache another way since the check.
+    std::fs::remove_dir_all(home.path.join(".cache/browser")).unwrap();
+    let out = run_to_end(agent(&home.path, data.path(), &["fix", &n.to_string()]));
+    assert!(!out.status.success(), "{}", out.stdout);
     let err = out.stderr.trim();
-    assert!(err.contains("there is no finding 999"), "{err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("finding {n} (Disk {} is", home.mount_point()))
+            && err.ends_with("is no longer there: nothing to fix"),
+        "{err}"
+    );
+    assert!(!out.stdout.contains("allow?"), "{}", out.stdout);
     assert!(audit_events(data.path(), "run_start").is_empty());
 }
 
@@ -342,11 +373,10 @@ fn no_repair_runs_when_its_record_cannot_be_written() {
     }
     let home = home_full_of_cache();
     let data = sprijin_tests::faults::Tmpfs::mount("size=256k");
-    // The catalog is remembered, then the data folder's disk fills.
-    run_to_end(agent(&home.path, &data.path, &["check", "--terminal"]));
-    let _ = std::fs::write(data.path.join("filler"), vec![0u8; 512 * 1024]);
+    // The person checks, then the data folder's disk fills.
     let checked = run_to_end(agent(&home.path, &data.path, &["check", "--terminal"]));
     let n = numbered_finding(&checked.stdout, &home.mount_point());
+    let _ = std::fs::write(data.path.join("filler"), vec![0u8; 512 * 1024]);
     let out = run_to_end(agent(&home.path, &data.path, &["fix", &n.to_string()]));
     assert!(!out.status.success(), "{}", out.stdout);
     let err = out.stderr.trim();

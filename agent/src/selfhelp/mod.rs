@@ -22,6 +22,7 @@ use crate::diag::findings::Thresholds;
 
 pub mod catalog;
 mod fix;
+pub mod listed;
 pub mod terminal;
 
 pub use fix::{FixError, Fixed, fix};

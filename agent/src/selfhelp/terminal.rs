@@ -8,6 +8,7 @@ use std::sync::Arc;
 use sprijin_proto::message::script::OutStream;
 use sprijin_proto::text::clean_line;
 
+use super::listed::{self, ListError};
 use super::{Checkup, Fixed, SelfHelp, check, fix};
 use crate::consent::Consent;
 
@@ -20,9 +21,13 @@ pub enum TerminalError {
     #[error(transparent)]
     Fix(#[from] super::FixError),
     #[error(
-        "there is no finding {asked}: the check found {found}; run `sprijin-agent check` to see them"
+        "there is no finding {asked}: the last check found {found}; run `sprijin-agent check` to see them"
     )]
     NoSuchFinding { asked: usize, found: usize },
+    #[error(transparent)]
+    List(#[from] ListError),
+    #[error("finding {number} ({title}) is no longer there: nothing to fix")]
+    Gone { number: usize, title: String },
     #[error(
         "finding {number} ({title}) has no repair you may run alone; run `sprijin-agent share` to get help from a technician"
     )]
@@ -71,30 +76,50 @@ pub fn render(checkup: &Checkup) -> String {
     out
 }
 
-/// `sprijin-agent check` at a terminal.
+/// `sprijin-agent check` at a terminal: the numbered list, remembered
+/// for `fix N`.
 pub fn run_check(help: &SelfHelp) -> Result<String, TerminalError> {
     println!(
         "checking this computer for {} s...",
         help.watch.as_secs().max(1)
     );
-    Ok(render(&check(help)?))
+    let checkup = check(help)?;
+    let mut out = render(&checkup);
+    let list = listed::path(&help.config.data_dir);
+    if let Err(e) = listed::remember(&checkup, &list) {
+        out.push_str(&format!(
+            "note: cannot keep this list for `sprijin-agent fix` in {}: {e}\n",
+            list.display()
+        ));
+    }
+    Ok(out)
 }
 
-/// `sprijin-agent fix N`: checks again, asks about finding `number`'s
-/// repair at the terminal, runs it and says whether the finding is gone.
+/// `sprijin-agent fix N`: finds the finding the last check numbered N in
+/// a new check, asks about its repair at the terminal, runs it and says
+/// whether the finding is gone.
 pub fn run_fix(help: &SelfHelp, number: usize) -> Result<String, TerminalError> {
+    let listed = listed::recall(&listed::path(&help.config.data_dir))?;
+    let seen =
+        number
+            .checked_sub(1)
+            .and_then(|i| listed.get(i))
+            .ok_or(TerminalError::NoSuchFinding {
+                asked: number,
+                found: listed.len(),
+            })?;
     println!(
         "checking this computer for {} s...",
         help.watch.as_secs().max(1)
     );
     let checkup = check(help)?;
-    let found = checkup.items.len();
-    let item = number
-        .checked_sub(1)
-        .and_then(|i| checkup.items.get(i))
-        .ok_or(TerminalError::NoSuchFinding {
-            asked: number,
-            found,
+    let item = checkup
+        .items
+        .iter()
+        .find(|i| seen.is(&i.finding))
+        .ok_or_else(|| TerminalError::Gone {
+            number,
+            title: clean_line(&seen.title).into_owned(),
         })?;
     let title = clean_line(&item.finding.title).into_owned();
     let offer = item
