@@ -332,11 +332,7 @@ impl SessionRecord {
                 if !report.person_runs.is_empty() {
                     let _ = writeln!(md, "## Run by the person since the last session\n");
                     for r in &report.person_runs {
-                        let after = match r.fixed {
-                            Some(true) => "; the finding was gone after it",
-                            Some(false) => "; the finding was still there after it",
-                            None => "",
-                        };
+                        let after = diag_text::after_check(r);
                         let _ = writeln!(
                             md,
                             "- {} `{}` ({}): {}{after}",

@@ -59,11 +59,7 @@ pub fn report(r: &DiagReport) -> String {
 pub fn person_runs(runs: &[PersonRun]) -> String {
     let mut out = String::new();
     for r in runs {
-        let checked = match r.fixed {
-            Some(true) => ", the finding was gone after it",
-            Some(false) => ", the finding was still there after it",
-            None => "",
-        };
+        let checked = after_check(r);
         let _ = writeln!(
             out,
             "{}  {} ({}): {}{checked}",
@@ -74,6 +70,16 @@ pub fn person_runs(runs: &[PersonRun]) -> String {
         );
     }
     out
+}
+
+/// What the check after a person's run found, to follow its status: empty
+/// when there was no check (the run did not finish).
+pub fn after_check(r: &PersonRun) -> &'static str {
+    match r.fixed {
+        Some(true) => ", the finding was gone after it",
+        Some(false) => ", the finding was still there after it",
+        None => "",
+    }
 }
 
 /// The machine's state alone, without findings: host, OS, uptime, CPU,

@@ -42,6 +42,35 @@ fn numbered_finding(list: &str, mount: &str) -> usize {
     line.split('.').next().unwrap().trim().parse().unwrap()
 }
 
+/// A session through a real relay and console after the person's own
+/// repairs: the agent shares from the same data folder, the person lets
+/// the technician look, and the console's `diag` report is returned once
+/// the agent has ended.
+fn next_session_report(home: &Path, data: &Path) -> String {
+    let relay = RelayProc::start(&[]);
+    let mut share = Proc::spawn({
+        let mut cmd = Command::new(bin("sprijin-agent"));
+        cmd.args([
+            "share",
+            "--terminal",
+            "--relay",
+            &relay.addr,
+            "--relay-fingerprint",
+            &relay.fingerprint,
+        ])
+        .arg("--data-dir")
+        .arg(data)
+        .env("HOME", home);
+        cmd
+    });
+    share.answer(&["y"]);
+    let code = share.code();
+    let console = console(&relay, &code, &["--exec", "diag", "--exec", "quit"]);
+    assert!(console.status.success(), "{}", console.stderr);
+    agent_finishes(&mut share);
+    console.stdout
+}
+
 #[test]
 fn the_person_clears_their_cache_alone_and_the_next_session_sees_it() {
     if !root_or_skip() {
@@ -133,37 +162,16 @@ fn the_person_clears_their_cache_alone_and_the_next_session_sees_it() {
     assert!(audit_verify(data.path()).status.success());
 
     // The next session: the technician's report lists the person's run.
-    let relay = RelayProc::start(&[]);
-    let mut share = Proc::spawn({
-        let mut cmd = Command::new(bin("sprijin-agent"));
-        cmd.args([
-            "share",
-            "--terminal",
-            "--relay",
-            &relay.addr,
-            "--relay-fingerprint",
-            &relay.fingerprint,
-        ])
-        .arg("--data-dir")
-        .arg(data.path())
-        .env("HOME", &home.path);
-        cmd
-    });
-    share.answer(&["y"]);
-    let code = share.code();
-    let console = console(&relay, &code, &["--exec", "diag", "--exec", "quit"]);
-    assert!(console.status.success(), "{}", console.stderr);
-    let (_, runs) = console
-        .stdout
+    let report = next_session_report(&home.path, data.path());
+    let (_, runs) = report
         .split_once("Run by the person since the last session")
-        .unwrap_or_else(|| panic!("no runs of the person:\n{}", console.stdout));
+        .unwrap_or_else(|| panic!("no runs of the person:\n{report}"));
     assert!(
         runs.contains(
             "clear-my-cache (Delete old files from your cache): exited with status 0, the finding was gone after it"
         ),
         "{runs}"
     );
-    agent_finishes(&mut share);
 }
 
 #[test]
@@ -334,34 +342,13 @@ fn a_repair_killed_mid_run_leaves_no_process_and_the_next_session_hears_it_did_n
     assert!(audit_verify(data.path()).status.success());
 
     // The next session records the run as unfinished and tells the technician.
-    let relay = RelayProc::start(&[]);
-    let mut share = Proc::spawn({
-        let mut cmd = Command::new(bin("sprijin-agent"));
-        cmd.args([
-            "share",
-            "--terminal",
-            "--relay",
-            &relay.addr,
-            "--relay-fingerprint",
-            &relay.fingerprint,
-        ])
-        .arg("--data-dir")
-        .arg(data.path())
-        .env("HOME", &home.path);
-        cmd
-    });
-    share.answer(&["y"]);
-    let code = share.code();
-    let console = console(&relay, &code, &["--exec", "diag", "--exec", "quit"]);
-    assert!(console.status.success(), "{}", console.stderr);
+    let report = next_session_report(&home.path, data.path());
     assert!(
-        console.stdout.contains(
+        report.contains(
             "clear-my-cache (Wait a long time): did not finish: the agent stopped during it"
         ),
-        "{}",
-        console.stdout
+        "{report}"
     );
-    agent_finishes(&mut share);
     let unfinished = audit_events(data.path(), "run_unfinished");
     assert_eq!(unfinished.len(), 1, "{unfinished:?}");
 }
