@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use sprijin_proto::catalog::VerifyingKey;
 use sprijin_proto::fleet::{FleetError, RelayAddr, parse_relay_list};
+use sprijin_proto::path::direct::Policy;
 use sprijin_proto::tls::Fingerprint;
 
 #[derive(Clone, Debug)]
@@ -28,6 +29,8 @@ pub struct AgentConfig {
     /// How long the session may hear nothing from the console before the
     /// connection counts as lost: the longest outage it survives.
     pub session_idle_timeout: Duration,
+    /// Whether the session may move to a direct path to the console.
+    pub direct: Policy,
 }
 
 impl AgentConfig {
@@ -64,6 +67,7 @@ pub struct ShareFlags {
     pub fetch_cap: Option<u64>,
     /// Seconds; the command line already refuses 0.
     pub session_idle_timeout: Option<u64>,
+    pub direct: Option<Policy>,
 }
 
 /// Flags and config file that do not make a configuration the agent can
@@ -135,6 +139,7 @@ impl AgentConfig {
                 .session_idle_timeout
                 .or(file.session_idle_timeout.map(u64::from))
                 .map_or(Self::DEFAULT_SESSION_IDLE_TIMEOUT, Duration::from_secs),
+            direct: flags.direct.or(file.direct).unwrap_or_default(),
         })
     }
 }
@@ -168,8 +173,9 @@ pub struct TrustedKeyError {
 /// trusts, how long a question waits for the person (`consent_timeout`,
 /// in seconds), the largest file a technician may fetch (`fetch_cap`,
 /// in bytes) and how long a session survives silence
-/// (`session_idle_timeout`, in seconds), the window's language (`lang`)
-/// and the catalog folder for the person's own repairs (`catalog`).
+/// (`session_idle_timeout`, in seconds), the window's language (`lang`),
+/// the catalog folder for the person's own repairs (`catalog`) and whether
+/// a session may go direct (`direct`: `allow` or `never`).
 /// Flags on the command line add to it or override it.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -193,6 +199,8 @@ pub struct ConfigFile {
     /// A signed catalog folder the organisation installed for the repairs
     /// the person may run alone; the `--catalog` flag beats it.
     pub catalog: Option<PathBuf>,
+    /// `allow` (the default) or `never`; the `--direct` flag beats it.
+    pub direct: Option<Policy>,
 }
 
 /// The config file's `relay`: `"HOST:PORT"` or `["HOST:PORT", ...]`.

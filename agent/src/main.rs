@@ -12,6 +12,7 @@ use sprijin_agent::face::choose::FaceChoice;
 use sprijin_agent::face::strings::Lang;
 use sprijin_agent::selfhelp::{self, SelfHelp};
 use sprijin_cli::pages::{self, CompletionsArgs, ManArgs};
+use sprijin_proto::path::direct::Policy;
 use sprijin_proto::tls::Fingerprint;
 
 #[derive(Parser)]
@@ -45,12 +46,19 @@ struct RelayArgs {
     /// `session_idle_timeout` in the config file). Default: 60
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     session_idle_timeout: Option<u64>,
+    /// Whether the session may leave the relay for a direct path to the
+    /// technician when one answers (or `direct` in the config file):
+    /// `allow` (the default) or `never`. A direct path shows the
+    /// technician this machine's addresses; `never` keeps the session on
+    /// the relay, and neither side learns the other's address.
+    #[arg(long, value_name = "allow|never")]
+    direct: Option<Policy>,
 }
 
 /// What this machine trusts, where it keeps its records, and how it asks.
 #[derive(clap::Args)]
 struct LocalArgs {
-    /// Config file (TOML: relay, relay_fingerprint, trusted_keys, data_dir, consent_timeout, fetch_cap, session_idle_timeout, lang, catalog). Default: ~/.config/sprijin/agent.toml if present, else /etc/sprijin/agent.toml if present (on Windows: %ProgramData%\Sprijin\agent.toml)
+    /// Config file (TOML: relay, relay_fingerprint, trusted_keys, data_dir, consent_timeout, fetch_cap, session_idle_timeout, lang, catalog, direct). Default: ~/.config/sprijin/agent.toml if present, else /etc/sprijin/agent.toml if present (on Windows: %ProgramData%\Sprijin\agent.toml)
     #[arg(long, env = "SPRIJIN_AGENT_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// A public key whose signed script catalogs you trust (repeatable). Without one, no script can run.
@@ -202,6 +210,7 @@ fn resolve(
         output_cap: local.output_cap,
         fetch_cap: relay.fetch_cap,
         session_idle_timeout: relay.session_idle_timeout,
+        direct: relay.direct,
     };
     Ok((AgentConfig::resolve(flags, file)?, lang, catalog))
 }

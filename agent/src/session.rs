@@ -31,6 +31,7 @@ use sprijin_proto::message::control::{Role, Technician, close_code};
 use sprijin_proto::message::diag::PersonRun;
 use sprijin_proto::message::script::RunStatus;
 use sprijin_proto::message::session::{AgentMsg, ConsoleMsg, Request, RequestId};
+use sprijin_proto::path::direct::{Direct, PathChange, Policy};
 use sprijin_proto::path::{PathError, RelayedPath};
 use sprijin_proto::text::clean_line;
 use sprijin_proto::tls::{self, SessionIdentity, TlsError};
@@ -146,6 +147,7 @@ pub async fn share(
         .map_err(AgentError::Tls)?;
     let path = RelayedPath::new(relay, ticket, Some(server)).map_err(AgentError::Path)?;
     let endpoint = path.endpoint().clone();
+    let direct = path.direct();
     // The person's stop answers at once during set-up too.
     let set_up = tokio::time::timeout(SETUP_WAIT, async {
         let incoming = endpoint
@@ -267,6 +269,15 @@ pub async fn share(
             audit.lock().unwrap_or_else(|e| e.into_inner()).watch_head(),
             outbox.downgrade(),
         )));
+        // Only now, with the person's yes, may the technician's side learn
+        // where this machine is, if the organisation allows it at all.
+        let _path = AbortOnDrop(tokio::spawn(follow_path(
+            direct,
+            connection.clone(),
+            config.direct,
+            audit.clone(),
+            face.clone(),
+        )));
         let ctx = Arc::new(Ctx {
             config,
             face: face.clone(),
@@ -381,6 +392,40 @@ fn lost_reason(connection: &quinn::Connection, e: &FrameError) -> String {
         }
         Some(reason) => reason.to_string(),
         None => e.to_string(),
+    }
+}
+
+/// Takes part in the direct path as `policy` says, and records each move
+/// of the session's connection before the person is told of it.
+async fn follow_path(
+    direct: Direct,
+    connection: quinn::Connection,
+    policy: Policy,
+    audit: Arc<Mutex<AuditLog>>,
+    face: Arc<dyn Face>,
+) {
+    let (changes, mut moved) = mpsc::channel::<PathChange>(8);
+    let _exchange = AbortOnDrop(tokio::spawn(async move {
+        if let Err(e) = direct.agent(connection, policy, changes).await {
+            debug!("no direct path: {e}");
+        }
+    }));
+    while let Some(change) = moved.recv().await {
+        info!("{change}");
+        let peer = change.direct.map(|a| a.to_string());
+        let event = AuditEvent::PathChanged {
+            path: change.kind().to_string(),
+            peer: peer.clone(),
+            reason: change.reason.clone(),
+        };
+        if let Err(e) = record(&audit, event).await {
+            tracing::warn!("the move of the session's connection is not on the record: {e}");
+        }
+        face.show(Notice::Path {
+            direct: change.direct.is_some(),
+            peer,
+            reason: change.reason,
+        });
     }
 }
 

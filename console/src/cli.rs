@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use sprijin_proto::code::{CodeError, SessionCode};
+use sprijin_proto::path::direct::Policy;
 use sprijin_proto::tls::{Fingerprint, TlsError};
 
 use crate::catalog_tool::{self, CatalogToolError};
@@ -36,6 +37,7 @@ pub struct ConnectFlags {
     pub data_dir: Option<PathBuf>,
     /// Seconds; the command line already refuses 0.
     pub session_idle_timeout: Option<u64>,
+    pub direct: Option<Policy>,
 }
 
 /// A `connect` that cannot start or whose session failed.
@@ -101,6 +103,7 @@ impl ConnectFlags {
                         sprijin_proto::tls::SESSION_IDLE_TIMEOUT,
                         Duration::from_secs,
                     ),
+                direct: self.direct.or(file.direct).unwrap_or_default(),
             },
             catalog,
             credential,

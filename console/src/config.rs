@@ -20,6 +20,8 @@ pub struct ConsoleFile {
     /// Seconds the session may hear nothing from the agent before it
     /// counts the connection as lost; at least 1.
     pub session_idle_timeout: Option<std::num::NonZeroU64>,
+    /// `allow` (the default) or `never`: whether a session may go direct.
+    pub direct: Option<sprijin_proto::path::direct::Policy>,
 }
 
 impl ConsoleFile {

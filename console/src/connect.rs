@@ -70,6 +70,7 @@ pub async fn connect(args: ConnectArgs) -> Result<bool, DriverError> {
         conversation: Vec::new(),
         log,
         audit_head: session.audit_head(),
+        path: session.path(),
     };
     record.started();
     if args.exec.is_empty()

@@ -20,6 +20,7 @@ use crate::fetch::{FetchError, Receiving, Step};
 use crate::output::RunOutput;
 use crate::report::{Exchange, SessionRecord};
 use crate::session::{AuditHead, Replies, Session, SessionError};
+use sprijin_proto::path::direct::PathChange;
 
 /// The catalog the console brought, parsed for listing and local checks.
 pub struct LocalCatalog {
@@ -184,7 +185,16 @@ impl Driver {
     pub async fn execute(&mut self, command: Command) -> Result<Flow, DriverError> {
         let result = self.execute_one(command).await;
         self.audit_head_events();
+        self.path_events();
         result
+    }
+
+    /// A line on standard error (or a JSON event) for each change of the
+    /// session's path.
+    fn path_events(&mut self) {
+        if let Some(change) = self.record.new_path() {
+            path_line(self.json, &change);
+        }
     }
 
     /// With `--json`, an event for each new head of the agent's audit log.
@@ -206,6 +216,9 @@ impl Driver {
             ..
         } = self;
         session.close().await;
+        if let Some(change) = record.new_path() {
+            path_line(json, &change);
+        }
         record.new_audit_head();
         let head = record.audit_head.borrow().clone();
         if let Some(head) = head {
@@ -634,6 +647,29 @@ fn emit(json: bool, text: impl AsRef<str>, event: serde_json::Value) {
         let _ = writeln!(out, "{}", clean_text(text.as_ref()));
     }
     let _ = out.flush();
+}
+
+/// Says how the session's path changed: a JSON event on standard output,
+/// or a line on standard error, which the agent's output never shares.
+fn path_line(json: bool, change: &PathChange) {
+    if json {
+        emit(true, "", path_event(change));
+    } else {
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "{}",
+            clean_line(&change.to_string())
+        );
+    }
+}
+
+fn path_event(change: &PathChange) -> serde_json::Value {
+    json!({
+        "event": "path",
+        "path": change.kind(),
+        "peer": change.direct.map(|a| a.to_string()),
+        "reason": change.reason,
+    })
 }
 
 fn audit_head_event(head: &AuditHead) -> serde_json::Value {

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand};
 use sprijin_cli::pages::{self, CompletionsArgs, ManArgs};
 use sprijin_console::cli::{self, ConnectFlags};
+use sprijin_proto::path::direct::Policy;
 use sprijin_proto::tls::Fingerprint;
 
 #[derive(Parser)]
@@ -34,7 +35,7 @@ enum Command {
         /// Accept only the relay with this certificate fingerprint (sha256:HEX).
         #[arg(long, env = "SPRIJIN_RELAY_FINGERPRINT")]
         relay_fingerprint: Option<Fingerprint>,
-        /// Config file (TOML, keys named like these flags: relay, relay_fingerprint, name, token, catalog, credential, data_dir, session_idle_timeout). Default: ~/.config/sprijin/console.toml if present
+        /// Config file (TOML, keys named like these flags: relay, relay_fingerprint, name, token, catalog, credential, data_dir, session_idle_timeout, direct). Default: ~/.config/sprijin/console.toml if present
         #[arg(long, env = "SPRIJIN_CONSOLE_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
         /// Your name, shown to the person. Default: "a technician"
@@ -63,6 +64,14 @@ enum Command {
         /// `session_idle_timeout` in the config file). Default: 60
         #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
         session_idle_timeout: Option<u64>,
+        /// Whether the session may leave the relay for a direct path to
+        /// the person's computer when one answers (or `direct` in the
+        /// config file): `allow` (the default) or `never`. A direct path
+        /// shows the person's side this computer's addresses; `never`
+        /// keeps the session on the relay, and neither side learns the
+        /// other's address.
+        #[arg(long, value_name = "allow|never")]
+        direct: Option<Policy>,
     },
     /// Script catalog tooling: keys and signatures.
     Catalog {
@@ -156,6 +165,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             json,
             data_dir,
             session_idle_timeout,
+            direct,
         } => {
             let flags = ConnectFlags {
                 relay,
@@ -169,6 +179,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                 json,
                 data_dir,
                 session_idle_timeout,
+                direct,
             };
             Ok(cli::run_connect(cli::connect_args(&code, flags)?)?)
         }

@@ -18,6 +18,7 @@ use sprijin_proto::text::{clean_line, clean_text};
 
 use crate::log::SessionLog;
 use crate::session::AuditHead;
+use sprijin_proto::path::direct::PathChange;
 
 /// How many lines of a run's output the report keeps from each end.
 const HEAD_TAIL_LINES: usize = 10;
@@ -136,6 +137,9 @@ pub struct SessionRecord {
     pub log: Option<SessionLog>,
     /// The agent's audit log head, as it last reported it.
     pub audit_head: tokio::sync::watch::Receiver<Option<AuditHead>>,
+    /// The session's path as it last changed; `None` while it has always
+    /// gone through the relay.
+    pub path: tokio::sync::watch::Receiver<Option<PathChange>>,
 }
 
 impl SessionRecord {
@@ -170,6 +174,32 @@ impl SessionRecord {
             json!({ "seq": head.seq, "hash": head.hash, "head": head.to_string() }),
         );
         Some(head)
+    }
+
+    /// Notes a change of the session's path in the session log and
+    /// returns it, once per change.
+    pub fn new_path(&mut self) -> Option<PathChange> {
+        if !self.path.has_changed().unwrap_or(false) {
+            return None;
+        }
+        let change = self.path.borrow_and_update().clone()?;
+        self.log(
+            "path",
+            json!({
+                "path": change.kind(),
+                "peer": change.direct.map(|a| a.to_string()),
+                "reason": change.reason,
+            }),
+        );
+        Some(change)
+    }
+
+    /// Whether the session is on a direct path now.
+    pub fn is_direct(&self) -> bool {
+        self.path
+            .borrow()
+            .as_ref()
+            .is_some_and(|c| c.direct.is_some())
     }
 
     /// Notes the end of the session in the log.

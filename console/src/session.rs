@@ -21,6 +21,7 @@ use sprijin_proto::e2e::{self, E2eError, Established};
 use sprijin_proto::framing::FrameError;
 use sprijin_proto::message::control::{Role, close_code};
 use sprijin_proto::message::session::{AgentMsg, ConsoleMsg, Request, RequestId};
+use sprijin_proto::path::direct::{PathChange, Policy};
 use sprijin_proto::path::{PathError, RelayedPath};
 use sprijin_proto::text::clean_line;
 use sprijin_proto::tls::{self, Fingerprint, SessionIdentity, TlsError};
@@ -61,6 +62,8 @@ pub struct ConnectOptions {
     /// How long the session may hear nothing from the agent before the
     /// connection counts as lost.
     pub session_idle_timeout: Duration,
+    /// Whether the session may move to a direct path to the agent.
+    pub direct: Policy,
 }
 
 /// How the agent shows the technician to the person, as the agent said.
@@ -99,6 +102,9 @@ pub struct Session {
     pending: Routes,
     ended: watch::Receiver<Option<String>>,
     audit_head: watch::Receiver<Option<AuditHead>>,
+    /// The session's path: the last change, `None` while it has always
+    /// gone through the relay.
+    path_changes: watch::Receiver<Option<PathChange>>,
     next_id: AtomicU32,
     writer: tokio::task::JoinHandle<()>,
     /// The readers of the agent's messages.
@@ -199,6 +205,10 @@ impl Session {
         // How many of the agent's request streams are being read.
         let (open_tx, mut open_streams) = watch::channel(0usize);
         tasks.spawn(accept_streams(connection.clone(), pending.clone(), open_tx));
+        let (path_tx, path_changes) = watch::channel(None);
+        if opts.direct == Policy::Allow {
+            tasks.spawn(follow_path(path.direct(), connection.clone(), path_tx));
+        }
         tasks.spawn(async move {
             let reason = loop {
                 match reader.read_msg::<AgentMsg>().await {
@@ -252,6 +262,7 @@ impl Session {
             pending,
             ended,
             audit_head,
+            path_changes,
             next_id: AtomicU32::new(1),
             writer,
             tasks,
@@ -344,6 +355,12 @@ impl Session {
         self.ended.borrow().clone()
     }
 
+    /// Follows the session's path: the last change, `None` while it has
+    /// always gone through the relay.
+    pub fn path(&self) -> watch::Receiver<Option<PathChange>> {
+        self.path_changes.clone()
+    }
+
     /// Follows the head of the agent's audit log; `None` until it is sent.
     pub fn audit_head(&self) -> watch::Receiver<Option<AuditHead>> {
         self.audit_head.clone()
@@ -410,6 +427,22 @@ async fn route(routes: &Routes, msg: AgentMsg) {
     if last {
         routes.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
     }
+}
+
+/// Moves the session to a direct path when one answers, and back when it
+/// stops, publishing each change.
+async fn follow_path(
+    direct: sprijin_proto::path::direct::Direct,
+    connection: Connection,
+    published: watch::Sender<Option<PathChange>>,
+) {
+    let (changes, mut moved) = mpsc::channel::<PathChange>(8);
+    // A failed exchange leaves the session on the relay, where it is.
+    let exchange = tokio::spawn(direct.console(connection, changes));
+    while let Some(change) = moved.recv().await {
+        published.send_replace(Some(change));
+    }
+    let _ = exchange.await;
 }
 
 /// Accepts the stream the agent opens for each run, question and transfer

@@ -21,6 +21,7 @@ use sprijin_agent::face::Face;
 use sprijin_agent::face::choose::{FaceChoice, Surroundings};
 use sprijin_agent::face::strings::Lang;
 use sprijin_agent::face::window::{self, WindowError};
+use sprijin_proto::path::direct::Policy;
 use sprijin_relay::{Relay, RelayConfig};
 use tokio::sync::{mpsc, oneshot};
 
@@ -114,6 +115,7 @@ pub async fn demo(
         sample_interval: AgentConfig::DEFAULT_SAMPLE_INTERVAL,
         fetch_cap: AgentConfig::DEFAULT_FETCH_CAP,
         session_idle_timeout: AgentConfig::DEFAULT_SESSION_IDLE_TIMEOUT,
+        direct: Policy::Allow,
     };
     let (face, ended): (Arc<dyn Face>, _) = match window {
         Some((face, ended)) => {
@@ -164,6 +166,7 @@ pub async fn demo(
             technician: "Demo Technician".into(),
             token: None,
             session_idle_timeout: sprijin_proto::tls::SESSION_IDLE_TIMEOUT,
+            direct: Policy::Allow,
         },
         catalog: Some(catalog),
         credential: None,

@@ -344,7 +344,8 @@ impl fmt::Debug for SessionIdentity {
 
 /// The end-to-end session's transport: an idle timeout of `idle` (the
 /// longest outage it survives), keep-alives often enough for NATs and well
-/// within the timeout, one bidirectional stream (the control stream) and
+/// within the timeout, two bidirectional streams (the control stream and
+/// the direct path's, [`crate::path::direct`]) and
 /// [`SESSION_STREAMS`] unidirectional ones.
 pub fn session_transport(idle: Duration) -> Result<quinn::TransportConfig, TlsError> {
     if idle < Duration::from_secs(1) {
@@ -354,7 +355,7 @@ pub fn session_transport(idle: Duration) -> Result<quinn::TransportConfig, TlsEr
     let mut t = quinn::TransportConfig::default();
     t.max_idle_timeout(Some(timeout))
         .keep_alive_interval(Some(SESSION_KEEP_ALIVE.min(idle / 3)))
-        .max_concurrent_bidi_streams(quinn::VarInt::from_u32(1))
+        .max_concurrent_bidi_streams(quinn::VarInt::from_u32(2))
         .max_concurrent_uni_streams(quinn::VarInt::from_u32(SESSION_STREAMS))
         .datagram_receive_buffer_size(None);
     Ok(t)

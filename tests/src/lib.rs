@@ -565,6 +565,7 @@ pub async fn connect_in_process(
         technician: name.to_string(),
         token: None,
         session_idle_timeout: sprijin_proto::tls::SESSION_IDLE_TIMEOUT,
+        direct: sprijin_proto::path::direct::Policy::Allow,
     };
     tokio::time::timeout(STEP, Session::connect(&code, &options))
         .await

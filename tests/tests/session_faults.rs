@@ -800,6 +800,7 @@ fn connect_console(
             technician: "Ana".into(),
             token: None,
             session_idle_timeout: sprijin_proto::tls::SESSION_IDLE_TIMEOUT,
+            direct: sprijin_proto::path::direct::Policy::Allow,
         };
         Session::connect(&code, &options)
             .await

@@ -143,6 +143,14 @@ pub enum AuditEvent {
         finding: String,
         fixed: bool,
     },
+    /// The session's connection moved: `path` is `direct` (straight to the
+    /// technician's computer at `peer`) or `relayed` (through the relay).
+    PathChanged {
+        path: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
+        reason: String,
+    },
 }
 
 /// Who started a run.

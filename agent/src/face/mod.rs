@@ -241,6 +241,13 @@ pub enum Notice {
     RelayBack {
         relay: String,
     },
+    /// The session's connection moved: straight to the technician's
+    /// computer at `peer`, or back through the relay.
+    Path {
+        direct: bool,
+        peer: Option<String>,
+        reason: String,
+    },
     /// The session ended.
     Ended(EndedBy),
     /// Something failed; the words say what.
@@ -253,6 +260,17 @@ impl Notice {
         Some(match self {
             Notice::AuditNote(note) => format!("note: {note}"),
             Notice::WrongCode => "someone tried to connect with a wrong code; this code no longer works. If you are waiting for a technician, start again and read them the new code.".to_string(),
+            Notice::Path {
+                direct: true,
+                peer,
+                ..
+            } => format!(
+                "the session now goes straight to the technician's computer ({}), not through the relay",
+                peer.as_deref().unwrap_or("address not known")
+            ),
+            Notice::Path { reason, .. } => {
+                format!("the session goes through the relay again: {reason}")
+            }
             Notice::Viewing => "the technician is looking at this machine's state (system, processes, disks, network)".to_string(),
             Notice::CatalogAccepted { scripts } => format!(
                 "the technician's script catalog is signed by a key you trust ({scripts} scripts)"

@@ -130,7 +130,10 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
     };
     let state = match &app.ended {
         Some(_) => Span::styled("session ended", Style::new().fg(Color::Red)),
-        None => Span::styled("connected", Style::new().fg(Color::Green)),
+        None if app.record.is_direct() => {
+            Span::styled("connected, direct", Style::new().fg(Color::Green))
+        }
+        None => Span::styled("connected through the relay", Style::new().fg(Color::Green)),
     };
     let line1 = Line::from(vec![
         Span::styled("Sprijin │ ", Style::new().fg(Color::DarkGray)),
@@ -659,6 +662,7 @@ mod tests {
             conversation: Vec::new(),
             log: None,
             audit_head: tokio::sync::watch::channel(None).1,
+            path: tokio::sync::watch::channel(None).1,
         };
         let mut app = App::new(record, Vec::new());
         let mut report = DiagReport::default();

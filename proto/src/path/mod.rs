@@ -7,6 +7,8 @@
 //! connection on it is an ordinary `quinn` connection whose remote address is
 //! the relay's.
 
+pub mod direct;
+pub mod probe;
 pub(crate) mod socket;
 pub mod wire;
 
@@ -16,6 +18,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use direct::{Direct, DirectState};
 use socket::{Presenter, TicketedSocket};
 pub use socket::{RECV_BUFFER, WritablePoller};
 pub use wire::QUIC_PAYLOAD_LIMIT;
@@ -57,6 +60,7 @@ pub struct RelayedPath {
     endpoint: quinn::Endpoint,
     relay: SocketAddr,
     presenter: Arc<Presenter>,
+    direct: Arc<DirectState>,
 }
 
 /// The endpoint configuration every endpoint on the relayed path uses.
@@ -87,8 +91,9 @@ impl RelayedPath {
         socket: std::net::UdpSocket,
     ) -> Result<RelayedPath, PathError> {
         let presenter = Arc::new(Presenter::new(&ticket).ok_or(PathError::Ticket)?);
-        let socket =
-            TicketedSocket::new(socket, relay, presenter.clone()).map_err(PathError::Socket)?;
+        let direct = DirectState::new(presenter.side());
+        let socket = TicketedSocket::new(socket, relay, presenter.clone(), direct.clone())
+            .map_err(PathError::Socket)?;
         let endpoint = quinn::Endpoint::new_with_abstract_socket(
             endpoint_config(),
             server,
@@ -100,6 +105,7 @@ impl RelayedPath {
             endpoint,
             relay,
             presenter,
+            direct,
         })
     }
 
@@ -112,6 +118,11 @@ impl RelayedPath {
         self.relay
     }
 
+    /// The handle on this path's direct path, for the task that finds one.
+    pub fn direct(&self) -> Direct {
+        Direct::new(self.direct.clone(), self.relay)
+    }
+
     /// Moves to a fresh local socket, as after a network change; the
     /// session's connection carries on over it. The new socket presents
     /// the ticket at once, so the relay moves this side's address.
@@ -121,8 +132,13 @@ impl RelayedPath {
 
     /// Moves to `socket`, as [`RelayedPath::rebind`] does.
     pub fn rebind_to(&self, socket: std::net::UdpSocket) -> Result<(), PathError> {
-        let socket = TicketedSocket::new(socket, self.relay, self.presenter.clone())
-            .map_err(PathError::Socket)?;
+        let socket = TicketedSocket::new(
+            socket,
+            self.relay,
+            self.presenter.clone(),
+            self.direct.clone(),
+        )
+        .map_err(PathError::Socket)?;
         self.endpoint
             .rebind_abstract(socket)
             .map_err(PathError::Socket)

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use quinn::udp::{RecvMeta, Transmit};
 use quinn::{AsyncUdpSocket, UdpPoller};
 
+use super::direct::{DirectState, Inbound};
 use super::wire::{self, DATA_HEADER_LEN, Datagram, Side};
 use crate::udp::UdpIo;
 
@@ -68,6 +69,11 @@ impl Presenter {
             counter: AtomicU64::new(now_micros()),
             last: Mutex::new(None),
         })
+    }
+
+    /// Which side's ticket this presents.
+    pub(crate) fn side(&self) -> Side {
+        self.side
     }
 
     fn next(&self) -> Option<Vec<u8>> {
@@ -121,6 +127,8 @@ pub(crate) struct TicketedSocket {
     /// When the relay was last heard from, in milliseconds since `born`.
     heard_at: AtomicU64,
     born: Instant,
+    /// The direct path, shared by this side's sockets.
+    direct: Arc<DirectState>,
 }
 
 impl fmt::Debug for TicketedSocket {
@@ -140,6 +148,7 @@ impl TicketedSocket {
         socket: std::net::UdpSocket,
         relay: SocketAddr,
         presenter: Arc<Presenter>,
+        direct: Arc<DirectState>,
     ) -> io::Result<Arc<TicketedSocket>> {
         let way = UdpIo::for_socket(&socket);
         // The relay forwards in batches, so a burst arrives at once; the
@@ -165,7 +174,9 @@ impl TicketedSocket {
             heard: AtomicBool::new(false),
             heard_at: AtomicU64::new(0),
             born: Instant::now(),
+            direct,
         });
+        s.direct.attach(&s);
         let weak = Arc::downgrade(&s);
         tokio::spawn(async move {
             let mut wait = PRESENT_RETRY;
@@ -240,15 +251,25 @@ impl TicketedSocket {
 
     /// Sends one datagram of ours (not QUIC) to the relay.
     fn send_raw(&self, contents: &[u8]) {
+        self.send_to(self.relay, contents);
+    }
+
+    /// Sends one datagram of ours (not QUIC) to `to`, best effort.
+    pub(crate) fn send_to(&self, to: SocketAddr, contents: &[u8]) {
         let transmit = Transmit {
-            destination: self.relay,
+            destination: to,
             ecn: None,
             contents,
             segment_size: None,
             src_ip: None,
         };
-        // Best effort: if it is lost, the relay asks again.
+        // Best effort: if it is lost, it is asked for or sent again.
         let _ = self.way.send(&self.io, &transmit);
+    }
+
+    /// The socket's local address, if it still has one.
+    pub(crate) fn local_addr_now(&self) -> Option<SocketAddr> {
+        self.io.local_addr().ok()
     }
 
     /// Looks at one received buffer from the relay: handles an ask at its
@@ -277,8 +298,40 @@ impl TicketedSocket {
                 self.echo(nonce);
                 last_at
             }
+            Datagram::Seen {
+                session,
+                side,
+                addr,
+            } if session == self.presenter.session && side == self.presenter.side => {
+                self.direct.set_reflexive(addr);
+                last_at
+            }
             // Anything else that is not QUIC is dropped with what follows.
             _ => last_at,
+        }
+    }
+}
+
+impl TicketedSocket {
+    /// Looks at one received buffer from elsewhere than the relay: answers
+    /// a probe, and says how many bytes of QUIC from the other side's
+    /// proven address it holds. The console's connection names the relay
+    /// as its peer, so what the agent sends directly is given the relay's
+    /// address.
+    fn take_direct(&self, buf: &[u8], meta: &mut RecvMeta) -> usize {
+        let len = meta.len.min(buf.len());
+        match self.direct.inbound(&buf[..len], meta.addr) {
+            Inbound::Quic => {
+                if self.presenter.side == Side::Console {
+                    meta.addr = self.relay;
+                }
+                len
+            }
+            Inbound::Reply(answer) => {
+                self.send_to(meta.addr, &answer);
+                0
+            }
+            Inbound::Drop => 0,
         }
     }
 }
@@ -290,8 +343,20 @@ impl AsyncUdpSocket for TicketedSocket {
 
     fn try_send(&self, transmit: &Transmit) -> io::Result<()> {
         if transmit.destination != self.relay {
-            // Only the relay is reachable on this path.
+            // Besides the relay, only the other side's proven address.
+            if self.direct.proven(transmit.destination) {
+                return self.way.send(&self.io, transmit);
+            }
             return Ok(());
+        }
+        if let Some(peer) = self.direct.route() {
+            // The console on a direct path: the connection still names the
+            // relay, its datagrams go to the agent.
+            let direct = Transmit {
+                destination: peer,
+                ..*transmit
+            };
+            return self.way.send(&self.io, &direct);
         }
         let mut scratch = match self.scratch.lock() {
             Ok(s) => s,
@@ -333,15 +398,17 @@ impl AsyncUdpSocket for TicketedSocket {
             let Ok(n) = self.way.recv(&self.io, bufs, meta) else {
                 continue;
             };
-            // Keep only the relay's QUIC datagrams, moved to the front.
+            // Keep only QUIC, from the relay or the other side's proven
+            // address, moved to the front.
             let mut kept = 0;
             for i in 0..n {
-                if meta[i].addr != self.relay {
-                    continue;
-                }
-                self.heard.store(true, Ordering::Relaxed);
-                self.heard_at.store(self.since_born(), Ordering::Relaxed);
-                let len = self.take_asks(&bufs[i][..], &meta[i]);
+                let len = if meta[i].addr == self.relay {
+                    self.heard.store(true, Ordering::Relaxed);
+                    self.heard_at.store(self.since_born(), Ordering::Relaxed);
+                    self.take_asks(&bufs[i][..], &meta[i])
+                } else {
+                    self.take_direct(&bufs[i][..], &mut meta[i])
+                };
                 if len == 0 {
                     continue;
                 }

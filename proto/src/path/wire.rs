@@ -28,6 +28,11 @@
 //!   over the session, side, address and a time step, so the relay keeps
 //!   nothing per challenge. It is shorter than the presentation, so a
 //!   forged source gets no more bytes than were sent in its name.
+//! - seen, relay to client, right after a challenge: `0x88 | session id
+//!   (8) | side (1) | address (19)`, the address the relay sees the
+//!   presentation come from (the side's reflexive address, a candidate for
+//!   a direct path). With the challenge it is still shorter than the
+//!   presentation.
 //! - echo, client to relay: `0x90|side | token | nonce (16) | MAC (16)`,
 //!   the MAC under the side's key over the token and the nonce. Only an
 //!   echo binds or moves a side's address: it proves the address receives
@@ -37,6 +42,8 @@
 //!
 //! The relay sends data to clients without a header: a client tells the
 //! relay's asks from QUIC by the fixed bit.
+
+use std::net::{IpAddr, SocketAddr};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -59,6 +66,11 @@ pub const ASK_LEN: usize = 1 + 8 + 1;
 pub const NONCE_LEN: usize = 16;
 /// A challenge's length: shorter than the presentation it answers.
 pub const CHALLENGE_LEN: usize = 1 + 8 + 1 + NONCE_LEN;
+/// A socket address as written in datagrams: family (4 or 6), 16 bytes of
+/// address (an IPv4 one in the first four), port (big endian).
+pub const ADDR_LEN: usize = 1 + 16 + 2;
+/// A seen datagram's length.
+pub const SEEN_LEN: usize = 1 + 8 + 1 + ADDR_LEN;
 /// An echo's length.
 pub const ECHO_LEN: usize = 1 + TOKEN_LEN + NONCE_LEN + MAC_LEN;
 
@@ -76,6 +88,7 @@ const KIND_PRESENT: u8 = 0x20;
 const KIND_ASK: u8 = 0x30;
 const KIND_CHALLENGE: u8 = 0x80;
 const KIND_ECHO: u8 = 0x90;
+const KIND_SEEN: u8 = 0x88;
 /// QUIC's fixed bit: set on every QUIC packet when greasing is off.
 const QUIC_FIXED_BIT: u8 = 0x40;
 
@@ -168,7 +181,7 @@ impl std::fmt::Debug for TicketMint {
     }
 }
 
-fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+pub(crate) fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     // HMAC takes a key of any length, so this cannot fail.
     let mut mac = match HmacSha256::new_from_slice(key) {
         Ok(mac) => mac,
@@ -181,7 +194,7 @@ fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 }
 
 /// Compares in time independent of where the first difference is.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -292,6 +305,48 @@ pub fn challenge(session: u64, side: Side, nonce: &[u8; NONCE_LEN]) -> [u8; CHAL
     c
 }
 
+/// The address the relay sees `session`'s `side` at, sent with a
+/// challenge.
+pub fn seen(session: u64, side: Side, addr: SocketAddr) -> [u8; SEEN_LEN] {
+    let mut d = [0u8; SEEN_LEN];
+    d[0] = KIND_SEEN;
+    d[1..9].copy_from_slice(&session.to_be_bytes());
+    d[9] = side.bit();
+    d[10..].copy_from_slice(&write_addr(addr));
+    d
+}
+
+/// `addr` in [`ADDR_LEN`] bytes.
+pub fn write_addr(addr: SocketAddr) -> [u8; ADDR_LEN] {
+    let mut out = [0u8; ADDR_LEN];
+    match addr.ip() {
+        IpAddr::V4(ip) => {
+            out[0] = 4;
+            out[1..5].copy_from_slice(&ip.octets());
+        }
+        IpAddr::V6(ip) => {
+            out[0] = 6;
+            out[1..17].copy_from_slice(&ip.octets());
+        }
+    }
+    out[17..].copy_from_slice(&addr.port().to_be_bytes());
+    out
+}
+
+/// Reads what [`write_addr`] wrote; `None` for anything else.
+pub fn read_addr(b: &[u8]) -> Option<SocketAddr> {
+    if b.len() != ADDR_LEN {
+        return None;
+    }
+    let port = u16::from_be_bytes([b[17], b[18]]);
+    let ip = match b[0] {
+        4 => IpAddr::from(<[u8; 4]>::try_from(&b[1..5]).ok()?),
+        6 => IpAddr::from(<[u8; 16]>::try_from(&b[1..17]).ok()?),
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
 /// The answer to a challenge: `token` and the relay's `nonce`, MACed under
 /// the side's `key`. `None` when the token is not of this format.
 pub fn echo(token: &[u8], key: &[u8; 32], nonce: &[u8]) -> Option<Vec<u8>> {
@@ -360,6 +415,12 @@ pub enum Datagram<'a> {
         nonce: &'a [u8],
     },
     Echo(Echo<'a>),
+    /// Where the relay sees a side.
+    Seen {
+        session: u64,
+        side: Side,
+        addr: SocketAddr,
+    },
     /// Starts like ours but is not well formed.
     Malformed,
 }
@@ -371,6 +432,20 @@ pub fn parse(d: &[u8]) -> Datagram<'_> {
     };
     if first & QUIC_FIXED_BIT != 0 {
         return Datagram::Quic;
+    }
+    if first == KIND_SEEN {
+        let (Some(side), Some(addr)) = (
+            d.get(9).and_then(|&b| Side::from_bit(b)),
+            d.get(10..).and_then(read_addr),
+        ) else {
+            return Datagram::Malformed;
+        };
+        let session = u64::from_be_bytes(d[1..9].try_into().unwrap_or_default());
+        return Datagram::Seen {
+            session,
+            side,
+            addr,
+        };
     }
     let side_bit = first & 0x0f;
     match (first & 0xf0, Side::from_bit(side_bit)) {
@@ -514,6 +589,27 @@ mod tests {
     }
 
     #[test]
+    fn seen_says_the_address_either_family_and_nothing_else_reads_as_one() {
+        for addr in ["203.0.113.7:4433", "[2001:db8::5]:9"] {
+            let addr: SocketAddr = addr.parse().unwrap();
+            let d = seen(7, Side::Agent, addr);
+            assert_eq!(d[0] & QUIC_FIXED_BIT, 0);
+            assert_eq!(
+                parse(&d),
+                Datagram::Seen {
+                    session: 7,
+                    side: Side::Agent,
+                    addr
+                }
+            );
+            assert_eq!(parse(&d[..SEEN_LEN - 1]), Datagram::Malformed);
+        }
+        let mut bad = seen(7, Side::Agent, "10.0.0.1:1".parse().unwrap());
+        bad[10] = 5;
+        assert_eq!(parse(&bad), Datagram::Malformed);
+    }
+
+    #[test]
     fn a_challenge_is_answered_by_an_echo_only_the_side_can_make() {
         let t = mint().issue(5, Side::Console, 1_000);
         let nonce = mint().nonce(5, Side::Console, b"127.0.0.2:9", 3);
@@ -521,7 +617,7 @@ mod tests {
         assert_ne!(nonce, mint().nonce(5, Side::Console, b"127.0.0.2:9", 4));
         let c = challenge(5, Side::Console, &nonce);
         assert_eq!(c[0] & QUIC_FIXED_BIT, 0);
-        const { assert!(CHALLENGE_LEN < PRESENTATION_LEN) };
+        const { assert!(CHALLENGE_LEN + SEEN_LEN < PRESENTATION_LEN) };
         let Datagram::Challenge {
             session,
             side,

@@ -293,10 +293,13 @@ impl Forwarder {
                     out.push(m.addr, m.dst_ip, &ask);
                 }
             }
-            // Shorter than the presentation it answers, one for one, so it
-            // needs no limiter (the ask's would drop the answer to a
-            // presentation the ask itself asked for).
-            Verdict::Challenge(challenge) => out.push(m.addr, m.dst_ip, &challenge),
+            // Together shorter than the presentation they answer, one for
+            // one, so they need no limiter (the ask's would drop the answer
+            // to a presentation the ask itself asked for).
+            Verdict::Challenge(challenge, seen) => {
+                out.push(m.addr, m.dst_ip, &challenge);
+                out.push(m.addr, m.dst_ip, &seen);
+            }
             Verdict::Bound { release } => {
                 metrics.forwarding_entries.set(self.table.len() as i64);
                 for Release {

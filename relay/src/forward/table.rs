@@ -21,7 +21,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use sprijin_proto::path::wire::{
-    self, ASK_LEN, CHALLENGE_LEN, Datagram, PATH_DATAGRAM_MAX, Side, TicketMint,
+    self, ASK_LEN, CHALLENGE_LEN, Datagram, PATH_DATAGRAM_MAX, SEEN_LEN, Side, TicketMint,
 };
 
 use crate::metrics::Dropped;
@@ -121,8 +121,9 @@ pub enum Verdict<'a> {
         ask: Option<[u8; ASK_LEN]>,
     },
     /// A valid presentation from an address not yet proven: answer the
-    /// source with this challenge, and nothing else.
-    Challenge([u8; CHALLENGE_LEN]),
+    /// source with this challenge and the address it was seen at, and
+    /// nothing else.
+    Challenge([u8; CHALLENGE_LEN], [u8; SEEN_LEN]),
     /// A side was bound (or kept its address); these held datagrams can go
     /// now.
     Bound { release: Vec<Release> },
@@ -210,7 +211,9 @@ impl Table {
             } => self.data(src, session, side, payload, now),
             Datagram::Present(p) => self.present(src, &p, now),
             Datagram::Echo(e) => self.echo(src, dst, &e, now),
-            Datagram::Ask { .. } | Datagram::Challenge { .. } => Verdict::Ignore,
+            Datagram::Ask { .. } | Datagram::Challenge { .. } | Datagram::Seen { .. } => {
+                Verdict::Ignore
+            }
             Datagram::Malformed => Verdict::Drop {
                 why: Dropped::Forged,
                 ask: None,
@@ -330,7 +333,10 @@ impl Table {
         let nonce = self
             .mint
             .nonce(fields.session, fields.side, &peer_bytes(src), step);
-        Verdict::Challenge(wire::challenge(fields.session, fields.side, &nonce))
+        Verdict::Challenge(
+            wire::challenge(fields.session, fields.side, &nonce),
+            wire::seen(fields.session, fields.side, src),
+        )
     }
 
     fn echo(
@@ -462,7 +468,7 @@ mod tests {
         from: SocketAddr,
     ) -> Verdict<'static> {
         let p = wire::presentation(&t.token, &t.key, 1).unwrap();
-        let Verdict::Challenge(c) = table.handle(from, None, &p, now()) else {
+        let Verdict::Challenge(c, _) = table.handle(from, None, &p, now()) else {
             panic!("a presentation from a new address is not challenged");
         };
         let Datagram::Challenge { nonce, .. } = wire::parse(&c) else {
@@ -492,7 +498,7 @@ mod tests {
         let pc = wire::presentation(&c.token, &c.key, 1).unwrap();
         assert!(matches!(
             table.handle(addr(2), None, &pc, now()),
-            Verdict::Challenge(_)
+            Verdict::Challenge(..)
         ));
         match bind(&mut table, &c, addr(2)) {
             Verdict::Bound { release } => {
@@ -528,7 +534,7 @@ mod tests {
         ));
         // A replayed presentation from elsewhere gets a challenge only.
         let p1 = wire::presentation(&a.token, &a.key, 10).unwrap();
-        let Verdict::Challenge(c) = table.handle(addr(9), None, &p1, now()) else {
+        let Verdict::Challenge(c, _) = table.handle(addr(9), None, &p1, now()) else {
             panic!("not challenged");
         };
         assert!(c.len() < p1.len());
@@ -634,7 +640,7 @@ mod tests {
         }
         let third = mint.issue(3, Side::Agent, 2_000);
         let p = wire::presentation(&third.token, &third.key, 1).unwrap();
-        let Verdict::Challenge(c) = table.handle(addr(1), None, &p, now()) else {
+        let Verdict::Challenge(c, _) = table.handle(addr(1), None, &p, now()) else {
             panic!("not challenged");
         };
         let Datagram::Challenge { nonce, .. } = wire::parse(&c) else {

@@ -45,6 +45,8 @@ pub async fn measure(relay: &Relay, agent: &Agent, plan: &Plan) -> anyhow::Resul
         technician: "bench".into(),
         token: None,
         session_idle_timeout: sprijin_proto::tls::SESSION_IDLE_TIMEOUT,
+        // The bench measures the relayed path here.
+        direct: sprijin_proto::path::direct::Policy::Never,
     };
     let session = tokio::time::timeout(STUCK, Session::connect(&agent.code, &options))
         .await

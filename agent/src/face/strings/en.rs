@@ -62,6 +62,8 @@ pub static STRINGS: Strings = Strings {
     catalog_refused: "The technician's repairs are not signed by a key you trust: none can run.",
     relay_lost: "The connection was lost; reconnecting. Your code stays the same.",
     relay_back: "Connected again. Your code still works.",
+    path_direct: "Connected straight to the technician's computer.",
+    path_relayed: "Connected through your organisation's relay.",
     running: "running",
     finished: "finished",
     stopped: "stopped",

@@ -148,6 +148,10 @@ pub struct Strings {
     pub catalog_refused: &'static str,
     pub relay_lost: &'static str,
     pub relay_back: &'static str,
+    /// The session's connection goes straight to the technician.
+    pub path_direct: &'static str,
+    /// The session's connection goes through the relay.
+    pub path_relayed: &'static str,
     pub running: &'static str,
     pub finished: &'static str,
     pub stopped: &'static str,

@@ -61,6 +61,8 @@ pub static STRINGS: Strings = Strings {
     },
     catalog_refused: "Reparațiile tehnicianului nu sunt semnate cu o cheie de încredere: niciuna nu poate rula.",
     relay_lost: "Conexiunea s-a pierdut; se reconectează. Codul rămâne același.",
+    path_direct: "Conectat direct la calculatorul tehnicianului.",
+    path_relayed: "Conectat prin releul organizației.",
     relay_back: "Conectat din nou. Codul încă funcționează.",
     running: "rulează",
     finished: "terminată",

@@ -41,6 +41,8 @@ pub struct WindowApp {
     end_drawn: bool,
     code: Option<CodeShown>,
     technician: Option<Technician>,
+    /// Whether the session's connection is direct; `None` until it moves.
+    direct: Option<bool>,
     dialog: Option<Dialog>,
     history: Vec<Entry>,
     audit_head: Option<String>,
@@ -126,6 +128,7 @@ impl WindowApp {
             end_drawn: false,
             code: None,
             technician: None,
+            direct: None,
             dialog: None,
             history: Vec::new(),
             audit_head: None,
@@ -274,6 +277,14 @@ impl WindowApp {
             Notice::FileNotSent { reason } => self.note(format!("{}: {reason}", s.file_not_sent)),
             Notice::RelayLost { .. } => self.note(s.relay_lost),
             Notice::RelayBack { .. } => self.note(s.relay_back),
+            Notice::Path { direct, .. } => {
+                self.direct = Some(direct);
+                self.note(if direct {
+                    s.path_direct
+                } else {
+                    s.path_relayed
+                });
+            }
             Notice::Ended(by) => self.ended = Some(by),
             // Kept in the words the session used.
             other => {
@@ -422,6 +433,11 @@ impl WindowApp {
         }
         if let Some(technician) = &self.technician {
             technician_ui(ui, s, technician);
+            ui.label(if self.direct == Some(true) {
+                s.path_direct
+            } else {
+                s.path_relayed
+            });
             ui.separator();
         } else if let Some(code) = &mut self.code {
             code_ui(ui, s, code, now, &mut self.copied);
