@@ -485,4 +485,29 @@ mod tests {
         let err = ConfigFile::load(&path, true).unwrap_err().to_string();
         assert!(err.contains("nonzero"), "{err}");
     }
+
+    #[test]
+    fn a_direct_path_is_allowed_unless_the_flag_or_the_file_says_never() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, "relay = \"file:1\"\ndirect = \"never\"\n").unwrap();
+        let never = ConfigFile::load(&path, true).unwrap();
+        assert_eq!(never.direct, Some(Policy::Never));
+        let config = AgentConfig::resolve(flags(), never).unwrap();
+        assert_eq!(config.direct, Policy::Never);
+        let allow = ShareFlags {
+            direct: Some(Policy::Allow),
+            ..flags()
+        };
+        let config = AgentConfig::resolve(allow, ConfigFile::load(&path, true).unwrap()).unwrap();
+        assert_eq!(config.direct, Policy::Allow);
+        let config = AgentConfig::resolve(flags(), ConfigFile::default()).unwrap();
+        assert_eq!(config.direct, Policy::Allow);
+        std::fs::write(&path, "direct = \"sometimes\"\n").unwrap();
+        let err = ConfigFile::load(&path, true).unwrap_err().to_string();
+        assert!(
+            err.contains("sometimes") || err.contains("unknown variant"),
+            "{err}"
+        );
+    }
 }

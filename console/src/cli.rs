@@ -200,6 +200,7 @@ mod tests {
             credential: None,
             data_dir: Some(PathBuf::from("/file/dir")),
             session_idle_timeout: std::num::NonZeroU64::new(30),
+            direct: Some(Policy::Never),
         }
     }
 
@@ -215,6 +216,7 @@ mod tests {
             exec: vec!["diag".into()],
             json: true,
             session_idle_timeout: Some(90),
+            direct: Some(Policy::Allow),
             ..ConnectFlags::default()
         };
         let args = flags.resolve(code(), file()).unwrap();
@@ -227,6 +229,7 @@ mod tests {
         assert_eq!(args.exec, vec!["diag".to_string()]);
         assert!(args.json);
         assert_eq!(args.options.session_idle_timeout, Duration::from_secs(90));
+        assert_eq!(args.options.direct, Policy::Allow);
 
         let args = ConnectFlags::default().resolve(code(), file()).unwrap();
         assert_eq!(args.options.relay, "file:1");
@@ -235,6 +238,7 @@ mod tests {
         assert_eq!(args.options.token.as_deref(), Some("file-token"));
         assert_eq!(args.data_dir, PathBuf::from("/file/dir"));
         assert_eq!(args.options.session_idle_timeout, Duration::from_secs(30));
+        assert_eq!(args.options.direct, Policy::Never);
 
         let only_relay = ConnectFlags {
             relay: Some("flag:1".into()),
@@ -245,6 +249,7 @@ mod tests {
         assert_eq!(args.options.relay_fingerprint, None);
         assert_eq!(args.options.token, None);
         assert!(args.credential.is_none());
+        assert_eq!(args.options.direct, Policy::Allow);
         assert_eq!(
             args.options.session_idle_timeout,
             sprijin_proto::tls::SESSION_IDLE_TIMEOUT

@@ -71,6 +71,7 @@ pub async fn connect(args: ConnectArgs) -> Result<bool, DriverError> {
         log,
         audit_head: session.audit_head(),
         path: session.path(),
+        path_logged: 0,
     };
     record.started();
     if args.exec.is_empty()

@@ -192,7 +192,7 @@ impl Driver {
     /// A line on standard error (or a JSON event) for each change of the
     /// session's path.
     fn path_events(&mut self) {
-        if let Some(change) = self.record.new_path() {
+        for change in self.record.new_path() {
             path_line(self.json, &change);
         }
     }
@@ -216,7 +216,7 @@ impl Driver {
             ..
         } = self;
         session.close().await;
-        if let Some(change) = record.new_path() {
+        for change in record.new_path() {
             path_line(json, &change);
         }
         record.new_audit_head();

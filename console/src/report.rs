@@ -137,9 +137,11 @@ pub struct SessionRecord {
     pub log: Option<SessionLog>,
     /// The agent's audit log head, as it last reported it.
     pub audit_head: tokio::sync::watch::Receiver<Option<AuditHead>>,
-    /// The session's path as it last changed; `None` while it has always
-    /// gone through the relay.
-    pub path: tokio::sync::watch::Receiver<Option<PathChange>>,
+    /// Every change of the session's path, in order; empty while it has
+    /// always gone through the relay.
+    pub path: tokio::sync::watch::Receiver<Vec<PathChange>>,
+    /// How many of those are in the session log already.
+    pub path_logged: usize,
 }
 
 impl SessionRecord {
@@ -176,29 +178,35 @@ impl SessionRecord {
         Some(head)
     }
 
-    /// Notes a change of the session's path in the session log and
-    /// returns it, once per change.
-    pub fn new_path(&mut self) -> Option<PathChange> {
-        if !self.path.has_changed().unwrap_or(false) {
-            return None;
+    /// Notes the changes of the session's path not yet noted in the
+    /// session log, and returns them.
+    pub fn new_path(&mut self) -> Vec<PathChange> {
+        let new: Vec<PathChange> = self
+            .path
+            .borrow_and_update()
+            .iter()
+            .skip(self.path_logged)
+            .cloned()
+            .collect();
+        self.path_logged += new.len();
+        for change in &new {
+            self.log(
+                "path",
+                json!({
+                    "path": change.kind(),
+                    "peer": change.direct.map(|a| a.to_string()),
+                    "reason": change.reason,
+                }),
+            );
         }
-        let change = self.path.borrow_and_update().clone()?;
-        self.log(
-            "path",
-            json!({
-                "path": change.kind(),
-                "peer": change.direct.map(|a| a.to_string()),
-                "reason": change.reason,
-            }),
-        );
-        Some(change)
+        new
     }
 
     /// Whether the session is on a direct path now.
     pub fn is_direct(&self) -> bool {
         self.path
             .borrow()
-            .as_ref()
+            .last()
             .is_some_and(|c| c.direct.is_some())
     }
 
@@ -535,6 +543,8 @@ mod tests {
             conversation: vec![],
             log: None,
             audit_head: tokio::sync::watch::channel(None).1,
+            path: tokio::sync::watch::channel(Vec::new()).1,
+            path_logged: 0,
         };
         let md = record.to_markdown();
         assert!(md.contains("Ana \\| \\<script\\>"), "{md}");
@@ -582,6 +592,8 @@ mod tests {
             conversation: vec![],
             log: None,
             audit_head: tokio::sync::watch::channel(None).1,
+            path: tokio::sync::watch::channel(Vec::new()).1,
+            path_logged: 0,
         };
         record.apply(&AgentMsg::Diagnostics {
             id: 1,

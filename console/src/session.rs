@@ -102,9 +102,9 @@ pub struct Session {
     pending: Routes,
     ended: watch::Receiver<Option<String>>,
     audit_head: watch::Receiver<Option<AuditHead>>,
-    /// The session's path: the last change, `None` while it has always
-    /// gone through the relay.
-    path_changes: watch::Receiver<Option<PathChange>>,
+    /// Every change of the session's path, in order; empty while it has
+    /// always gone through the relay.
+    path_changes: watch::Receiver<Vec<PathChange>>,
     next_id: AtomicU32,
     writer: tokio::task::JoinHandle<()>,
     /// The readers of the agent's messages.
@@ -205,7 +205,7 @@ impl Session {
         // How many of the agent's request streams are being read.
         let (open_tx, mut open_streams) = watch::channel(0usize);
         tasks.spawn(accept_streams(connection.clone(), pending.clone(), open_tx));
-        let (path_tx, path_changes) = watch::channel(None);
+        let (path_tx, path_changes) = watch::channel(Vec::new());
         if opts.direct == Policy::Allow {
             tasks.spawn(follow_path(path.direct(), connection.clone(), path_tx));
         }
@@ -355,9 +355,9 @@ impl Session {
         self.ended.borrow().clone()
     }
 
-    /// Follows the session's path: the last change, `None` while it has
-    /// always gone through the relay.
-    pub fn path(&self) -> watch::Receiver<Option<PathChange>> {
+    /// Follows the session's path: every change, in order; empty while it
+    /// has always gone through the relay.
+    pub fn path(&self) -> watch::Receiver<Vec<PathChange>> {
         self.path_changes.clone()
     }
 
@@ -434,13 +434,13 @@ async fn route(routes: &Routes, msg: AgentMsg) {
 async fn follow_path(
     direct: sprijin_proto::path::direct::Direct,
     connection: Connection,
-    published: watch::Sender<Option<PathChange>>,
+    published: watch::Sender<Vec<PathChange>>,
 ) {
     let (changes, mut moved) = mpsc::channel::<PathChange>(8);
     // A failed exchange leaves the session on the relay, where it is.
     let exchange = tokio::spawn(direct.console(connection, changes));
     while let Some(change) = moved.recv().await {
-        published.send_replace(Some(change));
+        published.send_modify(|changes| changes.push(change));
     }
     let _ = exchange.await;
 }

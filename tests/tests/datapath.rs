@@ -317,12 +317,13 @@ fn a_third_party_with_a_copied_header_gets_nothing() {
     assert!(relay.metrics.dropped_count(Dropped::ThirdParty) > 0);
 }
 
-/// Whether `d` is one of the relay's requests, which is all an address
+/// Whether `d` is one of the relay's requests (or the address it saw with a
+/// challenge), which is all an address
 /// that has not proven itself may get.
 fn is_ask_or_challenge(d: &[u8]) -> bool {
     matches!(
         wire::parse(d),
-        wire::Datagram::Ask { .. } | wire::Datagram::Challenge { .. }
+        wire::Datagram::Ask { .. } | wire::Datagram::Challenge { .. } | wire::Datagram::Seen { .. }
     )
 }
 

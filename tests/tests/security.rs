@@ -624,11 +624,12 @@ fn altered_datagrams_are_dropped_and_the_session_content_arrives_intact() {
     let (path, altered) = altering_path(relay_addr, 10);
     let path = path.to_string();
     let key = dev_public_key();
+    // The session stays on the altered path.
     let mut agent = AgentProc::start_at(
         &path,
         &relay.fingerprint,
         &["y", "y"],
-        &["--trusted-key", key.to_str().unwrap()],
+        &["--trusted-key", key.to_str().unwrap(), "--direct", "never"],
     );
     let marker = "wombatkilimanja";
     let catalog = sample_catalog();

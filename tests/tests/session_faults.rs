@@ -119,7 +119,9 @@ fn assert_run_ended_with_session(data_dir: &Path, why: &str) {
 }
 
 /// An agent trusting `cat`, and an interactive line console (commands on
-/// its standard input) with `cat`, connected; the view is approved.
+/// its standard input) with `cat`, connected; the view is approved. The
+/// session stays on the relay (`--direct never`): these are the relay's
+/// faults, which a direct session does not notice (`direct_nat.rs`).
 fn session_with_console(
     relay: &RelayProc,
     cat: &TestCatalog,
@@ -133,6 +135,8 @@ fn session_with_console(
             cat.public_arg(),
             "--session-idle-timeout",
             IDLE,
+            "--direct",
+            "never",
         ],
     );
     let console = console_interactive(
@@ -264,6 +268,9 @@ fn a_session_silent_for_its_idle_timeout_is_a_lost_connection_on_both_sides() {
             cat.public_arg(),
             "--session-idle-timeout",
             "4",
+            // The relay falls silent: the session must be on it.
+            "--direct",
+            "never",
         ],
     );
     let mut console = console_interactive(

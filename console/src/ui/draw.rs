@@ -662,7 +662,8 @@ mod tests {
             conversation: Vec::new(),
             log: None,
             audit_head: tokio::sync::watch::channel(None).1,
-            path: tokio::sync::watch::channel(None).1,
+            path: tokio::sync::watch::channel(Vec::new()).1,
+            path_logged: 0,
         };
         let mut app = App::new(record, Vec::new());
         let mut report = DiagReport::default();

@@ -312,21 +312,42 @@ impl TicketedSocket {
     }
 }
 
+/// `transmit` sent to `to` on the direct path. The source address is left
+/// to the system: the one the connection learnt on the relay's path may
+/// not reach the other side (loopback towards a relay on this machine,
+/// another interface towards a relay elsewhere), and the other side takes
+/// datagrams only from the address its probes proved.
+fn off_relay<'a>(transmit: &Transmit<'a>, to: SocketAddr) -> Transmit<'a> {
+    Transmit {
+        destination: to,
+        src_ip: None,
+        ..*transmit
+    }
+}
+
 impl TicketedSocket {
+    fn console_is_direct(&self) -> bool {
+        self.presenter.side == Side::Console && self.direct.route().is_some()
+    }
+
     /// Looks at one received buffer from elsewhere than the relay: answers
     /// a probe, and says how many bytes of QUIC from the other side's
     /// proven address it holds. The console's connection names the relay
     /// as its peer, so what the agent sends directly is given the relay's
-    /// address.
+    /// address, and taken only while the console's datagrams go there.
     fn take_direct(&self, buf: &[u8], meta: &mut RecvMeta) -> usize {
         let len = meta.len.min(buf.len());
         match self.direct.inbound(&buf[..len], meta.addr) {
-            Inbound::Quic => {
-                if self.presenter.side == Side::Console {
-                    meta.addr = self.relay;
+            Inbound::Quic if self.presenter.side == Side::Console => {
+                // Only from where the connection goes now: two paths under
+                // one name would mix their path validations.
+                if self.direct.route() != Some(meta.addr) {
+                    return 0;
                 }
+                meta.addr = self.relay;
                 len
             }
+            Inbound::Quic => len,
             Inbound::Reply(answer) => {
                 self.send_to(meta.addr, &answer);
                 0
@@ -345,18 +366,16 @@ impl AsyncUdpSocket for TicketedSocket {
         if transmit.destination != self.relay {
             // Besides the relay, only the other side's proven address.
             if self.direct.proven(transmit.destination) {
-                return self.way.send(&self.io, transmit);
+                return self
+                    .way
+                    .send(&self.io, &off_relay(transmit, transmit.destination));
             }
             return Ok(());
         }
         if let Some(peer) = self.direct.route() {
             // The console on a direct path: the connection still names the
             // relay, its datagrams go to the agent.
-            let direct = Transmit {
-                destination: peer,
-                ..*transmit
-            };
-            return self.way.send(&self.io, &direct);
+            return self.way.send(&self.io, &off_relay(transmit, peer));
         }
         let mut scratch = match self.scratch.lock() {
             Ok(s) => s,
@@ -405,7 +424,11 @@ impl AsyncUdpSocket for TicketedSocket {
                 let len = if meta[i].addr == self.relay {
                     self.heard.store(true, Ordering::Relaxed);
                     self.heard_at.store(self.since_born(), Ordering::Relaxed);
-                    self.take_asks(&bufs[i][..], &meta[i])
+                    let quic = self.take_asks(&bufs[i][..], &meta[i]);
+                    // The console's connection sees one path at a time
+                    // (it names the relay either way): while it is direct,
+                    // what still comes through the relay is dropped.
+                    if self.console_is_direct() { 0 } else { quic }
                 } else {
                     self.take_direct(&bufs[i][..], &mut meta[i])
                 };
