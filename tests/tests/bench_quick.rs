@@ -63,6 +63,7 @@ fn quick_bench_reports_every_figure() {
         "relay_cpu_pct_transfer",
         "relay_cpu_s_per_gib",
         "relay_restart_gap_ms",
+        "direct_throughput_ratio",
     ] {
         assert!(num(key) > 0.0, "{key} = {}", num(key));
     }
@@ -79,7 +80,7 @@ fn quick_bench_reports_every_figure() {
         num("sessions_concurrent_total"),
         "every concurrent session arrives whole"
     );
-    for key in ["migration_ok", "relay_restart_ok"] {
+    for key in ["migration_ok", "relay_restart_ok", "direct_ok"] {
         assert_eq!(report[key], Value::Bool(true), "{key}: {report:#}");
     }
     assert!(

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use quinn::Connection;
+use sprijin_proto::path::direct::{PathChange, Policy};
 use tokio::time::Instant;
 
 use super::procfs::{CpuMeter, MIB};
@@ -63,6 +64,10 @@ pub struct Outcome {
     pub latency_relay: Timings,
     pub latency_direct: Timings,
     pub migration_ok: bool,
+    /// The relayed connection moved to a direct path both ends punched.
+    pub direct_ok: bool,
+    /// A transfer on the connection once direct, against plain direct QUIC.
+    pub direct_after_move_mib_s: f64,
     pub restart_ok: bool,
     pub restart_gap_ms: f64,
     pub errors: Vec<String>,
@@ -226,6 +231,14 @@ pub async fn measure(
         Ok(ok) => out.migration_ok = ok,
         Err(e) => out.errors.push(format!("migration: {e:#}")),
     }
+    match moved_direct(relay, plan.transfer).await {
+        Ok(Some(mib_s)) => {
+            out.direct_ok = true;
+            out.direct_after_move_mib_s = mib_s;
+        }
+        Ok(None) => out.errors.push("direct path: no probe was answered".into()),
+        Err(e) => out.errors.push(format!("direct path: {e:#}")),
+    }
     match restart(program).await {
         Ok((ok, gap)) => {
             out.restart_ok = ok;
@@ -245,6 +258,35 @@ async fn migration(relay: &Relay) -> anyhow::Result<bool> {
     })
     .await?;
     Ok(ok)
+}
+
+/// Connects through the relay, lets both ends find and move to the direct
+/// path as the programs do, and measures one stream on it; `None` when the
+/// connection did not move.
+async fn moved_direct(relay: &Relay, time: Duration) -> anyhow::Result<Option<f64>> {
+    let (_tickets, ends) = connect(relay).await?;
+    let (Some(agent_path), Some(console_path)) = (&ends.agent_path, &ends.console_path) else {
+        bail!("no relayed path");
+    };
+    let (agent_tx, _agent_rx) = tokio::sync::mpsc::channel(8);
+    let (console_tx, mut console_rx) = tokio::sync::mpsc::channel::<PathChange>(8);
+    tokio::spawn(agent_path.direct().agent(ends.agent.clone(), Policy::Allow, agent_tx));
+    tokio::spawn(console_path.direct().console(ends.console.clone(), console_tx));
+    let moved = tokio::time::timeout(LIMIT, async {
+        while let Some(change) = console_rx.recv().await {
+            if change.direct.is_some() {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    if !moved {
+        return Ok(None);
+    }
+    let (bytes, secs) = stream_for(&ends, time).await?;
+    Ok(Some(bytes as f64 / MIB / secs))
 }
 
 async fn restart(program: Option<&std::path::Path>) -> anyhow::Result<(bool, f64)> {

@@ -326,6 +326,10 @@ async fn datapath(
     report.datapath_latency_direct_ms_p50 = Some(d);
     report.datapath_latency_added_ms_p50 = Some(r - d);
     report.migration_ok = Some(o.migration_ok);
+    report.direct_ok = Some(o.direct_ok);
+    if o.direct_ok {
+        report.direct_throughput_ratio = Some(o.direct_after_move_mib_s / o.direct_mib_s);
+    }
     report.relay_restart_ok = Some(o.restart_ok);
     report.relay_restart_gap_ms = Some(o.restart_gap_ms);
     for e in o.errors {

@@ -23,6 +23,8 @@ pub const TARGET_AGENT_RSS_MIB: f64 = 15.0;
 pub const TARGET_AGENT_CPU_PCT: f64 = 0.5;
 /// Through the forwarder as a share of the same endpoints connected directly.
 pub const TARGET_DATAPATH_RATIO: f64 = 0.85;
+/// A connection moved off the relay keeps up with direct QUIC.
+pub const TARGET_DIRECT_RATIO: f64 = 0.95;
 /// Relay CPU seconds per GiB forwarded: a third of the 2.51 s the relay
 /// spent per GiB when it terminated QUIC and spliced the session's stream,
 /// measured on the development machine in the last run before that path
@@ -70,6 +72,11 @@ pub struct Report {
     pub datapath_latency_added_ms_p50: Option<f64>,
     /// A transfer arrived whole across one side's move to a new socket.
     pub migration_ok: Option<bool>,
+    /// The relayed connection moved to the direct path its ends punched.
+    pub direct_ok: Option<bool>,
+    /// One stream on that connection once direct, against plain direct
+    /// QUIC between the same two endpoints' settings.
+    pub direct_throughput_ratio: Option<f64>,
     /// A transfer arrived whole across a relay kill and restart on the
     /// same address and data dir.
     pub relay_restart_ok: Option<bool>,
@@ -251,6 +258,22 @@ impl Report {
                 self.datapath_latency_added_ms_p50
                     .map(|a| a < TARGET_DATAPATH_ADDED_MS_P50),
             ),
+            Row {
+                metric: "moves from the relay to a direct path".into(),
+                ours: yes_no(self.direct_ok).into(),
+                baseline: "—".into(),
+                ratio: "—".into(),
+                target: "yes".into(),
+                met: met(self.direct_ok),
+            },
+            Row {
+                metric: "end-to-end QUIC once moved direct, against direct QUIC (ratio)".into(),
+                ours: num(self.direct_throughput_ratio),
+                baseline: "1".into(),
+                ratio: num(self.direct_throughput_ratio),
+                target: format!("≥ {TARGET_DIRECT_RATIO}"),
+                met: met(self.direct_throughput_ratio.map(|r| r >= TARGET_DIRECT_RATIO)),
+            },
             Row {
                 metric: format!(
                     "survives a network change / a relay restart (gap {} ms)",
