@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod faults;
+pub mod netlab;
 pub mod tmux;
 pub mod wine;
 pub mod xvfb;
@@ -673,6 +674,35 @@ pub fn console_at(
     args: &[&str],
 ) -> ConsoleOutput {
     run_to_end(console_command(relay_addr, relay_fingerprint, code, args))
+}
+
+/// A catalog script that prints `line 1` to `line N`, one every 20 ms, so
+/// a run spans a move of the session's path.
+pub const SLOW_COUNT: &str = r#"
+id = "slow-count"
+title = "Count slowly"
+description = "Prints line 1 to line n, one every 20 ms."
+risk = "low"
+platforms = ["linux"]
+timeout_secs = 60
+program = "sh"
+args = ["-c", "i=0; while [ $i -lt {n} ]; do i=$((i+1)); echo line $i; sleep 0.02; done"]
+
+[params.n]
+pattern = '^[0-9]{1,4}$'
+"#;
+
+/// What `slow-count` prints for `n`.
+pub fn counted(n: usize) -> String {
+    (1..=n).map(|i| format!("line {i}\n")).collect()
+}
+
+/// The run output a console's `--json` events carry, joined.
+pub fn output_of(events: &[serde_json::Value]) -> String {
+    events_named(events, "output")
+        .iter()
+        .map(|e| e["data"].as_str().expect("output data"))
+        .collect()
 }
 
 /// Questions the agent asks before a run show this.

@@ -4,29 +4,9 @@
 //! side says `--direct never`. Across NATs: `direct_nat.rs`.
 
 use sprijin_tests::{
-    AgentProc, RelayProc, TestCatalog, assert_no_panic, audit_events, console, events_named,
-    json_lines,
+    AgentProc, RelayProc, SLOW_COUNT, TestCatalog, assert_no_panic, audit_events, console, counted,
+    events_named, json_lines, output_of,
 };
-
-/// Prints `line 1` to `line N`, one every 20 ms, so a run spans the move.
-pub const SLOW_COUNT: &str = r#"
-id = "slow-count"
-title = "Count slowly"
-description = "Prints line 1 to line n, one every 20 ms."
-risk = "low"
-platforms = ["linux"]
-timeout_secs = 60
-program = "sh"
-args = ["-c", "i=0; while [ $i -lt {n} ]; do i=$((i+1)); echo line $i; sleep 0.02; done"]
-
-[params.n]
-pattern = '^[0-9]{1,4}$'
-"#;
-
-/// What `slow-count n` prints.
-fn counted(n: usize) -> String {
-    (1..=n).map(|i| format!("line {i}\n")).collect()
-}
 
 /// Runs `slow-count n=N` from a console with `console_args`, against an
 /// agent started with `agent_args`; the console's JSON events, its
@@ -48,10 +28,7 @@ fn session(
     assert_no_panic(&out.stderr);
     assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
     let events = json_lines(&out.stdout);
-    let mut received = String::new();
-    for event in events_named(&events, "output") {
-        received.push_str(event["data"].as_str().expect("output data"));
-    }
+    let received = output_of(&events);
     (events, received, agent)
 }
 

@@ -270,8 +270,16 @@ async fn moved_direct(relay: &Relay, time: Duration) -> anyhow::Result<Option<f6
     };
     let (agent_tx, _agent_rx) = tokio::sync::mpsc::channel(8);
     let (console_tx, mut console_rx) = tokio::sync::mpsc::channel::<PathChange>(8);
-    tokio::spawn(agent_path.direct().agent(ends.agent.clone(), Policy::Allow, agent_tx));
-    tokio::spawn(console_path.direct().console(ends.console.clone(), console_tx));
+    tokio::spawn(
+        agent_path
+            .direct()
+            .agent(ends.agent.clone(), Policy::Allow, agent_tx),
+    );
+    tokio::spawn(
+        console_path
+            .direct()
+            .console(ends.console.clone(), console_tx),
+    );
     let moved = tokio::time::timeout(LIMIT, async {
         while let Some(change) = console_rx.recv().await {
             if change.direct.is_some() {

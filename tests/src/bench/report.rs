@@ -272,7 +272,9 @@ impl Report {
                 baseline: "1".into(),
                 ratio: num(self.direct_throughput_ratio),
                 target: format!("≥ {TARGET_DIRECT_RATIO}"),
-                met: met(self.direct_throughput_ratio.map(|r| r >= TARGET_DIRECT_RATIO)),
+                met: met(self
+                    .direct_throughput_ratio
+                    .map(|r| r >= TARGET_DIRECT_RATIO)),
             },
             Row {
                 metric: format!(
