@@ -430,3 +430,27 @@ fn escape_denies() {
     w.frames(1);
     assert_eq!(answer.try_recv(), Ok(Answer::No));
 }
+
+#[test]
+fn the_window_says_whether_the_session_goes_straight_or_through_the_relay() {
+    for lang in [Lang::En, Lang::Ro] {
+        let mut w = Window::connected(lang);
+        w.frames(1);
+        let count = |w: &Window, label: &str| w.harness.query_all_by_label(label).count();
+        let (direct, relayed) = (w.s().path_direct, w.s().path_relayed);
+        assert_eq!((count(&w, direct), count(&w, relayed)), (0, 1));
+        let moved = |direct: bool| {
+            ToWindow::Notice(crate::face::Notice::Path {
+                direct,
+                peer: direct.then(|| "203.0.113.5:4000".to_string()),
+                reason: "test".into(),
+            })
+        };
+        w.send(moved(true));
+        w.frames(1);
+        assert_eq!((count(&w, direct), count(&w, relayed)), (1, 0));
+        w.send(moved(false));
+        w.frames(1);
+        assert_eq!((count(&w, direct), count(&w, relayed)), (0, 1));
+    }
+}

@@ -458,3 +458,68 @@ async fn wait_or_closed(connection: &Connection, d: Duration) -> bool {
         _ = connection.closed() => true,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::path::wire::Side;
+
+    #[test]
+    fn the_policy_reads_allow_and_never_and_names_anything_else() {
+        assert_eq!("allow".parse::<Policy>(), Ok(Policy::Allow));
+        assert_eq!("never".parse::<Policy>(), Ok(Policy::Never));
+        let err = "sometimes".parse::<Policy>().unwrap_err();
+        assert!(err.contains("\"sometimes\""), "{err}");
+        assert_eq!(Policy::default(), Policy::Allow);
+        assert_eq!(Policy::Never.to_string(), "never");
+    }
+
+    #[test]
+    fn candidates_that_cannot_be_the_other_side_are_not_probed() {
+        let relay: SocketAddr = "198.51.100.1:7420".parse().unwrap();
+        let direct = Direct::new(DirectState::new(Side::Console), relay);
+        let offered: Vec<SocketAddr> = [
+            "203.0.113.5:4000",
+            "198.51.100.1:7420",
+            "0.0.0.0:4000",
+            "203.0.113.5:0",
+            "224.0.0.1:4000",
+            "255.255.255.255:4000",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        assert_eq!(
+            direct.usable(offered),
+            vec!["203.0.113.5:4000".parse::<SocketAddr>().unwrap()]
+        );
+        let many: Vec<SocketAddr> = (1..=20)
+            .map(|p| SocketAddr::from(([203, 0, 113, 5], p)))
+            .collect();
+        assert_eq!(direct.usable(many).len(), MAX_CANDIDATES);
+    }
+
+    #[test]
+    fn a_change_says_where_and_why() {
+        let to: SocketAddr = "203.0.113.5:4000".parse().unwrap();
+        let direct = PathChange {
+            direct: Some(to),
+            reason: "a direct path answered".into(),
+        };
+        assert_eq!(direct.kind(), "direct");
+        assert_eq!(
+            direct.to_string(),
+            "the session is direct, to 203.0.113.5:4000: a direct path answered"
+        );
+        let relayed = PathChange {
+            direct: None,
+            reason: "the direct path stopped answering".into(),
+        };
+        assert_eq!(relayed.kind(), "relayed");
+        assert!(
+            relayed
+                .to_string()
+                .starts_with("the session goes through the relay")
+        );
+    }
+}
