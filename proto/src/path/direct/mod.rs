@@ -31,7 +31,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use quinn::{Connection, RecvStream, SendStream};
+use quinn::{Connection, RecvStream};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -168,12 +168,6 @@ impl Direct {
         Direct { state, relay }
     }
 
-    /// Whether the connection's datagrams go to a direct address now
-    /// (the console's view).
-    pub fn route(&self) -> Option<SocketAddr> {
-        self.state.route()
-    }
-
     /// The console's side: asks the agent, punches, moves the connection
     /// and checks the direct path until the connection ends. Reports each
     /// change on `changes`.
@@ -267,36 +261,38 @@ impl Direct {
             _ => return Err(DirectError::Protocol("expected the console's candidates")),
         };
         let watch = tokio::spawn(watch_remote(connection.clone(), self.relay, changes));
-        let result = self
-            .agent_punches(&theirs, &connection, reader, writer)
-            .await;
-        watch.abort();
-        result
+        self.agent_punches(theirs, &connection, reader).await;
+        // Where the datagrams come from is watched until the connection
+        // ends, whatever became of the path stream. The writer lives as
+        // long: finishing it would end the console's reading.
+        let _ = watch.await;
+        drop(writer);
+        Ok(())
     }
 
+    /// Punches at once and again at each of the console's new attempts,
+    /// until the path stream ends. An attempt runs on its own task: reading
+    /// the stream is never cut short in the middle of a frame.
     async fn agent_punches(
         &self,
-        theirs: &[SocketAddr],
+        theirs: Vec<SocketAddr>,
         connection: &Connection,
         mut reader: FrameReader<RecvStream>,
-        _writer: FrameWriter<SendStream>,
-    ) -> Result<(), DirectError> {
-        let mut punching = true;
-        loop {
-            let msg = if punching {
-                tokio::select! {
-                    _ = self.punch(theirs, connection) => { punching = false; continue; }
-                    msg = reader.read_msg::<PathMsg>() => msg,
-                }
-            } else {
-                reader.read_msg::<PathMsg>().await
-            };
-            match msg {
-                Ok(Some(PathMsg::Punch)) => punching = true,
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => return Ok(()),
+    ) {
+        let attempt = || {
+            let (me, theirs, connection) = (self.clone(), theirs.clone(), connection.clone());
+            tokio::spawn(async move {
+                me.punch(&theirs, &connection).await;
+            })
+        };
+        let mut current = attempt();
+        while let Ok(Some(msg)) = reader.read_msg::<PathMsg>().await {
+            if msg == PathMsg::Punch {
+                current.abort();
+                current = attempt();
             }
         }
+        current.abort();
     }
 
     /// This side's candidates: its interface addresses of the socket's

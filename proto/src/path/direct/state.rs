@@ -130,7 +130,7 @@ impl DirectState {
             .map(|(_, at)| *at)
     }
 
-    /// The address that answered most recently since `since`.
+    /// An address that answered a probe of ours since `since`.
     pub(crate) fn first_answer_since(&self, since: Instant) -> Option<SocketAddr> {
         self.lock()
             .answers
