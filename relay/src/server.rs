@@ -11,12 +11,13 @@
 //! read with the control frame limit, so a client costs the relay little
 //! however it behaves.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use quinn::{Connection, ConnectionError, Endpoint, Incoming, TransportErrorCode};
+use quinn::{Connection, ConnectionError, Endpoint, Incoming, IncomingFuture, TransportErrorCode};
 use sprijin_proto::framing::{FrameError, FrameReader, FrameWriter};
 use sprijin_proto::message::control::{
     ClientMsg, ErrorCode, ErrorFrame, Hello, PROTOCOL_VERSION, RelayMsg, Role, Technician,
@@ -26,6 +27,7 @@ use sprijin_proto::path::Ticket;
 use sprijin_proto::path::wire::{Side as PathSide, TicketMint};
 use sprijin_proto::tls::{self, Fingerprint};
 use tokio::task::JoinSet;
+use tokio::time::Timeout;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::config::{ConfigError, RelayConfig};
@@ -238,11 +240,18 @@ impl Relay {
             return;
         };
         let shared = self.shared.clone();
+        // Boxed, as are the handler's passing states (the handshake, the
+        // request, a refusal): the task then holds little more than what a
+        // waiting agent needs, for as long as it waits.
+        let handshake = Box::pin(tokio::time::timeout(
+            limits.handshake_timeout,
+            incoming.into_future(),
+        ));
         handlers.spawn(
             async move {
                 shared.metrics.connections.inc();
                 shared.metrics.connections_open.inc();
-                let result = handle(incoming, &shared, key, slot).await;
+                let result = handle(handshake, &shared, key, slot).await;
                 shared.metrics.connections_open.dec();
                 if let Err(e) = result {
                     debug!("connection ended: {e}");
@@ -254,15 +263,12 @@ impl Relay {
 }
 
 async fn handle(
-    incoming: Incoming,
+    handshake: Pin<Box<Timeout<IncomingFuture>>>,
     shared: &Shared,
     key: LimitKey,
     slot: ConnectionSlot,
 ) -> Result<(), RelayError> {
-    let handshake = shared.config.limits.handshake_timeout;
-    let connection = tokio::time::timeout(handshake, incoming)
-        .await
-        .map_err(|_| RelayError::Timeout)??;
+    let connection = handshake.await.map_err(|_| RelayError::Timeout)??;
     let watch = connection.clone();
     let result = serve_connection(connection, shared, key, slot).await;
     if watch.close_reason().as_ref().is_some_and(broke_limits) {
@@ -291,7 +297,8 @@ async fn serve_connection(
     slot: ConnectionSlot,
 ) -> Result<(), RelayError> {
     let handshake = shared.config.limits.handshake_timeout;
-    let (send, recv) = match tokio::time::timeout(handshake, connection.accept_bi()).await {
+    let accepted = Box::pin(tokio::time::timeout(handshake, connection.accept_bi())).await;
+    let (send, recv) = match accepted {
         Ok(stream) => stream?,
         Err(_) => {
             // No stream to put an error frame on: say it in the close reason.
@@ -303,14 +310,14 @@ async fn serve_connection(
     let mut reader = FrameReader::with_limit(recv, shared.config.limits.control_frame);
     let writer = FrameWriter::new(send);
 
-    let opening = tokio::time::timeout(handshake, async {
+    let opening = Box::pin(tokio::time::timeout(handshake, async {
         let hello: Hello = reader.expect_msg().await?;
         if hello.version != PROTOCOL_VERSION {
             return Ok(Err((hello.version, hello.role)));
         }
         let request: ClientMsg = reader.expect_msg().await?;
         Ok::<_, FrameError>(Ok((hello.role, request)))
-    })
+    }))
     .await;
     let (role, request) = match opening {
         Err(_) => {
@@ -318,7 +325,7 @@ async fn serve_connection(
                 ErrorCode::Timeout,
                 "no request within the handshake time; the relay closed the connection",
             );
-            return refuse(shared, &connection, writer, frame).await;
+            return Box::pin(refuse(shared, &connection, writer, frame)).await;
         }
         Ok(Err(e)) => {
             if matches!(e, FrameError::TooLarge { .. }) {
@@ -328,23 +335,23 @@ async fn serve_connection(
                 ErrorCode::ProtocolViolation,
                 format!("the relay could not read the request: {e}"),
             );
-            return refuse(shared, &connection, writer, frame).await;
+            return Box::pin(refuse(shared, &connection, writer, frame)).await;
         }
         Ok(Ok(Err((version, _)))) => {
             let frame = ErrorFrame::new(
                 ErrorCode::VersionMismatch,
                 version_mismatch(PROTOCOL_VERSION, version),
             );
-            return refuse(shared, &connection, writer, frame).await;
+            return Box::pin(refuse(shared, &connection, writer, frame)).await;
         }
         Ok(Ok(Ok(opening))) => opening,
     };
     match (role, request) {
         (Role::Agent, ClientMsg::Open) => {
-            agent(shared, connection, key, reader, writer, None).await
+            Box::pin(agent(shared, connection, key, reader, writer, None)).await
         }
         (Role::Agent, ClientMsg::Reopen { ticket }) => {
-            agent(shared, connection, key, reader, writer, Some(ticket)).await
+            Box::pin(agent(shared, connection, key, reader, writer, Some(ticket))).await
         }
         (
             Role::Console,
@@ -354,9 +361,9 @@ async fn serve_connection(
                 token,
             },
         ) => {
-            console(
+            Box::pin(console(
                 shared, connection, key, slot, reader, writer, nameplate, technician, token,
-            )
+            ))
             .await
         }
         (role, _) => {
@@ -364,7 +371,7 @@ async fn serve_connection(
                 ErrorCode::WrongRole,
                 format!("a {role:?} cannot make that request"),
             );
-            refuse(shared, &connection, writer, frame).await
+            Box::pin(refuse(shared, &connection, writer, frame)).await
         }
     }
 }
@@ -403,7 +410,7 @@ async fn agent(
                 shared.config.limits.opens_per_minute
             ),
         );
-        return refuse(shared, &connection, writer, frame).await;
+        return Box::pin(refuse(shared, &connection, writer, frame)).await;
     }
     let admitted = crate::waiting::admit(
         &shared.rendezvous,
@@ -421,19 +428,18 @@ async fn agent(
             a.ttl,
             a.ticket,
         ),
-        Err(frame) => return refuse(shared, &connection, writer, frame).await,
+        Err(frame) => return Box::pin(refuse(shared, &connection, writer, frame)).await,
     };
     let span = info_span!("nameplate", %nameplate);
     async move {
         shared.metrics.nameplates_opened.inc();
         shared.metrics.nameplates_waiting.inc();
-        let opened = writer
-            .write_msg(&RelayMsg::Opened {
-                nameplate,
-                expires_in_secs: ttl.as_secs(),
-                ticket,
-            })
-            .await;
+        let opened = Box::pin(writer.write_msg(&RelayMsg::Opened {
+            nameplate,
+            expires_in_secs: ttl.as_secs(),
+            ticket,
+        }))
+        .await;
         let outcome = if opened.is_err() {
             Err(ClaimError::Left)
         } else {
@@ -457,7 +463,7 @@ async fn agent(
                             shared.config.limits.nameplate_ttl.as_secs()
                         ),
                     );
-                    return refuse(shared, &connection, writer, frame).await;
+                    return Box::pin(refuse(shared, &connection, writer, frame)).await;
                 }
                 return Ok(());
             }
@@ -472,12 +478,11 @@ async fn agent(
         } = claim;
         // Kept open, like the console's, until the agent closes it.
         let _agent_reader = reader;
-        writer
-            .write_msg(&RelayMsg::Paired {
-                technician: Some(technician),
-                ticket: agent_ticket,
-            })
-            .await?;
+        Box::pin(writer.write_msg(&RelayMsg::Paired {
+            technician: Some(technician),
+            ticket: agent_ticket,
+        }))
+        .await?;
         info!("paired");
         shared.metrics.sessions.inc();
         shared.metrics.sessions_active.inc();
