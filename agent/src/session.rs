@@ -271,7 +271,7 @@ pub async fn share(
         )));
         // Only now, with the person's yes, may the technician's side learn
         // where this machine is, if the organisation allows it at all.
-        let _path = AbortOnDrop(tokio::spawn(follow_path(
+        let path_follower = AbortOnDrop(tokio::spawn(follow_path(
             direct,
             connection.clone(),
             config.direct,
@@ -343,6 +343,9 @@ pub async fn share(
         stop_runs(&ctx, &mut runs, &reason, sending_ends).await;
         // The runs' streams carry their last messages before the goodbye.
         ctx.flush_streams(sending_ends).await;
+        // Nothing follows the end on the record: a move noticed from here
+        // on (the console closing its side is one) is not a path change.
+        drop(path_follower);
         end(&audit, &outbox, &reason, &*face).await?;
         drop(ctx);
         drop(outbox);
