@@ -819,6 +819,10 @@ fn the_audit_log_holds_every_decision_and_run_and_detects_an_edit() {
             sample.to_str().unwrap(),
             "--name",
             "Ana",
+            // The record checked line by line below: the session stays on
+            // the relay, so no path move joins it at a moment of its own.
+            "--direct",
+            "never",
             "--json",
             "--exec",
             "run echo-test word=hello",
