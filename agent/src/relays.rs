@@ -2,24 +2,33 @@
 //!
 //! [`open`] tries the configured relays in order, each with a short connect
 //! timeout, and asks the first that answers for a nameplate; the person is
-//! told which relays did not answer. [`wait`] then waits to be paired. If
-//! the connection to the relay is lost meanwhile (the relay restarted, the
-//! network dropped), the agent reconnects to the same relay by itself, with
-//! backoff, until the code expires, and presents its waiting ticket: the
-//! relay makes the same nameplate wait again, so the code the person read
-//! out still works. The code is printed once.
+//! told which relays did not answer. [`wait`] then waits to be paired,
+//! apart from the connection: the agent closes it and keeps its code with
+//! a small MACed datagram every 20 s (see `sprijin_proto::waiting`), so a
+//! relay holds thousands of waiting agents for little. When a technician
+//! claims the code, the relay says so and the agent reconnects with its
+//! waiting ticket to be paired. If the relay stops answering or no longer
+//! holds the code (it restarted), the agent reconnects by itself, with
+//! backoff, until the code expires, and presents the ticket: the relay
+//! makes the same nameplate wait again, so the code the person read out
+//! still works. The code is printed once.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sprijin_proto::client::{ConnectError, LinkError, RelayLink};
 use sprijin_proto::code::Nameplate;
 use sprijin_proto::fleet::RelayAddr;
-use sprijin_proto::message::control::{ClientMsg, ErrorCode, RelayMsg, Role, Technician};
+use sprijin_proto::message::control::{
+    ClientMsg, ErrorCode, RelayMsg, Role, Technician, close_code,
+};
 use sprijin_proto::path::Ticket;
-use sprijin_proto::tls::Fingerprint;
-use sprijin_proto::waiting::WaitingTicket;
+use sprijin_proto::tls::{self, Fingerprint};
+use sprijin_proto::waiting::{Held, WaitingTicket};
+use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
 use crate::config::AgentConfig;
@@ -32,9 +41,22 @@ pub const CONNECT_WITHIN: Duration = Duration::from_secs(5);
 const BACKOFF_FIRST: Duration = Duration::from_millis(250);
 const BACKOFF_MOST: Duration = Duration::from_secs(10);
 
+/// How often a waiting agent tells the relay it still waits.
+const WAIT_EVERY: Duration = tls::KEEP_ALIVE;
+
+/// How soon an unanswered wait is sent again.
+const WAIT_AGAIN: Duration = Duration::from_secs(2);
+
+/// How long the relay may leave waits unanswered before the agent counts
+/// it lost and reconnects.
+const LOST_AFTER: Duration = tls::IDLE_TIMEOUT;
+
+/// How long after its code's expiry the agent asks the relay about it.
+const EXPIRY_SLACK: Duration = Duration::from_millis(500);
+
 /// An agent waiting at a relay with its nameplate.
 pub struct Waiting {
-    pub link: RelayLink,
+    link: RelayLink,
     pub nameplate: Nameplate,
     pub expires_in_secs: u64,
     relay: RelayAddr,
@@ -167,8 +189,8 @@ async fn open_at(relay: &RelayAddr, pin: Option<Fingerprint>) -> Result<Waiting,
     }
 }
 
-/// Waits until a technician claims the code or `stop` completes,
-/// reconnecting to the relay whenever the connection is lost.
+/// Waits until a technician claims the code or `stop` completes, apart
+/// from the relay connection, reconnecting whenever the relay is lost.
 pub async fn wait<S>(
     mut waiting: Waiting,
     stop: &mut Pin<&mut S>,
@@ -177,38 +199,183 @@ pub async fn wait<S>(
 where
     S: Future<Output = ()>,
 {
+    let counter = Counter::default();
     loop {
-        let lost = tokio::select! {
-            msg = waiting.link.answer() => match msg {
-                Ok(RelayMsg::Paired { technician: Some(technician), ticket }) => {
-                    return Ok(Waited::Paired { link: Box::new(waiting.link), technician, ticket });
+        let relay_at = waiting.link.connection.remote_address();
+        let socket = bind_towards(relay_at).await?;
+        waiting
+            .link
+            .connection
+            .close(close_code::PARKED.into(), b"waiting apart");
+        let heard = tokio::select! {
+            heard = apart(&socket, &waiting.ticket, &counter, waiting.expires) => heard,
+            () = stop.as_mut() => {
+                leave(&socket, &waiting.ticket, &counter).await;
+                return Ok(Waited::Stopped);
+            }
+        };
+        let lost = match heard {
+            Heard::NotHere if Instant::now() >= waiting.expires => {
+                return Err(RelaysError::Unclaimed {
+                    secs: waiting.expires_in_secs,
+                });
+            }
+            Heard::Claimed => None,
+            Heard::NotHere => Some("the relay no longer held the code; it may have restarted"),
+            Heard::Closing => Some("the relay is shutting down"),
+            Heard::Silent => Some("the relay stopped answering"),
+        };
+        if let Some(reason) = lost {
+            face.show(Notice::RelayLost {
+                relay: waiting.relay.address.to_string(),
+                reason: reason.to_string(),
+            });
+        }
+        let (link, answer) = tokio::select! {
+            back = reconnect(&waiting) => back?,
+            () = stop.as_mut() => {
+                leave(&socket, &waiting.ticket, &counter).await;
+                return Ok(Waited::Stopped);
+            }
+        };
+        match answer {
+            RelayMsg::Paired {
+                technician: Some(technician),
+                ticket,
+            } => {
+                return Ok(Waited::Paired {
+                    link: Box::new(link),
+                    technician,
+                    ticket,
+                });
+            }
+            RelayMsg::Opened { nameplate, .. } if nameplate == waiting.nameplate => {
+                let old = std::mem::replace(&mut waiting.link, link);
+                old.endpoint.close(0u32.into(), b"reconnected");
+                if lost.is_some() {
+                    face.show(Notice::RelayBack {
+                        relay: waiting.relay.address.to_string(),
+                    });
                 }
-                Ok(other) => return Err(RelaysError::Link(LinkError::unexpected(&other))),
-                // The relay's own word (the code expired) is final.
-                Err(e @ LinkError::Refused(_)) => return Err(RelaysError::Link(e)),
-                Err(e) => e,
-            },
-            () = stop.as_mut() => return Ok(Waited::Stopped),
+            }
+            other => return Err(RelaysError::Link(LinkError::unexpected(&other))),
+        }
+    }
+}
+
+/// What the relay said, or did not, while the agent waited apart.
+enum Heard {
+    /// A technician claimed the code.
+    Claimed,
+    /// The relay does not hold the code.
+    NotHere,
+    /// The relay is shutting down.
+    Closing,
+    /// No answer for [`LOST_AFTER`].
+    Silent,
+}
+
+/// The counters of waits: the clock in microseconds, larger at every call.
+#[derive(Default)]
+struct Counter(AtomicU64);
+
+impl Counter {
+    fn next(&self) -> u64 {
+        let clock = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        let last = self.0.load(Ordering::Relaxed);
+        let next = clock.max(last + 1);
+        self.0.store(next, Ordering::Relaxed);
+        next
+    }
+
+    fn last(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A socket that sends to and hears only the relay at `relay`.
+async fn bind_towards(relay: SocketAddr) -> Result<UdpSocket, RelaysError> {
+    let any: SocketAddr = if relay.is_ipv6() {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = UdpSocket::bind(any).await.map_err(RelaysError::Socket)?;
+    socket.connect(relay).await.map_err(RelaysError::Socket)?;
+    Ok(socket)
+}
+
+/// Keeps the code at the relay with a wait every [`WAIT_EVERY`] (again
+/// after [`WAIT_AGAIN`] while unanswered) until the relay says something
+/// other than "waiting", or nothing for [`LOST_AFTER`]. Once the code
+/// `expires`, a wait goes at once, so the agent hears the end then.
+async fn apart(
+    socket: &UdpSocket,
+    ticket: &WaitingTicket,
+    counter: &Counter,
+    expires: Instant,
+) -> Heard {
+    let first = counter.last() + 1;
+    let mut heard = Instant::now();
+    let mut send_at = Instant::now();
+    // A moment after the relay's own deadline, which came first.
+    let mut expiry = Some(expires + EXPIRY_SLACK);
+    let mut buf = [0u8; 64];
+    loop {
+        let now = Instant::now();
+        if now.duration_since(heard) >= LOST_AFTER {
+            return Heard::Silent;
+        }
+        if expiry.is_some_and(|at| now >= at) {
+            expiry = None;
+            send_at = now;
+        }
+        if now >= send_at {
+            // A send refused by the system (no route for now) is a wait
+            // lost, and the next one is soon.
+            let _ = socket.send(&ticket.wait(counter.next(), false)).await;
+            send_at = now + WAIT_AGAIN;
+        }
+        let received = tokio::select! {
+            r = socket.recv(&mut buf) => r,
+            () = tokio::time::sleep_until(
+                send_at.min(heard + LOST_AFTER).min(expiry.unwrap_or(send_at)),
+            ) => continue,
         };
-        face.show(Notice::RelayLost {
-            relay: waiting.relay.address.to_string(),
-            reason: lost.to_string(),
-        });
-        let link = tokio::select! {
-            link = reconnect(&waiting) => link?,
-            () = stop.as_mut() => return Ok(Waited::Stopped),
+        // An error here is the system reporting an earlier send refused
+        // (the relay's port closed): the relay is silent, nothing more.
+        let Ok(len) = received else { continue };
+        let Some(answer) = ticket.read_answer(&buf[..len]) else {
+            continue;
         };
-        let old = std::mem::replace(&mut waiting.link, link);
-        old.endpoint.close(0u32.into(), b"reconnected");
-        face.show(Notice::RelayBack {
-            relay: waiting.relay.address.to_string(),
-        });
+        if answer.counter < first || answer.counter > counter.last() {
+            continue;
+        }
+        heard = Instant::now();
+        match answer.held {
+            Held::Waiting => send_at = heard + WAIT_EVERY,
+            Held::Claimed => return Heard::Claimed,
+            Held::NotHere => return Heard::NotHere,
+            Held::Closing => return Heard::Closing,
+        }
+    }
+}
+
+/// Tells the relay the person stopped sharing, so the code stops working
+/// at once; twice, as one datagram may be lost.
+async fn leave(socket: &UdpSocket, ticket: &WaitingTicket, counter: &Counter) {
+    for _ in 0..2 {
+        let _ = socket.send(&ticket.wait(counter.next(), true)).await;
     }
 }
 
 /// Connects to the same relay again and presents the waiting ticket,
-/// backing off between attempts, until the code expires.
-async fn reconnect(waiting: &Waiting) -> Result<RelayLink, RelaysError> {
+/// backing off between attempts, until the code expires. The relay's
+/// answer: `Opened` when the code waits again, `Paired` when the agent
+/// came back for a claim.
+async fn reconnect(waiting: &Waiting) -> Result<(RelayLink, RelayMsg), RelaysError> {
     let mut pause = BACKOFF_FIRST;
     loop {
         let attempt = async {
@@ -235,10 +402,7 @@ async fn reconnect(waiting: &Waiting) -> Result<RelayLink, RelaysError> {
             Ok::<_, LinkError>((link, answer))
         };
         match attempt.await {
-            Ok((link, RelayMsg::Opened { nameplate, .. })) if nameplate == waiting.nameplate => {
-                return Ok(link);
-            }
-            Ok((_, other)) => return Err(RelaysError::Link(LinkError::unexpected(&other))),
+            Ok(back) => return Ok(back),
             Err(
                 e @ (LinkError::Refused(_) | LinkError::Connect(ConnectError::PinMismatch { .. })),
             ) => {
@@ -268,4 +432,8 @@ pub enum RelaysError {
     Expired { relay: String },
     #[error(transparent)]
     Link(#[from] LinkError),
+    #[error("the code expired after {secs} s unclaimed: start sharing again for a new code")]
+    Unclaimed { secs: u64 },
+    #[error("cannot open a network socket to wait at the relay: {0}")]
+    Socket(#[source] std::io::Error),
 }

@@ -9,12 +9,17 @@
 
 use sprijin_proto::client::{LinkError, RelayLink};
 use sprijin_proto::code::SessionCode;
+use sprijin_proto::framing::FrameError;
 use sprijin_proto::message::control::{ClientMsg, Redirect, RelayMsg, Role};
 use sprijin_proto::tls::Fingerprint;
 
 use sprijin_proto::path::Ticket;
 
 use crate::session::{ConnectOptions, SessionError};
+
+/// How long a claim may wait to be paired: the relay tells a waiting
+/// agent of its claim for 25 s, then answers that it did not come back.
+const PAIRED_WITHIN: std::time::Duration = std::time::Duration::from_secs(40);
 
 /// Connects to the relay of `opts`, claims `code`, follows at most one
 /// redirect, and returns the link and this side's forwarding ticket once
@@ -70,7 +75,19 @@ async fn claim_at(
             token: opts.token.clone(),
         })
         .await?;
-    match link.answer().await? {
+    // The relay answers once the person's agent is back for the claim,
+    // or says it did not come back; a stream that ends unanswered is the
+    // agent leaving as the claim came.
+    let answer = tokio::time::timeout(PAIRED_WITHIN, link.answer())
+        .await
+        .map_err(|_| SessionError::AgentGone)?;
+    let answer = match answer {
+        Err(LinkError::Frame(FrameError::Closed | FrameError::Io(_) | FrameError::Truncated)) => {
+            return Err(SessionError::AgentGone);
+        }
+        other => other?,
+    };
+    match answer {
         RelayMsg::Paired { ticket, .. } => Ok(Claimed::Paired(link, ticket)),
         RelayMsg::Redirect(r) => {
             link.connection.close(0u32.into(), b"redirected");

@@ -20,6 +20,7 @@ pub mod forward;
 pub mod identity;
 pub mod limits;
 pub mod metrics;
+pub mod parked;
 pub mod rendezvous;
 pub mod secret;
 pub mod server;

@@ -181,7 +181,7 @@ impl Default for Metrics {
         registry.register("connections", "Connections accepted", m.connections.clone());
         registry.register(
             "connections_open",
-            "Connections open now",
+            "Connections open now (an agent waiting apart holds none)",
             m.connections_open.clone(),
         );
         registry.register(

@@ -95,6 +95,14 @@ struct Waiting<T> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EntryId(u64);
 
+impl EntryId {
+    /// An entry id made up, for other modules' tests.
+    #[cfg(test)]
+    pub fn for_tests(n: u64) -> EntryId {
+        EntryId(n)
+    }
+}
+
 /// A nameplate now waiting, and where its claim will arrive.
 pub struct Opened<T> {
     pub nameplate: Nameplate,

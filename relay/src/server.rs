@@ -2,7 +2,10 @@
 //!
 //! Each connection opens one stream, says hello and asks for one thing: an
 //! agent to open a nameplate, a console to claim one. Refusals are an error
-//! frame on that stream, then a close. Pairing gives each side its
+//! frame on that stream, then a close. An agent that has its nameplate
+//! closes its connection and waits apart (see `parked`); its handler holds
+//! the claim for it when it comes, tells it, and pairs it when it comes
+//! back with its waiting ticket on a new connection. Pairing gives each side its
 //! forwarding ticket; the session then runs end to end over the forwarder
 //! (`forward`), and the relay only keeps the two control connections until
 //! the clients close them, to learn how the set-up went.
@@ -18,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quinn::{Connection, ConnectionError, Endpoint, Incoming, IncomingFuture, TransportErrorCode};
+use sprijin_proto::code::Nameplate;
 use sprijin_proto::framing::{FrameError, FrameReader, FrameWriter};
 use sprijin_proto::message::control::{
     ClientMsg, ErrorCode, ErrorFrame, Hello, PROTOCOL_VERSION, RelayMsg, Role, Technician,
@@ -31,11 +35,12 @@ use tokio::time::Timeout;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::config::{ConfigError, RelayConfig};
-use crate::forward::{self, ForwardOptions, Forwarder};
+use crate::forward::{self, ForwardOptions, Forwarder, Teller};
 use crate::identity::{Identity, IdentityError};
 use crate::limits::{ConnectionLimiter, ConnectionSlot, LimitKey, RateLimiter, limit_key};
 use crate::metrics::{Limit, Metrics, Outcome};
-use crate::rendezvous::{ClaimError, Rendezvous, TableLimits};
+use crate::parked::{ABSENT_AFTER, Parked, RETURN_WITHIN, Returns, TELL_EVERY};
+use crate::rendezvous::{ClaimError, EntryId, Rendezvous, TableLimits};
 
 /// How long the relay waits for a refused peer to read the error frame
 /// before it closes the connection.
@@ -56,13 +61,17 @@ type Writer = FrameWriter<quinn::SendStream>;
 
 /// What a claiming console hands to the waiting agent's task.
 struct Claimed {
-    /// The agent's forwarding ticket; the console already has its own.
+    /// The agent's forwarding ticket.
     agent_ticket: Ticket,
+    /// The console's forwarding ticket, sent once its agent is back: the
+    /// console's end-to-end connection then finds the agent there.
+    console_ticket: Ticket,
     technician: Technician,
     // When the claim arrived, for the set-up time.
     at: tokio::time::Instant,
     // The console's control stream, open until the agent's task ends.
-    console_stream: (quinn::SendStream, quinn::RecvStream),
+    console_writer: Writer,
+    _console_reader: Reader,
     // Kept so the console's connection lives as long as the session.
     connection: Connection,
     // The console's connection counts against its address while it lives.
@@ -78,6 +87,11 @@ struct Shared {
     connections: ConnectionLimiter,
     metrics: Arc<Metrics>,
     mint: TicketMint,
+    /// Waiting agents that closed their connection.
+    parked: Arc<Parked>,
+    /// Claims made while their agent waited apart, until it comes back.
+    returns: Returns<Claimed>,
+    teller: Teller,
 }
 
 /// A bound relay, ready to run: the control endpoint and the forwarder
@@ -106,6 +120,7 @@ impl Relay {
         };
         let mint = TicketMint::new(secret.forwarding());
         let metrics = Arc::new(Metrics::default());
+        let parked = Arc::new(Parked::new(secret.tickets()));
         let (forwarder, socket) = forward::bind(
             config.listen,
             ForwardOptions {
@@ -115,9 +130,11 @@ impl Relay {
                 max_sessions: config.limits.max_sessions,
                 tap: config.tap.clone(),
                 metrics: metrics.clone(),
+                parked: parked.clone(),
             },
         )
         .map_err(bind_error)?;
+        let teller = forwarder.teller();
         let endpoint = Endpoint::new_with_abstract_socket(
             secret.endpoint_config(),
             Some(server),
@@ -141,6 +158,9 @@ impl Relay {
             connections: ConnectionLimiter::new(limits.connections_per_address),
             metrics,
             mint,
+            parked,
+            returns: Returns::default(),
+            teller,
             config,
         });
         Ok(Relay {
@@ -199,6 +219,12 @@ impl Relay {
         }
         info!("relay shutting down");
         sweeper.abort();
+        // Agents waiting apart hear it now, not after their silence; twice,
+        // as one datagram may be lost.
+        let closing = self.shared.parked.closing();
+        for tell in closing.iter().chain(&closing) {
+            self.shared.teller.tell(tell);
+        }
         self.endpoint.close(0u32.into(), b"relay shutting down");
         let _ = tokio::time::timeout(LINGER, async {
             self.endpoint.wait_idle().await;
@@ -270,12 +296,27 @@ async fn handle(
 ) -> Result<(), RelayError> {
     let connection = handshake.await.map_err(|_| RelayError::Timeout)??;
     let watch = connection.clone();
-    let result = serve_connection(connection, shared, key, slot).await;
-    if watch.close_reason().as_ref().is_some_and(broke_limits) {
-        debug!("closed a peer that broke the stream or window limits");
-        shared.metrics.limited(Limit::Streams);
+    // Watches only while the connection lives: an agent that waits apart
+    // closes it, and the handle is then dropped, so quinn can free the
+    // connection's state while the handler waits on.
+    let closed = async move {
+        if broke_limits(&watch.closed().await) {
+            debug!("closed a peer that broke the stream or window limits");
+            shared.metrics.limited(Limit::Streams);
+        }
+    };
+    let serve = serve_connection(connection, shared, key, slot);
+    tokio::pin!(closed, serve);
+    tokio::select! {
+        biased;
+        () = &mut closed => serve.await,
+        result = &mut serve => {
+            // A connection closed as its handler ended is still looked at:
+            // the first poll of `closed` then sees its reason.
+            let _ = tokio::time::timeout(Duration::ZERO, &mut closed).await;
+            result
+        }
     }
-    result
 }
 
 /// Whether quinn closed the connection because the peer opened streams or
@@ -348,10 +389,22 @@ async fn serve_connection(
     };
     match (role, request) {
         (Role::Agent, ClientMsg::Open) => {
-            Box::pin(agent(shared, connection, key, reader, writer, None)).await
+            let link = AgentLink {
+                connection,
+                reader,
+                writer,
+                slot,
+            };
+            Box::pin(agent(shared, link, key, None)).await
         }
         (Role::Agent, ClientMsg::Reopen { ticket }) => {
-            Box::pin(agent(shared, connection, key, reader, writer, Some(ticket))).await
+            let link = AgentLink {
+                connection,
+                reader,
+                writer,
+                slot,
+            };
+            Box::pin(agent(shared, link, key, Some(ticket))).await
         }
         (
             Role::Console,
@@ -393,14 +446,32 @@ async fn refuse(
     Ok(())
 }
 
+/// An agent's connection and control stream.
+struct AgentLink {
+    connection: Connection,
+    reader: Reader,
+    writer: Writer,
+    // Counts against the agent's address while the connection lives.
+    slot: ConnectionSlot,
+}
+
+/// How an agent's wait for a claim ended.
+enum Waited {
+    /// The agent closed its connection to wait apart.
+    Apart,
+    Gone(ClaimError),
+}
+
 async fn agent(
     shared: &Shared,
-    connection: Connection,
+    mut link: AgentLink,
     key: LimitKey,
-    reader: Reader,
-    mut writer: Writer,
     reopen: Option<sprijin_proto::waiting::WaitingTicket>,
 ) -> Result<(), RelayError> {
+    if let Some(claim) = reopen.as_ref().and_then(|t| returning(shared, t)) {
+        // Back for a claim made while it waited apart.
+        return Box::pin(pair(shared, link, claim)).await;
+    }
     if !shared.opens.allow(key) {
         shared.metrics.limited(Limit::OpensPerMinute);
         let frame = ErrorFrame::new(
@@ -410,7 +481,7 @@ async fn agent(
                 shared.config.limits.opens_per_minute
             ),
         );
-        return Box::pin(refuse(shared, &connection, writer, frame)).await;
+        return Box::pin(refuse(shared, &link.connection, link.writer, frame)).await;
     }
     let admitted = crate::waiting::admit(
         &shared.rendezvous,
@@ -428,31 +499,59 @@ async fn agent(
             a.ttl,
             a.ticket,
         ),
-        Err(frame) => return Box::pin(refuse(shared, &connection, writer, frame)).await,
+        Err(frame) => return Box::pin(refuse(shared, &link.connection, link.writer, frame)).await,
     };
     let span = info_span!("nameplate", %nameplate);
     async move {
         shared.metrics.nameplates_opened.inc();
         shared.metrics.nameplates_waiting.inc();
-        let opened = Box::pin(writer.write_msg(&RelayMsg::Opened {
+        let expires_at = ticket.expires_at;
+        let deadline = tokio::time::Instant::now() + ttl;
+        // Kept before the agent hears its code, so its first wait finds it.
+        let stirred = shared.parked.keep(nameplate, entry, expires_at);
+        let opened = Box::pin(link.writer.write_msg(&RelayMsg::Opened {
             nameplate,
             expires_in_secs: ttl.as_secs(),
             ticket,
         }))
         .await;
-        let outcome = if opened.is_err() {
-            Err(ClaimError::Left)
+        let waited = if opened.is_err() {
+            Waited::Gone(ClaimError::Left)
         } else {
+            // Every agent parks once it has its code. A claim that comes
+            // before its connection has closed stays in `claimed`, for the
+            // agent to be told of apart: the connection is on its way out.
             tokio::select! {
-                claim = claimed => claim.map_err(|_| ClaimError::Left),
-                () = tokio::time::sleep(ttl) => Err(ClaimError::Expired),
-                _ = connection.closed() => Err(ClaimError::Left),
+                reason = link.connection.closed() => if waits_apart(&reason) {
+                    Waited::Apart
+                } else {
+                    Waited::Gone(ClaimError::Left)
+                },
+                () = tokio::time::sleep_until(deadline) => Waited::Gone(ClaimError::Expired),
             }
         };
-        shared.metrics.nameplates_waiting.dec();
-        let claim = match outcome {
-            Ok(claim) => claim,
-            Err(why) => {
+        if !matches!(waited, Waited::Apart) {
+            shared.parked.forget(nameplate, entry);
+            shared.metrics.nameplates_waiting.dec();
+        }
+        match waited {
+            Waited::Apart => {
+                // The connection is gone; what the agent costs the relay
+                // from now on is this task and its parked entry.
+                drop(link);
+                shared.metrics.connections_open.dec();
+                let spot = Spot {
+                    nameplate,
+                    entry,
+                    expires_at,
+                    deadline,
+                };
+                wait_apart(shared, spot, claimed, &stirred).await;
+                // Counted out by the handler, as if the connection ended now.
+                shared.metrics.connections_open.inc();
+                Ok(())
+            }
+            Waited::Gone(why) => {
                 shared.rendezvous.retire(nameplate, entry, why);
                 if why == ClaimError::Expired {
                     info!("nameplate expired unclaimed");
@@ -463,62 +562,204 @@ async fn agent(
                             shared.config.limits.nameplate_ttl.as_secs()
                         ),
                     );
-                    return Box::pin(refuse(shared, &connection, writer, frame)).await;
+                    return Box::pin(refuse(shared, &link.connection, link.writer, frame)).await;
                 }
-                return Ok(());
+                Ok(())
             }
-        };
-        let Claimed {
-            agent_ticket,
-            technician,
-            at: claimed_at,
-            console_stream: _console_stream,
-            connection: console_connection,
-            _slot: _console_slot,
-        } = claim;
-        // Kept open, like the console's, until the agent closes it.
-        let _agent_reader = reader;
-        Box::pin(writer.write_msg(&RelayMsg::Paired {
-            technician: Some(technician),
-            ticket: agent_ticket,
-        }))
-        .await?;
-        info!("paired");
-        shared.metrics.sessions.inc();
-        shared.metrics.sessions_active.inc();
-        let _ = writer.get_mut().finish();
-        // The session now runs end to end over the forwarder. The control
-        // connections stay until the clients close them, for at most the
-        // handshake time: the agent closes its own once the end-to-end
-        // set-up is over, with a code that says how it went.
-        let deadline = tokio::time::Instant::now() + shared.config.limits.handshake_timeout;
-        let agent_closed = tokio::time::timeout_at(deadline, connection.closed())
-            .await
-            .is_ok();
-        if agent_closed {
-            shared
-                .metrics
-                .setup_seconds
-                .observe(claimed_at.elapsed().as_secs_f64());
         }
-        let _ = tokio::time::timeout_at(deadline, console_connection.closed()).await;
-        let outcome = if agent_closed {
-            session_outcome(&connection.close_reason(), &console_connection.close_reason())
-        } else {
-            // The agent never said how set-up ended: it did not finish in
-            // the handshake time.
-            Outcome::Idle
-        };
-        shared.metrics.ended(outcome);
-        info!(?outcome, "handed over to the data path");
-        shared.metrics.sessions_active.dec();
-        for c in [&connection, &console_connection] {
-            c.close(0u32.into(), b"paired");
-        }
-        Ok(())
     }
     .instrument(span)
     .await
+}
+
+/// Whether an agent's connection ended so that it may still wait apart:
+/// it said so, or the connection was lost (if the agent is gone, its
+/// silence retires the code).
+fn waits_apart(reason: &ConnectionError) -> bool {
+    match reason {
+        ConnectionError::ApplicationClosed(c) => c.error_code == close_code::PARKED.into(),
+        ConnectionError::TimedOut | ConnectionError::Reset => true,
+        _ => false,
+    }
+}
+
+/// A code whose agent waits apart from its connection.
+struct Spot {
+    nameplate: Nameplate,
+    entry: EntryId,
+    expires_at: u64,
+    /// When the code expires.
+    deadline: tokio::time::Instant,
+}
+
+/// Waits, for an agent waiting apart, until its code is claimed (then tells
+/// the agent and holds the claim for it), expires, or the agent leaves or
+/// goes silent.
+async fn wait_apart(
+    shared: &Shared,
+    spot: Spot,
+    mut claimed: tokio::sync::oneshot::Receiver<Claimed>,
+    stirred: &tokio::sync::Notify,
+) {
+    let Spot {
+        nameplate,
+        entry,
+        expires_at,
+        deadline,
+    } = spot;
+    let waited = tokio::select! {
+        claim = &mut claimed => claim.map_err(|_| ClaimError::Left),
+        () = tokio::time::sleep_until(deadline) => Err(ClaimError::Expired),
+        () = absent(&shared.parked, nameplate, stirred) => Err(ClaimError::Left),
+    };
+    shared.metrics.nameplates_waiting.dec();
+    match waited {
+        Ok(claim) => tell_claimed(shared, nameplate, expires_at, claim).await,
+        Err(why) => {
+            if why == ClaimError::Expired {
+                info!("nameplate expired unclaimed");
+            }
+            shared.rendezvous.retire(nameplate, entry, why);
+        }
+    }
+    shared.parked.forget(nameplate, entry);
+}
+
+/// Completes when the agent waiting apart with `nameplate` said it leaves,
+/// or has not been heard from for [`ABSENT_AFTER`].
+async fn absent(parked: &Parked, nameplate: Nameplate, stirred: &tokio::sync::Notify) {
+    loop {
+        let Some(heard) = parked.heard(nameplate) else {
+            return;
+        };
+        let deadline = heard + ABSENT_AFTER;
+        if deadline <= tokio::time::Instant::now() {
+            return;
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => {}
+            () = stirred.notified() => {}
+        }
+    }
+}
+
+/// Holds a claim for an agent waiting apart and tells the agent, again
+/// and again, until it comes back for it or [`RETURN_WITHIN`] passes;
+/// then the console is told the agent did not come back.
+async fn tell_claimed(shared: &Shared, nameplate: Nameplate, expires_at: u64, claim: Claimed) {
+    shared.returns.put(nameplate, expires_at, claim);
+    let until = tokio::time::Instant::now() + RETURN_WITHIN;
+    loop {
+        if let Some(tell) = shared.parked.claimed(nameplate) {
+            shared.teller.tell(&tell);
+        }
+        tokio::time::sleep(TELL_EVERY).await;
+        if !shared.returns.holds(nameplate) {
+            return;
+        }
+        if tokio::time::Instant::now() >= until {
+            if let Some(claim) = shared.returns.take(nameplate, expires_at) {
+                info!("the agent did not come back for its claim");
+                let frame = ErrorFrame::new(
+                    ErrorCode::Timeout,
+                    format!(
+                        "the person's agent did not come back for the claim within {} s: it may have closed; ask the person to share again",
+                        RETURN_WITHIN.as_secs()
+                    ),
+                );
+                let _ = refuse_claim(shared, &claim.connection, claim.console_writer, frame).await;
+            }
+            return;
+        }
+    }
+}
+
+/// The claim an agent presenting `ticket` comes back for, if any.
+fn returning(shared: &Shared, ticket: &sprijin_proto::waiting::WaitingTicket) -> Option<Claimed> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    shared.tickets.check(ticket, now).ok()?;
+    shared.returns.take(ticket.nameplate, ticket.expires_at)
+}
+
+/// Gives a claimed agent its ticket and the technician, then keeps both
+/// control connections until the clients close them, to learn how the
+/// set-up went.
+async fn pair(shared: &Shared, link: AgentLink, claim: Claimed) -> Result<(), RelayError> {
+    let AgentLink {
+        connection,
+        reader,
+        mut writer,
+        slot: _slot,
+    } = link;
+    let Claimed {
+        agent_ticket,
+        console_ticket,
+        technician,
+        at: claimed_at,
+        mut console_writer,
+        _console_reader,
+        connection: console_connection,
+        _slot: _console_slot,
+    } = claim;
+    // Kept open, like the console's, until the agent closes it.
+    let _agent_reader = reader;
+    // The console first: its end-to-end connection starts as the agent
+    // sets up its own side.
+    let told = Box::pin(console_writer.write_msg(&RelayMsg::Paired {
+        technician: None,
+        ticket: console_ticket,
+    }))
+    .await;
+    if told.is_err() {
+        let frame = ErrorFrame::new(
+            ErrorCode::UnknownNameplate,
+            "the technician's console left before the session started: start sharing again for a new code",
+        );
+        return Box::pin(refuse(shared, &connection, writer, frame)).await;
+    }
+    Box::pin(writer.write_msg(&RelayMsg::Paired {
+        technician: Some(technician),
+        ticket: agent_ticket,
+    }))
+    .await?;
+    info!("paired");
+    shared.metrics.sessions.inc();
+    shared.metrics.sessions_active.inc();
+    let _ = writer.get_mut().finish();
+    // The session now runs end to end over the forwarder. The control
+    // connections stay until the clients close them, for at most the
+    // handshake time: the agent closes its own once the end-to-end
+    // set-up is over, with a code that says how it went.
+    let deadline = tokio::time::Instant::now() + shared.config.limits.handshake_timeout;
+    let agent_closed = tokio::time::timeout_at(deadline, connection.closed())
+        .await
+        .is_ok();
+    if agent_closed {
+        shared
+            .metrics
+            .setup_seconds
+            .observe(claimed_at.elapsed().as_secs_f64());
+    }
+    let _ = tokio::time::timeout_at(deadline, console_connection.closed()).await;
+    let outcome = if agent_closed {
+        session_outcome(
+            &connection.close_reason(),
+            &console_connection.close_reason(),
+        )
+    } else {
+        // The agent never said how set-up ended: it did not finish in
+        // the handshake time.
+        Outcome::Idle
+    };
+    shared.metrics.ended(outcome);
+    info!(?outcome, "handed over to the data path");
+    shared.metrics.sessions_active.dec();
+    for c in [&connection, &console_connection] {
+        c.close(0u32.into(), b"paired");
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -528,7 +769,7 @@ async fn console(
     key: LimitKey,
     slot: ConnectionSlot,
     reader: Reader,
-    mut writer: Writer,
+    writer: Writer,
     nameplate: sprijin_proto::code::Nameplate,
     claimed_name: String,
     token: Option<String>,
@@ -588,22 +829,19 @@ async fn console(
         }
     };
     let (agent_ticket, console_ticket) = issue_tickets(shared);
-    writer
-        .write_msg(&RelayMsg::Paired {
-            technician: None,
-            ticket: console_ticket,
-        })
-        .await?;
     let claim = Claimed {
         agent_ticket,
+        console_ticket,
         technician,
         at: claimed_at,
-        console_stream: (writer.into_inner(), reader.into_inner()),
+        console_writer: writer,
+        _console_reader: reader,
         connection,
         _slot: slot,
     };
-    // If the agent left at this very moment, dropping the claim resets the
-    // console's control stream, which it reports as the agent having gone.
+    // If the agent left at this very moment, dropping the claim ends the
+    // console's control stream unanswered, which it reports as the agent
+    // having gone.
     let _ = handoff.send(claim);
     Ok(())
 }

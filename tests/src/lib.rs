@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod faults;
+pub mod metrics;
 pub mod netlab;
 pub mod tmux;
 pub mod wine;

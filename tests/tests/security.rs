@@ -312,6 +312,9 @@ impl MaliciousRelay {
                     max_sessions: 100,
                     tap: None,
                     metrics: Arc::default(),
+                    parked: Arc::new(sprijin_relay::parked::Parked::new(
+                        sprijin_proto::waiting::WaitingKey::from_bytes([0x43; 32]),
+                    )),
                 },
             )
             .unwrap();
@@ -331,8 +334,10 @@ impl MaliciousRelay {
         let seen = outcomes.clone();
         runtime.spawn(async move {
             let nameplate = Nameplate::new(7).unwrap();
-            // The agent opens, the console claims; both stay connected.
-            let (agent_conn, mut agent_send) = {
+            // The agent opens, then waits apart: its waits find no code
+            // here, so it comes back with its ticket. The console claims
+            // meanwhile, in either order. All stay connected.
+            {
                 let conn = endpoint.accept().await.unwrap().await.unwrap();
                 let (send, recv) = conn.accept_bi().await.unwrap();
                 let mut reader = FrameReader::control(recv);
@@ -347,15 +352,26 @@ impl MaliciousRelay {
                 })
                 .await
                 .unwrap();
-                (conn, send)
-            };
-            let (console_conn, mut console_send) = {
+                // The agent closes it once it has its code.
+                conn.closed().await;
+            }
+            let (mut agent, mut console) = (None, None);
+            while agent.is_none() || console.is_none() {
                 let conn = endpoint.accept().await.unwrap().await.unwrap();
                 let (send, recv) = conn.accept_bi().await.unwrap();
                 let mut reader = FrameReader::control(recv);
-                let _: Hello = reader.expect_msg().await.unwrap();
+                let hello: Hello = reader.expect_msg().await.unwrap();
                 let _: ClientMsg = reader.expect_msg().await.unwrap();
-                (conn, FrameWriter::new(send))
+                let held = Some((conn, FrameWriter::new(send)));
+                match hello.role {
+                    Role::Agent => agent = held,
+                    Role::Console => console = held,
+                }
+            }
+            let (Some((agent_conn, mut agent_send)), Some((console_conn, mut console_send))) =
+                (agent, console)
+            else {
+                unreachable!("both are connected")
             };
             let expires = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -299,3 +299,41 @@ fn a_run_outlives_a_relay_paused_for_twenty_seconds_and_its_output_arrives_compl
 fn a_run_outlives_the_agents_network_changing_its_address_and_its_output_arrives_complete() {
     run_survives(Fault::NewPort);
 }
+
+#[test]
+fn a_waiting_agent_whose_network_changed_its_address_is_still_reached_by_its_claim() {
+    let metrics = sprijin_tests::metrics::free_tcp_addr();
+    let relay = RelayProc::start(&["--metrics", &metrics.to_string()]);
+    let nat = Nat::start(relay.addr.parse().unwrap());
+    let mut agent = AgentProc::start_at(&nat.addr().to_string(), &relay.fingerprint, &["y"], &[]);
+    // Waiting apart, with no connection at the relay.
+    sprijin_tests::metrics::parked(metrics, 1);
+    nat.remap();
+    assert!(
+        nat.remapped.load(Ordering::SeqCst) > 0,
+        "the agent had no mapping to change"
+    );
+    // The old mappings' return paths close within 100 ms.
+    std::thread::sleep(Duration::from_millis(300));
+    // The claim is told to the old address first; the agent's next wait,
+    // from its new one, hears it.
+    let started = std::time::Instant::now();
+    let out = console_at(
+        &relay.addr,
+        &relay.fingerprint,
+        &agent.code,
+        &["--exec", "quit", "--name", "Ana"],
+    );
+    assert!(
+        out.status.success(),
+        "console failed after {:?}: {}\n{}",
+        started.elapsed(),
+        out.stdout,
+        out.stderr
+    );
+    agent_finishes(&mut agent.proc);
+    assert_eq!(
+        audit_events(agent.data_dir.path(), "session_start").len(),
+        1
+    );
+}

@@ -15,6 +15,12 @@ use crate::code::Nameplate;
 
 /// The protocol version this build speaks.
 ///
+/// Version 4: a waiting agent closes its relay connection once it has its
+/// code and keeps the code with MACed datagrams (see [`crate::waiting`]);
+/// a claim reaches it as a datagram, and it reconnects with its ticket to
+/// be paired. The console's `Paired` comes once the agent is back, so the
+/// console's end-to-end connection finds the agent there.
+///
 /// Version 3: after pairing, agent and console talk one QUIC connection to
 /// each other (ALPN `sprijin-e2e/3`, a fresh self-signed certificate on each
 /// side, the agent as server) whose datagrams the relay forwards under
@@ -27,7 +33,7 @@ use crate::code::Nameplate;
 /// Version 2: the console proves its credential first in the session; audit
 /// heads, identity, conversation and file messages; catalog signatures with
 /// key, time and expiry.
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// Who is on the other end of a stream.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,7 +193,7 @@ mod tests {
     #[test]
     fn hello_layout_is_stable() {
         // The version as a varint, then role 0: any future version can still read this.
-        assert_eq!(encode(&Hello::new(Role::Agent)).unwrap(), vec![3, 0]);
+        assert_eq!(encode(&Hello::new(Role::Agent)).unwrap(), vec![4, 0]);
     }
 
     #[test]
@@ -243,4 +249,7 @@ pub mod close_code {
     pub const SETUP_FAILED: u32 = 1;
     /// The end-to-end set-up proved the code wrong.
     pub const WRONG_CODE: u32 = 3;
+    /// The agent has its code and waits apart from this connection, with
+    /// datagrams (see [`crate::waiting`]).
+    pub const PARKED: u32 = 4;
 }

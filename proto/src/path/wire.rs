@@ -40,6 +40,9 @@
 //!   side sent it now, so a presentation replayed from elsewhere (before
 //!   or after a relay restart) moves nothing.
 //!
+//! - wait and its answer, between a waiting agent and the relay (kinds
+//!   `0x04` and `0x0C`): see [`crate::waiting`].
+//!
 //! The relay sends data to clients without a header: a client tells the
 //! relay's asks from QUIC by the fixed bit.
 
@@ -415,6 +418,10 @@ pub enum Datagram<'a> {
         nonce: &'a [u8],
     },
     Echo(Echo<'a>),
+    /// A waiting agent keeping its code (see [`crate::waiting`]).
+    Wait,
+    /// The relay's answer to a wait, for the agent.
+    WaitAnswer,
     /// Where the relay sees a side.
     Seen {
         session: u64,
@@ -432,6 +439,11 @@ pub fn parse(d: &[u8]) -> Datagram<'_> {
     };
     if first & QUIC_FIXED_BIT != 0 {
         return Datagram::Quic;
+    }
+    match (first, d.len()) {
+        (crate::waiting::KIND_WAIT, crate::waiting::WAIT_LEN) => return Datagram::Wait,
+        (crate::waiting::KIND_ANSWER, crate::waiting::ANSWER_LEN) => return Datagram::WaitAnswer,
+        _ => {}
     }
     if first == KIND_SEEN {
         let (Some(side), Some(addr)) = (

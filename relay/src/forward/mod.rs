@@ -4,9 +4,11 @@
 //! and no cryptography); a presentation from a new address is challenged,
 //! and the echo binds or moves a side's address (see `table`); every
 //! datagram leaves from the relay address its receiver sends to, so a relay
-//! with several addresses works; everything else is QUIC for the relay's control endpoint, which reads it
-//! through [`ControlSocket`] and sends straight out of the same socket. So
-//! control and data share one UDP port.
+//! with several addresses works; a waiting agent's wait is answered from
+//! the parked table (see `crate::parked`); everything else is QUIC for the
+//! relay's control endpoint, which reads it through [`ControlSocket`] and
+//! sends straight out of the same socket. So control, waiting and data
+//! share one UDP port.
 //!
 //! The socket is read and written in batches with `quinn-udp` (GRO, GSO,
 //! `recvmmsg`): forwarded datagrams that arrived together for the same
@@ -32,6 +34,7 @@ use control::Inbound;
 use table::{Now, Release, Table, Verdict};
 
 use crate::metrics::Metrics;
+use crate::parked::{Parked, Tell};
 
 /// Which way bytes were going.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +82,9 @@ pub struct ForwardOptions {
     pub max_sessions: usize,
     pub tap: Option<Tap>,
     pub metrics: Arc<Metrics>,
+    /// Waiting agents without a connection, whose waits the forwarder
+    /// answers.
+    pub parked: Arc<Parked>,
 }
 
 pub struct Forwarder {
@@ -277,6 +283,16 @@ impl Forwarder {
                 out.forwarded(payload.len());
                 out.push(to, via, payload);
             }
+            Verdict::Wait => {
+                match self
+                    .options
+                    .parked
+                    .answer(m.addr, m.dst_ip, d, now.instant.into(), now.unix)
+                {
+                    Some(Tell { to, via, datagram }) => out.push(to, via, &datagram),
+                    None => metrics.dropped(crate::metrics::Dropped::Forged),
+                }
+            }
             Verdict::Control => {
                 let _ = self.control.try_send(Inbound {
                     from: m.addr,
@@ -317,6 +333,14 @@ impl Forwarder {
                 }
             }
             Verdict::Held | Verdict::Ignore => {}
+        }
+    }
+
+    /// What sends the relay's own datagrams to waiting agents.
+    pub fn teller(&self) -> Teller {
+        Teller {
+            io: self.io.clone(),
+            state: self.state.clone(),
         }
     }
 
@@ -376,6 +400,28 @@ impl Forwarder {
                 _ => return,
             }
         }
+    }
+}
+
+/// Sends the relay's datagrams to waiting agents out of the relay's
+/// socket, best effort, as UDP is.
+pub struct Teller {
+    io: Arc<tokio::net::UdpSocket>,
+    state: Arc<UdpSocketState>,
+}
+
+impl Teller {
+    pub fn tell(&self, tell: &Tell) {
+        let transmit = Transmit {
+            destination: tell.to,
+            ecn: None,
+            contents: &tell.datagram,
+            segment_size: None,
+            src_ip: tell.via,
+        };
+        let _ = self.io.try_io(Interest::WRITABLE, || {
+            self.state.send((&*self.io).into(), &transmit)
+        });
     }
 }
 

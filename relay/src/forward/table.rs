@@ -114,6 +114,8 @@ pub enum Verdict<'a> {
     },
     /// QUIC for the relay's own endpoint.
     Control,
+    /// A waiting agent keeping its code, for the parked table.
+    Wait,
     /// Dropped; if `ask`, answer the source with this request for its
     /// ticket.
     Drop {
@@ -211,9 +213,11 @@ impl Table {
             } => self.data(src, session, side, payload, now),
             Datagram::Present(p) => self.present(src, &p, now),
             Datagram::Echo(e) => self.echo(src, dst, &e, now),
-            Datagram::Ask { .. } | Datagram::Challenge { .. } | Datagram::Seen { .. } => {
-                Verdict::Ignore
-            }
+            Datagram::Wait => Verdict::Wait,
+            Datagram::Ask { .. }
+            | Datagram::Challenge { .. }
+            | Datagram::Seen { .. }
+            | Datagram::WaitAnswer => Verdict::Ignore,
             Datagram::Malformed => Verdict::Drop {
                 why: Dropped::Forged,
                 ask: None,

@@ -10,13 +10,22 @@ use anyhow::{Context, bail};
 use quinn::{Connection, Endpoint};
 use sha2::{Digest, Sha256};
 use sprijin_proto::client::RelayLink;
-use sprijin_proto::message::control::{ClientMsg, RelayMsg, Role};
+use sprijin_proto::message::control::{ClientMsg, RelayMsg, Role, close_code};
 use sprijin_proto::path::{RECV_BUFFER, RelayedPath, Ticket, endpoint_config};
 use sprijin_proto::tls::{self, Fingerprint};
+use sprijin_proto::waiting::{Held, WaitingTicket};
+use tokio::net::UdpSocket;
 
 /// The name the console asks for; the agent's certificate is pinned by
 /// fingerprint, so it only has to be well formed.
 const SERVER_NAME: &str = "sprijin-agent";
+
+/// How long a waiting agent gives each wait for an answer before sending
+/// the next.
+const ASK_AGAIN: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// How long the relay may take to tell a waiting agent of its claim.
+const TOLD_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Both sides' tickets, with the control links that got them.
 pub struct Tickets {
@@ -25,23 +34,37 @@ pub struct Tickets {
     pub links: (RelayLink, RelayLink),
 }
 
-/// Pairs through the relay at `relay` and returns the tickets it issued.
+/// Pairs through the relay at `relay` the way agent and console do, and
+/// returns the tickets it issued: the agent takes a code and waits apart,
+/// the console claims it, and the agent, told so, comes back with its
+/// waiting ticket; then both are paired, the console first.
 pub async fn pair(relay: &str, pin: Fingerprint) -> anyhow::Result<Tickets> {
     let mut agent = RelayLink::connect(relay, Some(pin), Role::Agent).await?;
     agent.writer.write_msg(&ClientMsg::Open).await?;
-    let nameplate = match agent.answer().await? {
-        RelayMsg::Opened { nameplate, .. } => nameplate,
+    let waiting = match agent.answer().await? {
+        RelayMsg::Opened { ticket, .. } => ticket,
         other => bail!("expected a nameplate, got {other:?}"),
     };
+    let relay_at = agent.connection.remote_address();
+    agent
+        .connection
+        .close(close_code::PARKED.into(), b"waiting apart");
     let mut console = RelayLink::connect(relay, Some(pin), Role::Console).await?;
     console
         .writer
         .write_msg(&ClientMsg::Claim {
-            nameplate,
+            nameplate: waiting.nameplate,
             technician: "bench".into(),
             token: None,
         })
         .await?;
+    told_of_claim(relay_at, &waiting).await?;
+    let mut agent = RelayLink::connect(relay, Some(pin), Role::Agent).await?;
+    agent
+        .writer
+        .write_msg(&ClientMsg::Reopen { ticket: waiting })
+        .await?;
+    // The console hears first, once the agent is back.
     let console_ticket = match console.answer().await? {
         RelayMsg::Paired { ticket, .. } => ticket,
         other => bail!("expected the console's ticket, got {other:?}"),
@@ -55,6 +78,44 @@ pub async fn pair(relay: &str, pin: Fingerprint) -> anyhow::Result<Tickets> {
         console: console_ticket,
         links: (agent, console),
     })
+}
+
+/// Sends waits under `ticket` to the relay at `relay` until one is
+/// answered with the claim.
+async fn told_of_claim(relay: SocketAddr, ticket: &WaitingTicket) -> anyhow::Result<()> {
+    let socket = UdpSocket::bind(if relay.is_ipv6() {
+        "[::]:0"
+    } else {
+        "0.0.0.0:0"
+    })
+    .await?;
+    socket.connect(relay).await?;
+    let mut buf = [0u8; 64];
+    let told = async {
+        for counter in 1.. {
+            socket.send(&ticket.wait(counter, false)).await?;
+            let heard = tokio::time::timeout(ASK_AGAIN, async {
+                loop {
+                    let len = socket.recv(&mut buf).await?;
+                    if let Some(answer) = ticket.read_answer(&buf[..len]) {
+                        return Ok::<_, std::io::Error>(answer.held);
+                    }
+                }
+            })
+            .await;
+            match heard {
+                Ok(Ok(Held::Claimed)) => return Ok(()),
+                Ok(Ok(Held::NotHere)) => bail!("the relay no longer holds the code"),
+                Ok(Ok(Held::Closing)) => bail!("the relay is shutting down"),
+                Ok(Ok(Held::Waiting)) | Err(_) => {}
+                Ok(Err(e)) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    };
+    tokio::time::timeout(TOLD_WITHIN, told)
+        .await
+        .context("the relay did not tell the waiting agent of its claim")?
 }
 
 /// A self-signed server configuration for the agent's side and the client
