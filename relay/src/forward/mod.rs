@@ -15,6 +15,7 @@
 //! address leave together.
 
 mod control;
+mod linger;
 mod table;
 
 use std::collections::HashMap;
@@ -31,6 +32,7 @@ use tracing::{debug, warn};
 
 pub use control::ControlSocket;
 use control::Inbound;
+use linger::Linger;
 use table::{Now, Release, Table, Verdict};
 
 use crate::metrics::Metrics;
@@ -223,12 +225,15 @@ impl Forwarder {
         // per read would cost a timer registration per batch.
         let sweep = tokio::time::sleep_until(sweep_at.into());
         tokio::pin!(sweep);
+        let mut linger = Linger::new(Instant::now());
         loop {
-            let ready = tokio::select! {
-                biased;
-                r = self.io.readable() => r.is_ok(),
-                () = &mut sweep => false,
-            };
+            let reading_on = linger.reading_on(Instant::now());
+            let ready = reading_on
+                || tokio::select! {
+                    biased;
+                    r = self.io.readable() => r.is_ok(),
+                    () = &mut sweep => false,
+                };
             let now = Now {
                 instant: Instant::now(),
                 unix: unix_now(),
@@ -243,12 +248,23 @@ impl Forwarder {
             }
             let mut bufs: Vec<IoSliceMut<'_>> =
                 storage.chunks_mut(READ_BUF).map(IoSliceMut::new).collect();
-            let read = self.io.try_io(Interest::READABLE, || {
+            let read = if reading_on {
+                // Straight from the socket: the runtime's readiness was
+                // spent by the last read, and no wake is awaited.
                 self.state.recv((&*self.io).into(), &mut bufs, &mut meta)
-            });
+            } else {
+                self.io.try_io(Interest::READABLE, || {
+                    self.state.recv((&*self.io).into(), &mut bufs, &mut meta)
+                })
+            };
             let n = match read {
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if reading_on {
+                        std::thread::yield_now();
+                    }
+                    continue;
+                }
                 Err(e) => {
                     debug!("udp receive failed: {e}");
                     continue;
@@ -264,7 +280,9 @@ impl Forwarder {
             let metrics = &self.options.metrics;
             metrics.datagrams_forwarded.inc_by(out.datagrams);
             metrics.bytes_forwarded.inc_by(out.bytes);
+            let forwarded = out.bytes;
             self.flush(&mut out).await;
+            linger.forwarded(forwarded, Instant::now());
         }
     }
 
