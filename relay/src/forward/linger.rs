@@ -23,12 +23,19 @@ const WINDOW: Duration = Duration::from_millis(1);
 /// Bytes forwarded in one [`WINDOW`] from which traffic is bulk (64 MB/s).
 const BULK_BYTES: u64 = 64 * 1024;
 
+/// The longest the forwarder reads on without giving way to the other
+/// tasks on its thread (the control endpoint), should small datagrams keep
+/// coming.
+const GIVE_WAY_EVERY: Duration = Duration::from_millis(1);
+
 /// Counts forwarded bytes and says until when to read on.
 pub struct Linger {
     window_start: Instant,
     window_bytes: u64,
     bulk: bool,
     until: Option<Instant>,
+    /// When the forwarder last slept or gave way.
+    since_yield: Instant,
 }
 
 impl Linger {
@@ -38,6 +45,7 @@ impl Linger {
             window_bytes: 0,
             bulk: false,
             until: None,
+            since_yield: now,
         }
     }
 
@@ -60,9 +68,20 @@ impl Linger {
             Some(until) if now < until => true,
             _ => {
                 self.until = None;
+                self.since_yield = now;
                 false
             }
         }
+    }
+
+    /// Whether the forwarder, reading on, has not given way for so long
+    /// that it must now.
+    pub fn give_way(&mut self, now: Instant) -> bool {
+        let due = now.saturating_duration_since(self.since_yield) >= GIVE_WAY_EVERY;
+        if due {
+            self.since_yield = now;
+        }
+        due
     }
 }
 
@@ -79,6 +98,24 @@ mod tests {
         assert!(linger.reading_on(start + LINGER / 2));
         assert!(!linger.reading_on(start + LINGER));
         assert!(!linger.reading_on(start + LINGER / 2), "it stopped");
+    }
+
+    #[test]
+    fn reading_on_without_end_gives_way_every_millisecond() {
+        let start = Instant::now();
+        let mut linger = Linger::new(start);
+        let mut at = start;
+        let mut gave_way = 0;
+        // A small datagram every 20 µs for 10 ms: never bulk, never asleep.
+        for _ in 0..500 {
+            linger.forwarded(100, at);
+            at += Duration::from_micros(20);
+            assert!(linger.reading_on(at));
+            if linger.give_way(at) {
+                gave_way += 1;
+            }
+        }
+        assert!((9..=10).contains(&gave_way), "{gave_way}");
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //!
 //! The socket is read and written in batches with `quinn-udp` (GRO, GSO,
 //! `recvmmsg`): forwarded datagrams that arrived together for the same
-//! address leave together.
+//! address leave together. After forwarding, the forwarder reads on for a
+//! moment rather than sleep, unless traffic is bulk (see `linger`).
 
 mod control;
 mod linger;
@@ -228,6 +229,9 @@ impl Forwarder {
         let mut linger = Linger::new(Instant::now());
         loop {
             let reading_on = linger.reading_on(Instant::now());
+            if reading_on && linger.give_way(Instant::now()) {
+                tokio::task::yield_now().await;
+            }
             let ready = reading_on
                 || tokio::select! {
                     biased;
@@ -249,8 +253,8 @@ impl Forwarder {
             let mut bufs: Vec<IoSliceMut<'_>> =
                 storage.chunks_mut(READ_BUF).map(IoSliceMut::new).collect();
             let read = if reading_on {
-                // Straight from the socket: the runtime's readiness was
-                // spent by the last read, and no wake is awaited.
+                // Straight from the socket, without waiting for the
+                // runtime to say it is readable.
                 self.state.recv((&*self.io).into(), &mut bufs, &mut meta)
             } else {
                 self.io.try_io(Interest::READABLE, || {
@@ -261,6 +265,7 @@ impl Forwarder {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if reading_on {
+                        // Other programs on this core run first.
                         std::thread::yield_now();
                     }
                     continue;
