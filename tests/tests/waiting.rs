@@ -44,16 +44,7 @@ fn a_waiting_agent_holds_no_connection_and_its_code_still_pairs() {
     let relay = RelayProc::start(&["--metrics", &metrics.to_string()]);
     let mut agent = AgentProc::start(&relay, &["y"], &[]);
     parked(metrics, 1);
-    let out = console(&relay, &agent.code, &["--exec", "quit", "--name", "Ana"]);
-    assert!(
-        out.status.success(),
-        "console failed: {}\n{}",
-        out.stdout,
-        out.stderr
-    );
-    agent_finishes(&mut agent.proc);
-    let starts = audit_events(agent.data_dir.path(), "session_start");
-    assert_eq!(starts.len(), 1, "{starts:?}");
+    ana_connects_once(&relay, &mut agent);
     let text = wait_metric(metrics, "sprijin_relay_sessions_total", 1);
     assert_eq!(
         value(&text, "sprijin_relay_nameplates_waiting"),
@@ -133,11 +124,7 @@ fn a_waiting_agent_notices_a_paused_relay_and_keeps_its_code_when_it_resumes() {
         .stdout
         .wait_for("reconnected to relay", STEP)
         .unwrap_or_else(|| panic!("agent did not come back: {}", agent.proc.stdout.text()));
-    let out = console(&relay, &agent.code, &["--exec", "quit", "--name", "Ana"]);
-    assert!(out.status.success(), "console failed: {}", out.stderr);
-    agent_finishes(&mut agent.proc);
-    let said = agent.proc.stdout.text();
-    assert_eq!(said.matches("code: ").count(), 1, "one code only: {said}");
+    ana_connects_once(&relay, &mut agent);
 }
 
 /// Asks `relay` for a code as an agent would, and leaves the connection
@@ -332,6 +319,24 @@ fn a_relay_shutting_down_tells_its_waiting_agents_at_once() {
     drop(restarted);
 }
 
+/// Ana connects to `agent` through `relay` and quits; the agent ends, having
+/// shown one code and recorded one session start, which is returned.
+fn ana_connects_once(relay: &RelayProc, agent: &mut AgentProc) -> Vec<serde_json::Value> {
+    let out = console(relay, &agent.code, &["--exec", "quit", "--name", "Ana"]);
+    assert!(
+        out.status.success(),
+        "console failed: {}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    agent_finishes(&mut agent.proc);
+    let said = agent.proc.stdout.text();
+    assert_eq!(said.matches("code: ").count(), 1, "one code only: {said}");
+    let starts = audit_events(agent.data_dir.path(), "session_start");
+    assert_eq!(starts.len(), 1, "{starts:?}");
+    starts
+}
+
 /// Starts a relay again where `relay` ran, with its identity.
 fn restart(relay: &RelayProc) -> Proc {
     let mut cmd = Command::new(bin("sprijin-relay"));
@@ -360,23 +365,7 @@ fn back_with_its_code(relay: &RelayProc, agent: &mut AgentProc) {
                 agent.proc.stderr.text()
             )
         });
-    let out = console_at(
-        &relay.addr,
-        &relay.fingerprint,
-        &agent.code,
-        &["--exec", "quit", "--name", "Ana"],
-    );
-    assert!(
-        out.status.success(),
-        "console failed: {}\n{}",
-        out.stdout,
-        out.stderr
-    );
-    agent_finishes(&mut agent.proc);
-    let said = agent.proc.stdout.text();
-    assert_eq!(said.matches("code: ").count(), 1, "one code only: {said}");
-    let starts = audit_events(agent.data_dir.path(), "session_start");
-    assert_eq!(starts.len(), 1, "{starts:?}");
+    let starts = ana_connects_once(relay, agent);
     assert_eq!(
         starts[0]["nameplate"],
         agent.code.split('-').next().unwrap()
