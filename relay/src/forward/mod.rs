@@ -228,8 +228,9 @@ impl Forwarder {
         tokio::pin!(sweep);
         let mut linger = Linger::new(Instant::now());
         loop {
-            let reading_on = linger.reading_on(Instant::now());
-            if reading_on && linger.give_way(Instant::now()) {
+            let at = Instant::now();
+            let reading_on = linger.reading_on(at);
+            if reading_on && linger.give_way(at) {
                 tokio::task::yield_now().await;
             }
             let ready = reading_on
