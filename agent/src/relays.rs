@@ -146,9 +146,10 @@ impl std::fmt::Display for OpenError {
 }
 
 async fn open_at(relay: &RelayAddr, pin: Option<Fingerprint>) -> Result<Waiting, OpenError> {
-    let mut link = RelayLink::connect_within(&relay.address, pin, Role::Agent, CONNECT_WITHIN)
-        .await
-        .map_err(OpenError::Connect)?;
+    let mut link =
+        RelayLink::connect_within(&relay.address, None, pin, Role::Agent, CONNECT_WITHIN)
+            .await
+            .map_err(OpenError::Connect)?;
     let answer = async {
         link.writer.write_msg(&ClientMsg::Open).await?;
         link.answer().await
@@ -232,7 +233,7 @@ where
             });
         }
         let (link, answer) = tokio::select! {
-            back = reconnect(&waiting) => back?,
+            back = reconnect(&waiting, lost.is_none().then_some(relay_at)) => back?,
             () = stop.as_mut() => {
                 leave(&socket, &waiting.ticket, &counter).await;
                 return Ok(Waited::Stopped);
@@ -374,13 +375,20 @@ async fn leave(socket: &UdpSocket, ticket: &WaitingTicket, counter: &Counter) {
 /// Connects to the same relay again and presents the waiting ticket,
 /// backing off between attempts, until the code expires. The relay's
 /// answer: `Opened` when the code waits again, `Paired` when the agent
-/// came back for a claim.
-async fn reconnect(waiting: &Waiting) -> Result<(RelayLink, RelayMsg), RelaysError> {
+/// came back for a claim. With `known`, the relay is reached at that
+/// address: after a claim, the one that said so holds the code, and its
+/// name may lead elsewhere (several relays behind one name) or take a
+/// lookup the technician would wait for.
+async fn reconnect(
+    waiting: &Waiting,
+    known: Option<SocketAddr>,
+) -> Result<(RelayLink, RelayMsg), RelaysError> {
     let mut pause = BACKOFF_FIRST;
     loop {
         let attempt = async {
             let mut link = RelayLink::connect_within(
                 &waiting.relay.address,
+                known,
                 waiting.pin,
                 Role::Agent,
                 CONNECT_WITHIN,

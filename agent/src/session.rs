@@ -117,6 +117,12 @@ pub async fn share(
     // technician asks for it.
     let sampler = Sampler::start(config.sample_interval)?;
 
+    // The session's own TLS identity is made now, while the person reads
+    // the code out, not while the technician waits.
+    let identity = SessionIdentity::generate().map_err(AgentError::Tls)?;
+    let server = tls::session_server_config(&identity, config.session_idle_timeout)
+        .map_err(AgentError::Tls)?;
+
     let waiting = crate::relays::open(&config, &*face).await?;
     let (nameplate, expires) = (waiting.nameplate, waiting.expires_in_secs);
     let code = SessionCode::new(nameplate, Password::generate());
@@ -142,9 +148,6 @@ pub async fn share(
     info!(parent: &span, "paired; waiting for the technician's console to set up the session");
     // The session's connection goes to the address the relay answered on.
     let relay = link.connection.remote_address();
-    let identity = SessionIdentity::generate().map_err(AgentError::Tls)?;
-    let server = tls::session_server_config(&identity, config.session_idle_timeout)
-        .map_err(AgentError::Tls)?;
     let path = RelayedPath::new(relay, ticket, Some(server)).map_err(AgentError::Path)?;
     let endpoint = path.endpoint().clone();
     let direct = path.direct();

@@ -48,7 +48,10 @@ impl SessionLog {
             "kind": kind,
             "fields": fields,
         });
-        if let Err(e) = writeln!(self.file, "{line}").and_then(|_| self.file.flush()) {
+        // One write per line: the line lands whole, in one system call.
+        let mut text = line.to_string();
+        text.push('\n');
+        if let Err(e) = self.file.write_all(text.as_bytes()) {
             eprintln!(
                 "warning: cannot write the session log {}: {e}",
                 self.path.display()

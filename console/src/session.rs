@@ -131,12 +131,19 @@ impl Session {
         opts: &ConnectOptions,
         credential: Option<&HeldCredential>,
     ) -> Result<Session, SessionError> {
-        let (link, ticket) = crate::redirect::claim(code, opts).await?;
+        // The session's own TLS identity is made while the claim is on its
+        // way: the claim goes out first, and the relay's answer waits for
+        // nothing but the network.
+        let prepare = async {
+            let identity = SessionIdentity::generate()?;
+            let client = tls::session_client_config(&identity, opts.session_idle_timeout)?;
+            Ok::<_, TlsError>((identity, client))
+        };
+        let (claimed, prepared) = tokio::join!(crate::redirect::claim(code, opts), prepare);
+        let (link, ticket) = claimed?;
+        let (identity, client) = prepared.map_err(SessionError::Tls)?;
         // The session's connection goes to the address the relay answered on.
         let relay = link.connection.remote_address();
-        let identity = SessionIdentity::generate().map_err(SessionError::Tls)?;
-        let client = tls::session_client_config(&identity, opts.session_idle_timeout)
-            .map_err(SessionError::Tls)?;
         let path = RelayedPath::new(relay, ticket, None).map_err(SessionError::Path)?;
         let set_up = tokio::time::timeout(SETUP_WAIT, async {
             let connecting = path

@@ -26,6 +26,17 @@ impl RelayLink {
         role: Role,
     ) -> Result<RelayLink, ConnectError> {
         let addr = resolve(relay).await?;
+        Self::connect_at(relay, addr, pin, role).await
+    }
+
+    /// Like [`connect`](Self::connect), to `relay` at `addr`, an address
+    /// already known to be its own, without resolving its name again.
+    pub async fn connect_at(
+        relay: &str,
+        addr: SocketAddr,
+        pin: Option<Fingerprint>,
+        role: Role,
+    ) -> Result<RelayLink, ConnectError> {
         let host = relay
             .rsplit_once(':')
             .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
@@ -87,14 +98,22 @@ impl RelayLink {
 impl RelayLink {
     /// Like [`connect`](Self::connect), giving up when the relay has not
     /// answered within `within`: a relay that is down sends nothing back,
-    /// and QUIC alone would wait out its whole idle timeout.
+    /// and QUIC alone would wait out its whole idle timeout. With `known`,
+    /// the relay is reached at that address rather than by its name.
     pub async fn connect_within(
         relay: &str,
+        known: Option<SocketAddr>,
         pin: Option<Fingerprint>,
         role: Role,
         within: std::time::Duration,
     ) -> Result<RelayLink, ConnectError> {
-        tokio::time::timeout(within, Self::connect(relay, pin, role))
+        let connect = async {
+            match known {
+                Some(addr) => Self::connect_at(relay, addr, pin, role).await,
+                None => Self::connect(relay, pin, role).await,
+            }
+        };
+        tokio::time::timeout(within, connect)
             .await
             .map_err(|_| ConnectError::NoAnswer {
                 relay: relay.to_string(),
