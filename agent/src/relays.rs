@@ -375,13 +375,14 @@ async fn leave(socket: &UdpSocket, ticket: &WaitingTicket, counter: &Counter) {
 /// Connects to the same relay again and presents the waiting ticket,
 /// backing off between attempts, until the code expires. The relay's
 /// answer: `Opened` when the code waits again, `Paired` when the agent
-/// came back for a claim. With `known`, the relay is reached at that
-/// address: after a claim, the one that said so holds the code, and its
-/// name may lead elsewhere (several relays behind one name) or take a
-/// lookup the technician would wait for.
+/// came back for a claim. With `known`, the first attempt reaches the
+/// relay at that address: after a claim, the one that said so holds the
+/// code, and its name may lead elsewhere (several relays behind one name)
+/// or take a lookup the technician would wait for. Later attempts look the
+/// name up again, in case the relay came back elsewhere.
 async fn reconnect(
     waiting: &Waiting,
-    known: Option<SocketAddr>,
+    mut known: Option<SocketAddr>,
 ) -> Result<(RelayLink, RelayMsg), RelaysError> {
     let mut pause = BACKOFF_FIRST;
     loop {
@@ -423,6 +424,7 @@ async fn reconnect(
                 relay: waiting.relay.address.clone(),
             });
         }
+        known = None;
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(BACKOFF_MOST);
     }
