@@ -108,10 +108,11 @@ impl RelayLink {
         within: std::time::Duration,
     ) -> Result<RelayLink, ConnectError> {
         let connect = async {
-            match known {
-                Some(addr) => Self::connect_at(relay, addr, pin, role).await,
-                None => Self::connect(relay, pin, role).await,
-            }
+            let addr = match known {
+                Some(addr) => addr,
+                None => resolve(relay).await?,
+            };
+            Self::connect_at(relay, addr, pin, role).await
         };
         tokio::time::timeout(within, connect)
             .await
