@@ -6,12 +6,13 @@
 //! apart from the connection: the agent closes it and keeps its code with
 //! a small MACed datagram every 20 s (see `sprijin_proto::waiting`), so a
 //! relay holds thousands of waiting agents for little. When a technician
-//! claims the code, the relay says so and the agent reconnects with its
-//! waiting ticket to be paired. If the relay stops answering or no longer
-//! holds the code (it restarted), the agent reconnects by itself, with
-//! backoff, until the code expires, and presents the ticket: the relay
-//! makes the same nameplate wait again, so the code the person read out
-//! still works. The code is printed once.
+//! claims the code, the relay's answer carries the agent's side of the
+//! session, sealed for it alone, and the agent opens the session at once,
+//! with no new connection to the relay. If the relay stops answering or
+//! no longer holds the code (it restarted), the agent reconnects by
+//! itself, with backoff, until the code expires, and presents the ticket:
+//! the relay makes the same nameplate wait again, so the code the person
+//! read out still works. The code is printed once.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -27,7 +28,7 @@ use sprijin_proto::message::control::{
 };
 use sprijin_proto::path::Ticket;
 use sprijin_proto::tls::{self, Fingerprint};
-use sprijin_proto::waiting::{Held, WaitingTicket};
+use sprijin_proto::waiting::{Held, Pairing, WaitingTicket};
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
@@ -74,11 +75,15 @@ impl Waiting {
 
 /// How waiting ended.
 pub enum Waited {
-    /// A technician claimed the code; the link now belongs to the session.
+    /// A technician claimed the code.
     Paired {
-        link: Box<RelayLink>,
+        /// The relay's address, where the session's datagrams go.
+        relay: SocketAddr,
         technician: Technician,
         ticket: Ticket,
+        /// The connection the agent heard of the claim on, when it came
+        /// back to the relay for it; it belongs to the session's set-up.
+        link: Option<Box<RelayLink>>,
     },
     /// The person stopped sharing.
     Stopped,
@@ -146,10 +151,9 @@ impl std::fmt::Display for OpenError {
 }
 
 async fn open_at(relay: &RelayAddr, pin: Option<Fingerprint>) -> Result<Waiting, OpenError> {
-    let mut link =
-        RelayLink::connect_within(&relay.address, None, pin, Role::Agent, CONNECT_WITHIN)
-            .await
-            .map_err(OpenError::Connect)?;
+    let mut link = RelayLink::connect_within(&relay.address, pin, Role::Agent, CONNECT_WITHIN)
+        .await
+        .map_err(OpenError::Connect)?;
     let answer = async {
         link.writer.write_msg(&ClientMsg::Open).await?;
         link.answer().await
@@ -221,19 +225,24 @@ where
                     secs: waiting.expires_in_secs,
                 });
             }
-            Heard::Claimed => None,
-            Heard::NotHere => Some("the relay no longer held the code; it may have restarted"),
-            Heard::Closing => Some("the relay is shutting down"),
-            Heard::Silent => Some("the relay stopped answering"),
+            Heard::Claimed(pairing) => {
+                return Ok(Waited::Paired {
+                    relay: relay_at,
+                    technician: pairing.technician,
+                    ticket: pairing.ticket,
+                    link: None,
+                });
+            }
+            Heard::NotHere => "the relay no longer held the code; it may have restarted",
+            Heard::Closing => "the relay is shutting down",
+            Heard::Silent => "the relay stopped answering",
         };
-        if let Some(reason) = lost {
-            face.show(Notice::RelayLost {
-                relay: waiting.relay.address.to_string(),
-                reason: reason.to_string(),
-            });
-        }
+        face.show(Notice::RelayLost {
+            relay: waiting.relay.address.to_string(),
+            reason: lost.to_string(),
+        });
         let (link, answer) = tokio::select! {
-            back = reconnect(&waiting, lost.is_none().then_some(relay_at)) => back?,
+            back = reconnect(&waiting) => back?,
             () = stop.as_mut() => {
                 leave(&socket, &waiting.ticket, &counter).await;
                 return Ok(Waited::Stopped);
@@ -245,19 +254,18 @@ where
                 ticket,
             } => {
                 return Ok(Waited::Paired {
-                    link: Box::new(link),
+                    relay: link.connection.remote_address(),
                     technician,
                     ticket,
+                    link: Some(Box::new(link)),
                 });
             }
             RelayMsg::Opened { nameplate, .. } if nameplate == waiting.nameplate => {
                 let old = std::mem::replace(&mut waiting.link, link);
                 old.endpoint.close(0u32.into(), b"reconnected");
-                if lost.is_some() {
-                    face.show(Notice::RelayBack {
-                        relay: waiting.relay.address.to_string(),
-                    });
-                }
+                face.show(Notice::RelayBack {
+                    relay: waiting.relay.address.to_string(),
+                });
             }
             other => return Err(RelaysError::Link(LinkError::unexpected(&other))),
         }
@@ -266,8 +274,8 @@ where
 
 /// What the relay said, or did not, while the agent waited apart.
 enum Heard {
-    /// A technician claimed the code.
-    Claimed,
+    /// A technician claimed the code: the agent's side of the session.
+    Claimed(Pairing),
     /// The relay does not hold the code.
     NotHere,
     /// The relay is shutting down.
@@ -323,7 +331,7 @@ async fn apart(
     let mut send_at = Instant::now();
     // A moment after the relay's own deadline, which came first.
     let mut expiry = Some(expires + EXPIRY_SLACK);
-    let mut buf = [0u8; 64];
+    let mut buf = [0u8; 512];
     loop {
         let now = Instant::now();
         if now.duration_since(heard) >= LOST_AFTER {
@@ -357,7 +365,7 @@ async fn apart(
         heard = Instant::now();
         match answer.held {
             Held::Waiting => send_at = heard + WAIT_EVERY,
-            Held::Claimed => return Heard::Claimed,
+            Held::Claimed(pairing) => return Heard::Claimed(pairing),
             Held::NotHere => return Heard::NotHere,
             Held::Closing => return Heard::Closing,
         }
@@ -374,22 +382,15 @@ async fn leave(socket: &UdpSocket, ticket: &WaitingTicket, counter: &Counter) {
 
 /// Connects to the same relay again and presents the waiting ticket,
 /// backing off between attempts, until the code expires. The relay's
-/// answer: `Opened` when the code waits again, `Paired` when the agent
-/// came back for a claim. With `known`, the first attempt reaches the
-/// relay at that address: after a claim, the one that said so holds the
-/// code, and its name may lead elsewhere (several relays behind one name)
-/// or take a lookup the technician would wait for. Later attempts look the
-/// name up again, in case the relay came back elsewhere.
-async fn reconnect(
-    waiting: &Waiting,
-    mut known: Option<SocketAddr>,
-) -> Result<(RelayLink, RelayMsg), RelaysError> {
+/// answer: `Opened` when the code waits again, `Paired` when it was
+/// claimed while the agent did not hear. Each attempt looks the relay's
+/// name up, in case it came back elsewhere.
+async fn reconnect(waiting: &Waiting) -> Result<(RelayLink, RelayMsg), RelaysError> {
     let mut pause = BACKOFF_FIRST;
     loop {
         let attempt = async {
             let mut link = RelayLink::connect_within(
                 &waiting.relay.address,
-                known,
                 waiting.pin,
                 Role::Agent,
                 CONNECT_WITHIN,
@@ -424,7 +425,6 @@ async fn reconnect(
                 relay: waiting.relay.address.clone(),
             });
         }
-        known = None;
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(BACKOFF_MOST);
     }

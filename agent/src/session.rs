@@ -81,6 +81,12 @@ const SETUP_WAIT: Duration = Duration::from_secs(30);
 /// stream before that request's producer slows down.
 const STREAM_OUTBOX: usize = 16;
 
+/// How long after the person's yes the agent starts looking for a direct
+/// path: the technician's first requests are answered first, without the
+/// candidate exchange and the probes competing with them for the machine
+/// and the network, and without the connection moving under them.
+const DIRECT_AFTER: Duration = Duration::from_millis(250);
+
 /// How a session ended, when it ended without an error (a lost connection
 /// is [`AgentError::ConnectionLost`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,22 +138,23 @@ pub async fn share(
     }
 
     tokio::pin!(stop);
-    let (link, technician, ticket) = match crate::relays::wait(waiting, &mut stop, &*face).await? {
-        crate::relays::Waited::Paired {
-            link,
-            technician,
-            ticket,
-        } => (*link, technician, ticket),
-        crate::relays::Waited::Stopped => {
-            face.show(Notice::Ended(EndedBy::StoppedSharing));
-            return Ok(Ending::ByPerson);
-        }
-    };
+    let (relay, technician, ticket, link) =
+        match crate::relays::wait(waiting, &mut stop, &*face).await? {
+            crate::relays::Waited::Paired {
+                relay,
+                technician,
+                ticket,
+                link,
+            } => (relay, technician, ticket, link),
+            crate::relays::Waited::Stopped => {
+                face.show(Notice::Ended(EndedBy::StoppedSharing));
+                return Ok(Ending::ByPerson);
+            }
+        };
 
     let span = info_span!("session", %nameplate);
     info!(parent: &span, "paired; waiting for the technician's console to set up the session");
     // The session's connection goes to the address the relay answered on.
-    let relay = link.connection.remote_address();
     let path = RelayedPath::new(relay, ticket, Some(server)).map_err(AgentError::Path)?;
     let endpoint = path.endpoint().clone();
     let direct = path.direct();
@@ -170,15 +177,21 @@ pub async fn share(
             )))
         }),
         () = &mut stop => {
-            link.close_after_set_up(&Err::<(), _>(E2eError::Connection("sharing stopped".into())));
+            if let Some(link) = &link {
+                link.close_after_set_up(&Err::<(), _>(E2eError::Connection("sharing stopped".into())));
+            }
             return stopped_while_connecting(&audit, &*face, &technician).await;
         }
     };
-    // The relay connection has done its work: close it at once.
-    link.close_after_set_up(&set_up);
-    let relay_endpoint = link.endpoint.clone();
+    // A relay connection the claim came on has done its work: close it.
+    if let Some(link) = &link {
+        link.close_after_set_up(&set_up);
+    }
+    let relay_endpoint = link.map(|link| link.endpoint.clone());
     let relay_closed = async move {
-        let _ = tokio::time::timeout(Duration::from_secs(1), relay_endpoint.wait_idle()).await;
+        if let Some(endpoint) = relay_endpoint {
+            let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+        }
     };
     let session_connection = set_up.as_ref().ok().map(|e| e.connection.clone());
     let result = async move {
@@ -412,6 +425,7 @@ async fn follow_path(
 ) {
     let (changes, mut moved) = mpsc::channel::<PathChange>(8);
     let _exchange = AbortOnDrop(tokio::spawn(async move {
+        tokio::time::sleep(DIRECT_AFTER).await;
         if let Err(e) = direct.agent(connection, policy, changes).await {
             debug!("no direct path: {e}");
         }

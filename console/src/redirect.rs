@@ -17,8 +17,8 @@ use sprijin_proto::path::Ticket;
 
 use crate::session::{ConnectOptions, SessionError};
 
-/// How long a claim may wait to be paired: the relay tells a waiting
-/// agent of its claim for 25 s, then answers that it did not come back.
+/// How long a claim may wait for the relay's answer, which comes at once
+/// from a relay that is not overloaded.
 const PAIRED_WITHIN: std::time::Duration = std::time::Duration::from_secs(40);
 
 /// Connects to the relay of `opts`, claims `code`, follows at most one
@@ -75,9 +75,9 @@ async fn claim_at(
             token: opts.token.clone(),
         })
         .await?;
-    // The relay answers once the person's agent is back for the claim,
-    // or says it did not come back; a stream that ends unanswered is the
-    // agent leaving as the claim came.
+    // The relay answers at once that the two are paired (and later, while
+    // set-up runs, if the agent never comes; see the session); a stream
+    // that ends unanswered is the agent leaving as the claim came.
     let answer = tokio::time::timeout(PAIRED_WITHIN, link.answer())
         .await
         .map_err(|_| SessionError::AgentGone)?;

@@ -15,11 +15,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use quinn::{Connection, RecvStream};
-use sprijin_proto::client::{ConnectError, LinkError};
+use sprijin_proto::client::{ConnectError, LinkError, RelayLink};
 use sprijin_proto::code::SessionCode;
 use sprijin_proto::e2e::{self, E2eError, Established};
 use sprijin_proto::framing::FrameError;
-use sprijin_proto::message::control::{Role, close_code};
+use sprijin_proto::message::control::{ErrorFrame, Role, close_code};
 use sprijin_proto::message::session::{AgentMsg, ConsoleMsg, Request, RequestId};
 use sprijin_proto::path::direct::{PathChange, Policy};
 use sprijin_proto::path::{PathError, RelayedPath};
@@ -140,7 +140,7 @@ impl Session {
             Ok::<_, TlsError>((identity, client))
         };
         let (claimed, prepared) = tokio::join!(crate::redirect::claim(code, opts), prepare);
-        let (link, ticket) = claimed?;
+        let (mut link, ticket) = claimed?;
         let (identity, client) = prepared.map_err(SessionError::Tls)?;
         // The session's connection goes to the address the relay answered on.
         let relay = link.connection.remote_address();
@@ -154,14 +154,18 @@ impl Session {
                 .await
                 .map_err(|e| E2eError::Connection(e.to_string()))?;
             e2e::establish(Role::Console, code, connection, &identity).await
-        })
-        .await
-        .unwrap_or_else(|_| {
-            Err(E2eError::Connection(format!(
-                "the agent did not answer within {} s",
-                SETUP_WAIT.as_secs()
-            )))
         });
+        // The relay pairs at once and tells the agent after; if the agent
+        // never comes, the relay says so on the control stream.
+        let set_up = tokio::select! {
+            set_up = set_up => set_up.unwrap_or_else(|_| {
+                Err(E2eError::Connection(format!(
+                    "the agent did not answer within {} s",
+                    SETUP_WAIT.as_secs()
+                )))
+            }),
+            frame = refusal(&mut link) => return Err(LinkError::Refused(frame).into()),
+        };
         // The relay connection has done its work: close it.
         link.close_after_set_up(&set_up);
         let relay_endpoint = link.endpoint.clone();
@@ -491,6 +495,16 @@ fn lost_reason(connection: &Connection, e: &FrameError) -> String {
         }
         Some(reason) => reason.to_string(),
         None => e.to_string(),
+    }
+}
+
+/// The relay's refusal on the control stream while set-up runs: it
+/// refuses a claim whose agent did not come for it. Never completes
+/// otherwise.
+async fn refusal(link: &mut RelayLink) -> ErrorFrame {
+    match link.answer().await {
+        Err(LinkError::Refused(frame)) => frame,
+        _ => std::future::pending().await,
     }
 }
 

@@ -29,9 +29,8 @@ impl RelayLink {
         Self::connect_at(relay, addr, pin, role).await
     }
 
-    /// Like [`connect`](Self::connect), to `relay` at `addr`, an address
-    /// already known to be its own, without resolving its name again.
-    pub async fn connect_at(
+    /// Like [`connect`](Self::connect), to `relay` at `addr`.
+    async fn connect_at(
         relay: &str,
         addr: SocketAddr,
         pin: Option<Fingerprint>,
@@ -98,23 +97,14 @@ impl RelayLink {
 impl RelayLink {
     /// Like [`connect`](Self::connect), giving up when the relay has not
     /// answered within `within`: a relay that is down sends nothing back,
-    /// and QUIC alone would wait out its whole idle timeout. With `known`,
-    /// the relay is reached at that address rather than by its name.
+    /// and QUIC alone would wait out its whole idle timeout.
     pub async fn connect_within(
         relay: &str,
-        known: Option<SocketAddr>,
         pin: Option<Fingerprint>,
         role: Role,
         within: std::time::Duration,
     ) -> Result<RelayLink, ConnectError> {
-        let connect = async {
-            let addr = match known {
-                Some(addr) => addr,
-                None => resolve(relay).await?,
-            };
-            Self::connect_at(relay, addr, pin, role).await
-        };
-        tokio::time::timeout(within, connect)
+        tokio::time::timeout(within, Self::connect(relay, pin, role))
             .await
             .map_err(|_| ConnectError::NoAnswer {
                 relay: relay.to_string(),

@@ -149,8 +149,8 @@ fn relay_transport() -> quinn::TransportConfig {
         // One datagram per send, so each connection's send buffer stays at
         // one packet rather than a batch of them, for as long as it lives.
         .enable_segmentation_offload(false)
-        // Clients that want bigger packets probe for them; the relay's own
-        // probes would cost every waiting connection packets and memory.
+        // Control connections carry small messages only; probing for
+        // bigger packets would cost every connection packets and memory.
         .mtu_discovery_config(None);
     t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(RELAY_STREAMS))
         .max_concurrent_uni_streams(quinn::VarInt::from_u32(0))
@@ -228,8 +228,13 @@ pub fn client_config(
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|e| TlsError::Quic(e.to_string()))?;
+    let mut t = transport();
+    // A control connection carries a few small messages, never a session:
+    // probing for bigger packets would only cost both ends work at the
+    // moment a session is being set up.
+    t.mtu_discovery_config(None);
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    config.transport_config(Arc::new(transport()));
+    config.transport_config(Arc::new(t));
     Ok((config, report))
 }
 

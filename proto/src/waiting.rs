@@ -17,28 +17,40 @@
 //! clear.
 //!
 //! - wait, agent to relay: `0x04 | nameplate (4) | expires_at (8) |
-//!   counter (8) | leaving (1) | MAC (16)`. The counter is the agent's
-//!   clock in microseconds, larger at every send, so a replayed wait moves
-//!   nothing; `leaving` 1 says the person stopped sharing.
+//!   counter (8) | leaving (1) | zeros up to 240 bytes | MAC (16)`. The
+//!   counter is the agent's clock in microseconds, larger at every send,
+//!   so a replayed wait moves nothing; `leaving` 1 says the person stopped
+//!   sharing. The zeros make a wait longer than any answer.
 //! - answer, relay to agent: `0x0C | nameplate (4) | counter (8) | state
-//!   (1) | MAC (16)`, shorter than the wait: the wait's counter, and
-//!   whether the code still waits, was claimed (reconnect now and present
-//!   the ticket), is not held here (the relay restarted, or the code is
-//!   gone: reconnect to take it back or to hear why not), or the relay is
-//!   shutting down (reconnect, once it is back). The relay also sends an
-//!   answer unasked: `claimed` when a console claims the code, `closing`
-//!   to every agent it has heard from when it shuts down.
+//!   (1) | MAC (16)`: the wait's counter, and whether the code still
+//!   waits, is not held here (the relay restarted, or the code is gone:
+//!   reconnect to take it back or to hear why not), or the relay is
+//!   shutting down (reconnect, once it is back).
+//! - paired answer, relay to agent, once a console claimed the code:
+//!   `0x0E | nameplate (4) | counter (8) | nonce (12) | sealed pairing |
+//!   tag (16)`. The pairing (the agent's forwarding ticket and who
+//!   claimed) is sealed with ChaCha20-Poly1305 under a key derived from
+//!   the ticket's MAC, the first 13 bytes as associated data, so only the
+//!   agent reads it and it opens its side of the session at once, with no
+//!   new connection to the relay.
+//!
+//! Every answer is shorter than the wait it answers. The relay also sends
+//! an answer unasked: the paired one when a console claims the code,
+//! `closing` to every agent it has heard from when it shuts down.
 //!
 //! Pure functions: no I/O here.
 //!
 //! [`close_code::PARKED`]: crate::message::control::close_code::PARKED
 
 use hmac::{Hmac, Mac};
+use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::code::Nameplate;
-use crate::path::wire::{hmac, same};
+use crate::message::control::Technician;
+use crate::path::Ticket;
+use crate::path::wire::{TOKEN_LEN, hmac, same};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -113,15 +125,34 @@ impl WaitingKey {
 pub const KIND_WAIT: u8 = 0x04;
 /// The kind byte of the relay's answer to a wait.
 pub const KIND_ANSWER: u8 = 0x0C;
+/// The kind byte of the answer that carries a claim's pairing.
+pub const KIND_PAIRED: u8 = 0x0E;
 /// A truncated datagram MAC's length.
 const DATAGRAM_MAC_LEN: usize = 16;
-/// A wait's length.
-pub const WAIT_LEN: usize = 1 + 4 + 8 + 8 + 1 + DATAGRAM_MAC_LEN;
-/// An answer's length: shorter than the wait it answers.
-pub const ANSWER_LEN: usize = 1 + 4 + 8 + 1 + DATAGRAM_MAC_LEN;
+/// The most bytes of the technician's name a pairing carries; a longer
+/// name is cut at a character boundary.
+pub const NAME_MAX: usize = 128;
+const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+/// A pairing as sealed: token, side key, expiry, vouched, the name's
+/// length, the name padded to [`NAME_MAX`].
+const PAIRING_LEN: usize = TOKEN_LEN + 32 + 8 + 1 + 1 + NAME_MAX;
+/// Kind, nameplate and counter: what every answer starts with.
+const ANSWER_HEAD: usize = 1 + 4 + 8;
+/// An answer's length.
+pub const ANSWER_LEN: usize = ANSWER_HEAD + 1 + DATAGRAM_MAC_LEN;
+/// A paired answer's length.
+pub const PAIRED_LEN: usize = ANSWER_HEAD + NONCE_LEN + PAIRING_LEN + TAG_LEN;
+/// A wait's fields, before its padding.
+const WAIT_FIELDS: usize = 1 + 4 + 8 + 8 + 1;
+/// A wait's length: padded so that every answer, a paired one too, is
+/// shorter than the wait it answers.
+pub const WAIT_LEN: usize = 256;
+const _: () = assert!(ANSWER_LEN < WAIT_LEN && PAIRED_LEN < WAIT_LEN);
 
 const WAIT_LABEL: &[u8] = b"sprijin wait v1";
 const ANSWER_LABEL: &[u8] = b"sprijin wait answer v1";
+const PAIRING_LABEL: &[u8] = b"sprijin pairing v1";
 
 /// A wait as read, its MAC not yet checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,13 +165,23 @@ pub struct Wait {
     mac: [u8; DATAGRAM_MAC_LEN],
 }
 
+/// The agent's side of a claimed session: what it needs to open the
+/// session at once, without coming back to the relay's control endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pairing {
+    /// The agent's forwarding ticket.
+    pub ticket: Ticket,
+    /// Who claimed, as far as the relay can tell.
+    pub technician: Technician,
+}
+
 /// What the relay says of a waiting code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Held {
     /// It waits; nothing to do.
     Waiting,
-    /// A console claimed it: reconnect and present the ticket.
-    Claimed,
+    /// A console claimed it: open the session with this pairing.
+    Claimed(Pairing),
     /// Not held here: reconnect and present the ticket, to take it back
     /// or to hear why not.
     NotHere,
@@ -150,19 +191,19 @@ pub enum Held {
 }
 
 impl Held {
-    fn byte(self) -> u8 {
+    /// The state byte of an answer that carries no pairing.
+    fn byte(&self) -> Option<u8> {
         match self {
-            Held::Waiting => 0,
-            Held::Claimed => 1,
-            Held::NotHere => 2,
-            Held::Closing => 3,
+            Held::Waiting => Some(0),
+            Held::Claimed(_) => None,
+            Held::NotHere => Some(2),
+            Held::Closing => Some(3),
         }
     }
 
     fn from_byte(b: u8) -> Option<Held> {
         match b {
             0 => Some(Held::Waiting),
-            1 => Some(Held::Claimed),
             2 => Some(Held::NotHere),
             3 => Some(Held::Closing),
             _ => None,
@@ -171,7 +212,7 @@ impl Held {
 }
 
 /// A relay's answer as the agent reads it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
     /// The counter of the wait it answers (the latest one, when unasked).
     pub counter: u64,
@@ -185,6 +226,77 @@ fn datagram_mac(key: &[u8; 32], label: &[u8], body: &[u8]) -> [u8; DATAGRAM_MAC_
     out
 }
 
+/// The AEAD key that seals pairings under a ticket's MAC.
+fn pairing_key(mac: &[u8; 32]) -> Option<LessSafeKey> {
+    let key = hmac(mac, &[PAIRING_LABEL]);
+    UnboundKey::new(&CHACHA20_POLY1305, &key)
+        .ok()
+        .map(LessSafeKey::new)
+}
+
+/// The start every answer has: kind, nameplate, counter.
+fn answer_head(kind: u8, nameplate: Nameplate, counter: u64) -> [u8; ANSWER_HEAD] {
+    let mut head = [0u8; ANSWER_HEAD];
+    head[0] = kind;
+    head[1..5].copy_from_slice(&nameplate.get().to_be_bytes());
+    head[5..13].copy_from_slice(&counter.to_be_bytes());
+    head
+}
+
+/// `name` cut to at most [`NAME_MAX`] bytes at a character boundary.
+fn clip(name: &str) -> &str {
+    let mut end = name.len().min(NAME_MAX);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
+/// A pairing as sealed; `None` for a token not of this version's length.
+fn pairing_bytes(p: &Pairing) -> Option<Vec<u8>> {
+    if p.ticket.token.len() != TOKEN_LEN {
+        return None;
+    }
+    let name = clip(&p.technician.name);
+    let mut out = Vec::with_capacity(PAIRING_LEN + TAG_LEN);
+    out.extend_from_slice(&p.ticket.token);
+    out.extend_from_slice(&p.ticket.key);
+    out.extend_from_slice(&p.ticket.expires_at.to_be_bytes());
+    out.push(u8::from(p.technician.vouched));
+    // At most NAME_MAX, which fits a byte.
+    out.push(name.len() as u8);
+    out.extend_from_slice(name.as_bytes());
+    out.resize(PAIRING_LEN, 0);
+    Some(out)
+}
+
+fn read_pairing(b: &[u8]) -> Option<Pairing> {
+    if b.len() != PAIRING_LEN {
+        return None;
+    }
+    let (token, rest) = b.split_at(TOKEN_LEN);
+    let (key, rest) = rest.split_at(32);
+    let (expires_at, rest) = rest.split_at(8);
+    let vouched = match rest[0] {
+        0 => false,
+        1 => true,
+        _ => return None,
+    };
+    let len = usize::from(rest[1]);
+    let name = std::str::from_utf8(rest[2..].get(..len)?).ok()?;
+    Some(Pairing {
+        ticket: Ticket {
+            token: token.to_vec(),
+            key: key.try_into().ok()?,
+            expires_at: u64::from_be_bytes(expires_at.try_into().ok()?),
+        },
+        technician: Technician {
+            name: name.to_string(),
+            vouched,
+        },
+    })
+}
+
 impl WaitingTicket {
     /// The wait to send with `counter`; `leaving` when the person stopped.
     pub fn wait(&self, counter: u64, leaving: bool) -> [u8; WAIT_LEN] {
@@ -194,6 +306,7 @@ impl WaitingTicket {
         d[5..13].copy_from_slice(&self.expires_at.to_be_bytes());
         d[13..21].copy_from_slice(&counter.to_be_bytes());
         d[21] = u8::from(leaving);
+        // The rest up to the MAC is zeros, covered by the MAC.
         let body = WAIT_LEN - DATAGRAM_MAC_LEN;
         let mac = datagram_mac(&self.mac, WAIT_LABEL, &d[..body]);
         d[body..].copy_from_slice(&mac);
@@ -201,24 +314,39 @@ impl WaitingTicket {
     }
 
     /// Reads an answer to this ticket's waits; `None` for anything else,
-    /// or a MAC that is not right.
+    /// or one that does not check under the ticket.
     pub fn read_answer(&self, d: &[u8]) -> Option<Answer> {
-        if d.len() != ANSWER_LEN || d[0] != KIND_ANSWER {
-            return None;
-        }
-        let body = ANSWER_LEN - DATAGRAM_MAC_LEN;
-        let mac = datagram_mac(&self.mac, ANSWER_LABEL, &d[..body]);
-        if !same(&mac, &d[body..]) {
-            return None;
-        }
-        let nameplate = u32::from_be_bytes(d[1..5].try_into().ok()?);
+        let head = d.get(..ANSWER_HEAD)?;
+        let nameplate = u32::from_be_bytes(head[1..5].try_into().ok()?);
         if nameplate != self.nameplate.get() {
             return None;
         }
-        Some(Answer {
-            counter: u64::from_be_bytes(d[5..13].try_into().ok()?),
-            held: Held::from_byte(d[13])?,
-        })
+        let counter = u64::from_be_bytes(head[5..13].try_into().ok()?);
+        let held = match (head[0], d.len()) {
+            (KIND_ANSWER, ANSWER_LEN) => {
+                let body = ANSWER_LEN - DATAGRAM_MAC_LEN;
+                let mac = datagram_mac(&self.mac, ANSWER_LABEL, &d[..body]);
+                if !same(&mac, &d[body..]) {
+                    return None;
+                }
+                Held::from_byte(d[ANSWER_HEAD])?
+            }
+            (KIND_PAIRED, PAIRED_LEN) => {
+                let nonce: [u8; NONCE_LEN] =
+                    d[ANSWER_HEAD..ANSWER_HEAD + NONCE_LEN].try_into().ok()?;
+                let mut sealed = d[ANSWER_HEAD + NONCE_LEN..].to_vec();
+                let open = pairing_key(&self.mac)?
+                    .open_in_place(
+                        Nonce::assume_unique_for_key(nonce),
+                        Aad::from(head),
+                        &mut sealed,
+                    )
+                    .ok()?;
+                Held::Claimed(read_pairing(open)?)
+            }
+            _ => return None,
+        };
+        Some(Answer { counter, held })
     }
 }
 
@@ -228,7 +356,14 @@ pub fn read_wait(d: &[u8]) -> Option<Wait> {
     if d.len() != WAIT_LEN || d[0] != KIND_WAIT {
         return None;
     }
-    let leaving = match d[21] {
+    // The MAC is over zeros here: anything else is not a wait.
+    if d[WAIT_FIELDS..WAIT_LEN - DATAGRAM_MAC_LEN]
+        .iter()
+        .any(|&b| b != 0)
+    {
+        return None;
+    }
+    let leaving = match d[WAIT_FIELDS - 1] {
         0 => false,
         1 => true,
         _ => return None,
@@ -249,17 +384,34 @@ pub fn read_wait(d: &[u8]) -> Option<Wait> {
 pub struct DatagramKey([u8; 32]);
 
 impl DatagramKey {
-    /// The answer to a wait with `counter`.
-    pub fn answer(&self, nameplate: Nameplate, counter: u64, held: Held) -> [u8; ANSWER_LEN] {
-        let mut d = [0u8; ANSWER_LEN];
-        d[0] = KIND_ANSWER;
-        d[1..5].copy_from_slice(&nameplate.get().to_be_bytes());
-        d[5..13].copy_from_slice(&counter.to_be_bytes());
-        d[13] = held.byte();
-        let body = ANSWER_LEN - DATAGRAM_MAC_LEN;
-        let mac = datagram_mac(&self.0, ANSWER_LABEL, &d[..body]);
-        d[body..].copy_from_slice(&mac);
-        d
+    /// The answer to a wait with `counter`; a claim's pairing is sealed
+    /// into it, for the agent's eyes only. `None` only for a pairing whose
+    /// ticket this version cannot carry.
+    pub fn answer(&self, nameplate: Nameplate, counter: u64, held: &Held) -> Option<Vec<u8>> {
+        let Held::Claimed(pairing) = held else {
+            let mut d = answer_head(KIND_ANSWER, nameplate, counter).to_vec();
+            d.push(held.byte()?);
+            let mac = datagram_mac(&self.0, ANSWER_LABEL, &d);
+            d.extend_from_slice(&mac);
+            return Some(d);
+        };
+        let head = answer_head(KIND_PAIRED, nameplate, counter);
+        // A fresh random nonce each time: the same pairing may be sealed
+        // many times, and counters are the agent's to choose.
+        let nonce: [u8; NONCE_LEN] = rand::random();
+        let mut sealed = pairing_bytes(pairing)?;
+        pairing_key(&self.0)?
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(head),
+                &mut sealed,
+            )
+            .ok()?;
+        let mut d = Vec::with_capacity(PAIRED_LEN);
+        d.extend_from_slice(&head);
+        d.extend_from_slice(&nonce);
+        d.extend_from_slice(&sealed);
+        Some(d)
     }
 }
 
@@ -312,6 +464,18 @@ mod tests {
         assert_eq!(stranger.check(&ticket, 400), Err(TicketError::Forged));
     }
 
+    /// A pairing as the relay makes one, for Ana.
+    fn pairing(name: &str) -> Pairing {
+        let mint = crate::path::wire::TicketMint::new([3; 32]);
+        Pairing {
+            ticket: mint.issue(9, crate::path::wire::Side::Agent, 2_000),
+            technician: Technician {
+                name: name.to_string(),
+                vouched: true,
+            },
+        }
+    }
+
     #[test]
     fn a_wait_checks_under_the_relays_key_and_its_answer_under_the_tickets() {
         let key = WaitingKey::from_bytes([7; 32]);
@@ -324,15 +488,20 @@ mod tests {
         let datagrams = key.check_wait(&wait).unwrap();
         assert!(read_wait(&ticket.wait(78, true)).unwrap().leaving);
 
-        for held in [Held::Waiting, Held::Claimed, Held::NotHere, Held::Closing] {
-            let answer = datagrams.answer(n, 77, held);
+        let claimed = Held::Claimed(pairing("Ana"));
+        for held in [Held::Waiting, claimed.clone(), Held::NotHere, Held::Closing] {
+            let answer = datagrams.answer(n, 77, &held).unwrap();
             assert!(answer.len() < d.len(), "an answer is shorter than its wait");
             assert_eq!(
                 ticket.read_answer(&answer),
                 Some(Answer { counter: 77, held })
             );
         }
-        let answer = datagrams.answer(n, 77, Held::Claimed);
+        let answer = datagrams.answer(n, 77, &claimed).unwrap();
+        assert!(
+            !answer.windows(3).any(|w| w == b"Ana"),
+            "the pairing is sealed"
+        );
         // Another relay's key, or another ticket, reads nothing.
         let stranger = WaitingKey::from_bytes([8; 32]);
         assert!(stranger.check_wait(&wait).is_none());
@@ -341,9 +510,35 @@ mod tests {
     }
 
     #[test]
+    fn a_long_name_is_cut_at_a_character_boundary() {
+        let key = WaitingKey::from_bytes([7; 32]);
+        let n = Nameplate::new(42).unwrap();
+        let ticket = key.issue(n, 1_000);
+        let datagrams = key
+            .check_wait(&read_wait(&ticket.wait(1, false)).unwrap())
+            .unwrap();
+        // Three bytes a character: 128 is not a boundary.
+        let long = "ă€".repeat(40);
+        let answer = datagrams
+            .answer(n, 1, &Held::Claimed(pairing(&long)))
+            .unwrap();
+        let Some(Answer {
+            held: Held::Claimed(p),
+            ..
+        }) = ticket.read_answer(&answer)
+        else {
+            panic!("no pairing read");
+        };
+        assert!(p.technician.name.len() <= NAME_MAX);
+        assert!(long.starts_with(&p.technician.name));
+        assert!(p.technician.name.len() > NAME_MAX - 3);
+    }
+
+    #[test]
     fn every_altered_byte_of_a_wait_or_an_answer_is_refused() {
         let key = WaitingKey::from_bytes([7; 32]);
-        let ticket = key.issue(Nameplate::new(42).unwrap(), 1_000);
+        let n = Nameplate::new(42).unwrap();
+        let ticket = key.issue(n, 1_000);
         let d = ticket.wait(77, false);
         for i in 0..d.len() {
             let mut bad = d;
@@ -351,17 +546,16 @@ mod tests {
             let refused = read_wait(&bad).is_none_or(|w| key.check_wait(&w).is_none());
             assert!(refused, "byte {i} of a wait altered passed");
         }
-        let answer = key.check_wait(&read_wait(&d).unwrap()).unwrap().answer(
-            Nameplate::new(42).unwrap(),
-            77,
-            Held::Waiting,
-        );
-        for i in 0..answer.len() {
-            let mut bad = answer;
-            bad[i] ^= 0x01;
-            assert_eq!(ticket.read_answer(&bad), None, "byte {i} of an answer");
+        let datagrams = key.check_wait(&read_wait(&d).unwrap()).unwrap();
+        for held in [Held::Waiting, Held::Claimed(pairing("Ana"))] {
+            let answer = datagrams.answer(n, 77, &held).unwrap();
+            for i in 0..answer.len() {
+                let mut bad = answer.clone();
+                bad[i] ^= 0x01;
+                assert_eq!(ticket.read_answer(&bad), None, "byte {i} of an answer");
+            }
+            assert_eq!(ticket.read_answer(&answer[..answer.len() - 1]), None);
         }
         assert!(read_wait(&d[..WAIT_LEN - 1]).is_none());
-        assert_eq!(ticket.read_answer(&answer[..ANSWER_LEN - 1]), None);
     }
 }

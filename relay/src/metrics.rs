@@ -55,8 +55,8 @@ pub struct LimitLabel {
 pub enum Outcome {
     /// Both sides ended it normally.
     Completed,
-    /// The end-to-end set-up proved the code wrong (the agent says so in its
-    /// close code; the relay cannot read the session).
+    /// The end-to-end set-up proved the code wrong (the console says so in
+    /// its close code; the relay cannot read the session).
     WrongCode,
     /// The end-to-end set-up did not finish within the handshake time.
     Idle,

@@ -7,8 +7,9 @@
 //! [`Parked`] knows where each such agent was last heard from. The
 //! forwarder answers its waits from it; the agent's task in the server
 //! learns from it that the agent left or went silent, and where to tell it
-//! of a claim. [`Returns`] holds a claim until the agent comes back on a
-//! fresh connection to be paired.
+//! of a claim. A claimed spot answers with the agent's pairing, sealed, so
+//! the agent opens its side of the session at once; [`Arrivals`] tells the
+//! claim's task when that side binds at the forwarder.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -16,8 +17,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use sprijin_proto::code::Nameplate;
-use sprijin_proto::waiting::{ANSWER_LEN, DatagramKey, Held, WaitingKey, read_wait};
-use tokio::sync::Notify;
+use sprijin_proto::waiting::{DatagramKey, Held, Pairing, WaitingKey, read_wait};
+use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
 use crate::rendezvous::EntryId;
@@ -26,12 +27,12 @@ use crate::rendezvous::EntryId;
 /// given up: three of its waits (one every 20 s) lost in a row.
 pub const ABSENT_AFTER: Duration = Duration::from_secs(60);
 
-/// How long a claim waits for its agent to come back and be paired: past
-/// the agent's next wait (one every 20 s), which reaches it if its address
-/// changed since the last one.
+/// How long a claim waits for its agent's side of the session to bind:
+/// past the agent's next wait (one every 20 s), which reaches it if its
+/// address changed since the last one.
 pub const RETURN_WITHIN: Duration = Duration::from_secs(25);
 
-/// How often an agent is told of its claim until it comes back.
+/// How often an agent is told of its claim until its side binds.
 pub const TELL_EVERY: Duration = Duration::from_millis(250);
 
 /// A datagram for one agent, and where it goes.
@@ -39,7 +40,7 @@ pub struct Tell {
     pub to: SocketAddr,
     /// The relay's address to send from.
     pub via: Option<IpAddr>,
-    pub datagram: [u8; ANSWER_LEN],
+    pub datagram: Vec<u8>,
 }
 
 struct Spot {
@@ -54,7 +55,8 @@ struct Spot {
     counter: u64,
     heard: Instant,
     left: bool,
-    claimed: bool,
+    /// The agent's side of its claim, once claimed.
+    pairing: Option<Pairing>,
     /// Wakes the agent's task when the agent says it leaves.
     stirred: Arc<Notify>,
 }
@@ -94,7 +96,7 @@ impl Parked {
                 counter: 0,
                 heard: Instant::now(),
                 left: false,
-                claimed: false,
+                pairing: None,
                 stirred: stirred.clone(),
             },
         );
@@ -119,19 +121,34 @@ impl Parked {
             .map(|s| s.heard)
     }
 
-    /// Marks `nameplate` claimed: its waits are answered so from now on.
-    /// What to tell the agent now, if it has been heard from.
-    pub fn claimed(&self, nameplate: Nameplate) -> Option<Tell> {
-        let mut spots = self.lock();
-        let spot = spots.get_mut(&nameplate)?;
-        spot.claimed = true;
+    /// Marks `nameplate` claimed with the agent's side of the session:
+    /// its waits are answered with it from now on.
+    pub fn claimed(&self, nameplate: Nameplate, pairing: Pairing) {
+        if let Some(spot) = self.lock().get_mut(&nameplate) {
+            spot.pairing = Some(pairing);
+        }
+    }
+
+    /// What to tell the agent of its claim now, if it has been heard from.
+    pub fn tell_claimed(&self, nameplate: Nameplate) -> Option<Tell> {
+        let spots = self.lock();
+        let spot = spots.get(&nameplate)?;
         let (to, via) = spot.at?;
-        let key = spot.key.as_ref()?;
+        let held = Held::Claimed(spot.pairing.clone()?);
         Some(Tell {
             to,
             via,
-            datagram: key.answer(nameplate, spot.counter, Held::Claimed),
+            datagram: spot.key.as_ref()?.answer(nameplate, spot.counter, &held)?,
         })
+    }
+
+    /// The agent's side of the claim on the code whose ticket expires at
+    /// `expires_at`, for an agent that comes back on a connection for it.
+    pub fn pairing(&self, nameplate: Nameplate, expires_at: u64) -> Option<Pairing> {
+        self.lock()
+            .get(&nameplate)
+            .filter(|s| s.expires_at == expires_at)
+            .and_then(|s| s.pairing.clone())
     }
 
     /// What to tell every agent heard from when the relay shuts down:
@@ -146,7 +163,7 @@ impl Parked {
                 Some(Tell {
                     to,
                     via,
-                    datagram: key.answer(*nameplate, spot.counter, Held::Closing),
+                    datagram: key.answer(*nameplate, spot.counter, &Held::Closing)?,
                 })
             })
             .collect()
@@ -182,10 +199,9 @@ impl Parked {
                     spot.left = true;
                     spot.stirred.notify_one();
                 }
-                if spot.claimed {
-                    Held::Claimed
-                } else {
-                    Held::Waiting
+                match &spot.pairing {
+                    Some(pairing) => Held::Claimed(pairing.clone()),
+                    None => Held::Waiting,
                 }
             }
             _ => Held::NotHere,
@@ -193,7 +209,7 @@ impl Parked {
         Some(Tell {
             to: from,
             via,
-            datagram: key.answer(wait.nameplate, wait.counter, held),
+            datagram: key.answer(wait.nameplate, wait.counter, &held)?,
         })
     }
 
@@ -204,42 +220,35 @@ impl Parked {
     }
 }
 
-/// Claims waiting for their agents to come back, by nameplate and the
-/// expiry of the ticket the agent must present.
-pub struct Returns<T> {
-    claims: Mutex<HashMap<Nameplate, (u64, T)>>,
+/// Claimed sessions whose agent has not bound its side at the forwarder
+/// yet, by session id.
+#[derive(Default)]
+pub struct Arrivals {
+    expected: Mutex<HashMap<u64, oneshot::Sender<()>>>,
 }
 
-impl<T> Default for Returns<T> {
-    fn default() -> Self {
-        Returns {
-            claims: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-impl<T> Returns<T> {
-    fn lock(&self) -> MutexGuard<'_, HashMap<Nameplate, (u64, T)>> {
-        self.claims.lock().unwrap_or_else(|e| e.into_inner())
+impl Arrivals {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, oneshot::Sender<()>>> {
+        self.expected.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Holds `claim` for the agent with `nameplate`'s ticket.
-    pub fn put(&self, nameplate: Nameplate, expires_at: u64, claim: T) {
-        self.lock().insert(nameplate, (expires_at, claim));
+    /// Completes when the agent's side of `session` binds.
+    pub fn expect(&self, session: u64) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        self.lock().insert(session, tx);
+        rx
     }
 
-    /// The claim for the agent presenting this ticket, taken.
-    pub fn take(&self, nameplate: Nameplate, expires_at: u64) -> Option<T> {
-        let mut claims = self.lock();
-        match claims.get(&nameplate) {
-            Some((at, _)) if *at == expires_at => claims.remove(&nameplate).map(|(_, c)| c),
-            _ => None,
+    /// The agent's side of `session` bound at the forwarder.
+    pub fn arrived(&self, session: u64) {
+        if let Some(tx) = self.lock().remove(&session) {
+            let _ = tx.send(());
         }
     }
 
-    /// Whether a claim still waits for `nameplate`'s agent.
-    pub fn holds(&self, nameplate: Nameplate) -> bool {
-        self.lock().contains_key(&nameplate)
+    /// Stops expecting `session`'s agent.
+    pub fn forget(&self, session: u64) {
+        self.lock().remove(&session);
     }
 }
 
@@ -261,6 +270,17 @@ mod tests {
 
     fn from() -> SocketAddr {
         SocketAddr::from(([192, 0, 2, 1], 4000))
+    }
+
+    fn pairing() -> Pairing {
+        let mint = sprijin_proto::path::wire::TicketMint::new([4; 32]);
+        Pairing {
+            ticket: mint.issue(77, sprijin_proto::path::wire::Side::Agent, 2_000),
+            technician: sprijin_proto::message::control::Technician {
+                name: "Ana".into(),
+                vouched: false,
+            },
+        }
     }
 
     fn held(ticket: &WaitingTicket, tell: &Tell) -> Held {
@@ -299,11 +319,16 @@ mod tests {
         assert_eq!(held(&ticket, &tell.unwrap()), Held::NotHere);
 
         parked.keep(n, entry(1), 1_000);
-        assert!(parked.claimed(n).is_none(), "never heard: nowhere to tell");
+        parked.claimed(n, pairing());
+        assert!(
+            parked.tell_claimed(n).is_none(),
+            "never heard: nowhere to tell"
+        );
+        let claimed = Held::Claimed(pairing());
         let tell = parked
             .answer(from(), None, &ticket.wait(10, false), now, 500)
             .unwrap();
-        assert_eq!((tell.to, held(&ticket, &tell)), (from(), Held::Claimed));
+        assert_eq!((tell.to, held(&ticket, &tell)), (from(), claimed.clone()));
 
         // A replay from elsewhere is not answered and moves nothing.
         let elsewhere = SocketAddr::from(([198, 51, 100, 7], 9));
@@ -312,8 +337,11 @@ mod tests {
                 .answer(elsewhere, None, &ticket.wait(10, false), now, 500)
                 .is_none()
         );
-        let tell = parked.claimed(n).unwrap();
-        assert_eq!((tell.to, held(&ticket, &tell)), (from(), Held::Claimed));
+        let tell = parked.tell_claimed(n).unwrap();
+        assert_eq!((tell.to, held(&ticket, &tell)), (from(), claimed));
+        // An agent back on a connection gets the same, with its ticket only.
+        assert_eq!(parked.pairing(n, 1_000), Some(pairing()));
+        assert_eq!(parked.pairing(n, 999), None);
     }
 
     #[test]
@@ -325,11 +353,13 @@ mod tests {
             .answer(from(), None, &ticket.wait(10, false), now, 500)
             .unwrap();
         assert_eq!(held(&ticket, &tell), Held::Waiting);
-        assert!(parked.claimed(n).is_some());
+        assert!(parked.tell_claimed(n).is_none(), "not claimed yet");
+        parked.claimed(n, pairing());
+        assert!(parked.tell_claimed(n).is_some());
         let tell = parked
             .answer(from(), None, &ticket.wait(11, false), now, 500)
             .unwrap();
-        assert_eq!(held(&ticket, &tell), Held::Claimed);
+        assert_eq!(held(&ticket, &tell), Held::Claimed(pairing()));
     }
 
     #[test]
@@ -373,13 +403,17 @@ mod tests {
     }
 
     #[test]
-    fn a_claim_is_taken_back_only_with_the_tickets_expiry() {
-        let returns = Returns::default();
-        let n = Nameplate::new(8).unwrap();
-        returns.put(n, 1_000, "claim");
-        assert!(returns.take(n, 999).is_none());
-        assert!(returns.holds(n));
-        assert_eq!(returns.take(n, 1_000), Some("claim"));
-        assert!(!returns.holds(n));
+    fn an_arrival_reaches_only_the_task_that_expects_it() {
+        let arrivals = Arrivals::default();
+        let mut first = arrivals.expect(1);
+        let mut forgotten = arrivals.expect(2);
+        arrivals.arrived(3);
+        arrivals.forget(2);
+        arrivals.arrived(2);
+        assert!(first.try_recv().is_err(), "not arrived yet");
+        arrivals.arrived(1);
+        assert!(first.try_recv().is_ok());
+        assert!(forgotten.try_recv().is_err());
+        assert!(arrivals.lock().is_empty());
     }
 }

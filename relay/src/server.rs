@@ -30,6 +30,7 @@ use sprijin_proto::message::control::{
 use sprijin_proto::path::Ticket;
 use sprijin_proto::path::wire::{Side as PathSide, TicketMint};
 use sprijin_proto::tls::{self, Fingerprint};
+use sprijin_proto::waiting::Pairing;
 use tokio::task::JoinSet;
 use tokio::time::Timeout;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -39,7 +40,7 @@ use crate::forward::{self, ForwardOptions, Forwarder, Teller};
 use crate::identity::{Identity, IdentityError};
 use crate::limits::{ConnectionLimiter, ConnectionSlot, LimitKey, RateLimiter, limit_key};
 use crate::metrics::{Limit, Metrics, Outcome};
-use crate::parked::{ABSENT_AFTER, Parked, RETURN_WITHIN, Returns, TELL_EVERY};
+use crate::parked::{ABSENT_AFTER, Arrivals, Parked, RETURN_WITHIN, TELL_EVERY};
 use crate::rendezvous::{ClaimError, EntryId, Rendezvous, TableLimits};
 
 /// How long the relay waits for a refused peer to read the error frame
@@ -61,10 +62,11 @@ type Writer = FrameWriter<quinn::SendStream>;
 
 /// What a claiming console hands to the waiting agent's task.
 struct Claimed {
+    /// The session's id in both tickets.
+    session: u64,
     /// The agent's forwarding ticket.
     agent_ticket: Ticket,
-    /// The console's forwarding ticket, sent once its agent is back: the
-    /// console's end-to-end connection then finds the agent there.
+    /// The console's forwarding ticket.
     console_ticket: Ticket,
     technician: Technician,
     // When the claim arrived, for the set-up time.
@@ -89,8 +91,8 @@ struct Shared {
     mint: TicketMint,
     /// Waiting agents that closed their connection.
     parked: Arc<Parked>,
-    /// Claims made while their agent waited apart, until it comes back.
-    returns: Returns<Claimed>,
+    /// Claims whose agent has not bound its side of the session yet.
+    arrivals: Arc<Arrivals>,
     teller: Teller,
 }
 
@@ -121,6 +123,7 @@ impl Relay {
         let mint = TicketMint::new(secret.forwarding());
         let metrics = Arc::new(Metrics::default());
         let parked = Arc::new(Parked::new(secret.tickets()));
+        let arrivals = Arc::new(Arrivals::default());
         let (forwarder, socket) = forward::bind(
             config.listen,
             ForwardOptions {
@@ -131,6 +134,7 @@ impl Relay {
                 tap: config.tap.clone(),
                 metrics: metrics.clone(),
                 parked: parked.clone(),
+                arrivals: arrivals.clone(),
             },
         )
         .map_err(bind_error)?;
@@ -159,7 +163,7 @@ impl Relay {
             metrics,
             mint,
             parked,
-            returns: Returns::default(),
+            arrivals,
             teller,
             config,
         });
@@ -468,9 +472,10 @@ async fn agent(
     key: LimitKey,
     reopen: Option<sprijin_proto::waiting::WaitingTicket>,
 ) -> Result<(), RelayError> {
-    if let Some(claim) = reopen.as_ref().and_then(|t| returning(shared, t)) {
-        // Back for a claim made while it waited apart.
-        return Box::pin(pair(shared, link, claim)).await;
+    if let Some(pairing) = reopen.as_ref().and_then(|t| returning(shared, t)) {
+        // Back on a connection for a claim made while it waited apart:
+        // its waits went unanswered, so it hears of the claim here.
+        return Box::pin(hand_over(shared, link, pairing)).await;
     }
     if !shared.opens.allow(key) {
         shared.metrics.limited(Limit::OpensPerMinute);
@@ -543,7 +548,6 @@ async fn agent(
                 let spot = Spot {
                     nameplate,
                     entry,
-                    expires_at,
                     deadline,
                 };
                 wait_apart(shared, spot, claimed, &stirred).await;
@@ -587,14 +591,12 @@ fn waits_apart(reason: &ConnectionError) -> bool {
 struct Spot {
     nameplate: Nameplate,
     entry: EntryId,
-    expires_at: u64,
     /// When the code expires.
     deadline: tokio::time::Instant,
 }
 
-/// Waits, for an agent waiting apart, until its code is claimed (then tells
-/// the agent and holds the claim for it), expires, or the agent leaves or
-/// goes silent.
+/// Waits, for an agent waiting apart, until its code is claimed (then
+/// pairs the two), expires, or the agent leaves or goes silent.
 async fn wait_apart(
     shared: &Shared,
     spot: Spot,
@@ -604,7 +606,6 @@ async fn wait_apart(
     let Spot {
         nameplate,
         entry,
-        expires_at,
         deadline,
     } = spot;
     let waited = tokio::select! {
@@ -614,7 +615,7 @@ async fn wait_apart(
     };
     shared.metrics.nameplates_waiting.dec();
     match waited {
-        Ok(claim) => tell_claimed(shared, nameplate, expires_at, claim).await,
+        Ok(claim) => pair(shared, nameplate, claim).await,
         Err(why) => {
             if why == ClaimError::Expired {
                 info!("nameplate expired unclaimed");
@@ -643,122 +644,128 @@ async fn absent(parked: &Parked, nameplate: Nameplate, stirred: &tokio::sync::No
     }
 }
 
-/// Holds a claim for an agent waiting apart and tells the agent, again
-/// and again, until it comes back for it or [`RETURN_WITHIN`] passes;
-/// then the console is told the agent did not come back.
-async fn tell_claimed(shared: &Shared, nameplate: Nameplate, expires_at: u64, claim: Claimed) {
-    shared.returns.put(nameplate, expires_at, claim);
-    let until = tokio::time::Instant::now() + RETURN_WITHIN;
-    loop {
-        if let Some(tell) = shared.parked.claimed(nameplate) {
-            shared.teller.tell(&tell);
-        }
-        tokio::time::sleep(TELL_EVERY).await;
-        if !shared.returns.holds(nameplate) {
-            return;
-        }
-        if tokio::time::Instant::now() >= until {
-            if let Some(claim) = shared.returns.take(nameplate, expires_at) {
-                info!("the agent did not come back for its claim");
-                let frame = ErrorFrame::new(
-                    ErrorCode::Timeout,
-                    format!(
-                        "the person's agent did not come back for the claim within {} s: it may have closed; ask the person to share again",
-                        RETURN_WITHIN.as_secs()
-                    ),
-                );
-                let _ = refuse_claim(shared, &claim.connection, claim.console_writer, frame).await;
-            }
-            return;
-        }
-    }
-}
-
-/// The claim an agent presenting `ticket` comes back for, if any.
-fn returning(shared: &Shared, ticket: &sprijin_proto::waiting::WaitingTicket) -> Option<Claimed> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    shared.tickets.check(ticket, now).ok()?;
-    shared.returns.take(ticket.nameplate, ticket.expires_at)
-}
-
-/// Gives a claimed agent its ticket and the technician, then keeps both
-/// control connections until the clients close them, to learn how the
-/// set-up went.
-async fn pair(shared: &Shared, link: AgentLink, claim: Claimed) -> Result<(), RelayError> {
-    let AgentLink {
-        connection,
-        reader,
-        mut writer,
-        slot: _slot,
-    } = link;
+/// Pairs a claim with its agent waiting apart. The console hears at once
+/// and starts its end-to-end connection, which the forwarder holds for the
+/// agent; the agent is told, its side of the session sealed into the
+/// answer, again and again until that side binds at the forwarder. If it
+/// has not within [`RETURN_WITHIN`], the console is told the agent did not
+/// come. Then the console's control connection is kept until the console
+/// closes it, with a code that says how set-up went.
+async fn pair(shared: &Shared, nameplate: Nameplate, claim: Claimed) {
     let Claimed {
+        session,
         agent_ticket,
         console_ticket,
         technician,
         at: claimed_at,
         mut console_writer,
         _console_reader,
-        connection: console_connection,
-        _slot: _console_slot,
+        connection,
+        _slot,
     } = claim;
-    // Kept open, like the console's, until the agent closes it.
-    let _agent_reader = reader;
-    // The console first: its end-to-end connection starts as the agent
-    // sets up its own side.
     let told = Box::pin(console_writer.write_msg(&RelayMsg::Paired {
         technician: None,
         ticket: console_ticket,
     }))
     .await;
     if told.is_err() {
-        let frame = ErrorFrame::new(
-            ErrorCode::UnknownNameplate,
-            "the technician's console left before the session started: start sharing again for a new code",
-        );
-        return Box::pin(refuse(shared, &connection, writer, frame)).await;
+        info!("the console left as it was paired");
+        shared.metrics.ended(Outcome::Lost);
+        return;
     }
-    Box::pin(writer.write_msg(&RelayMsg::Paired {
-        technician: Some(technician),
-        ticket: agent_ticket,
-    }))
-    .await?;
+    let arrived = shared.arrivals.expect(session);
+    shared.parked.claimed(
+        nameplate,
+        Pairing {
+            ticket: agent_ticket,
+            technician,
+        },
+    );
+    tokio::pin!(arrived);
+    let until = tokio::time::Instant::now() + RETURN_WITHIN;
+    loop {
+        if let Some(tell) = shared.parked.tell_claimed(nameplate) {
+            shared.teller.tell(&tell);
+        }
+        tokio::select! {
+            _ = &mut arrived => break,
+            () = tokio::time::sleep(TELL_EVERY) => {}
+            _ = connection.closed() => {
+                shared.arrivals.forget(session);
+                info!("the console left before the agent came");
+                shared.metrics.ended(Outcome::Lost);
+                return;
+            }
+        }
+        if tokio::time::Instant::now() >= until {
+            shared.arrivals.forget(session);
+            info!("the agent did not come for its claim");
+            let frame = ErrorFrame::new(
+                ErrorCode::Timeout,
+                format!(
+                    "the person's agent did not come for the claim within {} s: it may have closed; ask the person to share again",
+                    RETURN_WITHIN.as_secs()
+                ),
+            );
+            let _ = refuse_claim(shared, &connection, console_writer, frame).await;
+            return;
+        }
+    }
     info!("paired");
     shared.metrics.sessions.inc();
     shared.metrics.sessions_active.inc();
-    let _ = writer.get_mut().finish();
-    // The session now runs end to end over the forwarder. The control
-    // connections stay until the clients close them, for at most the
-    // handshake time: the agent closes its own once the end-to-end
-    // set-up is over, with a code that says how it went.
+    let _ = console_writer.get_mut().finish();
+    // The session now runs end to end over the forwarder. The console's
+    // control connection stays until the console closes it, for at most
+    // the handshake time, with a code that says how set-up went.
     let deadline = tokio::time::Instant::now() + shared.config.limits.handshake_timeout;
-    let agent_closed = tokio::time::timeout_at(deadline, connection.closed())
+    let closed = tokio::time::timeout_at(deadline, connection.closed())
         .await
         .is_ok();
-    if agent_closed {
+    let outcome = if closed {
         shared
             .metrics
             .setup_seconds
             .observe(claimed_at.elapsed().as_secs_f64());
-    }
-    let _ = tokio::time::timeout_at(deadline, console_connection.closed()).await;
-    let outcome = if agent_closed {
-        session_outcome(
-            &connection.close_reason(),
-            &console_connection.close_reason(),
-        )
+        session_outcome(&connection.close_reason())
     } else {
-        // The agent never said how set-up ended: it did not finish in
+        // The console never said how set-up ended: it did not finish in
         // the handshake time.
         Outcome::Idle
     };
     shared.metrics.ended(outcome);
     info!(?outcome, "handed over to the data path");
     shared.metrics.sessions_active.dec();
-    for c in [&connection, &console_connection] {
-        c.close(0u32.into(), b"paired");
-    }
+    connection.close(0u32.into(), b"paired");
+}
+
+/// The claim's pairing for an agent presenting `ticket`, if any.
+fn returning(shared: &Shared, ticket: &sprijin_proto::waiting::WaitingTicket) -> Option<Pairing> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    shared.tickets.check(ticket, now).ok()?;
+    shared.parked.pairing(ticket.nameplate, ticket.expires_at)
+}
+
+/// Gives an agent back on a connection its side of the claimed session,
+/// and keeps the connection until the agent closes it, for at most the
+/// handshake time.
+async fn hand_over(shared: &Shared, link: AgentLink, pairing: Pairing) -> Result<(), RelayError> {
+    let AgentLink {
+        connection,
+        reader: _reader,
+        mut writer,
+        slot: _slot,
+    } = link;
+    Box::pin(writer.write_msg(&RelayMsg::Paired {
+        technician: Some(pairing.technician),
+        ticket: pairing.ticket,
+    }))
+    .await?;
+    let _ = writer.get_mut().finish();
+    let _ = tokio::time::timeout(shared.config.limits.handshake_timeout, connection.closed()).await;
+    connection.close(0u32.into(), b"paired");
     Ok(())
 }
 
@@ -828,8 +835,9 @@ async fn console(
             return refuse_claim(shared, &connection, writer, e.frame()).await;
         }
     };
-    let (agent_ticket, console_ticket) = issue_tickets(shared);
+    let (session, agent_ticket, console_ticket) = issue_tickets(shared);
     let claim = Claimed {
+        session,
         agent_ticket,
         console_ticket,
         technician,
@@ -874,9 +882,9 @@ async fn refuse_claim(
 }
 
 /// How a paired session's set-up ended, from what the relay can see: the
-/// close codes of the two control connections. The session itself runs
-/// over the forwarder, where the relay sees only datagrams.
-fn session_outcome(agent: &Option<ConnectionError>, console: &Option<ConnectionError>) -> Outcome {
+/// close code of the console's control connection. The session itself
+/// runs over the forwarder, where the relay sees only datagrams.
+fn session_outcome(console: &Option<ConnectionError>) -> Outcome {
     let code = |e: &Option<ConnectionError>| match e {
         Some(ConnectionError::ApplicationClosed(c)) => Some(c.error_code.into_inner()),
         _ => None,
@@ -889,9 +897,9 @@ fn session_outcome(agent: &Option<ConnectionError>, console: &Option<ConnectionE
             None | Some(ConnectionError::LocallyClosed | ConnectionError::ApplicationClosed(_))
         )
     };
-    if code(agent) == Some(close_code::WRONG_CODE.into()) {
+    if code(console) == Some(close_code::WRONG_CODE.into()) {
         Outcome::WrongCode
-    } else if lost(agent) || lost(console) {
+    } else if lost(console) {
         Outcome::Lost
     } else {
         Outcome::Completed
@@ -930,8 +938,8 @@ pub enum RelayError {
     PeerStream(#[from] FrameError),
 }
 
-/// The two tickets of a new session: the agent's and the console's.
-fn issue_tickets(shared: &Shared) -> (Ticket, Ticket) {
+/// A new session's id and its two tickets: the agent's and the console's.
+fn issue_tickets(shared: &Shared) -> (u64, Ticket, Ticket) {
     let session = rand::random::<u64>();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -939,6 +947,7 @@ fn issue_tickets(shared: &Shared) -> (Ticket, Ticket) {
         .unwrap_or(0);
     let expires_at = now.saturating_add(shared.config.limits.ticket_ttl.as_secs());
     (
+        session,
         shared.mint.issue(session, PathSide::Agent, expires_at),
         shared.mint.issue(session, PathSide::Console, expires_at),
     )

@@ -315,6 +315,7 @@ impl MaliciousRelay {
                     parked: Arc::new(sprijin_relay::parked::Parked::new(
                         sprijin_proto::waiting::WaitingKey::from_bytes([0x43; 32]),
                     )),
+                    arrivals: Arc::default(),
                 },
             )
             .unwrap();

@@ -5,8 +5,9 @@
 //!
 //! A waiting agent holds no connection at the relay: it keeps its code
 //! with MACed wait datagrams, which the relay answers only when they are
-//! its own tickets' and new; a claim reaches the agent as a datagram and it
-//! comes back with its ticket to be paired. A person who stops sharing
+//! its own tickets' and new; a claim reaches the agent as a datagram that
+//! carries its side of the session, sealed for it, and an agent that did
+//! not hear comes back with its ticket for the same. A person who stops sharing
 //! ends the code at once; an agent killed while it waits leaves the
 //! console a plain refusal.
 
@@ -51,6 +52,10 @@ fn a_waiting_agent_holds_no_connection_and_its_code_still_pairs() {
         0,
         "{text}"
     );
+    // The agent's code, and the console's claim: the claim's answer to
+    // the agent's wait carried its side of the session, so it did not
+    // connect again to be paired.
+    assert_eq!(value(&text, "sprijin_relay_connections_total"), 2, "{text}");
 }
 
 #[test]
@@ -83,6 +88,12 @@ fn a_claim_for_an_agent_killed_while_waiting_is_refused_plainly() {
     let out = console(&relay, &agent.code, &["--exec", "quit"]);
     assert!(!out.status.success(), "{}", out.stdout);
     assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    // The relay's word, heard while the console's set-up waited.
+    assert!(
+        out.stderr.contains("did not come for the claim"),
+        "{}",
+        out.stderr
+    );
     assert_no_panic(&out.stderr);
     assert!(
         started.elapsed() < Duration::from_secs(40),
@@ -146,7 +157,7 @@ async fn open_and_park(relay: &RelayProc) -> WaitingTicket {
 /// comes within a second.
 async fn ask(socket: &UdpSocket, ticket: &WaitingTicket, wait: &[u8]) -> Option<Answer> {
     socket.send(wait).await.unwrap();
-    let mut buf = [0u8; 64];
+    let mut buf = [0u8; 512];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
     loop {
         let len = tokio::time::timeout_at(deadline, socket.recv(&mut buf))
@@ -160,8 +171,7 @@ async fn ask(socket: &UdpSocket, ticket: &WaitingTicket, wait: &[u8]) -> Option<
 }
 
 /// Claims the code of `ticket` at `relay` as a console whose technician
-/// is Ana; the console's link, which hears it is paired once the agent is
-/// back.
+/// is Ana; the console's link, which hears at once that it is paired.
 async fn claim_as_ana(relay: &RelayProc, ticket: &WaitingTicket) -> RelayLink {
     let mut console = link_to(relay, Role::Console).await;
     console
@@ -232,7 +242,7 @@ fn only_a_fresh_wait_under_the_relays_ticket_is_answered_and_a_claim_pairs_on_re
 
         // A console claims the code: the relay tells the waiting agent.
         let console = claim_as_ana(&relay, &ticket).await;
-        let mut buf = [0u8; 64];
+        let mut buf = [0u8; 512];
         let told = tokio::time::timeout(STEP, async {
             loop {
                 let len = socket.recv(&mut buf).await.unwrap();
@@ -244,7 +254,13 @@ fn only_a_fresh_wait_under_the_relays_ticket_is_answered_and_a_claim_pairs_on_re
         .await
         .expect("the relay did not tell the agent of its claim");
         // It echoes the last wait the relay took, 100: the others moved nothing.
-        assert_eq!((told.held, told.counter), (Held::Claimed, 100));
+        let Held::Claimed(pairing) = &told.held else {
+            panic!("the agent was told {:?}, not its pairing", told.held);
+        };
+        assert_eq!(
+            (pairing.technician.name.as_str(), told.counter),
+            ("Ana", 100)
+        );
 
         // Back with its ticket, the agent is paired.
         back_to_ana(&relay, ticket, console).await;
@@ -273,7 +289,10 @@ fn a_claim_made_before_the_agent_has_parked_reaches_it_apart() {
         let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         socket.connect(&relay.addr).await.unwrap();
         let answer = ask(&socket, &ticket, &ticket.wait(1, false)).await;
-        assert_eq!(answer.map(|a| a.held), Some(Held::Claimed));
+        assert!(
+            matches!(answer.map(|a| a.held), Some(Held::Claimed(_))),
+            "the first wait did not hear of the claim"
+        );
         back_to_ana(&relay, ticket, console).await;
     });
 }

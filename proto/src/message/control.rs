@@ -3,17 +3,26 @@
 //! Every stream starts with a [`Hello`] naming the protocol version; its
 //! layout never changes, so a peer of any version can read it and be told
 //! plainly that the versions differ. After the hello, the client sends one
-//! [`ClientMsg`] and the relay answers with [`RelayMsg`]s. Once the relay has
-//! sent `Paired` to both sides, each side opens the end-to-end session with
-//! its ticket (see [`crate::path`] and [`crate::e2e`]) and closes this
-//! connection once that session is set up, with a [`close_code`] saying how
-//! set-up ended.
+//! [`ClientMsg`] and the relay answers with [`RelayMsg`]s. A claiming
+//! console hears `Paired` at once; the waiting agent finds its side of the
+//! pairing in the relay's answer to its wait (see [`crate::waiting`]), or
+//! as `Paired` if it comes back on a connection for it. Each side opens the
+//! end-to-end session with its ticket (see [`crate::path`] and
+//! [`crate::e2e`]) and closes its connection to the relay once that session
+//! is set up, with a [`close_code`] saying how set-up ended.
 
 use serde::{Deserialize, Serialize};
 
 use crate::code::Nameplate;
 
 /// The protocol version this build speaks.
+///
+/// Version 5: a claim's pairing (the agent's forwarding ticket and who
+/// claimed) is sealed into the relay's answer to the waiting agent, which
+/// opens its side of the session at once instead of reconnecting for
+/// `Paired`; waits are padded to stay longer than that answer. The console
+/// hears it is paired at once, and the relay learns how set-up ended from
+/// the console's close code.
 ///
 /// Version 4: a waiting agent closes its relay connection once it has its
 /// code and keeps the code with MACed datagrams (see [`crate::waiting`]);
@@ -33,7 +42,7 @@ use crate::code::Nameplate;
 /// Version 2: the console proves its credential first in the session; audit
 /// heads, identity, conversation and file messages; catalog signatures with
 /// key, time and expiry.
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// Who is on the other end of a stream.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,7 +202,7 @@ mod tests {
     #[test]
     fn hello_layout_is_stable() {
         // The version as a varint, then role 0: any future version can still read this.
-        assert_eq!(encode(&Hello::new(Role::Agent)).unwrap(), vec![4, 0]);
+        assert_eq!(encode(&Hello::new(Role::Agent)).unwrap(), vec![5, 0]);
     }
 
     #[test]

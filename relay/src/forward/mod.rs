@@ -37,7 +37,7 @@ use linger::Linger;
 use table::{Now, Release, Table, Verdict};
 
 use crate::metrics::Metrics;
-use crate::parked::{Parked, Tell};
+use crate::parked::{Arrivals, Parked, Tell};
 
 /// Which way bytes were going.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +88,8 @@ pub struct ForwardOptions {
     /// Waiting agents without a connection, whose waits the forwarder
     /// answers.
     pub parked: Arc<Parked>,
+    /// Claims whose agent the relay waits to see bind.
+    pub arrivals: Arc<Arrivals>,
 }
 
 pub struct Forwarder {
@@ -340,8 +342,11 @@ impl Forwarder {
                 out.push(m.addr, m.dst_ip, &challenge);
                 out.push(m.addr, m.dst_ip, &seen);
             }
-            Verdict::Bound { release } => {
+            Verdict::Bound { release, arrived } => {
                 metrics.forwarding_entries.set(self.table.len() as i64);
+                if let Some(session) = arrived {
+                    self.options.arrivals.arrived(session);
+                }
                 for Release {
                     to,
                     via,

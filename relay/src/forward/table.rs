@@ -127,8 +127,12 @@ pub enum Verdict<'a> {
     /// nothing else.
     Challenge([u8; CHALLENGE_LEN], [u8; SEEN_LEN]),
     /// A side was bound (or kept its address); these held datagrams can go
-    /// now.
-    Bound { release: Vec<Release> },
+    /// now. `arrived` is the session whose agent side just bound for the
+    /// first time.
+    Bound {
+        release: Vec<Release>,
+        arrived: Option<u64>,
+    },
     /// Kept until the peer binds.
     Held,
     /// Not ours to act on (an ask sent to the relay, say).
@@ -331,6 +335,7 @@ impl Table {
             }
             return Verdict::Bound {
                 release: Vec::new(),
+                arrived: None,
             };
         }
         let step = now.unix / CHALLENGE_STEP_SECS;
@@ -382,6 +387,7 @@ impl Table {
             held_since: now.instant,
         });
         let slot = &mut entry.sides[fields.side.index()];
+        let arrived = (slot.is_none() && fields.side == Side::Agent).then_some(fields.session);
         match slot {
             Some(me) => {
                 me.addr = src;
@@ -422,7 +428,7 @@ impl Table {
         entry.pending = kept;
         entry.pending_bytes -= freed;
         self.held_bytes = self.held_bytes.saturating_sub(freed);
-        Verdict::Bound { release }
+        Verdict::Bound { release, arrived }
     }
 }
 
@@ -480,7 +486,7 @@ mod tests {
         };
         let e = wire::echo(&t.token, &t.key, nonce).unwrap();
         match table.handle(from, None, &e, now()) {
-            Verdict::Bound { release } => Verdict::Bound { release },
+            Verdict::Bound { release, arrived } => Verdict::Bound { release, arrived },
             _ => panic!("a right echo does not bind"),
         }
     }
@@ -491,7 +497,13 @@ mod tests {
         let mut table = Table::new(mint.clone(), None, 10);
         let a = mint.issue(7, Side::Agent, 2_000);
         let c = mint.issue(7, Side::Console, 2_000);
-        bind(&mut table, &a, addr(1));
+        assert!(matches!(
+            bind(&mut table, &a, addr(1)),
+            Verdict::Bound {
+                arrived: Some(7),
+                ..
+            }
+        ));
         let early = data(7, Side::Agent);
         assert!(matches!(
             table.handle(addr(1), None, &early, now()),
@@ -505,7 +517,8 @@ mod tests {
             Verdict::Challenge(..)
         ));
         match bind(&mut table, &c, addr(2)) {
-            Verdict::Bound { release } => {
+            Verdict::Bound { release, arrived } => {
+                assert_eq!(arrived, None, "the console's side is no arrival");
                 assert_eq!(release.len(), 1);
                 assert_eq!(release[0].to, addr(2));
             }

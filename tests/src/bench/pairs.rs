@@ -114,9 +114,8 @@ impl Pair {
 /// programs do.
 pub async fn through_relay(relay: &str, pin: Fingerprint) -> anyhow::Result<Pair> {
     let tickets = super::relayed::pair(relay, pin).await?;
-    let relay_addr = tickets.links.0.connection.remote_address();
-    let ends = super::relayed::through_relay(relay_addr, &tickets).await?;
-    open_pair(ends, vec![Box::new(tickets.links)]).await
+    let ends = super::relayed::through_relay(tickets.relay, &tickets).await?;
+    open_pair(ends, vec![Box::new(tickets.link)]).await
 }
 
 /// The same two endpoints' settings connected to each other directly: the

@@ -13,7 +13,7 @@ use sprijin_proto::client::RelayLink;
 use sprijin_proto::message::control::{ClientMsg, RelayMsg, Role, close_code};
 use sprijin_proto::path::{RECV_BUFFER, RelayedPath, Ticket, endpoint_config};
 use sprijin_proto::tls::{self, Fingerprint};
-use sprijin_proto::waiting::{Held, WaitingTicket};
+use sprijin_proto::waiting::{Held, Pairing, WaitingTicket};
 use tokio::net::UdpSocket;
 
 /// The name the console asks for; the agent's certificate is pinned by
@@ -27,17 +27,19 @@ const ASK_AGAIN: std::time::Duration = std::time::Duration::from_millis(100);
 /// How long the relay may take to tell a waiting agent of its claim.
 const TOLD_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Both sides' tickets, with the control links that got them.
+/// Both sides' tickets, the relay's address, and the console's control
+/// link, which the relay keeps until set-up is over.
 pub struct Tickets {
     pub agent: Ticket,
     pub console: Ticket,
-    pub links: (RelayLink, RelayLink),
+    pub relay: SocketAddr,
+    pub link: RelayLink,
 }
 
 /// Pairs through the relay at `relay` the way agent and console do, and
 /// returns the tickets it issued: the agent takes a code and waits apart,
-/// the console claims it, and the agent, told so, comes back with its
-/// waiting ticket; then both are paired, the console first.
+/// the console claims it and hears it is paired, and the agent's next
+/// wait is answered with its side of the session, sealed.
 pub async fn pair(relay: &str, pin: Fingerprint) -> anyhow::Result<Tickets> {
     let mut agent = RelayLink::connect(relay, Some(pin), Role::Agent).await?;
     agent.writer.write_msg(&ClientMsg::Open).await?;
@@ -58,31 +60,22 @@ pub async fn pair(relay: &str, pin: Fingerprint) -> anyhow::Result<Tickets> {
             token: None,
         })
         .await?;
-    told_of_claim(relay_at, &waiting).await?;
-    let mut agent = RelayLink::connect(relay, Some(pin), Role::Agent).await?;
-    agent
-        .writer
-        .write_msg(&ClientMsg::Reopen { ticket: waiting })
-        .await?;
-    // The console hears first, once the agent is back.
     let console_ticket = match console.answer().await? {
         RelayMsg::Paired { ticket, .. } => ticket,
         other => bail!("expected the console's ticket, got {other:?}"),
     };
-    let agent_ticket = match agent.answer().await? {
-        RelayMsg::Paired { ticket, .. } => ticket,
-        other => bail!("expected the agent's ticket, got {other:?}"),
-    };
+    let pairing = told_of_claim(relay_at, &waiting).await?;
     Ok(Tickets {
-        agent: agent_ticket,
+        agent: pairing.ticket,
         console: console_ticket,
-        links: (agent, console),
+        relay: relay_at,
+        link: console,
     })
 }
 
 /// Sends waits under `ticket` to the relay at `relay` until one is
-/// answered with the claim.
-async fn told_of_claim(relay: SocketAddr, ticket: &WaitingTicket) -> anyhow::Result<()> {
+/// answered with the claim; the agent's side of the session.
+async fn told_of_claim(relay: SocketAddr, ticket: &WaitingTicket) -> anyhow::Result<Pairing> {
     let socket = UdpSocket::bind(if relay.is_ipv6() {
         "[::]:0"
     } else {
@@ -90,7 +83,7 @@ async fn told_of_claim(relay: SocketAddr, ticket: &WaitingTicket) -> anyhow::Res
     })
     .await?;
     socket.connect(relay).await?;
-    let mut buf = [0u8; 64];
+    let mut buf = [0u8; 512];
     let told = async {
         for counter in 1.. {
             socket.send(&ticket.wait(counter, false)).await?;
@@ -104,14 +97,14 @@ async fn told_of_claim(relay: SocketAddr, ticket: &WaitingTicket) -> anyhow::Res
             })
             .await;
             match heard {
-                Ok(Ok(Held::Claimed)) => return Ok(()),
+                Ok(Ok(Held::Claimed(pairing))) => return Ok(pairing),
                 Ok(Ok(Held::NotHere)) => bail!("the relay no longer holds the code"),
                 Ok(Ok(Held::Closing)) => bail!("the relay is shutting down"),
                 Ok(Ok(Held::Waiting)) | Err(_) => {}
                 Ok(Err(e)) => return Err(e.into()),
             }
         }
-        Ok(())
+        bail!("the waits' counter ran out")
     };
     tokio::time::timeout(TOLD_WITHIN, told)
         .await
@@ -133,7 +126,10 @@ pub fn configs() -> anyhow::Result<(quinn::ServerConfig, quinn::ClientConfig)> {
     tls.alpn_protocols = vec![tls::ALPN.to_vec()];
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
     let server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    let (client, _) = tls::client_config(Some(pin))?;
+    let (mut client, _) = tls::client_config(Some(pin))?;
+    // Quinn's defaults, as on the server side: a session probes for bigger
+    // packets, which the relay's control connections do not.
+    client.transport_config(Arc::new(quinn::TransportConfig::default()));
     Ok((server, client))
 }
 
