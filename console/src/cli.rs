@@ -125,7 +125,7 @@ pub fn connect_args(code: &str, flags: ConnectFlags) -> Result<ConnectArgs, CliE
 /// Runs a whole session on a runtime of its own. `Ok(true)` when every
 /// command succeeded.
 pub fn run_connect(args: ConnectArgs) -> Result<bool, CliError> {
-    let runtime = tokio::runtime::Runtime::new().map_err(CliError::Runtime)?;
+    let runtime = sprijin_proto::runtime::session().map_err(CliError::Runtime)?;
     let result = runtime.block_on(connect(args));
     // Reading standard input blocks a runtime thread that cannot be
     // interrupted, so the runtime is shut down without waiting for it.

@@ -4,8 +4,8 @@
 //! helpers.
 //!
 //! The codec, code parsing, handshake crypto, catalog and credential checks are pure
-//! functions over bytes; only `framing`, `tls`, `path`, `client` and `e2e` touch I/O
-//! types.
+//! functions over bytes; only `framing`, `tls`, `path`, `client`, `e2e` and
+//! `runtime` touch I/O types.
 #![forbid(unsafe_code)]
 
 pub mod catalog;
@@ -21,6 +21,7 @@ pub mod framing;
 pub mod message;
 pub mod path;
 pub mod paths;
+pub mod runtime;
 pub mod text;
 pub mod tls;
 pub mod udp;

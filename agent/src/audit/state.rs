@@ -7,8 +7,11 @@
 //!
 //! The file has a fixed length and is rewritten in place after each entry,
 //! so keeping it up to date never needs more room on a full disk. It is
-//! updated after the log line is on disk, so at worst (a crash in between)
-//! it is one entry behind the log, which still reaches it.
+//! written after the log line is on disk and is not itself waited for: the
+//! log is the record, and this is only a mark the log must reach. A killed
+//! agent leaves it current (the system still writes it out); a power cut
+//! may leave it some entries behind the log, which still reaches it. It is
+//! never ahead of the log, since each write follows the line it names.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
@@ -102,7 +105,7 @@ impl StateFile {
         ))
     }
 
-    /// Replaces the kept state and waits for it to reach the disk.
+    /// Replaces the kept state, without waiting for the disk.
     pub fn write(&mut self, kept: &Kept) -> Result<(), AuditError> {
         let mut bytes = serde_json::to_vec(kept).map_err(|e| AuditError::Encode {
             detail: e.to_string(),
@@ -116,7 +119,6 @@ impl StateFile {
         bytes.push(b'\n');
         crate::platform::write_all_at(&self.file, &bytes, 0)
             .and_then(|()| self.file.set_len(STATE_LEN as u64))
-            .and_then(|()| self.file.sync_data())
             .map_err(io_error("update the head kept beside", &self.path))
     }
 }

@@ -57,7 +57,7 @@ pub fn share(config: AgentConfig, choice: FaceChoice, lang: Lang) -> Result<Endi
         }
     }
     let consent = Arc::new(Consent::from_stdin(config.consent_timeout));
-    let runtime = tokio::runtime::Runtime::new().map_err(LaunchError::Runtime)?;
+    let runtime = sprijin_proto::runtime::session().map_err(LaunchError::Runtime)?;
     Ok(runtime.block_on(session::share(
         config,
         consent,

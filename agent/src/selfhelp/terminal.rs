@@ -138,7 +138,7 @@ pub fn run_fix(help: &SelfHelp, number: usize) -> Result<String, TerminalError> 
         })?;
     println!("finding {number}: {title}");
     let face = Arc::new(Consent::from_stdin(help.config.consent_timeout));
-    let runtime = tokio::runtime::Runtime::new().map_err(TerminalError::Runtime)?;
+    let runtime = sprijin_proto::runtime::session().map_err(TerminalError::Runtime)?;
     let mut output = |stream: OutStream, data: &[u8]| {
         let _ = match stream {
             OutStream::Stdout => std::io::stdout().write_all(data),

@@ -23,7 +23,7 @@ pub fn serve(
     mut ended: oneshot::Receiver<()>,
     asked: mpsc::Receiver<FromWindow>,
 ) -> Result<(), String> {
-    let runtime = tokio::runtime::Runtime::new()
+    let runtime = sprijin_proto::runtime::session()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let mut checkup = check(&help, lang, &face);
     // Ends when the window is closed: its sender is dropped.

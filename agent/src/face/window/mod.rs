@@ -203,7 +203,7 @@ fn run_session(
     face: Arc<WindowFace>,
     ended: oneshot::Receiver<()>,
 ) -> Result<Result<Ending, AgentError>, WindowError> {
-    let runtime = tokio::runtime::Runtime::new().map_err(WindowError::Runtime)?;
+    let runtime = sprijin_proto::runtime::session().map_err(WindowError::Runtime)?;
     Ok(runtime.block_on(session::share(
         config,
         face,
