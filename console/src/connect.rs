@@ -44,8 +44,26 @@ pub async fn connect(args: ConnectArgs) -> Result<bool, DriverError> {
             "warning: the private key in the credential file is not the one its credential names; the agent will show your name as not verified"
         );
     }
-    let session =
-        Session::connect_with(&args.code, &args.options, args.credential.as_ref()).await?;
+    let terminal_ui = args.exec.is_empty()
+        && !args.json
+        && std::io::stdout().is_terminal()
+        && std::io::stdin().is_terminal();
+    // The terminal interface shows a snapshot first; so does an `--exec`
+    // list that begins with one.
+    let snapshot_ahead = terminal_ui
+        || args.exec.first().is_some_and(|line| {
+            matches!(
+                line.parse::<Command>(),
+                Ok(Command::Diag | Command::Findings | Command::Processes)
+            )
+        });
+    let session = Session::connect_with(
+        &args.code,
+        &args.options,
+        args.credential.as_ref(),
+        snapshot_ahead,
+    )
+    .await?;
     let nameplate = args.code.nameplate().to_string();
     let log = match SessionLog::create(&args.data_dir, &nameplate) {
         Ok(log) => Some(log),
@@ -74,11 +92,7 @@ pub async fn connect(args: ConnectArgs) -> Result<bool, DriverError> {
         path_logged: 0,
     };
     record.started();
-    if args.exec.is_empty()
-        && !args.json
-        && std::io::stdout().is_terminal()
-        && std::io::stdin().is_terminal()
-    {
+    if terminal_ui {
         if let Some(line) = identity_line(session.identity.as_ref()) {
             println!("{line}");
         }

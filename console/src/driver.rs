@@ -640,12 +640,15 @@ impl Driver {
 
 /// Prints a line of text, or a JSON event.
 fn emit(json: bool, text: impl AsRef<str>, event: serde_json::Value) {
-    let mut out = std::io::stdout().lock();
-    if json {
-        let _ = writeln!(out, "{event}");
+    // Whole, so a long snapshot goes out in one write rather than in pieces
+    // of the standard output's buffer.
+    let line = if json {
+        format!("{event}\n")
     } else {
-        let _ = writeln!(out, "{}", clean_text(text.as_ref()));
-    }
+        format!("{}\n", clean_text(text.as_ref()))
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(line.as_bytes());
     let _ = out.flush();
 }
 

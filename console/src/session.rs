@@ -3,6 +3,12 @@
 //! close the relay connection, wait for the person's yes, then send requests
 //! and route the agent's answers back to whoever asked.
 //!
+//! A console that will show a snapshot first (the terminal interface, or
+//! `--exec` beginning with one) asks for it with its opening, right after
+//! saying who the technician is. The agent reads no request before the
+//! person has answered, and none at all after a no; after a yes the snapshot
+//! follows the welcome at once, a round trip sooner than asking after it.
+//!
 //! A reader task owns the control stream and delivers each answer to the
 //! channel of the request it names; another accepts the stream the agent
 //! opens for each run, question and transfer and reads each in a task of its
@@ -53,6 +59,9 @@ const SETUP_WAIT: Duration = Duration::from_secs(30);
 /// How long, after the agent's goodbye, the answers still on their own
 /// streams may take to arrive.
 const STREAMS_DRAIN: Duration = Duration::from_secs(2);
+
+/// The id of the snapshot asked for with the opening.
+const AHEAD_ID: RequestId = 1;
 
 pub struct ConnectOptions {
     pub relay: String,
@@ -106,6 +115,9 @@ pub struct Session {
     /// always gone through the relay.
     path_changes: watch::Receiver<Vec<PathChange>>,
     next_id: AtomicU32,
+    /// Answers to the snapshot asked for with the opening, until the first
+    /// diagnostics request takes them.
+    ahead: Mutex<Option<Replies>>,
     writer: tokio::task::JoinHandle<()>,
     /// The readers of the agent's messages.
     tasks: JoinSet<()>,
@@ -121,15 +133,18 @@ impl Session {
         code: &SessionCode,
         opts: &ConnectOptions,
     ) -> Result<Session, SessionError> {
-        Self::connect_with(code, opts, None).await
+        Self::connect_with(code, opts, None, false).await
     }
 
     /// Like [`connect`](Self::connect), proving the technician's name with
-    /// `credential` inside the end-to-end channel.
+    /// `credential` inside the end-to-end channel. With `snapshot_ahead`,
+    /// asks for a snapshot with the opening: the first
+    /// [`Request::Diagnostics`] then gets its answer without asking again.
     pub async fn connect_with(
         code: &SessionCode,
         opts: &ConnectOptions,
         credential: Option<&HeldCredential>,
+        snapshot_ahead: bool,
     ) -> Result<Session, SessionError> {
         // The session's own TLS identity is made while the claim is on its
         // way: the claim goes out first, and the relay's answer waits for
@@ -182,7 +197,7 @@ impl Session {
             }
         });
         let opened = match established {
-            Ok(established) => Self::handshake(credential, established).await,
+            Ok(established) => Self::handshake(credential, established, snapshot_ahead).await,
             Err(e) => Err(e),
         };
         let (established, host, identity) = match opened {
@@ -206,6 +221,16 @@ impl Session {
             let _ = writer.get_mut().finish();
         });
         let pending: Routes = Arc::default();
+        // The answer to the snapshot asked ahead can only follow the
+        // welcome, and its route is in place before anything reads.
+        let ahead = snapshot_ahead.then(|| {
+            let (tx, rx) = mpsc::channel(REPLY_QUEUE);
+            pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(AHEAD_ID, tx);
+            rx
+        });
         let (ended_tx, ended) = watch::channel(None);
         let (head_tx, audit_head) = watch::channel(None);
         let routes = pending.clone();
@@ -274,7 +299,8 @@ impl Session {
             ended,
             audit_head,
             path_changes,
-            next_id: AtomicU32::new(1),
+            next_id: AtomicU32::new(AHEAD_ID + 1),
+            ahead: Mutex::new(ahead),
             writer,
             tasks,
             connection,
@@ -288,6 +314,7 @@ impl Session {
     async fn handshake(
         credential: Option<&HeldCredential>,
         mut established: Established,
+        snapshot_ahead: bool,
     ) -> Result<Opened, SessionError> {
         // First message: the credential, with a proof bound to this
         // session's keys, so it cannot be replayed into another session.
@@ -297,6 +324,16 @@ impl Session {
             .write_msg(&ConsoleMsg::Identify { presentation })
             .await
             .map_err(|_| SessionError::AgentGone)?;
+        if snapshot_ahead {
+            established
+                .writer
+                .write_msg(&ConsoleMsg::Request {
+                    id: AHEAD_ID,
+                    request: Request::Diagnostics,
+                })
+                .await
+                .map_err(|_| SessionError::AgentGone)?;
+        }
         let mut identity = None;
         let welcome = loop {
             let msg = established
@@ -338,10 +375,17 @@ impl Session {
         }
     }
 
-    /// Sends a request; its answers arrive on the returned channel.
+    /// Sends a request; its answers arrive on the returned channel. The
+    /// first diagnostics request takes the answer to the snapshot asked for
+    /// with the opening, if there was one.
     pub async fn request(&self, request: Request) -> Result<(RequestId, Replies), SessionError> {
         if let Some(reason) = self.ended() {
             return Err(SessionError::Ended(reason));
+        }
+        if matches!(request, Request::Diagnostics)
+            && let Some(replies) = self.ahead.lock().unwrap_or_else(|e| e.into_inner()).take()
+        {
+            return Ok((AHEAD_ID, replies));
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(REPLY_QUEUE);

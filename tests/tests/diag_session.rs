@@ -1,5 +1,7 @@
 //! Diagnostics through a real session: the snapshot names what is wrong on
-//! this machine, arrives quickly, and reads well as text and as JSON.
+//! this machine, arrives quickly, and reads well as text and as JSON; the
+//! one a console asks for with its opening waits for the person's yes, and
+//! after a no is never sent.
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -188,6 +190,67 @@ fn a_snapshot_through_the_session_returns_in_well_under_a_second() {
         .proc
         .wait(STEP)
         .expect("the agent ends with the session");
+}
+
+/// What the console prints with a snapshot.
+const DIAG_EVENT: &str = "\"event\":\"diag\"";
+
+/// `--exec diag` sends its request with the opening, before the person is
+/// asked; the agent answers it only once the person says yes.
+#[test]
+fn a_snapshot_asked_with_the_opening_waits_for_the_persons_yes() {
+    let relay = RelayProc::start(&[]);
+    let mut agent = AgentProc::start(&relay, &[], &[]);
+    let mut console = Proc::spawn(console_command(
+        &relay.addr,
+        &relay.fingerprint,
+        &agent.code,
+        &[
+            "--name", "Ana", "--json", "--exec", "diag", "--exec", "quit",
+        ],
+    ));
+    agent
+        .proc
+        .stdout
+        .wait_for("wants to see this machine's state", STEP)
+        .expect("the person is asked");
+    // The request is at the agent by now; while the question is open it
+    // stays unanswered.
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        !console.stdout.text().contains(DIAG_EVENT),
+        "a snapshot before the person's yes: {}",
+        console.stdout.text()
+    );
+    agent.proc.answer(&["y"]);
+    console
+        .stdout
+        .wait_for(DIAG_EVENT, STEP)
+        .unwrap_or_else(|| panic!("no snapshot after the yes: {}", console.stderr.text()));
+    let status = wait_end(&mut console, STEP, "the console");
+    assert!(status.success(), "{}", console.stderr.text());
+    wait_end(&mut agent.proc, STEP, "the agent");
+}
+
+/// After the person's no, the snapshot the console asked for with its
+/// opening is never sent, and the record says no.
+#[test]
+fn after_a_no_the_snapshot_asked_with_the_opening_is_never_sent() {
+    let relay = RelayProc::start(&[]);
+    let mut agent = AgentProc::start(&relay, &["n"], &[]);
+    let out = console(&relay, &agent.code, &["--json", "--exec", "diag"]);
+    assert!(!out.status.success(), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("the person declined the session"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stdout.contains(DIAG_EVENT), "{}", out.stdout);
+    assert!(!out.stdout.contains("\"snapshot\""), "{}", out.stdout);
+    wait_end(&mut agent.proc, STEP, "the agent");
+    let consent = audit_events(agent.data_dir.path(), "consent");
+    assert_eq!(consent.len(), 1, "{consent:?}");
+    assert_eq!(consent[0]["answer"], false, "{consent:?}");
 }
 
 /// Field names of a JSON object.
