@@ -299,7 +299,7 @@ impl Session {
             ended,
             audit_head,
             path_changes,
-            next_id: AtomicU32::new(AHEAD_ID + 1),
+            next_id: AtomicU32::new(if snapshot_ahead { AHEAD_ID + 1 } else { 1 }),
             ahead: Mutex::new(ahead),
             writer,
             tasks,
