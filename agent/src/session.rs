@@ -311,6 +311,9 @@ pub async fn share(
             viewing_noticed: Mutex::new(None),
         });
         let mut runs = JoinSet::new();
+        // The first request read is here, after the person's yes: one the
+        // console sent with its opening (its first snapshot) waited in the
+        // stream until now, and after a no is never read.
         // `Err` is why the connection was lost.
         let ending: Result<Ending, String> = loop {
             tokio::select! {
