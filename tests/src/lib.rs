@@ -556,6 +556,18 @@ pub fn console_interactive(relay: &RelayProc, code: &str, args: &[&str]) -> Proc
     Proc::spawn(console_command(&relay.addr, &relay.fingerprint, code, args))
 }
 
+/// The console library's options for `relay`, as the technician `name`.
+pub fn connect_options(relay: &RelayProc, name: &str) -> sprijin_console::session::ConnectOptions {
+    sprijin_console::session::ConnectOptions {
+        relay: relay.addr.clone(),
+        relay_fingerprint: Some(relay.fingerprint.parse().expect("a fingerprint")),
+        technician: name.to_string(),
+        token: None,
+        session_idle_timeout: sprijin_proto::tls::SESSION_IDLE_TIMEOUT,
+        direct: sprijin_proto::path::direct::Policy::Allow,
+    }
+}
+
 /// Opens a session with the console library in this process, as the
 /// technician `name`, against the agent waiting with `code`.
 pub async fn connect_in_process(
@@ -563,20 +575,15 @@ pub async fn connect_in_process(
     code: &str,
     name: &str,
 ) -> sprijin_console::session::Session {
-    use sprijin_console::session::{ConnectOptions, Session};
     let code: sprijin_proto::code::SessionCode = code.parse().expect("a valid code");
-    let options = ConnectOptions {
-        relay: relay.addr.clone(),
-        relay_fingerprint: Some(relay.fingerprint.parse().expect("a fingerprint")),
-        technician: name.to_string(),
-        token: None,
-        session_idle_timeout: sprijin_proto::tls::SESSION_IDLE_TIMEOUT,
-        direct: sprijin_proto::path::direct::Policy::Allow,
-    };
-    tokio::time::timeout(STEP, Session::connect(&code, &options))
-        .await
-        .expect("the session opens in time")
-        .expect("the session opens")
+    let options = connect_options(relay, name);
+    tokio::time::timeout(
+        STEP,
+        sprijin_console::session::Session::connect(&code, &options),
+    )
+    .await
+    .expect("the session opens in time")
+    .expect("the session opens")
 }
 
 /// Sends a catalog and expects the agent to accept it; returns its digest.

@@ -232,6 +232,38 @@ fn a_snapshot_asked_with_the_opening_waits_for_the_persons_yes() {
     wait_end(&mut agent.proc, STEP, "the agent");
 }
 
+/// The snapshot asked for with the opening answers the first diagnostics
+/// request: it is request 1 and needs no request of its own; the next one
+/// is asked anew.
+#[test]
+fn the_first_diagnostics_request_takes_the_snapshot_asked_with_the_opening() {
+    let relay = RelayProc::start(&[]);
+    let mut agent = AgentProc::start(&relay, &["y"], &[]);
+    block_on(async {
+        let code = agent.code.parse().expect("a valid code");
+        let options = connect_options(&relay, "Ana");
+        let session = tokio::time::timeout(
+            STEP,
+            sprijin_console::session::Session::connect_with(&code, &options, None, true),
+        )
+        .await
+        .expect("the session opens in time")
+        .expect("the session opens");
+        for expected in [1, 2] {
+            let (id, mut replies) = session.request(Request::Diagnostics).await.unwrap();
+            assert_eq!(id, expected);
+            match next_reply(&mut replies).await {
+                AgentMsg::Diagnostics { report, .. } => {
+                    assert!(report.snapshot.processes.count > 0);
+                }
+                other => panic!("expected diagnostics, got {other:?}"),
+            }
+        }
+        session.close().await;
+    });
+    wait_end(&mut agent.proc, STEP, "the agent");
+}
+
 /// After the person's no, the snapshot the console asked for with its
 /// opening is never sent, and the record says no.
 #[test]
