@@ -797,19 +797,9 @@ fn connect_console(
     relay: &RelayProc,
     code: SessionCode,
 ) -> tokio::task::JoinHandle<sprijin_console::session::Session> {
-    let relay_addr = relay.addr.clone();
-    let relay_fp = relay.fingerprint.clone();
+    let options = connect_options(relay, "Ana");
     runtime.spawn(async move {
-        use sprijin_console::session::{ConnectOptions, Session};
-        let options = ConnectOptions {
-            relay: relay_addr,
-            relay_fingerprint: Some(relay_fp.parse().unwrap()),
-            technician: "Ana".into(),
-            token: None,
-            session_idle_timeout: sprijin_proto::tls::SESSION_IDLE_TIMEOUT,
-            direct: sprijin_proto::path::direct::Policy::Allow,
-        };
-        Session::connect(&code, &options)
+        sprijin_console::session::Session::connect(&code, &options)
             .await
             .expect("the session opens")
     })
