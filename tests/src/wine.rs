@@ -3,16 +3,18 @@
 //! the `.exe` files with `dist/cross windows-build` and runs them with
 //! `--include-ignored`).
 //!
-//! One Wine prefix is made per test run, in a temporary folder, with
-//! `WINEDEBUG=-all`. Wine 8 lacks `bcryptprimitives.dll` (`ProcessPrng`,
-//! which Rust's standard library imports), so a stand-in built with mingw
-//! from `wine/prng.c` goes into the prefix: this is the harness working
-//! around Wine, never part of the product.
+//! One Wine prefix, `target/wine/prefix`, is made on first use and shared
+//! by the test programs and later runs, with `WINEDEBUG=-all`. Wine 8 lacks
+//! `bcryptprimitives.dll` (`ProcessPrng`, which Rust's standard library
+//! imports), so a stand-in built with mingw from `wine/prng.c` goes into
+//! the prefix: this is the harness working around Wine, never part of the
+//! product.
 //!
 //! Environment: `SPRIJIN_WINDOWS_BIN` names the folder holding
 //! `sprijin-agent.exe` and `sprijin-console.exe` (default: where
-//! `dist/cross windows-build` puts them, a release build); `SPRIJIN_WINE` the Wine program
-//! (default `/usr/lib/wine/wine64`).
+//! `dist/cross windows-build` puts them, a release build); `SPRIJIN_WINE`
+//! the Wine program (default `/usr/lib/wine/wine64`); `SPRIJIN_WINE_PREFIX`
+//! the prefix.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -56,35 +58,74 @@ pub fn exe(name: &str) -> PathBuf {
     path
 }
 
-/// The Wine prefix of this test run: made once, with the `ProcessPrng`
-/// stand-in installed. It lives until the test process ends.
+/// The Wine prefix the tests share: made once, with the `ProcessPrng`
+/// stand-in installed, and kept for later test programs and runs (a Wine 8
+/// prefix is about 700 MB, so one per test program would fill a small disk).
+/// The first call in each test process also waits for a server left by an
+/// earlier process to end, so this process's programs start one of their
+/// own (a window opened under a server started without a display is never
+/// shown).
 pub fn prefix() -> &'static Path {
-    static PREFIX: OnceLock<tempfile::TempDir> = OnceLock::new();
-    PREFIX
-        .get_or_init(|| {
-            let dir = tempfile::Builder::new()
-                .prefix("sprijin-wine-")
-                .tempdir()
-                .expect("a temporary folder for the Wine prefix");
-            make_prefix(dir.path());
-            dir
-        })
-        .path()
+    static PREFIX: OnceLock<PathBuf> = OnceLock::new();
+    PREFIX.get_or_init(|| {
+        let dir = std::env::var_os("SPRIJIN_WINE_PREFIX").map_or_else(
+            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/wine/prefix"),
+            PathBuf::from,
+        );
+        ready_prefix(&dir);
+        dir
+    })
+}
+
+/// Makes `prefix` if no earlier run finished making it, under a lock that
+/// test programs running at once share, then waits for its server to end.
+fn ready_prefix(prefix: &Path) {
+    let parent = prefix.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)
+        .unwrap_or_else(|e| panic!("cannot make {}: {e}", parent.display()));
+    let lock_path = parent.join("prefix.lock");
+    let lock = std::fs::File::create(&lock_path)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", lock_path.display()));
+    lock.lock()
+        .unwrap_or_else(|e| panic!("cannot lock {}: {e}", lock_path.display()));
+    let made = prefix.join(".made");
+    if !made.is_file() {
+        if prefix.exists() {
+            std::fs::remove_dir_all(prefix)
+                .unwrap_or_else(|e| panic!("cannot remove {}: {e}", prefix.display()));
+        }
+        make_prefix(prefix);
+        std::fs::write(&made, b"")
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", made.display()));
+    }
+    // The stand-in is built each time, so a change to its source is taken.
+    build_prng(prefix);
+    wait_for_server(prefix);
 }
 
 fn make_prefix(prefix: &Path) {
-    let status = Command::new(wine())
+    let out = Command::new(wine())
         .args(["wineboot", "-i"])
         .envs(wine_env(prefix))
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
+        .output()
         .expect("wine starts (install wine64)");
-    assert!(status.success(), "wineboot -i failed: {status}");
+    assert!(
+        out.status.success(),
+        "wineboot -i failed ({}) making {}: {}",
+        out.status,
+        prefix.display(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
     // wineboot leaves the prefix's server running with a desktop that has
-    // no display; a window opened while it lives is never shown. Wait for
-    // it to end, so the next program starts a server of its own.
+    // no display; wait for it to end.
+    wait_for_server(prefix);
+    let system32 = prefix.join("drive_c/windows/system32");
+    assert!(system32.is_dir(), "wineboot made no {}", system32.display());
+}
+
+/// Waits until no Wine server runs for `prefix`.
+fn wait_for_server(prefix: &Path) {
     let wineserver = wine().with_file_name("wineserver");
     let status = Command::new(&wineserver)
         .arg("-w")
@@ -92,10 +133,12 @@ fn make_prefix(prefix: &Path) {
         .status()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", wineserver.display()));
     assert!(status.success(), "wineserver -w failed: {status}");
-    let system32 = prefix.join("drive_c/windows/system32");
-    assert!(system32.is_dir(), "wineboot made no {}", system32.display());
+}
+
+/// Builds the `ProcessPrng` stand-in into the prefix's `system32`.
+fn build_prng(prefix: &Path) {
     let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/wine");
-    let out = system32.join("bcryptprimitives.dll");
+    let out = prefix.join("drive_c/windows/system32/bcryptprimitives.dll");
     let status = Command::new(MINGW_CC)
         .args(["-O2", "-shared", "-o"])
         .arg(&out)
