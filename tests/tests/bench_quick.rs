@@ -62,6 +62,8 @@ fn quick_bench_reports_every_figure() {
         "datapath_throughput_ratio",
         "relay_cpu_pct_transfer",
         "relay_cpu_s_per_gib",
+        "datapath_ends_cpu_pct_relay",
+        "datapath_ends_cpu_pct_direct",
         "relay_restart_gap_ms",
         "direct_throughput_ratio",
     ] {

@@ -65,6 +65,11 @@ pub struct Outcome {
     pub direct_mib_s: f64,
     pub relay_cpu_pct: f64,
     pub relay_cpu_s_per_gib: f64,
+    /// This process's CPU (both ends) during the relayed and the direct
+    /// turns: on a machine the relay shares, what the relay takes the ends
+    /// cannot have.
+    pub ends_cpu_pct_relay: f64,
+    pub ends_cpu_pct_direct: f64,
     pub latency_relay: Timings,
     pub latency_direct: Timings,
     pub migration_ok: bool,
@@ -221,15 +226,24 @@ pub async fn measure(
     let piece = plan.transfer / ROUNDS;
     let (mut direct_bytes, mut direct_secs) = (0u64, 0f64);
     let (mut relay_bytes, mut relay_secs, mut cpu_s, mut wall_s) = (0u64, 0f64, 0f64, 0f64);
+    let (mut ends_direct_s, mut wall_direct_s, mut ends_relay_s) = (0f64, 0f64, 0f64);
+    let me = std::process::id();
     for _ in 0..ROUNDS {
+        let ends_cpu = CpuMeter::start(me)?;
+        let wall = Instant::now();
         let (bytes, secs) = stream_for(&direct, piece).await?;
+        let wall = wall.elapsed().as_secs_f64();
+        ends_direct_s += ends_cpu.percent()? / 100.0 * wall;
+        wall_direct_s += wall;
         direct_bytes += bytes;
         direct_secs += secs;
         let cpu = CpuMeter::start(relay.pid())?;
+        let ends_cpu = CpuMeter::start(me)?;
         let wall = Instant::now();
         let (bytes, secs) = stream_for(&ends, piece).await?;
         let wall = wall.elapsed().as_secs_f64();
         cpu_s += cpu.percent()? / 100.0 * wall;
+        ends_relay_s += ends_cpu.percent()? / 100.0 * wall;
         wall_s += wall;
         relay_bytes += bytes;
         relay_secs += secs;
@@ -238,6 +252,8 @@ pub async fn measure(
     out.relay_mib_s = relay_bytes as f64 / MIB / relay_secs;
     out.relay_cpu_pct = cpu_s / wall_s * 100.0;
     out.relay_cpu_s_per_gib = cpu_s / (relay_bytes as f64 / GIB);
+    out.ends_cpu_pct_relay = ends_relay_s / wall_s * 100.0;
+    out.ends_cpu_pct_direct = ends_direct_s / wall_direct_s * 100.0;
     out.latency_direct = round_trips(&direct, plan.warmup, plan.samples).await?;
     drop(direct);
     out.latency_relay = round_trips(&ends, plan.warmup, plan.samples).await?;

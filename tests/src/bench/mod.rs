@@ -321,6 +321,8 @@ async fn datapath(
     report.datapath_throughput_ratio = Some(o.relay_mib_s / o.direct_mib_s);
     report.relay_cpu_pct_transfer = Some(o.relay_cpu_pct);
     report.relay_cpu_s_per_gib = Some(o.relay_cpu_s_per_gib);
+    report.datapath_ends_cpu_pct_relay = Some(o.ends_cpu_pct_relay);
+    report.datapath_ends_cpu_pct_direct = Some(o.ends_cpu_pct_direct);
     let (r, d) = (o.latency_relay.ms(0.5), o.latency_direct.ms(0.5));
     report.datapath_latency_relay_ms_p50 = Some(r);
     report.datapath_latency_direct_ms_p50 = Some(d);

@@ -66,6 +66,10 @@ pub struct Report {
     // One end-to-end QUIC connection through the forwarder, against the
     // same two endpoints connected directly.
     pub datapath_throughput_ratio: Option<f64>,
+    /// This process's CPU (both ends) while the relayed and the direct
+    /// turns run.
+    pub datapath_ends_cpu_pct_relay: Option<f64>,
+    pub datapath_ends_cpu_pct_direct: Option<f64>,
     pub datapath_relay_mib_s: Option<f64>,
     pub datapath_direct_mib_s: Option<f64>,
     pub datapath_latency_relay_ms_p50: Option<f64>,
@@ -230,6 +234,11 @@ impl Report {
                 format!("ratio ≥ {TARGET_DATAPATH_RATIO}"),
                 self.datapath_throughput_ratio
                     .map(|r| r >= TARGET_DATAPATH_RATIO),
+            ),
+            row(
+                "both ends' CPU during those turns (% core)",
+                self.datapath_ends_cpu_pct_relay,
+                self.datapath_ends_cpu_pct_direct,
             ),
             row(
                 "relay CPU while forwarding (% core)",
