@@ -118,8 +118,7 @@ fn make_prefix(prefix: &Path) {
         String::from_utf8_lossy(&out.stderr).trim()
     );
     // wineboot leaves the prefix's server running with a desktop that has
-    // no display; wait for it to end.
-    wait_for_server(prefix);
+    // no display; `ready_prefix` waits for it to end.
     let system32 = prefix.join("drive_c/windows/system32");
     assert!(system32.is_dir(), "wineboot made no {}", system32.display());
 }

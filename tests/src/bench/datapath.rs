@@ -66,8 +66,8 @@ pub struct Outcome {
     pub relay_cpu_pct: f64,
     pub relay_cpu_s_per_gib: f64,
     /// This process's CPU (both ends) during the relayed and the direct
-    /// turns: on a machine the relay shares, what the relay takes the ends
-    /// cannot have.
+    /// turns: the ends cost the same per byte either way, so the ratio
+    /// follows their share of the machine.
     pub ends_cpu_pct_relay: f64,
     pub ends_cpu_pct_direct: f64,
     pub latency_relay: Timings,
