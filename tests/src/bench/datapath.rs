@@ -4,7 +4,9 @@
 //!
 //! - throughput: one stream for a fixed time, direct and relayed taking
 //!   turns, and the relay program's CPU while it forwards (percent of a
-//!   core, and CPU seconds per GiB forwarded);
+//!   core, and CPU seconds per GiB forwarded); then the same turns again
+//!   with the relay on a core of its own and both ends on the others, as
+//!   when it runs on its own machine (see [`Apart`]);
 //! - latency: round trips of a small message on one stream;
 //! - migration: the agent's side moves to a new socket in the middle of a
 //!   transfer, which must still arrive whole;
@@ -25,6 +27,7 @@ use quinn::Connection;
 use sprijin_proto::path::direct::{PathChange, Policy};
 use tokio::time::Instant;
 
+use super::affinity::Apart;
 use super::procfs::{CpuMeter, MIB};
 use super::programs::Relay;
 use super::relayed::{self, Ends};
@@ -70,6 +73,11 @@ pub struct Outcome {
     /// follows their share of the machine.
     pub ends_cpu_pct_relay: f64,
     pub ends_cpu_pct_direct: f64,
+    /// The same turns with the relay on a core of its own and both ends on
+    /// the others, as when the relay runs on its own machine; `None` with
+    /// one core.
+    pub apart_relay_mib_s: Option<f64>,
+    pub apart_direct_mib_s: Option<f64>,
     pub latency_relay: Timings,
     pub latency_direct: Timings,
     pub migration_ok: bool,
@@ -212,6 +220,64 @@ async fn transfer_across(
     Ok((ok, worst, reads))
 }
 
+/// What the direct and the relayed transfers moved, taking turns.
+#[derive(Default)]
+struct Turns {
+    direct_bytes: u64,
+    direct_secs: f64,
+    direct_wall_s: f64,
+    ends_direct_cpu_s: f64,
+    relay_bytes: u64,
+    relay_secs: f64,
+    relay_wall_s: f64,
+    ends_relay_cpu_s: f64,
+    relay_cpu_s: f64,
+}
+
+impl Turns {
+    fn direct_mib_s(&self) -> f64 {
+        self.direct_bytes as f64 / MIB / self.direct_secs
+    }
+
+    fn relay_mib_s(&self) -> f64 {
+        self.relay_bytes as f64 / MIB / self.relay_secs
+    }
+}
+
+/// Direct and relayed take [`ROUNDS`] turns of `piece` each, so a busy
+/// moment of the machine falls on both rather than on one; this process's
+/// CPU (both ends) is measured in both, the relay's in the relayed turns.
+async fn turns(
+    direct: &Ends,
+    ends: &Ends,
+    relay: &Relay,
+    piece: Duration,
+) -> anyhow::Result<Turns> {
+    let mut t = Turns::default();
+    let me = std::process::id();
+    for _ in 0..ROUNDS {
+        let ends_cpu = CpuMeter::start(me)?;
+        let wall = Instant::now();
+        let (bytes, secs) = stream_for(direct, piece).await?;
+        let wall = wall.elapsed().as_secs_f64();
+        t.ends_direct_cpu_s += ends_cpu.percent()? / 100.0 * wall;
+        t.direct_wall_s += wall;
+        t.direct_bytes += bytes;
+        t.direct_secs += secs;
+        let relay_cpu = CpuMeter::start(relay.pid())?;
+        let ends_cpu = CpuMeter::start(me)?;
+        let wall = Instant::now();
+        let (bytes, secs) = stream_for(ends, piece).await?;
+        let wall = wall.elapsed().as_secs_f64();
+        t.relay_cpu_s += relay_cpu.percent()? / 100.0 * wall;
+        t.ends_relay_cpu_s += ends_cpu.percent()? / 100.0 * wall;
+        t.relay_wall_s += wall;
+        t.relay_bytes += bytes;
+        t.relay_secs += secs;
+    }
+    Ok(t)
+}
+
 pub async fn measure(
     relay: &Relay,
     program: Option<&std::path::Path>,
@@ -221,39 +287,26 @@ pub async fn measure(
 
     let direct = relayed::direct().await?;
     let (_tickets, ends) = connect(relay).await?;
-    // Direct and relayed take turns, so a busy moment of the machine falls
-    // on both rather than on one.
     let piece = plan.transfer / ROUNDS;
-    let (mut direct_bytes, mut direct_secs) = (0u64, 0f64);
-    let (mut relay_bytes, mut relay_secs, mut cpu_s, mut wall_s) = (0u64, 0f64, 0f64, 0f64);
-    let (mut ends_direct_s, mut wall_direct_s, mut ends_relay_s) = (0f64, 0f64, 0f64);
-    let me = std::process::id();
-    for _ in 0..ROUNDS {
-        let ends_cpu = CpuMeter::start(me)?;
-        let wall = Instant::now();
-        let (bytes, secs) = stream_for(&direct, piece).await?;
-        let wall = wall.elapsed().as_secs_f64();
-        ends_direct_s += ends_cpu.percent()? / 100.0 * wall;
-        wall_direct_s += wall;
-        direct_bytes += bytes;
-        direct_secs += secs;
-        let cpu = CpuMeter::start(relay.pid())?;
-        let ends_cpu = CpuMeter::start(me)?;
-        let wall = Instant::now();
-        let (bytes, secs) = stream_for(&ends, piece).await?;
-        let wall = wall.elapsed().as_secs_f64();
-        cpu_s += cpu.percent()? / 100.0 * wall;
-        ends_relay_s += ends_cpu.percent()? / 100.0 * wall;
-        wall_s += wall;
-        relay_bytes += bytes;
-        relay_secs += secs;
+    let shared = turns(&direct, &ends, relay, piece).await?;
+    out.direct_mib_s = shared.direct_mib_s();
+    out.relay_mib_s = shared.relay_mib_s();
+    out.relay_cpu_pct = shared.relay_cpu_s / shared.relay_wall_s * 100.0;
+    out.relay_cpu_s_per_gib = shared.relay_cpu_s / (shared.relay_bytes as f64 / GIB);
+    out.ends_cpu_pct_relay = shared.ends_relay_cpu_s / shared.relay_wall_s * 100.0;
+    out.ends_cpu_pct_direct = shared.ends_direct_cpu_s / shared.direct_wall_s * 100.0;
+    match Apart::new(relay.pid()) {
+        Ok(apart) => {
+            let result = turns(&direct, &ends, relay, piece).await;
+            drop(apart);
+            let apart = result?;
+            out.apart_direct_mib_s = Some(apart.direct_mib_s());
+            out.apart_relay_mib_s = Some(apart.relay_mib_s());
+        }
+        Err(e) => out
+            .errors
+            .push(format!("relay on a core of its own: {e:#}")),
     }
-    out.direct_mib_s = direct_bytes as f64 / MIB / direct_secs;
-    out.relay_mib_s = relay_bytes as f64 / MIB / relay_secs;
-    out.relay_cpu_pct = cpu_s / wall_s * 100.0;
-    out.relay_cpu_s_per_gib = cpu_s / (relay_bytes as f64 / GIB);
-    out.ends_cpu_pct_relay = ends_relay_s / wall_s * 100.0;
-    out.ends_cpu_pct_direct = ends_direct_s / wall_direct_s * 100.0;
     out.latency_direct = round_trips(&direct, plan.warmup, plan.samples).await?;
     drop(direct);
     out.latency_relay = round_trips(&ends, plan.warmup, plan.samples).await?;

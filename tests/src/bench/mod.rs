@@ -26,6 +26,7 @@
 //! `--relay` measures another build of the relay program against the same
 //! harness, to compare a change with what it replaces in one sitting.
 
+pub mod affinity;
 pub mod agent;
 pub mod concurrent;
 pub mod datapath;
@@ -323,6 +324,12 @@ async fn datapath(
     report.relay_cpu_s_per_gib = Some(o.relay_cpu_s_per_gib);
     report.datapath_ends_cpu_pct_relay = Some(o.ends_cpu_pct_relay);
     report.datapath_ends_cpu_pct_direct = Some(o.ends_cpu_pct_direct);
+    report.datapath_apart_relay_mib_s = o.apart_relay_mib_s;
+    report.datapath_apart_direct_mib_s = o.apart_direct_mib_s;
+    report.datapath_apart_throughput_ratio = o
+        .apart_relay_mib_s
+        .zip(o.apart_direct_mib_s)
+        .map(|(r, d)| r / d);
     let (r, d) = (o.latency_relay.ms(0.5), o.latency_direct.ms(0.5));
     report.datapath_latency_relay_ms_p50 = Some(r);
     report.datapath_latency_direct_ms_p50 = Some(d);

@@ -64,7 +64,9 @@ pub struct Report {
     pub ends_cpu_pct_transfer_pipe: Option<f64>,
 
     // One end-to-end QUIC connection through the forwarder, against the
-    // same two endpoints connected directly.
+    // same two endpoints connected directly: with the relay and both ends
+    // sharing every core, then (`apart`) with the relay on a core of its
+    // own and the ends on the rest, as when the relay has its own machine.
     pub datapath_throughput_ratio: Option<f64>,
     /// This process's CPU (both ends) while the relayed and the direct
     /// turns run.
@@ -72,6 +74,9 @@ pub struct Report {
     pub datapath_ends_cpu_pct_direct: Option<f64>,
     pub datapath_relay_mib_s: Option<f64>,
     pub datapath_direct_mib_s: Option<f64>,
+    pub datapath_apart_throughput_ratio: Option<f64>,
+    pub datapath_apart_relay_mib_s: Option<f64>,
+    pub datapath_apart_direct_mib_s: Option<f64>,
     pub datapath_latency_relay_ms_p50: Option<f64>,
     pub datapath_latency_direct_ms_p50: Option<f64>,
     pub datapath_latency_added_ms_p50: Option<f64>,
@@ -254,6 +259,11 @@ impl Report {
                 format!("≤ {TARGET_RELAY_CPU_S_PER_GIB:.2} (old path ÷ 3)"),
                 self.relay_cpu_s_per_gib
                     .map(|s| s <= TARGET_RELAY_CPU_S_PER_GIB),
+            ),
+            row(
+                "the same, relay on a core of its own, ends on the rest (MiB/s)",
+                self.datapath_apart_relay_mib_s,
+                self.datapath_apart_direct_mib_s,
             ),
             row(
                 "round trip through the forwarder, p50 (ms)",
