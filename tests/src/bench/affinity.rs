@@ -82,8 +82,8 @@ fn set(pid: u32, cores: &CpuSet) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    fn cores_of(pid: u32) -> Vec<usize> {
-        let set = sched_getaffinity(Pid::from_raw(pid as i32)).unwrap();
+    fn cores_of(tid: i32) -> Vec<usize> {
+        let set = sched_getaffinity(Pid::from_raw(tid)).unwrap();
         (0..CpuSet::count())
             .filter(|c| set.is_set(*c).unwrap())
             .collect()
@@ -91,23 +91,38 @@ mod tests {
 
     #[test]
     fn a_child_goes_to_the_last_core_and_both_get_every_core_back() {
-        let before = cores_of(std::process::id());
+        // A second thread of this process, which must move with it.
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn(move || {
+            tid_tx.send(nix::unistd::gettid().as_raw()).unwrap();
+            stopped.recv()
+        });
+        let other_tid = tid_rx.recv().unwrap();
+        let me = std::process::id() as i32;
+        let before = cores_of(me);
         let mut child = std::process::Command::new("sleep")
             .arg("30")
             .spawn()
             .unwrap();
+        let child_pid = child.id() as i32;
         let result = Apart::new(child.id());
         if before.len() < 2 {
             assert!(result.is_err(), "one core cannot be split");
         } else {
             let apart = result.unwrap();
-            assert_eq!(cores_of(child.id()), vec![*before.last().unwrap()]);
-            assert_eq!(cores_of(std::process::id()), before[..before.len() - 1]);
+            assert_eq!(cores_of(child_pid), vec![*before.last().unwrap()]);
+            for tid in [me, other_tid] {
+                assert_eq!(cores_of(tid), before[..before.len() - 1]);
+            }
             drop(apart);
-            assert_eq!(cores_of(child.id()), before);
-            assert_eq!(cores_of(std::process::id()), before);
+            for tid in [child_pid, me, other_tid] {
+                assert_eq!(cores_of(tid), before);
+            }
         }
         child.kill().unwrap();
         child.wait().unwrap();
+        stop.send(()).unwrap();
+        other.join().unwrap().unwrap();
     }
 }
