@@ -18,8 +18,8 @@ pub struct Apart {
 
 impl Apart {
     /// Puts `relay` on the last core this process may use and this process
-    /// on the others. Needs two cores at least.
-    pub fn new(relay: u32) -> anyhow::Result<Apart> {
+    /// on the others; `None` when this process may use one core only.
+    pub fn new(relay: u32) -> anyhow::Result<Option<Apart>> {
         let all =
             sched_getaffinity(Pid::from_raw(0)).context("cannot read this process's cores")?;
         let cores: Vec<usize> = (0..CpuSet::count())
@@ -29,7 +29,7 @@ impl Apart {
             bail!("this process may run on no core");
         };
         if rest.is_empty() {
-            bail!("the relay needs a core of its own and the ends another: one core only");
+            return Ok(None);
         }
         let mut ends = CpuSet::new();
         for c in rest {
@@ -43,7 +43,7 @@ impl Apart {
         };
         set(apart.pids[0], &ends)?;
         set(apart.pids[1], &alone)?;
-        Ok(apart)
+        Ok(Some(apart))
     }
 }
 
@@ -106,9 +106,9 @@ mod tests {
             .spawn()
             .unwrap();
         let child_pid = child.id() as i32;
-        let result = Apart::new(child.id());
+        let result = Apart::new(child.id()).unwrap();
         if before.len() < 2 {
-            assert!(result.is_err(), "one core cannot be split");
+            assert!(result.is_none(), "one core cannot be split");
         } else {
             let apart = result.unwrap();
             assert_eq!(cores_of(child_pid), vec![*before.last().unwrap()]);

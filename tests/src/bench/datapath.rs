@@ -296,7 +296,8 @@ pub async fn measure(
     out.ends_cpu_pct_relay = shared.ends_relay_cpu_s / shared.relay_wall_s * 100.0;
     out.ends_cpu_pct_direct = shared.ends_direct_cpu_s / shared.direct_wall_s * 100.0;
     match Apart::new(relay.pid()) {
-        Ok(apart) => {
+        Ok(None) => {}
+        Ok(Some(apart)) => {
             let result = turns(&direct, &ends, relay, piece).await;
             drop(apart);
             let apart = result?;
